@@ -1,0 +1,1 @@
+"""HTTP, CLI, settings and wiring; the business rules live in `segmentation` and `offers`."""

@@ -1,0 +1,126 @@
+"""The `makegood` command line: thin commands over the domain packages."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+import msgspec
+from rich.console import Console
+
+from api.settings import Settings
+
+console = Console()
+
+
+class _Group(click.Group):
+    """Turns domain errors into one `Error: …` line and a non-zero exit, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except (ValueError, LookupError, OSError, RuntimeError, msgspec.MsgspecError) as exc:
+            raise click.ClickException(str(exc) or type(exc).__name__) from exc
+
+
+@click.group(cls=_Group)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="MAKEGOOD_DATA",
+    default="makegood-data",
+    show_default=True,
+    help="Data folder (SQLite ledger, profiles, models). Env: MAKEGOOD_DATA.",
+)
+@click.version_option(package_name="makegood")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: Path) -> None:
+    """makegood: apology, perk and legal entitlements for every customer a failure touches."""
+    ctx.obj = Settings.from_env(data_dir)
+
+
+@cli.command()
+@click.pass_obj
+def demo(settings: Settings) -> None:
+    """Play one delayed flight of 300 passengers, step by step, then replay it."""
+    from api.demo import run_demo
+
+    run_demo(settings, console)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.pass_obj
+def serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    """Serve the HTTP API (OpenAPI at /schema); bootstraps an empty data folder first."""
+    import uvicorn
+
+    from api.runtime import ensure_bootstrapped
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    ensure_bootstrapped(settings)  # once, before workers start, so they never race to do it
+    os.environ["MAKEGOOD_DATA"] = str(settings.data_dir)
+    uvicorn.run(
+        "api.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
+
+
+@cli.group()
+def profiles() -> None:
+    """Customer profiles."""
+
+
+@profiles.command("synth")
+@click.option("--n", "n", default=10_000, show_default=True, type=click.IntRange(1, 50_000_000))
+@click.option("--seed", default=7, show_default=True, type=int)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def profiles_synth(n: int, seed: int, output: Path) -> None:
+    """Write N realistic synthetic airline customers to a Parquet file (same seed, same bytes)."""
+    from segmentation.synth import synth_profiles, write_profiles
+
+    with console.status(f"synthesizing {n:,} profiles…"):
+        frame = synth_profiles(n, seed)
+        write_profiles(frame, output)
+    console.print(f"wrote {frame.height:,} profiles to {output}")
+
+
+@cli.group()
+def db() -> None:
+    """The ledger database."""
+
+
+@db.command("upgrade")
+@click.pass_obj
+def db_upgrade(settings: Settings) -> None:
+    """Apply database migrations (SQLite in the data folder or MAKEGOOD_DATABASE_URL)."""
+    from offers.db import create_engine, upgrade
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.db_url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    console.print(f"database at {settings.db_label} is up to date")
+
+
+def main() -> None:
+    cli.main(prog_name="makegood")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,152 @@
+"""Wiring: open a data folder, bootstrapping it on first use, and hold the live parts.
+
+A fresh folder gets synthetic profiles, a trained segmentation and the default offer table,
+so `makegood serve` and `makegood demo` work with nothing prepared. Each bootstrap step is
+logged, because an operator should know the data is synthetic.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import sqlalchemy as sa
+
+from api.settings import Settings
+from offers.db import create_engine, upgrade
+from offers.flow import Parts
+from offers.incidents import EscalationPolicy
+from offers.ledger import Ledger
+from offers.messages import MessageBook, load_default_book
+from offers.tables import DEFAULTS, OfferTable, parse_table
+from segmentation.book import ProfileBook
+from segmentation.model import Segmentation
+from segmentation.registry import Registry
+
+log = logging.getLogger("makegood")
+
+BOOTSTRAP_PROFILES = 10_000
+BOOTSTRAP_SEED = 7
+
+Step = Callable[[str], None]
+
+
+def _snapshots(data_dir: Path) -> list[Path]:
+    return sorted((data_dir / "profiles").glob("snapshot-*.parquet"))
+
+
+def ensure_bootstrapped(settings: Settings, step: Step = log.info) -> None:
+    """Create whatever the data folder lacks; leave everything it has alone."""
+    data = settings.data_dir
+    data.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.db_url)
+    try:
+        upgrade(engine)
+        ledger = Ledger(engine)
+        if not _snapshots(data):
+            from segmentation.synth import synth_profiles, write_profiles
+
+            step(f"bootstrap: synthesizing {BOOTSTRAP_PROFILES:,} profiles (synthetic data)")
+            (data / "profiles").mkdir(exist_ok=True)
+            write_profiles(
+                synth_profiles(BOOTSTRAP_PROFILES, BOOTSTRAP_SEED),
+                data / "profiles" / "snapshot-0001.parquet",
+            )
+        registry = Registry(data / "models")
+        if registry.active() is None:
+            from segmentation.model import train
+
+            profiles = pl.read_parquet(_snapshots(data)[-1])
+            step(f"bootstrap: training a segmentation on {profiles.height:,} profiles")
+            model = train(
+                profiles, version=registry.next_version(), seed=BOOTSTRAP_SEED, k=5, progress=step
+            )
+            registry.save(model)
+            registry.promote(model.card.version)
+            names = ", ".join(s.name for s in model.card.segments)
+            step(f"bootstrap: segmentation {model.card.version} active: {names}")
+        if ledger.published_table() is None:
+            body = (DEFAULTS / "offers.toml").read_text(encoding="utf-8")
+            table = parse_table(body)
+            version = ledger.publish_table(
+                table.name,
+                body,
+                "makegood bootstrap",
+                "default table shipped with makegood",
+                datetime.now(UTC),
+            )
+            step(f"bootstrap: published offer table {table.name} v{version}")
+    finally:
+        engine.dispose()
+
+
+@dataclass
+class Runtime:
+    """The live parts of one process: ledger, segmented profiles, table, messages."""
+
+    settings: Settings
+    engine: sa.Engine
+    ledger: Ledger
+    model: Segmentation
+    book: ProfileBook
+    messages: MessageBook
+    policy: EscalationPolicy = field(default_factory=EscalationPolicy)
+    table_version: tuple[str, int] = ("", 0)
+    _table: OfferTable | None = None
+
+    def table(self) -> OfferTable:
+        if self._table is None:
+            self.reload_table()
+        assert self._table is not None
+        return self._table
+
+    def reload_table(self) -> None:
+        published = self.ledger.published_table()
+        if published is None:
+            raise RuntimeError("no offer table published")
+        name, version, body = published
+        self._table = parse_table(body, f"offer table {name} v{version}")
+        self.table_version = (name, version)
+
+    def parts(self) -> Parts:
+        return Parts(
+            select_profiles=self.book.select,
+            unknown_profiles=self.book.unknown,
+            ledger=self.ledger,
+            table=self.table,
+            book=self.messages,
+            policy=self.policy,
+        )
+
+    def ready(self) -> bool:
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return True
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_runtime(settings: Settings, step: Step = log.info) -> Runtime:
+    """Bootstrap if needed, then load the active model, newest profiles and live table."""
+    ensure_bootstrapped(settings, step)
+    engine = create_engine(settings.db_url)
+    registry = Registry(settings.data_dir / "models")
+    version = registry.active()
+    assert version is not None
+    model = registry.load(version)
+    profiles = pl.read_parquet(_snapshots(settings.data_dir)[-1])
+    runtime = Runtime(
+        settings=settings,
+        engine=engine,
+        ledger=Ledger(engine),
+        model=model,
+        book=ProfileBook(profiles, model),
+        messages=load_default_book(),
+    )
+    runtime.reload_table()
+    return runtime

@@ -1,0 +1,36 @@
+"""Process settings, from flags and environment; nothing here decides anything."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+
+from offers.db import sqlite_url
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    data_dir: Path = Path("makegood-data")
+    database_url: str | None = None
+
+    @classmethod
+    def from_env(cls, data_dir: Path | str | None = None) -> Settings:
+        data = data_dir or os.environ.get("MAKEGOOD_DATA") or "makegood-data"
+        return cls(
+            data_dir=Path(data).resolve(),
+            database_url=os.environ.get("MAKEGOOD_DATABASE_URL") or None,
+        )
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or sqlite_url(self.data_dir)
+
+    @property
+    def db_label(self) -> str:
+        """Where the ledger lives, safe to print (no password)."""
+        if self.database_url is None:
+            return str(self.data_dir / "makegood.db")
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.database_url).render_as_string(hide_password=True)

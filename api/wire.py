@@ -1,0 +1,147 @@
+"""Wire types of the HTTP API (msgspec), and their mapping to and from the domain."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+import polars as pl
+
+from offers.incidents import AwareDatetime, FlightFacts, Incident, IncidentId
+
+CustomerId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+MAX_SYNC_CUSTOMERS = 100_000
+
+
+class IncidentCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A new incident (or the same one again: repeating a create is harmless)."""
+
+    incident_id: IncidentId
+    kind: Literal["flight_delay"]
+    occurred_at: AwareDatetime
+    facts: FlightFacts
+    customers: Annotated[
+        list[CustomerId], msgspec.Meta(min_length=1, max_length=MAX_SYNC_CUSTOMERS)
+    ]
+    dry_run: bool = False
+
+    def incident(self) -> Incident:
+        return Incident(
+            incident_id=self.incident_id,
+            kind=self.kind,
+            occurred_at=self.occurred_at,
+            facts=self.facts,
+        )
+
+
+class IncidentPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """New facts for an incident (the delay grew); optionally more affected customers."""
+
+    facts: FlightFacts
+    customers: Annotated[list[CustomerId], msgspec.Meta(max_length=MAX_SYNC_CUSTOMERS)] = []
+    dry_run: bool = False
+
+
+class SegmentOut(msgspec.Struct, frozen=True, kw_only=True):
+    name: str | None
+    description: str | None
+
+
+class MessageOut(msgspec.Struct, frozen=True, kw_only=True):
+    channel: str
+    language: str
+    text: str
+    kind: Literal["apology", "update"]
+
+
+class PerkOut(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    title: str | None
+    value: float
+    cost: float
+    currency: str
+    code: str
+    valid_until: date
+
+
+class EntitlementOut(msgspec.Struct, frozen=True, kw_only=True):
+    regime: str
+    kind: str
+    amount: float | None
+    currency: str | None
+    basis: str
+
+
+class FollowupOut(msgspec.Struct, frozen=True, kw_only=True):
+    due_at: datetime
+    kind: str
+
+
+class DecisionOut(msgspec.Struct, frozen=True, kw_only=True):
+    customer_id: str
+    incident_id: str
+    step: int
+    segment: SegmentOut
+    message: MessageOut | None
+    perk: PerkOut | None
+    entitlements: list[EntitlementOut]
+    followups: list[FollowupOut]
+    reasons: list[str]
+    propensity: float
+
+
+class IncidentResult(msgspec.Struct, frozen=True, kw_only=True):
+    incident_id: str
+    step: int
+    delay_minutes: int
+    issued: Annotated[int, msgspec.Meta(description="decisions newly recorded by this call")]
+    cost: float
+    dry_run: bool
+    decisions: list[DecisionOut]
+
+
+class DecisionPage(msgspec.Struct, frozen=True, kw_only=True):
+    incident_id: str
+    total: int
+    offset: int
+    limit: int
+    next_offset: int | None
+    decisions: list[DecisionOut]
+
+
+def decision_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """Decision frame -> nested dicts of DESIGN.md's decision shape, built as columns."""
+    has_perk = pl.col("perk_id").is_not_null()
+    has_message = pl.col("text").is_not_null()
+    shaped = frame.select(
+        "customer_id",
+        "incident_id",
+        "step",
+        pl.struct(name="segment", description="segment_description").alias("segment"),
+        pl.when(has_message)
+        .then(pl.struct("channel", "language", "text", kind="message_kind"))
+        .alias("message"),
+        pl.when(has_perk)
+        .then(
+            pl.struct(
+                id="perk_id",
+                title="perk_title",
+                value="perk_value",
+                cost="perk_cost",
+                currency="currency",
+                code="perk_code",
+                valid_until="valid_until",
+            )
+        )
+        .alias("perk"),
+        pl.lit([], pl.List(pl.String)).alias("entitlements"),
+        pl.lit([], pl.List(pl.String)).alias("followups"),
+        "reasons",
+        "propensity",
+    )
+    return shaped.to_dicts()
+
+
+def decisions_out(frame: pl.DataFrame) -> list[DecisionOut]:
+    return msgspec.convert(decision_rows(frame), list[DecisionOut])

@@ -1,0 +1,1 @@
+"""Profiles, features, segmentation models and their human names (no HTTP here)."""

@@ -1,0 +1,79 @@
+"""Profile schema: the one shape every customer table has once it enters makegood.
+
+Importers, the synthesizer, feature builders and the decision engine all agree on these
+columns and dtypes, so a profile file is checked once at the edge (`conform`) and trusted after.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+__all__ = [
+    "CHANNELS",
+    "GENDERS",
+    "LANGUAGES",
+    "PROFILE_SCHEMA",
+    "PROTECTED_COLUMNS",
+    "TIERS",
+    "conform",
+]
+
+LANGUAGES: tuple[str, ...] = ("en", "zh-Hans", "zh-Hant")
+"""Languages messages are written in; BCP 47 tags, script not region, for Chinese."""
+
+CHANNELS: tuple[str, ...] = ("sms", "email", "app", "chat")
+"""Contact channels; this order is also the order of `allowed_channels` lists."""
+
+TIERS: tuple[str, ...] = ("basic", "silver", "gold", "platinum")
+"""Loyalty tiers, lowest first, so Enum order compares like the programme does."""
+
+GENDERS: tuple[str, ...] = ("female", "male", "other")
+"""Self-declared gender values; protected, kept only to report disparity."""
+
+PROTECTED_COLUMNS: frozenset[str] = frozenset(
+    {"gender", "birth_year", "age", "nationality", "religion", "disability", "ethnicity"}
+)
+"""Columns never used for segmentation or offer rules unless explicitly allowed."""
+
+PROFILE_SCHEMA: dict[str, pl.DataType] = {
+    "customer_id": pl.String(),
+    "first_name": pl.String(),
+    "email": pl.String(),
+    "phone": pl.String(),
+    "language": pl.Enum(LANGUAGES),
+    "preferred_channel": pl.Enum(CHANNELS),
+    "allowed_channels": pl.List(pl.Enum(CHANNELS)),
+    "consent_marketing": pl.Boolean(),
+    "timezone": pl.String(),  # IANA name, e.g. "Asia/Taipei"
+    "home_airport": pl.String(),  # IATA code, e.g. "TPE"
+    "tier": pl.Enum(TIERS),
+    "trips_12m": pl.Int32(),
+    "spend_12m": pl.Float64(),
+    "business_share": pl.Float64(),  # share of trips that were business, 0..1
+    "avg_fare": pl.Float64(),
+    "duty_free_spend_12m": pl.Float64(),
+    "lounge_visits_12m": pl.Int32(),
+    "tenure_years": pl.Float64(),
+    "complaints_12m": pl.Int32(),
+    "gender": pl.Enum(GENDERS),  # nullable, protected
+    "birth_year": pl.Int32(),  # nullable, protected
+}
+"""Profile columns in canonical order with their polars dtypes."""
+
+
+def conform(df: pl.DataFrame) -> pl.DataFrame:
+    """Return `df` with the profile columns first, in schema order and dtypes.
+
+    Extra columns are kept after them, in their original order, so callers can carry
+    along data the schema does not know (e.g. `latent_kind` in synthetic data).
+    Raises ValueError naming every missing profile column; casting is strict, so a value
+    outside an Enum's categories raises too instead of silently becoming null.
+    """
+    missing = [name for name in PROFILE_SCHEMA if name not in df.columns]
+    if missing:
+        raise ValueError(f"profile columns missing: {', '.join(missing)}")
+    extra = [name for name in df.columns if name not in PROFILE_SCHEMA]
+    return df.select(
+        *(pl.col(name).cast(dtype) for name, dtype in PROFILE_SCHEMA.items()),
+        *extra,
+    )

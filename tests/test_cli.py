@@ -1,0 +1,152 @@
+"""The command line, through click's runner and as a real server process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from click.testing import CliRunner
+
+from api.cli import cli
+from segmentation.profiles import PROFILE_SCHEMA
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_profiles_synth_is_deterministic(tmp_path: Path) -> None:
+    runner = CliRunner()
+    for name in ("a.parquet", "b.parquet"):
+        result = runner.invoke(
+            cli, ["profiles", "synth", "--n", "500", "--seed", "3", "-o", str(tmp_path / name)]
+        )
+        assert result.exit_code == 0, result.output
+        assert "wrote 500 profiles" in result.output
+    assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    assert list(pl.read_parquet(tmp_path / "a.parquet").columns)[: len(PROFILE_SCHEMA)] == list(
+        PROFILE_SCHEMA
+    )
+
+
+def test_demo_tells_the_story_and_replays_without_issuing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = CliRunner().invoke(cli, ["--data", str(data), "demo"], terminal_width=160)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "bootstrap: synthesizing 10,000 profiles" in out
+    for step, delay in enumerate((30, 60, 100, 140, 190), start=1):
+        assert f"step {step}: delay {delay} min, 300 decisions issued" in out
+    assert "lounge-1h" in out and "dutyfree-5" in out and "meal-12" in out
+    assert "[en, " in out and ("[zh-Hant, " in out or "[zh-Hans, " in out)
+    assert "0 new decisions, same answer as before: yes" in out
+    assert "1,500 rows" in out
+    # a second run reuses the folder and plays a new incident
+    again = CliRunner().invoke(cli, ["--data", str(data), "demo"], terminal_width=160)
+    assert again.exit_code == 0 and "bootstrap:" not in again.output
+    assert "0 new decisions, same answer as before: yes" in again.output
+
+
+def test_data_folder_comes_from_the_environment(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["db", "upgrade"], env={"MAKEGOOD_DATA": str(tmp_path / "d")})
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "d" / "makegood.db").exists()
+
+
+def test_errors_are_one_line_not_a_traceback(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = subprocess.run(
+        [sys.executable, "-m", "api.cli", "--data", str(blocker / "sub"), "db", "upgrade"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:"), result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _call(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"content-type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_serve_bootstraps_an_empty_folder_and_answers(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "MAKEGOOD_DATA": str(tmp_path / "data")}
+    env.pop("MAKEGOOD_DATABASE_URL", None)
+    log = tmp_path / "server.log"
+    with log.open("w") as sink:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                status, ready = _call("GET", f"{base}/readyz")
+                if status == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.3)
+        assert ready["profiles"] == 10_000
+        ids = [f"c{i:06d}" for i in range(1, 41)]
+        incident = {
+            "incident_id": "MG123-2026-11-23",
+            "kind": "flight_delay",
+            "occurred_at": "2026-11-23T07:05:00Z",
+            "facts": {"delay_minutes": 50, "flight": "MG123"},
+            "customers": ids,
+        }
+        status, created = _call("POST", f"{base}/v1/incidents", incident)
+        assert status == 201 and created["issued"] == 40
+        patch = {"facts": {"delay_minutes": 100, "flight": "MG123"}}
+        first = _call("PATCH", f"{base}/v1/incidents/MG123-2026-11-23", patch)[1]
+        second = _call("PATCH", f"{base}/v1/incidents/MG123-2026-11-23", patch)[1]
+        assert first["issued"] == 40 and second["issued"] == 0
+        assert first["decisions"] == second["decisions"]
+        status, page = _call("GET", f"{base}/v1/incidents/MG123-2026-11-23/decisions?limit=500")
+        assert status == 200 and page["total"] == 80
+        status, schema = _call("GET", f"{base}/schema/openapi.json")
+        assert status == 200 and "/v1/incidents" in schema["paths"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    text = log.read_text()
+    assert "bootstrap: synthesizing 10,000 profiles" in text
+    # personal data never reaches the log
+    profiles = pl.read_parquet(next((tmp_path / "data" / "profiles").glob("*.parquet")))
+    served = profiles.filter(pl.col("customer_id").is_in(ids))
+    for column in ("email", "phone"):
+        assert not any(value in text for value in served[column].to_list())

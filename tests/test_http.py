@@ -1,0 +1,154 @@
+"""The HTTP contract through litestar's test client, over real databases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from api.app import create_app
+from api.runtime import Runtime
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> Iterator[TestClient[Any]]:
+    with TestClient(app=create_app(runtime)) as client:
+        yield client
+
+
+def body(runtime: Runtime, delay: int = 60, n: int = 25, **extra: Any) -> dict[str, Any]:
+    return {
+        "incident_id": "MG123-2026-11-23",
+        "kind": "flight_delay",
+        "occurred_at": "2026-11-23T07:05:00+08:00",
+        "facts": {"delay_minutes": delay, "flight": "MG123", "origin": "TPE"},
+        "customers": runtime.book.frame["customer_id"].to_list()[:n],
+        **extra,
+    }
+
+
+def test_health_ready_and_schema(client: TestClient[Any]) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["offer_table"] == "flight-delay v1"
+    paths = client.get("/schema/openapi.json").json()["paths"]
+    assert {"/v1/incidents", "/v1/incidents/{incident_id}"} <= set(paths)
+
+
+def test_create_then_patch_has_the_designed_shape(
+    client: TestClient[Any], runtime: Runtime
+) -> None:
+    created = client.post("/v1/incidents", json=body(runtime, delay=30))
+    assert created.status_code == 201
+    data = created.json()
+    assert (data["step"], data["issued"]) == (1, 25)
+    decision = data["decisions"][0]
+    assert set(decision) == {
+        "customer_id",
+        "incident_id",
+        "step",
+        "segment",
+        "message",
+        "perk",
+        "entitlements",
+        "followups",
+        "reasons",
+        "propensity",
+    }
+    assert decision["message"]["kind"] == "apology"
+    assert set(decision["segment"]) == {"name", "description"}
+    assert decision["perk"]["code"] in decision["message"]["text"]
+
+    patched = client.patch(
+        "/v1/incidents/MG123-2026-11-23", json={"facts": {"delay_minutes": 100, "flight": "MG123"}}
+    )
+    assert patched.status_code == 200
+    assert (patched.json()["step"], patched.json()["issued"]) == (3, 25)
+    assert {d["message"]["kind"] for d in patched.json()["decisions"]} == {"update"}
+
+
+def test_same_patch_twice_returns_same_decisions_and_one_row_per_step(
+    client: TestClient[Any], runtime: Runtime
+) -> None:
+    client.post("/v1/incidents", json=body(runtime, delay=30))
+    patch = {"facts": {"delay_minutes": 60, "flight": "MG123"}}
+    first = client.patch("/v1/incidents/MG123-2026-11-23", json=patch).json()
+    second = client.patch("/v1/incidents/MG123-2026-11-23", json=patch).json()
+    assert first["issued"] == 25 and second["issued"] == 0
+    assert first["decisions"] == second["decisions"]
+    assert runtime.ledger.count("MG123-2026-11-23") == 50  # 25 customers x 2 steps
+
+
+def test_repeated_create_is_harmless(client: TestClient[Any], runtime: Runtime) -> None:
+    first = client.post("/v1/incidents", json=body(runtime))
+    again = client.post("/v1/incidents", json=body(runtime))
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["issued"] == 0 and again.json()["decisions"] == first.json()["decisions"]
+
+
+def test_decisions_are_paginated(client: TestClient[Any], runtime: Runtime) -> None:
+    client.post("/v1/incidents", json=body(runtime, delay=30))
+    client.patch(
+        "/v1/incidents/MG123-2026-11-23", json={"facts": {"delay_minutes": 60, "flight": "MG123"}}
+    )
+    page = client.get("/v1/incidents/MG123-2026-11-23/decisions", params={"limit": 20}).json()
+    assert (page["total"], len(page["decisions"]), page["next_offset"]) == (50, 20, 20)
+    rest = client.get(
+        "/v1/incidents/MG123-2026-11-23/decisions", params={"limit": 40, "offset": 20}
+    ).json()
+    assert len(rest["decisions"]) == 30 and rest["next_offset"] is None
+    step2 = client.get("/v1/incidents/MG123-2026-11-23/decisions", params={"step": 2}).json()
+    assert step2["total"] == 25 and {d["step"] for d in step2["decisions"]} == {2}
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "names"),
+    [
+        ({"kind": "volcano"}, 422, "kind"),
+        ({"facts": {"delay_minutes": -5, "flight": "MG123"}}, 422, "facts.delay_minutes"),
+        ({"facts": {"delay_minutes": "late", "flight": "MG123"}}, 422, "facts.delay_minutes"),
+        ({"facts": {"delay_minutes": 50}}, 422, "flight"),
+        ({"occurred_at": "2026-11-23T07:05:00"}, 422, "occurred_at"),
+        ({"customers": []}, 422, "customers"),
+        ({"customers": ["c000001", "nobody"]}, 422, "nobody"),
+        ({"surprise": 1}, 422, "surprise"),
+    ],
+)
+def test_bad_input_is_a_4xx_naming_the_field_and_writes_nothing(
+    client: TestClient[Any], runtime: Runtime, change: dict[str, Any], status: int, names: str
+) -> None:
+    response = client.post("/v1/incidents", json=body(runtime) | change)
+    assert response.status_code == status, response.text
+    assert names in response.json()["detail"]
+    assert runtime.ledger.incident("MG123-2026-11-23") is None
+    assert runtime.ledger.count("MG123-2026-11-23") == 0
+
+
+def test_malformed_json_is_a_400(client: TestClient[Any], runtime: Runtime) -> None:
+    response = client.post(
+        "/v1/incidents",
+        content=b'{"incident_id": "x", ',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert runtime.ledger.count("x") == 0
+
+
+def test_patch_of_unknown_incident_is_404_and_bad_patch_writes_nothing(
+    client: TestClient[Any], runtime: Runtime
+) -> None:
+    missing = client.patch(
+        "/v1/incidents/NOPE", json={"facts": {"delay_minutes": 60, "flight": "X1"}}
+    )
+    assert missing.status_code == 404 and "NOPE" in missing.json()["detail"]
+    client.post("/v1/incidents", json=body(runtime, delay=30))
+    bad = client.patch(
+        "/v1/incidents/MG123-2026-11-23",
+        json={"facts": {"delay_minutes": 60, "flight": "MG123"}, "customers": ["ghost"]},
+    )
+    assert bad.status_code == 422 and "ghost" in bad.json()["detail"]
+    assert runtime.ledger.count("MG123-2026-11-23") == 25
+    assert runtime.ledger.incident("MG123-2026-11-23")["step"] == 1  # type: ignore[index]
+    assert client.get("/v1/incidents/NOPE/decisions").status_code == 404
