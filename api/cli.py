@@ -80,25 +80,6 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
 
 
 @cli.group()
-def profiles() -> None:
-    """Customer profiles."""
-
-
-@profiles.command("synth")
-@click.option("--n", "n", default=10_000, show_default=True, type=click.IntRange(1, 50_000_000))
-@click.option("--seed", default=7, show_default=True, type=int)
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
-def profiles_synth(n: int, seed: int, output: Path) -> None:
-    """Write N realistic synthetic airline customers to a Parquet file (same seed, same bytes)."""
-    from segmentation.synth import synth_profiles, write_profiles
-
-    with console.status(f"synthesizing {n:,} profiles…"):
-        frame = synth_profiles(n, seed)
-        write_profiles(frame, output)
-    console.print(f"wrote {frame.height:,} profiles to {output}")
-
-
-@cli.group()
 def db() -> None:
     """The ledger database."""
 
@@ -116,6 +97,17 @@ def db_upgrade(settings: Settings) -> None:
     finally:
         engine.dispose()
     console.print(f"database at {settings.db_label} is up to date")
+
+
+def _register() -> None:
+    """Each area's commands live in their own module; this is the one place that lists them."""
+    from api import cli_offers, cli_profiles, cli_segments
+
+    for module in (cli_profiles, cli_segments, cli_offers):
+        cli.add_command(module.group)
+
+
+_register()
 
 
 def main() -> None:
