@@ -10,7 +10,7 @@ from litestar.datastructures import State
 from litestar.exceptions import ValidationException
 from litestar.openapi import OpenAPIConfig
 
-from api import routes_incidents, routes_offers, routes_segments
+from api import routes_incidents, routes_offers, routes_profiles, routes_segments
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
 from offers.flow import UnknownCustomers, UnknownIncident
@@ -82,6 +82,7 @@ def create_app(runtime: Runtime) -> Litestar:
             healthz,
             readyz,
             *routes_incidents.handlers,
+            *routes_profiles.handlers,
             *routes_segments.handlers,
             *routes_offers.handlers,
         ],
