@@ -39,7 +39,7 @@ def _segment_table(outcome: Outcome, passengers: pl.DataFrame) -> Table:
         title_justify="left",
     )
     table.add_column("segment", no_wrap=True)
-    for col in ("passengers", "apologies", "updates"):
+    for col in ("passengers", "apologies", "updates", "holdout"):
         table.add_column(col, justify="right")
     table.add_column("perks issued")
     table.add_column("cost EUR", justify="right", no_wrap=True)
@@ -50,7 +50,8 @@ def _segment_table(outcome: Outcome, passengers: pl.DataFrame) -> Table:
             issued.group_by("segment").agg(
                 apologies=(pl.col("message_kind") == "apology").sum(),
                 updates=(pl.col("message_kind") == "update").sum(),
-                cost=pl.col("perk_cost").fill_null(0).sum(),
+                holdout=pl.col("holdout").sum(),
+                cost=pl.col("charged_cost").fill_null(0).sum(),
                 perks=pl.col("perk_id").drop_nulls().value_counts(sort=True),
             ),
             on="segment",
@@ -65,6 +66,7 @@ def _segment_table(outcome: Outcome, passengers: pl.DataFrame) -> Table:
             str(row["passengers"]),
             str(row["apologies"] or 0),
             str(row["updates"] or 0),
+            str(row["holdout"] or 0),
             perks,
             f"{row['cost'] or 0:,.2f}",
         )

@@ -9,6 +9,9 @@ import sqlalchemy as sa
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+#: Execution option: begin this transaction holding the database's write lock (SQLite).
+WRITE_LOCK = "makegood_write_lock"
+
 
 def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'makegood.db'}"
@@ -23,11 +26,19 @@ def create_engine(url: str) -> sa.Engine:
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # transactions are begun below, not by sqlite3
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn: sa.Connection) -> None:
+            # A writer that will read-then-write takes the write lock up front, so two
+            # processes deciding the same incident are serialized instead of deadlocking.
+            immediate = conn.get_execution_options().get(WRITE_LOCK, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
@@ -42,4 +53,4 @@ def upgrade(engine: sa.Engine) -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        command.upgrade(config, "heads")

@@ -1,22 +1,25 @@
 """One incident update, from facts to recorded decisions.
 
 This is the whole flow of DESIGN.md for an update: compute the step, find who is affected,
-decide for those not yet decided at this step, record exactly once, and answer with what
-the ledger holds, so repeated and concurrent calls all get the same decisions.
+decide for those not yet decided at this step, record exactly once, schedule follow-ups,
+and answer with what the ledger holds, so repeated and concurrent calls all get the same
+decisions. All of it runs in one transaction that holds the incident's lock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
 import polars as pl
 
-from offers.engine import decide
+from offers.engine import StepContext, decide
 from offers.incidents import EscalationPolicy, Incident
-from offers.ledger import DECISION_SCHEMA, Ledger
+from offers.ledger import DECISION_SCHEMA, Ledger, Tx
 from offers.messages import MessageBook
+from offers.policy import ContactPolicy, schedule_followups
 from offers.tables import OfferTable
 
 
@@ -42,15 +45,18 @@ class Outcome:
     issued: int
     decisions: pl.DataFrame
     dry_run: bool = False
+    budget: float | None = None
+    spent: float = 0.0
 
     @property
     def cost(self) -> float:
-        return float(self.decisions["perk_cost"].fill_null(0.0).sum())
+        """What this step's decisions charged against the incident (upgrades: the difference)."""
+        return float(self.decisions["charged_cost"].fill_null(0.0).sum())
 
 
 @dataclass(frozen=True)
 class Parts:
-    """What a flow needs: profiles by id, the ledger, the live table, messages, policy."""
+    """What a flow needs: profiles by id, the ledger, the live table, messages, policies."""
 
     select_profiles: Callable[[Sequence[str]], pl.DataFrame]
     unknown_profiles: Callable[[Sequence[str]], list[str]]
@@ -58,6 +64,8 @@ class Parts:
     table: Callable[[], OfferTable]
     book: MessageBook
     policy: EscalationPolicy
+    contact: ContactPolicy = field(default_factory=ContactPolicy)
+    entitlements: Callable[[Incident], list[dict[str, Any]]] = lambda _incident: []
 
 
 def apply_update(
@@ -68,47 +76,110 @@ def apply_update(
     *,
     dry_run: bool = False,
     must_exist: bool = False,
+    budget: float | None = None,
 ) -> Outcome:
     """Decide the incident's current step for everyone affected who lacks a decision."""
     ids = list(dict.fromkeys(customer_ids))
     unknown = parts.unknown_profiles(ids)
     if unknown:
         raise UnknownCustomers(unknown)
-    if must_exist and parts.ledger.incident(incident.incident_id) is None:
-        raise UnknownIncident(incident.incident_id)
     step = parts.policy.step(incident.facts.delay_minutes)
-    ledger = parts.ledger
-    if dry_run:
-        stored = ledger.incident(incident.incident_id) is not None
-        known = (
-            ledger.decisions(incident.incident_id)["customer_id"].unique().to_list()
-            if stored
-            else []
+    opener = parts.ledger.reading if dry_run else parts.ledger.writing
+    with opener() as tx:
+        stored = tx.incident(incident.incident_id)
+        if must_exist and stored is None:
+            raise UnknownIncident(incident.incident_id)
+        if dry_run:
+            known = tx.customers(incident.incident_id) if stored else []
+            affected = list(dict.fromkeys([*known, *ids]))
+            budget = budget if budget is not None else (stored or {}).get("budget")
+        else:
+            affected = tx.open_incident(incident, step, ids, now, budget)
+            budget = tx.incident(incident.incident_id)["budget"]  # type: ignore[index]
+        spent = tx.spent(incident.incident_id)
+        if step == 0:
+            empty = pl.DataFrame(schema=DECISION_SCHEMA)
+            return Outcome(
+                incident.incident_id,
+                0,
+                incident.facts.delay_minutes,
+                0,
+                empty,
+                dry_run,
+                budget,
+                spent,
+            )
+        customers = parts.select_profiles(affected)
+        ctx = StepContext(
+            incident=incident,
+            step=step,
+            now=now,
+            policy=parts.contact,
+            budget_left=None if budget is None else max(budget - spent, 0.0),
+            entitlements=parts.entitlements(incident),
         )
-        affected = list(dict.fromkeys([*known, *ids]))
-    else:
-        affected = ledger.open_incident(incident, step, ids, now)
-    empty = pl.DataFrame(schema=DECISION_SCHEMA)
-    if step == 0:
-        return Outcome(incident.incident_id, 0, incident.facts.delay_minutes, 0, empty, dry_run)
-    fresh = decide(
-        parts.select_profiles(affected),
-        ledger.history(incident.incident_id),
-        incident,
-        step,
-        parts.table(),
-        parts.book,
-        now,
+        since = now - timedelta(days=parts.contact.window_days)
+        fresh = decide(
+            customers,
+            tx.history(incident.incident_id),
+            tx.recent(incident.incident_id, since),
+            ctx,
+            parts.table(),
+            parts.book,
+        )
+        if dry_run:
+            stored_now = tx.decisions(incident.incident_id, step=step)
+            both = pl.concat([stored_now, fresh.cast(DECISION_SCHEMA)]).sort("customer_id")  # type: ignore[arg-type]
+            return Outcome(
+                incident.incident_id,
+                step,
+                incident.facts.delay_minutes,
+                0,
+                both,
+                True,
+                budget,
+                spent,
+            )
+        issued = tx.record(fresh, now)
+        _schedule(tx, fresh, customers, now, parts.contact)
+        return Outcome(
+            incident.incident_id,
+            step,
+            incident.facts.delay_minutes,
+            issued,
+            tx.decisions(incident.incident_id, step=step),
+            budget=budget,
+            spent=tx.spent(incident.incident_id),
+        )
+
+
+def _schedule(
+    tx: Tx, fresh: pl.DataFrame, customers: pl.DataFrame, now: datetime, policy: ContactPolicy
+) -> None:
+    """Follow-ups for customers apologized to now, who consented and have none pending.
+
+    Check-in and feedback about one incident make up the marketing-contact allowance of the
+    window; a customer with follow-ups from another incident in the window gets none.
+    """
+    if policy.marketing_contacts_per_window == 0:
+        return
+    busy = tx.followup_customers(now - timedelta(days=policy.window_days))
+    eligible = (
+        fresh.filter((pl.col("message_kind") == "apology") & pl.col("channel").is_not_null())
+        .select("incident_id", "customer_id", "channel", "language")
+        .join(customers.select("customer_id", "timezone", "consent_marketing"), on="customer_id")
+        .filter(pl.col("consent_marketing") & ~pl.col("customer_id").is_in(list(busy)))
     )
-    if dry_run:
-        stored_now = ledger.decisions(incident.incident_id, step=step)
-        both = pl.concat([stored_now, fresh.cast(DECISION_SCHEMA)]).sort("customer_id")  # type: ignore[arg-type]
-        return Outcome(incident.incident_id, step, incident.facts.delay_minutes, 0, both, True)
-    issued = ledger.record(fresh, now)
-    return Outcome(
-        incident.incident_id,
-        step,
-        incident.facts.delay_minutes,
-        issued,
-        ledger.decisions(incident.incident_id, step=step),
+    if eligible.is_empty():
+        return
+    due = schedule_followups(eligible.select("customer_id", "timezone"), now, policy)
+    kinds = due.filter(
+        pl.int_range(pl.len()).over("customer_id") < policy.marketing_contacts_per_window
+        if policy.marketing_contacts_per_window < 2
+        else pl.lit(True)
+    )
+    tx.schedule(
+        kinds.join(
+            eligible.select("incident_id", "customer_id", "channel", "language"), on="customer_id"
+        ).select("incident_id", "customer_id", "kind", "due_at", "channel", "language")
     )

@@ -1,13 +1,16 @@
 """The ledger: every decision issued, exactly once per (incident, step, customer).
 
-Writes use INSERT … ON CONFLICT DO NOTHING inside one transaction, so a repeated or
-concurrent call can never issue a decision twice; callers then read back what is stored,
-so every caller sees the same decisions.
+An update runs inside one write transaction that first locks the incident (a row lock on
+PostgreSQL, the database write lock on SQLite), so concurrent updates of one incident, from
+threads, processes or hosts, are serialized: each sees what the previous one recorded,
+budgets and caps are checked against committed truth, and INSERT … ON CONFLICT DO NOTHING
+on the (incident, step, customer) key makes a repeated write a no-op.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -15,9 +18,11 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from offers.engine import DECISION_COLUMNS, HISTORY_SCHEMA
+from offers.db import WRITE_LOCK
+from offers.engine import DECISION_COLUMNS, ENTITLEMENT_DTYPE, HISTORY_SCHEMA
 from offers.incidents import Incident
-from offers.schema import decisions, incident_customers, incidents, offer_tables
+from offers.policy import RECENT_SCHEMA
+from offers.schema import decisions, followups, incident_customers, incidents, offer_tables
 
 DECISION_SCHEMA: dict[str, Any] = {
     "incident_id": pl.String,
@@ -34,88 +39,136 @@ DECISION_SCHEMA: dict[str, Any] = {
     "perk_title": pl.String,
     "perk_value": pl.Float64,
     "perk_cost": pl.Float64,
+    "charged_cost": pl.Float64,
+    "replaces": pl.String,
     "currency": pl.String,
     "perk_code": pl.String,
     "valid_until": pl.Date,
+    "holdout": pl.Boolean,
+    "needs_human": pl.Boolean,
     "propensity": pl.Float64,
     "reasons": pl.List(pl.String),
+    "entitlements": ENTITLEMENT_DTYPE,
+}
+assert tuple(DECISION_SCHEMA) == DECISION_COLUMNS
+
+FOLLOWUP_SCHEMA: dict[str, Any] = {
+    "incident_id": pl.String,
+    "customer_id": pl.String,
+    "kind": pl.String,
+    "due_at": pl.Datetime("us", "UTC"),
+    "channel": pl.String,
+    "language": pl.String,
 }
 
 
-class Ledger:
-    def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
+def _frame(rows: Sequence[Any], schema: dict[str, Any]) -> pl.DataFrame:
+    return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
 
-    def _insert(self, table: sa.Table) -> Any:
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        return dialect.insert(table)
+
+class Tx:
+    """One transaction on the ledger; every read and write of an update goes through it."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        self._insert = dialect.insert
+
+    def lock(self, incident_id: str) -> None:
+        """Serialize updates of one incident (SQLite already holds the write lock)."""
+        if self.conn.dialect.name == "postgresql":
+            self.conn.execute(
+                sa.select(incidents.c.incident_id)
+                .where(incidents.c.incident_id == incident_id)
+                .with_for_update()
+            )
+
+    def incident(self, incident_id: str) -> dict[str, Any] | None:
+        row = (
+            self.conn.execute(sa.select(incidents).where(incidents.c.incident_id == incident_id))
+            .mappings()
+            .first()
+        )
+        return dict(row) if row else None
 
     def open_incident(
-        self, incident: Incident, step: int, customer_ids: Sequence[str], now: datetime
+        self,
+        incident: Incident,
+        step: int,
+        customer_ids: Sequence[str],
+        now: datetime,
+        budget: float | None,
     ) -> list[str]:
         """Record the incident's latest facts and affected customers; return all of them.
 
-        The stored step never goes down: a delay that shrinks claws nothing back.
+        The stored step never goes down: a delay that shrinks claws nothing back. The
+        incident row is created first and then locked, so concurrent creators queue up.
         """
         facts = {f: getattr(incident.facts, f) for f in incident.facts.__struct_fields__}
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                sa.select(incidents.c.step).where(incidents.c.incident_id == incident.incident_id)
-            ).first()
-            if row is None:
-                conn.execute(
-                    self._insert(incidents).on_conflict_do_nothing(),
-                    dict(
-                        incident_id=incident.incident_id,
-                        kind=incident.kind,
-                        occurred_at=incident.occurred_at,
-                        facts=facts,
-                        step=step,
-                        created_at=now,
-                        updated_at=now,
-                    ),
-                )
-            else:
-                conn.execute(
-                    incidents.update()
-                    .where(incidents.c.incident_id == incident.incident_id)
-                    .values(
-                        facts=facts, step=max(step, row.step), updated_at=now, kind=incident.kind
-                    )
-                )
-            if customer_ids:
-                conn.execute(
-                    self._insert(incident_customers).on_conflict_do_nothing(),
-                    [{"incident_id": incident.incident_id, "customer_id": c} for c in customer_ids],
-                )
-            stored = (
-                conn.execute(
-                    sa.select(incident_customers.c.customer_id)
-                    .where(incident_customers.c.incident_id == incident.incident_id)
-                    .order_by(incident_customers.c.customer_id)
-                )
-                .scalars()
-                .all()
+        self.conn.execute(
+            self._insert(incidents).on_conflict_do_nothing(),
+            dict(
+                incident_id=incident.incident_id,
+                kind=incident.kind,
+                occurred_at=incident.occurred_at,
+                facts=facts,
+                step=step,
+                created_at=now,
+                updated_at=now,
+                budget=budget,
+            ),
+        )
+        self.lock(incident.incident_id)
+        stored = self.incident(incident.incident_id)
+        assert stored is not None
+        values: dict[str, Any] = dict(facts=facts, step=max(step, stored["step"]), updated_at=now)
+        if budget is not None:
+            values["budget"] = budget
+        self.conn.execute(
+            incidents.update()
+            .where(incidents.c.incident_id == incident.incident_id)
+            .values(**values)
+        )
+        if customer_ids:
+            self.conn.execute(
+                self._insert(incident_customers).on_conflict_do_nothing(),
+                [{"incident_id": incident.incident_id, "customer_id": c} for c in customer_ids],
             )
-        return list(stored)
+        return self.customers(incident.incident_id)
 
-    def incident(self, incident_id: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            row = (
-                conn.execute(sa.select(incidents).where(incidents.c.incident_id == incident_id))
-                .mappings()
-                .first()
+    def customers(self, incident_id: str) -> list[str]:
+        return list(
+            self.conn.execute(
+                sa.select(incident_customers.c.customer_id)
+                .where(incident_customers.c.incident_id == incident_id)
+                .order_by(incident_customers.c.customer_id)
             )
-            return dict(row) if row else None
+            .scalars()
+            .all()
+        )
 
     def history(self, incident_id: str) -> pl.DataFrame:
-        """What each customer already got in this incident (step and perk)."""
-        query = sa.select(decisions.c.customer_id, decisions.c.step, decisions.c.perk_id).where(
+        """What each customer already got in this incident (step, perk, cost charged)."""
+        query = sa.select(
+            decisions.c.customer_id,
+            decisions.c.step,
+            decisions.c.perk_id,
+            decisions.c.charged_cost,
+        ).where(decisions.c.incident_id == incident_id)
+        return _frame(self.conn.execute(query).all(), HISTORY_SCHEMA)
+
+    def recent(self, incident_id: str, since: datetime) -> pl.DataFrame:
+        """Decisions of other incidents since `since`: what caps and human flags count."""
+        query = sa.select(
+            decisions.c.customer_id, decisions.c.incident_id, decisions.c.perk_id
+        ).where(decisions.c.created_at >= since, decisions.c.incident_id != incident_id)
+        return _frame(self.conn.execute(query).all(), RECENT_SCHEMA)
+
+    def spent(self, incident_id: str) -> float:
+        query = sa.select(sa.func.coalesce(sa.func.sum(decisions.c.charged_cost), 0.0)).where(
             decisions.c.incident_id == incident_id
         )
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        return pl.DataFrame(rows, schema=HISTORY_SCHEMA, orient="row")
+        return float(self.conn.execute(query).scalar_one())
 
     def record(self, frame: pl.DataFrame, now: datetime) -> int:
         """Insert decisions not yet in the ledger; return how many were new."""
@@ -123,12 +176,24 @@ class Ledger:
             return 0
         rows = frame.select(DECISION_COLUMNS).with_columns(created_at=pl.lit(now)).to_dicts()
         stmt = self._insert(decisions).on_conflict_do_nothing().returning(decisions.c.customer_id)
-        with self.engine.begin() as conn:
-            inserted = conn.execute(stmt, rows).scalars().all()
-        return len(inserted)
+        return len(self.conn.execute(stmt, rows).scalars().all())
+
+    def schedule(self, frame: pl.DataFrame) -> None:
+        if not frame.is_empty():
+            self.conn.execute(self._insert(followups).on_conflict_do_nothing(), frame.to_dicts())
+
+    def followup_customers(self, since: datetime) -> set[str]:
+        """Customers with a follow-up due since `since`: the marketing-contact limit."""
+        query = sa.select(followups.c.customer_id).where(followups.c.due_at >= since).distinct()
+        return set(self.conn.execute(query).scalars().all())
 
     def decisions(
-        self, incident_id: str, step: int | None = None, limit: int | None = None, offset: int = 0
+        self,
+        incident_id: str,
+        step: int | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        customer_id: str | None = None,
     ) -> pl.DataFrame:
         """Stored decisions of an incident, by step then customer id."""
         query = sa.select(*(decisions.c[c] for c in DECISION_COLUMNS)).where(
@@ -136,12 +201,12 @@ class Ledger:
         )
         if step is not None:
             query = query.where(decisions.c.step == step)
+        if customer_id is not None:
+            query = query.where(decisions.c.customer_id == customer_id)
         query = query.order_by(decisions.c.step, decisions.c.customer_id).offset(offset)
         if limit is not None:
             query = query.limit(limit)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        return pl.DataFrame(rows, schema=DECISION_SCHEMA, orient="row")
+        return _frame(self.conn.execute(query).all(), DECISION_SCHEMA)
 
     def count(self, incident_id: str, step: int | None = None) -> int:
         query = (
@@ -151,16 +216,66 @@ class Ledger:
         )
         if step is not None:
             query = query.where(decisions.c.step == step)
+        return int(self.conn.execute(query).scalar_one())
+
+
+class Ledger:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def writing(self) -> Iterator[Tx]:
+        """A write transaction that holds the write lock from its first statement."""
         with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
+            conn = conn.execution_options(**{WRITE_LOCK: True})
+            with conn.begin():
+                yield Tx(conn)
+
+    @contextmanager
+    def reading(self) -> Iterator[Tx]:
+        with self.engine.connect() as conn, conn.begin():
+            yield Tx(conn)
+
+    def incident(self, incident_id: str) -> dict[str, Any] | None:
+        with self.reading() as tx:
+            return tx.incident(incident_id)
+
+    def decisions(
+        self,
+        incident_id: str,
+        step: int | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        customer_id: str | None = None,
+    ) -> pl.DataFrame:
+        with self.reading() as tx:
+            return tx.decisions(incident_id, step, limit, offset, customer_id)
+
+    def count(self, incident_id: str, step: int | None = None) -> int:
+        with self.reading() as tx:
+            return tx.count(incident_id, step)
+
+    def spent(self, incident_id: str) -> float:
+        with self.reading() as tx:
+            return tx.spent(incident_id)
+
+    def followups_due(self, before: datetime, limit: int = 1000) -> pl.DataFrame:
+        query = (
+            sa.select(*(followups.c[c] for c in FOLLOWUP_SCHEMA))
+            .where(followups.c.due_at < before)
+            .order_by(followups.c.due_at, followups.c.customer_id)
+            .limit(limit)
+        )
+        with self.reading() as tx:
+            return _frame(tx.conn.execute(query).all(), FOLLOWUP_SCHEMA)
 
     def publish_table(self, name: str, body: str, by: str, reason: str, now: datetime) -> int:
-        with self.engine.begin() as conn:
-            latest = conn.execute(
+        with self.writing() as tx:
+            latest = tx.conn.execute(
                 sa.select(sa.func.max(offer_tables.c.version)).where(offer_tables.c.name == name)
             ).scalar()
             version = (latest or 0) + 1
-            conn.execute(
+            tx.conn.execute(
                 offer_tables.insert().values(
                     name=name,
                     version=version,
@@ -179,6 +294,6 @@ class Ledger:
             .order_by(offer_tables.c.published_at.desc(), offer_tables.c.version.desc())
             .limit(1)
         )
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
+        with self.reading() as tx:
+            row = tx.conn.execute(query).first()
         return (row.name, row.version, row.body) if row else None

@@ -20,6 +20,7 @@ incidents = sa.Table(
     sa.Column("step", sa.Integer, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("budget", sa.Float),
 )
 
 incident_customers = sa.Table(
@@ -53,8 +54,37 @@ decisions = sa.Table(
     sa.Column("valid_until", sa.Date),
     sa.Column("propensity", sa.Float, nullable=False),
     sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Column("charged_cost", sa.Float),
+    sa.Column("replaces", sa.String(64)),
+    sa.Column("holdout", sa.Boolean),
+    sa.Column("needs_human", sa.Boolean),
+    sa.Column("entitlements", sa.JSON),
 )
 sa.Index("ix_decisions_customer", decisions.c.customer_id, decisions.c.created_at)
+
+#: Follow-up messages scheduled with decisions, served to the messaging system when due.
+followups = sa.Table(
+    "followups",
+    metadata,
+    sa.Column("incident_id", sa.String(128), primary_key=True),
+    sa.Column("customer_id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("channel", sa.String(16)),
+    sa.Column("language", sa.String(16)),
+)
+sa.Index("ix_followups_due", followups.c.due_at)
+
+#: Responses stored under a caller's Idempotency-Key, with a digest of the request body.
+idempotency = sa.Table(
+    "idempotency",
+    metadata,
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("body_digest", sa.String(64), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("response", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
 
 #: Offer-table versions as marketing published them (TOML text, the canonical form).
 offer_tables = sa.Table(

@@ -1,0 +1,35 @@
+"""A stable, vectorized hash of string ids, for decisions that must not change between runs.
+
+polars' own hash may change between versions; holdout membership must not. This is
+64-bit FNV-1a over each id's bytes, computed column by column across all ids at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+_OFFSET = np.uint64(0xCBF29CE484222325)
+_PRIME = np.uint64(0x100000001B3)
+
+
+def fnv1a(ids: pl.Series, salt: str = "") -> np.ndarray:
+    """uint64 FNV-1a of `salt + id` for every id (ids must not contain NUL bytes)."""
+    salted = (salt + "\x00") if salt else ""
+    raw = np.asarray(ids.cast(pl.String).fill_null("").to_numpy(), dtype=object)
+    fixed = raw.astype(np.bytes_) if len(raw) else np.zeros(0, dtype="S1")
+    width = fixed.dtype.itemsize
+    matrix = fixed.view(np.uint8).reshape(len(fixed), width)
+    h = np.full(len(fixed), _OFFSET, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for byte in salted.encode("utf-8"):
+            h = (h ^ np.uint64(byte)) * _PRIME
+        for j in range(width):
+            column = matrix[:, j].astype(np.uint64)
+            h = np.where(column != 0, (h ^ column) * _PRIME, h)
+    return h
+
+
+def unit_interval(ids: pl.Series, salt: str = "") -> np.ndarray:
+    """A uniform number in [0, 1) per id, the same on every run and machine."""
+    return (fnv1a(ids, salt) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
