@@ -41,7 +41,7 @@ def _segment_table(outcome: Outcome, passengers: pl.DataFrame) -> Table:
     table.add_column("segment", no_wrap=True)
     for col in ("passengers", "apologies", "updates", "holdout"):
         table.add_column(col, justify="right")
-    table.add_column("perks issued")
+    table.add_column("perks issued", overflow="fold", min_width=14)
     table.add_column("cost EUR", justify="right", no_wrap=True)
     by_segment = (
         passengers.group_by("segment")
