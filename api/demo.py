@@ -39,9 +39,9 @@ def _segment_table(outcome: Outcome, passengers: pl.DataFrame) -> Table:
         title_justify="left",
     )
     table.add_column("segment", no_wrap=True)
-    for col in ("passengers", "apologies", "updates", "holdout"):
+    for col in ("passengers", "apologies", "updates"):
         table.add_column(col, justify="right")
-    table.add_column("perks issued", overflow="fold", min_width=14)
+    table.add_column("perks issued (holdout: message only)", overflow="fold", min_width=14)
     table.add_column("cost EUR", justify="right", no_wrap=True)
     by_segment = (
         passengers.group_by("segment")
@@ -60,14 +60,15 @@ def _segment_table(outcome: Outcome, passengers: pl.DataFrame) -> Table:
         .sort("passengers", descending=True)
     )
     for row in by_segment.iter_rows(named=True):  # one row per segment, for display only
-        perks = ", ".join(f"{p['perk_id']} x{p['count']}" for p in row["perks"] or []) or "-"
+        perks = [f"{p['perk_id']} x{p['count']}" for p in row["perks"] or []]
+        if row["holdout"]:
+            perks.append(f"holdout x{row['holdout']}")
         table.add_row(
             row["segment"],
             str(row["passengers"]),
             str(row["apologies"] or 0),
             str(row["updates"] or 0),
-            str(row["holdout"] or 0),
-            perks,
+            ", ".join(perks) or "-",
             f"{row['cost'] or 0:,.2f}",
         )
     return table
