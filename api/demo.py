@@ -37,11 +37,13 @@ def _segment_table(outcome: Outcome, passengers: pl.DataFrame) -> Table:
         title=f"step {outcome.step}: delay {outcome.delay_minutes} min, "
         f"{outcome.issued} decisions issued",
         title_justify="left",
+        caption="holdout: the message and the law, no perk, to measure what perks do",
+        caption_justify="left",
     )
     table.add_column("segment", no_wrap=True)
-    for col in ("passengers", "apologies", "updates"):
+    for col in ("pax", "apology", "update"):
         table.add_column(col, justify="right")
-    table.add_column("perks issued (holdout: message only)", overflow="fold", min_width=14)
+    table.add_column("perks issued", overflow="fold", min_width=14)
     table.add_column("cost EUR", justify="right", no_wrap=True)
     by_segment = (
         passengers.group_by("segment")
