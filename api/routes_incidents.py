@@ -33,6 +33,8 @@ def _result(outcome: Outcome) -> IncidentResult:
         delay_minutes=outcome.delay_minutes,
         issued=outcome.issued,
         cost=round(outcome.cost, 2),
+        budget=outcome.budget,
+        spent=round(outcome.spent, 2),
         dry_run=outcome.dry_run,
         decisions=decisions_out(outcome.decisions),
     )
@@ -65,7 +67,12 @@ def create_incident(state: State, data: JSONBody[IncidentCreate]) -> Response[In
     runtime: Runtime = state.runtime
     existed = runtime.ledger.incident(data.incident_id) is not None
     outcome = apply_update(
-        runtime.parts(), data.incident(), data.customers, datetime.now(UTC), dry_run=data.dry_run
+        runtime.parts(),
+        data.incident(),
+        data.customers,
+        datetime.now(UTC),
+        dry_run=data.dry_run,
+        budget=data.budget,
     )
     _log_outcome("create", outcome)
     return Response(_result(outcome), status_code=HTTP_200_OK if existed else HTTP_201_CREATED)
@@ -98,6 +105,7 @@ def update_incident(
         datetime.now(UTC),
         dry_run=data.dry_run,
         must_exist=True,
+        budget=data.budget,
     )
     _log_outcome("update", outcome)
     return _result(outcome)

@@ -14,6 +14,9 @@ CustomerId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 MAX_SYNC_CUSTOMERS = 100_000
 
 
+Money = Annotated[float, msgspec.Meta(ge=0, le=1e12, description="total perk cost allowed")]
+
+
 class IncidentCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A new incident (or the same one again: repeating a create is harmless)."""
 
@@ -24,6 +27,7 @@ class IncidentCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     customers: Annotated[
         list[CustomerId], msgspec.Meta(min_length=1, max_length=MAX_SYNC_CUSTOMERS)
     ]
+    budget: Money | None = None
     dry_run: bool = False
 
     def incident(self) -> Incident:
@@ -40,6 +44,7 @@ class IncidentPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
     facts: FlightFacts
     customers: Annotated[list[CustomerId], msgspec.Meta(max_length=MAX_SYNC_CUSTOMERS)] = []
+    budget: Money | None = None
     dry_run: bool = False
 
 
@@ -63,6 +68,8 @@ class PerkOut(msgspec.Struct, frozen=True, kw_only=True):
     currency: str
     code: str
     valid_until: date
+    charged: Annotated[float, msgspec.Meta(description="cost counted against the budget")]
+    replaces: str | None
 
 
 class EntitlementOut(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,6 +96,8 @@ class DecisionOut(msgspec.Struct, frozen=True, kw_only=True):
     followups: list[FollowupOut]
     reasons: list[str]
     propensity: float
+    holdout: bool
+    needs_human: bool
 
 
 class IncidentResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,7 +105,9 @@ class IncidentResult(msgspec.Struct, frozen=True, kw_only=True):
     step: int
     delay_minutes: int
     issued: Annotated[int, msgspec.Meta(description="decisions newly recorded by this call")]
-    cost: float
+    cost: Annotated[float, msgspec.Meta(description="charged by this step's decisions")]
+    budget: float | None
+    spent: Annotated[float, msgspec.Meta(description="charged by the incident so far")]
     dry_run: bool
     decisions: list[DecisionOut]
 
@@ -132,13 +143,17 @@ def decision_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
                 currency="currency",
                 code="perk_code",
                 valid_until="valid_until",
+                charged="charged_cost",
+                replaces="replaces",
             )
         )
         .alias("perk"),
-        pl.lit([], pl.List(pl.String)).alias("entitlements"),
-        pl.lit([], pl.List(pl.String)).alias("followups"),
+        "entitlements",
+        "followups",
         "reasons",
         "propensity",
+        pl.col("holdout").fill_null(False),
+        pl.col("needs_human").fill_null(False),
     )
     return shaped.to_dicts()
 

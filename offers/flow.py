@@ -17,7 +17,7 @@ import polars as pl
 
 from offers.engine import StepContext, decide
 from offers.incidents import EscalationPolicy, Incident
-from offers.ledger import DECISION_SCHEMA, Ledger, Tx
+from offers.ledger import DECISION_SCHEMA, FOLLOWUP_LIST, Ledger, Tx
 from offers.messages import MessageBook
 from offers.policy import ContactPolicy, schedule_followups
 from offers.tables import OfferTable
@@ -98,7 +98,7 @@ def apply_update(
             budget = tx.incident(incident.incident_id)["budget"]  # type: ignore[index]
         spent = tx.spent(incident.incident_id)
         if step == 0:
-            empty = pl.DataFrame(schema=DECISION_SCHEMA)
+            empty = pl.DataFrame(schema={**DECISION_SCHEMA, "followups": FOLLOWUP_LIST})
             return Outcome(
                 incident.incident_id,
                 0,
@@ -129,7 +129,10 @@ def apply_update(
         )
         if dry_run:
             stored_now = tx.decisions(incident.incident_id, step=step)
-            both = pl.concat([stored_now, fresh.cast(DECISION_SCHEMA)]).sort("customer_id")  # type: ignore[arg-type]
+            fresh = fresh.cast(DECISION_SCHEMA).with_columns(  # type: ignore[arg-type]
+                followups=pl.lit([], dtype=FOLLOWUP_LIST)
+            )
+            both = pl.concat([stored_now, fresh]).sort("customer_id")
             return Outcome(
                 incident.incident_id,
                 step,
@@ -175,8 +178,6 @@ def _schedule(
     due = schedule_followups(eligible.select("customer_id", "timezone"), now, policy)
     kinds = due.filter(
         pl.int_range(pl.len()).over("customer_id") < policy.marketing_contacts_per_window
-        if policy.marketing_contacts_per_window < 2
-        else pl.lit(True)
     )
     tx.schedule(
         kinds.join(

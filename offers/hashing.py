@@ -30,6 +30,20 @@ def fnv1a(ids: pl.Series, salt: str = "") -> np.ndarray:
     return h
 
 
+def mix(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finalizer: every input bit moves every output bit.
+
+    FNV-1a alone barely touches the high bits for ids that differ in their last character
+    (c000001, c000002, ...), which would make "the top bits below a share" badly biased.
+    """
+    with np.errstate(over="ignore"):
+        h = h ^ (h >> np.uint64(33))
+        h = h * np.uint64(0xFF51AFD7ED558CCD)
+        h = h ^ (h >> np.uint64(33))
+        h = h * np.uint64(0xC4CEB9FE1A85EC53)
+        return h ^ (h >> np.uint64(33))
+
+
 def unit_interval(ids: pl.Series, salt: str = "") -> np.ndarray:
     """A uniform number in [0, 1) per id, the same on every run and machine."""
-    return (fnv1a(ids, salt) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    return (mix(fnv1a(ids, salt)) >> np.uint64(11)).astype(np.float64) / float(1 << 53)

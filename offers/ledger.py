@@ -52,6 +52,8 @@ DECISION_SCHEMA: dict[str, Any] = {
 }
 assert tuple(DECISION_SCHEMA) == DECISION_COLUMNS
 
+FOLLOWUP_LIST = pl.List(pl.Struct({"due_at": pl.Datetime("us", "UTC"), "kind": pl.String}))
+
 FOLLOWUP_SCHEMA: dict[str, Any] = {
     "incident_id": pl.String,
     "customer_id": pl.String,
@@ -195,7 +197,7 @@ class Tx:
         offset: int = 0,
         customer_id: str | None = None,
     ) -> pl.DataFrame:
-        """Stored decisions of an incident, by step then customer id."""
+        """Stored decisions of an incident, by step then customer id, with their follow-ups."""
         query = sa.select(*(decisions.c[c] for c in DECISION_COLUMNS)).where(
             decisions.c.incident_id == incident_id
         )
@@ -206,7 +208,24 @@ class Tx:
         query = query.order_by(decisions.c.step, decisions.c.customer_id).offset(offset)
         if limit is not None:
             query = query.limit(limit)
-        return _frame(self.conn.execute(query).all(), DECISION_SCHEMA)
+        frame = _frame(self.conn.execute(query).all(), DECISION_SCHEMA)
+        due = sa.select(followups.c.customer_id, followups.c.kind, followups.c.due_at).where(
+            followups.c.incident_id == incident_id
+        )
+        if customer_id is not None:
+            due = due.where(followups.c.customer_id == customer_id)
+        planned = _frame(
+            self.conn.execute(due).all(),
+            {"customer_id": pl.String, "kind": pl.String, "due_at": pl.Datetime("us", "UTC")},
+        )
+        lists = (
+            planned.sort("due_at")
+            .group_by("customer_id")
+            .agg(followups=pl.struct("due_at", "kind"))
+        )
+        return frame.join(lists, on="customer_id", how="left", maintain_order="left").with_columns(
+            pl.col("followups").fill_null(pl.lit([], dtype=FOLLOWUP_LIST))
+        )
 
     def count(self, incident_id: str, step: int | None = None) -> int:
         query = (

@@ -28,7 +28,8 @@ class ContactPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     window_days: Annotated[int, msgspec.Meta(ge=1)] = 30
     checkin_after_days: Annotated[int, msgspec.Meta(ge=1)] = 2
     feedback_after_days: Annotated[int, msgspec.Meta(ge=1)] = 7
-    marketing_contacts_per_window: Annotated[int, msgspec.Meta(ge=0)] = 1
+    #: One incident's check-in and feedback request; then nothing more until the window ends.
+    marketing_contacts_per_window: Annotated[int, msgspec.Meta(ge=0)] = 2
     quiet_start_hour: Annotated[int, msgspec.Meta(ge=0, le=23)] = 21
     quiet_end_hour: Annotated[int, msgspec.Meta(ge=0, le=23)] = 8
 

@@ -56,6 +56,8 @@ def test_create_then_patch_has_the_designed_shape(
         "followups",
         "reasons",
         "propensity",
+        "holdout",
+        "needs_human",
     }
     assert decision["message"]["kind"] == "apology"
     assert set(decision["segment"]) == {"name", "description"}

@@ -1,0 +1,469 @@
+"""Legal entitlements: what EU261, UK261, Canada's APPR and the US DOT refund rule already owe.
+
+Entitlements depend on the incident's facts (route, delay, cause, carrier), never on the
+customer, so the engine calls `entitlements_for` once per incident update and shows the result
+beside every customer's perk. Thresholds, amounts and citations are data
+(`defaults/entitlements.toml`); switching to a new version of a regime is a data change.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import math
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+__all__ = [
+    "EARTH_RADIUS_KM",
+    "Airport",
+    "Band",
+    "Cause",
+    "DelayTiers",
+    "DistanceBands",
+    "Entitlement",
+    "FlightContext",
+    "RefundThreshold",
+    "Regime",
+    "Regimes",
+    "airport",
+    "band_for",
+    "entitlements_for",
+    "great_circle_km",
+    "load_regimes",
+]
+
+DEFAULTS = Path(__file__).parent / "defaults"
+
+# IUGG mean Earth radius (R1). Reg. 261/2004 Art. 7(4) says "great circle route" without a
+# radius; the choice moves a 1,500 km distance by well under a kilometre.
+EARTH_RADIUS_KM = 6371.0088
+
+Cause = Literal["controllable", "uncontrollable", "safety"]
+Iata = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{3}$")]
+Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")]
+Minutes = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class Entitlement(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One thing the law owes; `basis` cites the article and the facts that trigger it."""
+
+    regime: str
+    kind: str
+    amount: float | None = None
+    currency: str | None = None
+    basis: str
+
+
+class FlightContext(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The incident facts entitlements depend on.
+
+    For a cancellation, `arrival_delay_minutes` is the lateness of the re-routing offered.
+    `cause` defaults to "controllable": the carrier must prove extraordinary circumstances.
+    `carrier_size` defaults to "large", the passenger-favourable APPR assumption.
+    """
+
+    origin: Iata
+    destination: Iata
+    departure_delay_minutes: int
+    arrival_delay_minutes: int
+    carrier_country: Country
+    cancelled: bool = False
+    cause: Cause = "controllable"
+    carrier_size: Literal["large", "small"] = "large"
+    overnight: bool = False
+    notice_days: Minutes = 0
+
+
+class Airport(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    iata: str
+    name: str
+    country: str
+    lat: float
+    lon: float
+
+
+class Citation(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    regulation: str
+    article: str
+    url: str
+
+
+class Scope(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A regime covers a flight when every given condition holds (jurisdiction names)."""
+
+    departs_in: str | None = None
+    arrives_in: str | None = None
+    carrier_in: list[str] | None = None
+    article: str
+    condition: str = ""
+
+
+class Band(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: str
+    max_km: float | None = None
+    cash_amount: float
+    cash_article: str
+    cash_min_arrival_delay_minutes: Minutes | None = None
+    halved_if_arrival_delay_at_most_minutes: Minutes | None = None
+    halving_article: str = ""
+    halving_applies_to_delays: bool = False
+    care_min_departure_delay_minutes: Minutes
+
+
+class Notice(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Art. 5(1)(c): a cancellation announced `min_days` ahead owes no cash (on a condition)."""
+
+    min_days: Minutes
+    exempt_if_arrival_delay_under_minutes: Minutes | None = None
+    article: str
+
+
+class Tier(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    carrier_size: Literal["large", "small"]
+    min_arrival_delay_minutes: Minutes
+    amount: float
+    article: str
+
+
+class _Regime(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    id: str
+    version: str
+    status: Literal["in-force", "pending", "superseded"]
+    effective_from: date | None = None
+    effective_until: date | None = None
+    title: str
+    currency: str
+    jurisdiction: str
+    citation: list[Citation]
+    scope: list[Scope]
+    non_cumulative_note: str = ""
+
+
+class DistanceBands(
+    _Regime,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag_field="model",
+    tag="distance-bands",
+):
+    """EU261 and its UK copy: cash by great-circle band and arrival delay; care by band."""
+
+    cash_min_arrival_delay_minutes: Minutes
+    cash_excluded_causes: list[Cause]
+    care_excluded_causes: list[Cause]
+    refund_min_departure_delay_minutes: Minutes
+    refund_article: str
+    refund_on_cancellation_article: str
+    meal_article: str
+    meal_on_cancellation_article: str
+    communication_article: str
+    hotel_article: str
+    hotel_on_cancellation_article: str
+    domestic_max_band: str
+    notice: list[Notice] = []
+    band: list[Band]
+
+
+class DelayTiers(
+    _Regime,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag_field="model",
+    tag="delay-tiers",
+):
+    """APPR: cash by carrier size and arrival-delay tier, for causes in the carrier's control."""
+
+    cash_causes: list[Cause]
+    care_causes: list[Cause]
+    care_min_departure_delay_minutes: Minutes
+    meal_article: str
+    communication_article: str
+    hotel_article: str
+    refund_causes: list[Cause]
+    refund_min_departure_delay_minutes: Minutes
+    refund_article: str
+    tier: list[Tier]
+
+
+class RefundThreshold(
+    _Regime,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag_field="model",
+    tag="refund-threshold",
+):
+    """US DOT: a fare refund (not compensation) past a domestic or international threshold."""
+
+    domestic_min_arrival_delay_minutes: Minutes
+    international_min_arrival_delay_minutes: Minutes
+    refund_article: str
+
+
+Regime = DistanceBands | DelayTiers | RefundThreshold
+
+
+class Regimes(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Every recorded version of every regime; only `in-force` versions are applied."""
+
+    schema: Literal[1]
+    jurisdictions: dict[str, list[Country]]
+    regime: list[Regime]
+
+    def in_force(self) -> list[Regime]:
+        return [r for r in self.regime if r.status == "in-force"]
+
+
+def great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Haversine distance on a sphere of radius EARTH_RADIUS_KM (Art. 7(4) great-circle route)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+@functools.cache
+def _airports() -> dict[str, Airport]:
+    with (DEFAULTS / "airports.csv").open(encoding="utf-8", newline="") as f:
+        rows = csv.DictReader(line for line in f if not line.startswith("#"))
+        return {
+            r["iata"]: Airport(
+                iata=r["iata"],
+                name=r["name"],
+                country=r["country"],
+                lat=float(r["lat"]),
+                lon=float(r["lon"]),
+            )
+            for r in rows
+        }
+
+
+def airport(code: str) -> Airport | None:
+    """The bundled airport with this IATA code (any case), or None."""
+    return _airports().get(code.strip().upper())
+
+
+@functools.cache
+def load_regimes(path: Path | None = None) -> Regimes:
+    """Decode and check the regimes file (default: the bundled one); cached per path."""
+    path = path or DEFAULTS / "entitlements.toml"
+    regimes = msgspec.toml.decode(path.read_bytes(), type=Regimes)
+    _check(regimes, path)
+    return regimes
+
+
+def _check(regimes: Regimes, path: Path) -> None:
+    seen: set[str] = set()
+    for r in regimes.regime:
+        where = f"{path.name}: {r.id} {r.version}"
+        if r.status == "in-force":
+            if r.id in seen:
+                raise ValueError(f"{where}: a second in-force version of {r.id}")
+            seen.add(r.id)
+        names = [r.jurisdiction] + [
+            j for s in r.scope for j in [s.departs_in, s.arrives_in, *(s.carrier_in or [])] if j
+        ]
+        unknown = sorted(set(names) - regimes.jurisdictions.keys())
+        if unknown:
+            raise ValueError(f"{where}: unknown jurisdiction {', '.join(unknown)}")
+        if isinstance(r, DistanceBands):
+            closed = [b.max_km for b in r.band if b.max_km is not None]
+            if not r.band or r.band[-1].max_km is not None or len(closed) != len(r.band) - 1:
+                raise ValueError(f"{where}: only the last band is open-ended")
+            if closed != sorted(closed):
+                raise ValueError(f"{where}: bands out of order")
+            if r.domestic_max_band not in {b.name for b in r.band}:
+                raise ValueError(f"{where}: unknown band {r.domestic_max_band!r}")
+
+
+def band_for(regime: DistanceBands, km: float, *, domestic: bool = False) -> Band:
+    """The distance band of a flight; a domestic flight is capped at `domestic_max_band`."""
+    band = next(b for b in regime.band if b.max_km is None or km <= b.max_km)
+    if domestic:
+        names = [b.name for b in regime.band]
+        cap = names.index(regime.domestic_max_band)
+        band = regime.band[min(names.index(band.name), cap)]
+    return band
+
+
+def _hm(minutes: int) -> str:
+    return f"{minutes // 60} h {minutes % 60:02d}"
+
+
+def _late(what: str, minutes: int) -> str:
+    return f"{what} {_hm(minutes)} late" if minutes > 0 else f"{what} on time"
+
+
+def _scope(
+    regime: Regime, rules: Regimes, origin: Airport, dest: Airport, carrier: str
+) -> Scope | None:
+    """The scope rule that brings this flight under `regime`, or None when it does not apply."""
+    members = rules.jurisdictions
+    for s in regime.scope:
+        if s.departs_in and origin.country not in members[s.departs_in]:
+            continue
+        if s.arrives_in and dest.country not in members[s.arrives_in]:
+            continue
+        if s.carrier_in is not None and not any(carrier in members[j] for j in s.carrier_in):
+            continue
+        return s
+    return None
+
+
+def entitlements_for(ctx: FlightContext, rules: Regimes | None = None) -> list[Entitlement]:
+    """Everything owed under every in-force regime that covers the flight, care apart from cash.
+
+    A flight may fall under several regimes; each is listed, and cash that the law does not let
+    a passenger collect twice says so in its `basis`.
+    """
+    rules = rules or load_regimes()
+    ends = {}
+    for field, code in (("origin", ctx.origin), ("destination", ctx.destination)):
+        found = airport(code)
+        if found is None:
+            raise ValueError(f"{field}: unknown airport code {code!r}")
+        ends[field] = found
+    origin, dest = ends["origin"], ends["destination"]
+    km = great_circle_km(origin.lat, origin.lon, dest.lat, dest.lon)
+    out: list[Entitlement] = []
+    for regime in rules.in_force():
+        scope = _scope(regime, rules, origin, dest, ctx.carrier_country)
+        if scope is None:
+            continue
+        members = rules.jurisdictions[regime.jurisdiction]
+        domestic = origin.country in members and dest.country in members
+        if isinstance(regime, DistanceBands):
+            out += _distance_bands(regime, ctx, km, domestic, scope)
+        elif isinstance(regime, DelayTiers):
+            out += _delay_tiers(regime, ctx, scope)
+        else:
+            out += _refund_threshold(regime, ctx, domestic, scope)
+    return _mark_non_cumulative(out, rules)
+
+
+def _distance_bands(
+    r: DistanceBands, ctx: FlightContext, km: float, domestic: bool, scope: Scope
+) -> list[Entitlement]:
+    band = band_for(r, km, domestic=domestic)
+    facts = f"{km:,.0f} km ({band.name} band), "
+    late = _late("arrival", ctx.arrival_delay_minutes)
+    out: list[Entitlement] = []
+
+    def add(kind: str, article: str, why: str, amount: float | None = None) -> None:
+        money = r.currency if amount is not None else None
+        basis = f"{r.id} {article} (scope {scope.article}): {why}"
+        out.append(Entitlement(regime=r.id, kind=kind, amount=amount, currency=money, basis=basis))
+
+    threshold = band.cash_min_arrival_delay_minutes
+    if threshold is None:
+        threshold = r.cash_min_arrival_delay_minutes
+    if ctx.cancelled:
+        exempt = next((n for n in r.notice if _notice_exempts(n, ctx)), None)
+        owed, why = exempt is None, facts + "cancelled, re-routing " + late
+    else:
+        owed, why = ctx.arrival_delay_minutes >= threshold, facts + late
+    if owed and ctx.cause not in r.cash_excluded_causes:
+        amount = band.cash_amount
+        cap = band.halved_if_arrival_delay_at_most_minutes
+        halvable = ctx.cancelled or band.halving_applies_to_delays
+        if halvable and cap is not None and ctx.arrival_delay_minutes <= cap:
+            amount, why = amount / 2, why + f"; halved under {band.halving_article}"
+        if scope.condition:
+            why += f"; {scope.condition}"
+        add("cash", band.cash_article, why, amount)
+
+    care_due = ctx.cancelled or ctx.departure_delay_minutes >= band.care_min_departure_delay_minutes
+    if care_due and ctx.cause not in r.care_excluded_causes:
+        dep = "cancelled" if ctx.cancelled else _late("departure", ctx.departure_delay_minutes)
+        meal = r.meal_on_cancellation_article if ctx.cancelled else r.meal_article
+        add("care.meal", meal, f"{facts}{dep}; meals and refreshments")
+        add("care.communication", r.communication_article, f"{dep}; two calls or messages")
+        if ctx.overnight:
+            hotel = r.hotel_on_cancellation_article if ctx.cancelled else r.hotel_article
+            add("care.hotel", hotel, f"{dep}; departure the next day: hotel and transport")
+    if ctx.cancelled:
+        add("refund", r.refund_on_cancellation_article, "cancelled; refund or re-routing")
+    elif ctx.departure_delay_minutes >= r.refund_min_departure_delay_minutes:
+        dep = _late("departure", ctx.departure_delay_minutes)
+        add("refund", r.refund_article, f"{dep}; refund if not travelling")
+    return out
+
+
+def _notice_exempts(n: Notice, ctx: FlightContext) -> bool:
+    if ctx.notice_days < n.min_days:
+        return False
+    limit = n.exempt_if_arrival_delay_under_minutes
+    return limit is None or ctx.arrival_delay_minutes < limit
+
+
+def _delay_tiers(r: DelayTiers, ctx: FlightContext, scope: Scope) -> list[Entitlement]:
+    out: list[Entitlement] = []
+    head = f"{r.id} {{}} (scope {scope.article}, {ctx.carrier_size} carrier, cause {ctx.cause}): "
+
+    def add(kind: str, article: str, why: str, amount: float | None = None) -> None:
+        money = r.currency if amount is not None else None
+        basis = head.format(article) + why
+        out.append(Entitlement(regime=r.id, kind=kind, amount=amount, currency=money, basis=basis))
+
+    tiers = [
+        t
+        for t in r.tier
+        if t.carrier_size == ctx.carrier_size
+        and ctx.arrival_delay_minutes >= t.min_arrival_delay_minutes
+    ]
+    if tiers and ctx.cause in r.cash_causes:
+        top = max(tiers, key=lambda t: t.min_arrival_delay_minutes)
+        add("cash", top.article, _late("arrival", ctx.arrival_delay_minutes), top.amount)
+    dep = "cancelled" if ctx.cancelled else _late("departure", ctx.departure_delay_minutes)
+    care = ctx.cancelled or ctx.departure_delay_minutes >= r.care_min_departure_delay_minutes
+    if care and ctx.cause in r.care_causes:
+        add("care.meal", r.meal_article, f"{dep}; food and drink")
+        add("care.communication", r.communication_article, f"{dep}; means of communication")
+        if ctx.overnight:
+            add("care.hotel", r.hotel_article, f"{dep}; overnight: hotel and transport")
+    refund = ctx.cancelled or ctx.departure_delay_minutes >= r.refund_min_departure_delay_minutes
+    if refund and ctx.cause in r.refund_causes:
+        add("refund", r.refund_article, f"{dep}; refund if the alternative does not suit")
+    return out
+
+
+def _refund_threshold(
+    r: RefundThreshold, ctx: FlightContext, domestic: bool, scope: Scope
+) -> list[Entitlement]:
+    limit = (
+        r.domestic_min_arrival_delay_minutes
+        if domestic
+        else r.international_min_arrival_delay_minutes
+    )
+    if not (ctx.cancelled or ctx.arrival_delay_minutes >= limit):
+        return []
+    what = "cancelled" if ctx.cancelled else _late("arrival", ctx.arrival_delay_minutes)
+    kind = "domestic" if domestic else "international"
+    basis = (
+        f"{r.id} {r.refund_article} (scope {scope.article}): {kind} flight, {what} "
+        f"(threshold {_hm(limit)}); automatic fare refund if the passenger declines the "
+        "alternative or voucher (a refund, not compensation)"
+    )
+    return [Entitlement(regime=r.id, kind="refund", basis=basis)]
+
+
+def _mark_non_cumulative(out: list[Entitlement], rules: Regimes) -> list[Entitlement]:
+    """Where several regimes pay cash, say in each basis that they do not simply add up."""
+    payers = sorted({e.regime for e in out if e.kind == "cash"})
+    if len(payers) < 2:
+        return out
+    notes = {r.id: r.non_cumulative_note for r in rules.in_force()}
+    marked = []
+    for e in out:
+        if e.kind == "cash" and notes.get(e.regime):
+            others = ", ".join(p for p in payers if p != e.regime)
+            note = f"; also cash under {others}: {notes[e.regime]}"
+            e = msgspec.structs.replace(e, basis=e.basis + note)
+        marked.append(e)
+    return marked

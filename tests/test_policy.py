@@ -1,0 +1,165 @@
+"""Contact policy, top-ups, holdout and budgets, through the real flow and ledger."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+import pytest
+
+from api.runtime import Runtime
+from offers.allocation import allocate
+from offers.flow import apply_update
+from offers.incidents import FlightFacts, Incident
+from offers.policy import ContactPolicy, holdout_mask, schedule_followups
+
+NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+
+
+def incident(delay: int, incident_id: str = "MG123-2026-11-23") -> Incident:
+    return Incident(
+        incident_id=incident_id,
+        kind="flight_delay",
+        occurred_at=datetime(2026, 11, 23, 5, 0, tzinfo=UTC),
+        facts=FlightFacts(delay_minutes=delay, flight="MG123"),
+    )
+
+
+def ids_of(runtime: Runtime, segment: str, n: int) -> list[str]:
+    frame = runtime.book.frame.filter(pl.col("segment") == segment)
+    return frame["customer_id"].head(n).to_list()
+
+
+def test_holdout_share_is_deterministic_and_within_tolerance() -> None:
+    ids = pl.Series([f"c{i:07d}" for i in range(20_000)])
+    first = holdout_mask(ids, "MG1", 0.05)
+    assert first.equals(holdout_mask(ids, "MG1", 0.05))
+    assert 0.045 <= first.mean() <= 0.055  # type: ignore[operator]
+    other = holdout_mask(ids, "MG2", 0.05)
+    assert not first.equals(other)  # a different incident holds out different customers
+
+
+def test_holdout_gets_message_and_no_perk_and_logs_propensity(runtime: Runtime) -> None:
+    ids = runtime.book.frame["customer_id"].head(1000).to_list()
+    out = apply_update(runtime.parts(), incident(30), ids, NOW)
+    held = out.decisions.filter("holdout")
+    treated = out.decisions.filter(~pl.col("holdout") & pl.col("perk_id").is_not_null())
+    assert 20 <= held.height <= 90
+    assert held["perk_id"].null_count() == held.height
+    assert held["text"].null_count() == 0
+    assert set(held["propensity"]) == {0.05} and set(treated["propensity"]) == {0.95}
+    assert all(any("holdout" in r for r in reasons) for reasons in held["reasons"])
+
+
+def test_upgrade_of_the_same_kind_is_charged_the_difference(runtime: Runtime) -> None:
+    parts = replace(runtime.parts(), contact=ContactPolicy(holdout_share=0))
+    shoppers = ids_of(runtime, "duty-free-shopper", 20)
+    first = apply_update(parts, incident(30), shoppers, NOW)
+    assert set(first.decisions["perk_id"]) == {"dutyfree-5"}
+    second = apply_update(parts, incident(60), shoppers, NOW)
+    row = second.decisions.row(0, named=True)
+    assert (row["perk_id"], row["replaces"]) == ("dutyfree-10", "dutyfree-5")
+    assert row["perk_cost"] == 8.0 and row["charged_cost"] == pytest.approx(4.0)
+    assert any("upgrade of dutyfree-5" in r for r in row["reasons"])
+    assert second.spent == pytest.approx(20 * 4.0 + 20 * 4.0)
+
+
+def test_perk_cap_per_window_and_second_failure_flagged(runtime: Runtime) -> None:
+    parts = replace(runtime.parts(), contact=ContactPolicy(holdout_share=0, max_perks=2))
+    who = ids_of(runtime, "leisure-family", 5)
+    for n in range(1, 4):
+        out = apply_update(parts, incident(30, f"INC-{n}"), who, NOW + timedelta(days=n))
+        flagged = set(out.decisions["needs_human"])
+        assert flagged == ({False} if n == 1 else {True})
+    assert out.decisions["perk_id"].null_count() == 5  # third incident: cap of 2 reached
+    assert all(any("contact cap" in r for r in rs) for rs in out.decisions["reasons"])
+    later = apply_update(parts, incident(30, "INC-4"), who, NOW + timedelta(days=40))
+    assert later.decisions["perk_id"].null_count() == 0  # outside the 30-day window again
+
+
+def test_budget_is_never_exceeded_and_cuts_are_explained(runtime: Runtime) -> None:
+    parts = replace(runtime.parts(), contact=ContactPolicy(holdout_share=0))
+    ids = runtime.book.frame["customer_id"].head(200).to_list()
+    out = apply_update(parts, incident(30), ids, NOW, budget=500.0)
+    assert 0 < out.spent <= 500.0
+    cut = out.decisions.filter(pl.col("perk_id").is_null())
+    assert cut.height > 0
+    assert all(any(r.startswith("budget:") for r in rs) for rs in cut["reasons"])
+    # later steps spend only what is left
+    more = apply_update(parts, incident(60), ids, NOW)
+    assert more.spent <= 500.0 + 1e-9
+
+
+@pytest.mark.parametrize("workers", [20])
+def test_budget_holds_under_concurrent_updates(runtime: Runtime, workers: int) -> None:
+    parts = replace(runtime.parts(), contact=ContactPolicy(holdout_share=0))
+    ids = runtime.book.frame["customer_id"].head(300).to_list()
+    apply_update(parts, incident(30), ids[:10], NOW, budget=900.0)
+    delays = [30 + 15 * (i % 10) for i in range(workers)]
+    chunks = [ids[i * 15 : (i + 1) * 15] for i in range(workers)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(
+            pool.map(
+                lambda a: apply_update(parts, incident(a[0]), a[1], NOW),
+                zip(delays, chunks, strict=True),
+            )
+        )
+    assert runtime.ledger.spent("MG123-2026-11-23") <= 900.0 + 1e-9
+    stored = runtime.ledger.decisions("MG123-2026-11-23")
+    assert stored.group_by("customer_id", "step").len()["len"].max() == 1
+
+
+def test_allocation_keeps_value_dense_perks_then_fills_slack() -> None:
+    frame = pl.DataFrame(
+        {
+            "customer_id": ["a", "b", "c", "d", "e"],
+            "perk_value": [40.0, 12.0, 10.0, 150.0, None],
+            "charged_cost": [12.0, 8.0, 4.0, 40.0, None],
+        }
+    )
+    # densities: a 3.33, b 1.5, c 2.5, d 3.75 -> d, a fit 52; slack 8 -> c (4) fits, b (8) not
+    assert allocate(frame, 60.0).to_list() == [True, False, True, True, True]
+    assert allocate(frame, None).all()
+    assert allocate(frame, 0.0).to_list() == [False, False, False, False, True]
+
+
+def test_followups_are_scheduled_outside_quiet_hours(runtime: Runtime) -> None:
+    parts = replace(runtime.parts(), contact=ContactPolicy(holdout_share=0))
+    ids = runtime.book.frame.filter(pl.col("consent_marketing"))["customer_id"].head(30).to_list()
+    out = apply_update(parts, incident(30), ids, NOW)
+    kinds = out.decisions["followups"].list.eval(pl.element().struct.field("kind"))
+    assert all(k.to_list() == ["check-in", "feedback"] for k in kinds)
+    due = runtime.ledger.followups_due(NOW + timedelta(days=30))
+    assert due.height == 60
+    # a second incident inside the window schedules nothing more for the same people
+    apply_update(parts, incident(30, "OTHER"), ids, NOW + timedelta(days=1))
+    assert runtime.ledger.followups_due(NOW + timedelta(days=60)).height == 60
+
+
+@pytest.mark.parametrize(
+    ("tz", "decided", "due_utc"),
+    [
+        ("Asia/Taipei", "2026-11-25T14:00", "2026-11-28T00:00"),  # 22:00 local -> 08:00
+        ("Asia/Taipei", "2026-11-25T02:00", "2026-11-27T02:00"),  # 10:00 local: fine
+        ("Europe/London", "2026-11-25T21:30", "2026-11-28T08:00"),  # 21:30 local -> 08:00
+        ("America/New_York", "2026-11-25T06:00", "2026-11-27T13:00"),  # 01:00 local -> 08:00
+    ],
+)
+def test_quiet_hours_follow_the_customers_timezone(tz: str, decided: str, due_utc: str) -> None:
+    at = datetime.fromisoformat(decided).replace(tzinfo=UTC)
+    plan = schedule_followups(
+        pl.DataFrame({"customer_id": ["x"], "timezone": [tz]}), at, ContactPolicy()
+    )
+    check_in = plan.filter(pl.col("kind") == "check-in")["due_at"][0]
+    assert check_in == datetime.fromisoformat(due_utc).replace(tzinfo=UTC)
+
+
+def test_stable_hash_matches_reference_values_and_spreads_sequential_ids() -> None:
+    from offers.hashing import fnv1a, unit_interval
+
+    assert int(fnv1a(pl.Series(["a"]))[0]) == 0xAF63DC4C8601EC8C  # FNV-1a 64 test vector
+    u = unit_interval(pl.Series([f"c{i:06d}" for i in range(1, 2001)]), "MG123")
+    assert 0.4 < float(u.mean()) < 0.6
+    assert 0.03 < float((u < 0.05).mean()) < 0.07
