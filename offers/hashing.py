@@ -41,7 +41,8 @@ def mix(h: np.ndarray) -> np.ndarray:
         h = h * np.uint64(0xFF51AFD7ED558CCD)
         h = h ^ (h >> np.uint64(33))
         h = h * np.uint64(0xC4CEB9FE1A85EC53)
-        return h ^ (h >> np.uint64(33))
+        out: np.ndarray = h ^ (h >> np.uint64(33))
+    return out
 
 
 def unit_interval(ids: pl.Series, salt: str = "") -> np.ndarray:
