@@ -14,6 +14,7 @@ from api import routes_incidents, routes_offers, routes_profiles, routes_segment
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
 from offers.flow import UnknownCustomers, UnknownIncident
+from offers.incidents import FactsError
 
 log = logging.getLogger("makegood")
 
@@ -59,6 +60,14 @@ def _unknown_customers(_: Request[Any, Any, Any], exc: UnknownCustomers) -> Resp
     )
 
 
+def _bad_facts(_request: Request[Any, Any, Any], exc: FactsError) -> Response[Any]:
+    field, _sep, message = str(exc).partition(": ")
+    return Response(
+        {"status_code": 422, "detail": str(exc), "extra": [{"key": field, "message": message}]},
+        status_code=422,
+    )
+
+
 def _unknown_incident(_: Request[Any, Any, Any], exc: UnknownIncident) -> Response[Any]:
     return Response({"status_code": 404, "detail": f"incident {exc} not found"}, status_code=404)
 
@@ -90,6 +99,7 @@ def create_app(runtime: Runtime) -> Litestar:
         exception_handlers={
             UnknownCustomers: _unknown_customers,
             UnknownIncident: _unknown_incident,
+            FactsError: _bad_facts,
             ValidationException: _validation,
         },
         openapi_config=OpenAPIConfig(

@@ -84,6 +84,7 @@ class StepContext:
     policy: ContactPolicy = field(default_factory=ContactPolicy)
     budget_left: float | None = None
     entitlements: list[dict[str, Any]] = field(default_factory=list)
+    entitlement_note: str | None = None
 
 
 def perk_codes(n: int, length: int = 8) -> pl.Series:
@@ -283,6 +284,7 @@ def _reasons(ctx: StepContext) -> pl.Expr:
         pl.when(pl.col("rule_id").is_null())
         .then(pl.lit("no offer rule matched"))
         .otherwise(pl.format("rule {} matched: {}", pl.col("rule_id"), pl.col("candidate"))),
+        pl.lit(ctx.entitlement_note, dtype=pl.String),
         pl.col("_drop"),
         pl.when(pl.col("replaces").is_not_null()).then(
             pl.format(

@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from offers.engine import StepContext, decide
-from offers.incidents import EscalationPolicy, Incident
+from offers.incidents import EscalationPolicy, Incident, entitlements
 from offers.ledger import DECISION_SCHEMA, FOLLOWUP_LIST, Ledger, Tx
 from offers.messages import MessageBook
 from offers.policy import ContactPolicy, schedule_followups
@@ -65,7 +65,7 @@ class Parts:
     book: MessageBook
     policy: EscalationPolicy
     contact: ContactPolicy = field(default_factory=ContactPolicy)
-    entitlements: Callable[[Incident], list[dict[str, Any]]] = lambda _incident: []
+    entitlements: Callable[[Incident], tuple[list[dict[str, Any]], str | None]] = entitlements
 
 
 def apply_update(
@@ -84,6 +84,7 @@ def apply_update(
     if unknown:
         raise UnknownCustomers(unknown)
     step = parts.policy.step(incident.facts.delay_minutes)
+    owed, note = parts.entitlements(incident)  # before any write: bad facts write nothing
     opener = parts.ledger.reading if dry_run else parts.ledger.writing
     with opener() as tx:
         stored = tx.incident(incident.incident_id)
@@ -116,7 +117,8 @@ def apply_update(
             now=now,
             policy=parts.contact,
             budget_left=None if budget is None else max(budget - spent, 0.0),
-            entitlements=parts.entitlements(incident),
+            entitlements=owed,
+            entitlement_note=note,
         )
         since = now - timedelta(days=parts.contact.window_days)
         fresh = decide(

@@ -7,7 +7,7 @@ are what the ledger counts: a customer is decided at most once per (incident, st
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -16,13 +16,26 @@ IncidentId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
+Iata = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="IATA airport code")]
+
+
 class FlightFacts(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """What happened to a flight, as the service desk knows it now."""
+    """What happened to a flight, as the service desk knows it now.
+
+    `delay_minutes` drives escalation (the delay the passenger is living through).
+    Entitlements need the route, the carrier's country and the arrival delay; without
+    them the decision says entitlements were not assessed.
+    """
 
     delay_minutes: Minutes
     flight: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
-    origin: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")] | None = None
-    destination: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")] | None = None
+    origin: Iata | None = None
+    destination: Iata | None = None
+    arrival_delay_minutes: Minutes | None = None
+    carrier_country: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")] | None = None
+    carrier_size: Literal["large", "small"] = "large"
+    cause: Literal["controllable", "uncontrollable", "safety"] = "controllable"
+    overnight: bool = False
 
 
 class Incident(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,3 +58,38 @@ class EscalationPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
         if delay_minutes < self.notice_minutes:
             return 0
         return delay_minutes // self.step_minutes + 1
+
+
+class FactsError(ValueError):
+    """Facts that are well-formed but unusable (an unknown airport); names the field."""
+
+
+def entitlements(incident: Incident) -> tuple[list[dict[str, Any]], str | None]:
+    """What the law owes for this incident's facts, and a note when it cannot be assessed.
+
+    Entitlements depend on the incident, not the customer: computed once per update.
+    """
+    from offers.entitlements import FlightContext, entitlements_for
+
+    f = incident.facts
+    if f.origin is None or f.destination is None or f.carrier_country is None:
+        return [], "entitlements not assessed: facts need origin, destination and carrier_country"
+    ctx = FlightContext(
+        origin=f.origin,
+        destination=f.destination,
+        departure_delay_minutes=f.delay_minutes,
+        arrival_delay_minutes=f.delay_minutes
+        if f.arrival_delay_minutes is None
+        else f.arrival_delay_minutes,
+        carrier_country=f.carrier_country,
+        cause=f.cause,
+        carrier_size=f.carrier_size,
+        overnight=f.overnight,
+    )
+    try:
+        found = entitlements_for(ctx)
+    except ValueError as exc:
+        raise FactsError(f"facts.{exc}") from exc
+    if not found:
+        return [], "no legal entitlement for this route and delay"
+    return [msgspec.structs.asdict(e) for e in found], None

@@ -154,3 +154,42 @@ def test_patch_of_unknown_incident_is_404_and_bad_patch_writes_nothing(
     assert runtime.ledger.count("MG123-2026-11-23") == 25
     assert runtime.ledger.incident("MG123-2026-11-23")["step"] == 1  # type: ignore[index]
     assert client.get("/v1/incidents/NOPE/decisions").status_code == 404
+
+
+def test_entitlements_are_shown_beside_the_perk(client: TestClient[Any], runtime: Runtime) -> None:
+    facts = {
+        "delay_minutes": 250,
+        "flight": "MG123",
+        "origin": "LHR",
+        "destination": "TPE",
+        "carrier_country": "GB",
+        "arrival_delay_minutes": 250,
+    }
+    data = client.post("/v1/incidents", json=body(runtime, facts=facts)).json()
+    decision = next(d for d in data["decisions"] if d["perk"] is not None)
+    regimes = {(e["regime"], e["kind"]) for e in decision["entitlements"]}
+    assert ("UK261", "cash") in regimes
+    cash = next(e for e in decision["entitlements"] if e["kind"] == "cash")
+    assert cash["currency"] == "GBP" and cash["amount"] == 520.0 and "UK261" in cash["basis"]
+    assert decision["perk"]["id"]  # the goodwill perk comes on top, never instead
+
+
+def test_entitlements_need_the_route(client: TestClient[Any], runtime: Runtime) -> None:
+    data = client.post("/v1/incidents", json=body(runtime)).json()
+    assert data["decisions"][0]["entitlements"] == []
+    assert any("entitlements not assessed" in r for r in data["decisions"][0]["reasons"])
+
+
+def test_unknown_airport_is_a_422_naming_the_field(
+    client: TestClient[Any], runtime: Runtime
+) -> None:
+    facts = {
+        "delay_minutes": 200,
+        "flight": "MG123",
+        "origin": "QQQ",
+        "destination": "TPE",
+        "carrier_country": "GB",
+    }
+    response = client.post("/v1/incidents", json=body(runtime, facts=facts))
+    assert response.status_code == 422 and "facts.origin" in response.json()["detail"]
+    assert runtime.ledger.incident("MG123-2026-11-23") is None
