@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
+from rich.table import Table
+
+from api.settings import Settings
 
 console = Console()
+
+SHOWN_ERRORS = 20
 
 
 @click.group("profiles")
@@ -27,3 +35,147 @@ def synth(n: int, seed: int, output: Path) -> None:
         frame = synth_profiles(n, seed)
         write_profiles(frame, output)
     console.print(f"wrote {frame.height:,} profiles to {output}")
+
+
+def _error_table(errors: Sequence[Any], total: int) -> Table:
+    """The first errors as a table; contact details masked like everywhere else."""
+    from segmentation.book import PERSONAL_COLUMNS, mask
+
+    table = Table("row", "column", "value", "reason", title=f"{total:,} problems")
+    for e in errors[:SHOWN_ERRORS]:
+        value = mask(e.value) if e.column in PERSONAL_COLUMNS else e.value
+        row = "file" if e.row is None else str(e.row)
+        table.add_row(row, e.column, "" if value is None else repr(value), e.reason)
+    if total > SHOWN_ERRORS:
+        table.caption = f"… and {total - SHOWN_ERRORS:,} more"
+    return table
+
+
+@group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--mapping",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML mapping: renames, value maps, constants.",
+)
+@click.option(
+    "--quarantine",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Load the good rows and write the bad ones here (Parquet) with their reasons.",
+)
+@click.option("--max-errors", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@click.pass_obj
+def import_(
+    settings: Settings, file: Path, mapping: Path | None, quarantine: Path | None, max_errors: int
+) -> None:
+    """Import profiles from CSV, Parquet, NDJSON or Excel (.xlsx) as a new snapshot.
+
+    All-or-nothing: on any error nothing is written, unless --quarantine is given.
+    """
+    from segmentation.importer import import_profiles
+    from segmentation.snapshots import Snapshots
+
+    with console.status(f"importing {file}…"):
+        result = import_profiles(file, mapping, quarantine, max_errors)
+    if result.errors:
+        console.print(_error_table(result.errors, result.error_count))
+    if not result.ok:
+        raise click.ClickException(
+            f"import failed: {result.error_count:,} problems in {result.rows:,} rows; "
+            "nothing written"
+        )
+    path = Snapshots(settings.data_dir).save(result.profiles)
+    console.print(
+        f"read {result.rows:,} rows: {result.profiles.height:,} loaded, "
+        f"{result.rejected.height:,} rejected"
+        + (f" (written to {result.quarantine})" if result.quarantine else "")
+    )
+    console.print(f"snapshot {path}")
+
+
+@group.command("derive")
+@click.argument(
+    "transactions", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)
+)
+@click.option("--customer", required=True, help="Customer id column.")
+@click.option("--time", "time_", required=True, help="Transaction time column.")
+@click.option("--amount", required=True, help="Amount column, or QUANTITY*PRICE.")
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]))
+@click.option("--invoice", help="Invoice/order column; a leading 'C' marks a cancellation.")
+@click.option("--quantity", help="Quantity column, for items per basket.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--import", "into_snapshot", is_flag=True, help="Load as a new profile snapshot.")
+@click.pass_obj
+def derive(
+    settings: Settings,
+    transactions: tuple[Path, ...],
+    customer: str,
+    time_: str,
+    amount: str,
+    as_of: datetime | None,
+    invoice: str | None,
+    quantity: str | None,
+    output: Path | None,
+    into_snapshot: bool,
+) -> None:
+    """Derive profiles (recency, frequency, monetary, tenure, baskets) from transactions."""
+    from segmentation.derive import derive as derive_rfm
+    from segmentation.snapshots import Snapshots
+    from segmentation.synth import write_profiles
+
+    if (output is None) == (not into_snapshot):
+        raise click.UsageError("give exactly one of -o/--output and --import")
+    with console.status(f"deriving profiles from {', '.join(map(str, transactions))}…"):
+        derived = derive_rfm(list(transactions), customer, time_, amount, as_of, quantity, invoice)
+    r = derived.report
+    table = Table("rows", "count", title=f"as of {r.as_of:%Y-%m-%d %H:%M}")
+    for label, value in (
+        ("read", r.rows),
+        ("used", r.used_rows),
+        ("left out: no customer", r.null_customer_rows),
+        ("left out: no usable time or amount", r.unusable_rows),
+        ("left out: after as-of", r.after_as_of_rows),
+        ("returns (negative lines)", r.return_rows),
+        ("cancelled invoices", r.cancelled_invoices),
+        ("customers", r.customers),
+    ):
+        table.add_row(label, f"{value:,}")
+    console.print(table)
+    console.print(f"returns net against spend: {r.returns_value:,.2f}")
+    if output is not None:
+        write_profiles(derived.profiles, output)
+        console.print(f"wrote {derived.profiles.height:,} profiles to {output}")
+    else:
+        path = Snapshots(settings.data_dir).save(derived.profiles)
+        console.print(f"snapshot {path}")
+
+
+@group.command("show")
+@click.argument("customer_id")
+@click.option("--reveal", is_flag=True, help="Show email and phone unmasked.")
+@click.pass_obj
+def show(settings: Settings, customer_id: str, reveal: bool) -> None:
+    """Print one profile from the newest snapshot, with its segment when a model is active."""
+    import polars as pl
+
+    from segmentation.book import mask_personal
+    from segmentation.registry import Registry
+    from segmentation.snapshots import Snapshots
+
+    latest = Snapshots(settings.data_dir).latest()
+    if latest is None:
+        raise click.ClickException(f"no profile snapshot in {settings.data_dir}")
+    row = pl.scan_parquet(latest).filter(pl.col("customer_id") == customer_id).collect()
+    if row.height == 0:
+        raise click.ClickException(f"no profile {customer_id!r} in {latest.name}")
+    registry = Registry(settings.data_dir / "models")
+    version = registry.active()
+    if version is not None:
+        row = registry.load(version).assign(row)
+    profile = row.row(0, named=True)
+    if not reveal:
+        profile = mask_personal(profile)
+    table = Table("field", "value", title=f"{customer_id} ({latest.name})")
+    for key, value in profile.items():
+        table.add_row(key, "" if value is None else str(value))
+    console.print(table)

@@ -130,6 +130,11 @@ class Runtime:
     def close(self) -> None:
         self.engine.dispose()
 
+    def reload_profiles(self) -> None:
+        """Re-read the newest profile snapshot and segment it, e.g. after an import."""
+        profiles = pl.read_parquet(_snapshots(self.settings.data_dir)[-1])
+        self.book = ProfileBook(profiles, self.model)
+
 
 def open_runtime(settings: Settings, step: Step = log.info) -> Runtime:
     """Bootstrap if needed, then load the active model, newest profiles and live table."""

@@ -1,28 +1,56 @@
 """The profiles a running service decides on, already segmented.
 
 Segments are assigned once when a snapshot or model is loaded (one vectorized predict), so
-an incident only has to join its customer ids against this frame.
+an incident only has to join its customer ids against this frame, and a single customer is
+one dictionary lookup away.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import polars as pl
 
 from segmentation.model import Segmentation
+
+__all__ = ["PERSONAL_COLUMNS", "ProfileBook", "mask", "mask_personal"]
+
+PERSONAL_COLUMNS: tuple[str, ...] = ("email", "phone")
+"""Contact details shown only on request: they stay out of terminals and logs by default."""
+
+
+def mask(value: str | None, keep: int = 2) -> str | None:
+    """All but the last `keep` characters replaced by '*'."""
+    if value is None:
+        return None
+    if len(value) <= keep:
+        return "*" * len(value)
+    return "*" * (len(value) - keep) + value[-keep:]
+
+
+def mask_personal(profile: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `profile` with PERSONAL_COLUMNS masked."""
+    return {k: mask(v) if k in PERSONAL_COLUMNS else v for k, v in profile.items()}
 
 
 class ProfileBook:
     def __init__(self, profiles: pl.DataFrame, model: Segmentation) -> None:
         self.model = model
         self.frame = model.assign(profiles)
+        ids = self.frame["customer_id"]
+        self._index: dict[str, int] = dict(zip(ids.to_list(), range(len(ids)), strict=True))
 
     def __len__(self) -> int:
         return self.frame.height
 
     def _ids(self, ids: Sequence[str]) -> pl.DataFrame:
         return pl.DataFrame({"customer_id": list(ids)}, schema={"customer_id": pl.String})
+
+    def one(self, customer_id: str) -> dict[str, Any] | None:
+        """One segmented profile as a dict, in O(1); None when the id is unknown."""
+        row = self._index.get(customer_id)
+        return None if row is None else self.frame.row(row, named=True)
 
     def select(self, ids: Sequence[str]) -> pl.DataFrame:
         """Segmented profiles of `ids`, in the order given; unknown ids are left out."""
