@@ -8,6 +8,7 @@ logged, because an operator should know the data is synthetic.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -98,9 +99,16 @@ class Runtime:
     table_version: tuple[str, int] = ("", 0)
     _table: OfferTable | None = None
 
+    _checked_at: float = 0.0
+
     def table(self) -> OfferTable:
-        if self._table is None:
-            self.reload_table()
+        """The live table; a publish by any process is picked up within a second."""
+        now = time.monotonic()
+        if self._table is None or now - self._checked_at > 1.0:
+            self._checked_at = now
+            published = self.ledger.published_table()
+            if published is None or (published[0], published[1]) != self.table_version:
+                self.reload_table()
         assert self._table is not None
         return self._table
 

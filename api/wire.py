@@ -160,3 +160,53 @@ def decision_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
 
 def decisions_out(frame: pl.DataFrame) -> list[DecisionOut]:
     return msgspec.convert(decision_rows(frame), list[DecisionOut])
+
+
+class PreviewRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One customer and an incident's facts; the incident may exist (history counts) or not."""
+
+    incident_id: IncidentId = "preview"
+    kind: Literal["flight_delay"]
+    occurred_at: AwareDatetime
+    facts: FlightFacts
+    customer_id: CustomerId
+    budget: Money | None = None
+
+    def incident(self) -> Incident:
+        return Incident(
+            incident_id=self.incident_id,
+            kind=self.kind,
+            occurred_at=self.occurred_at,
+            facts=self.facts,
+        )
+
+
+class StepSummary(msgspec.Struct, frozen=True, kw_only=True):
+    step: int
+    decisions: int
+    apologies: int
+    perks: int
+    holdout: int
+    needs_human: int
+    cost: float
+
+
+class IncidentStatus(msgspec.Struct, frozen=True, kw_only=True):
+    incident_id: str
+    kind: str
+    occurred_at: datetime
+    facts: dict[str, Any]
+    step: int
+    budget: float | None
+    spent: float
+    decisions: int
+    steps: list[StepSummary]
+
+
+class FollowupDue(msgspec.Struct, frozen=True, kw_only=True):
+    incident_id: str
+    customer_id: str
+    kind: str
+    due_at: datetime
+    channel: str | None
+    language: str | None

@@ -22,7 +22,14 @@ from offers.db import WRITE_LOCK
 from offers.engine import DECISION_COLUMNS, ENTITLEMENT_DTYPE, HISTORY_SCHEMA
 from offers.incidents import Incident
 from offers.policy import RECENT_SCHEMA
-from offers.schema import decisions, followups, incident_customers, incidents, offer_tables
+from offers.schema import (
+    decisions,
+    followups,
+    idempotency,
+    incident_customers,
+    incidents,
+    offer_tables,
+)
 
 DECISION_SCHEMA: dict[str, Any] = {
     "incident_id": pl.String,
@@ -278,6 +285,35 @@ class Ledger:
         with self.reading() as tx:
             return tx.spent(incident_id)
 
+    def summary(self, incident_id: str) -> pl.DataFrame:
+        """Per step: decisions, apologies, perks, holdouts, human flags and cost charged."""
+        d = decisions.c
+        query = (
+            sa.select(
+                d.step,
+                sa.func.count().label("decisions"),
+                sa.func.sum(sa.case((d.message_kind == "apology", 1), else_=0)).label("apologies"),
+                sa.func.count(d.perk_id).label("perks"),
+                sa.func.sum(sa.case((d.holdout, 1), else_=0)).label("holdout"),
+                sa.func.sum(sa.case((d.needs_human, 1), else_=0)).label("needs_human"),
+                sa.func.coalesce(sa.func.sum(d.charged_cost), 0.0).label("cost"),
+            )
+            .where(d.incident_id == incident_id)
+            .group_by(d.step)
+            .order_by(d.step)
+        )
+        schema = {
+            "step": pl.Int32,
+            "decisions": pl.Int64,
+            "apologies": pl.Int64,
+            "perks": pl.Int64,
+            "holdout": pl.Int64,
+            "needs_human": pl.Int64,
+            "cost": pl.Float64,
+        }
+        with self.reading() as tx:
+            return _frame(tx.conn.execute(query).all(), schema)
+
     def followups_due(self, before: datetime, limit: int = 1000) -> pl.DataFrame:
         query = (
             sa.select(*(followups.c[c] for c in FOLLOWUP_SCHEMA))
@@ -287,6 +323,29 @@ class Ledger:
         )
         with self.reading() as tx:
             return _frame(tx.conn.execute(query).all(), FOLLOWUP_SCHEMA)
+
+    def remembered(self, key: str) -> tuple[str, int, bytes] | None:
+        """(body digest, status, response) stored under an Idempotency-Key, if any."""
+        query = sa.select(
+            idempotency.c.body_digest, idempotency.c.status_code, idempotency.c.response
+        ).where(idempotency.c.key == key)
+        with self.reading() as tx:
+            row = tx.conn.execute(query).first()
+        return (row[0], row[1], bytes(row[2])) if row else None
+
+    def remember(self, key: str, digest: str, status: int, response: bytes, now: datetime) -> None:
+        """Store a response under its key; the first one stored wins."""
+        with self.writing() as tx:
+            tx.conn.execute(
+                tx._insert(idempotency).on_conflict_do_nothing(),
+                dict(
+                    key=key,
+                    body_digest=digest,
+                    status_code=status,
+                    response=response,
+                    created_at=now,
+                ),
+            )
 
     def publish_table(self, name: str, body: str, by: str, reason: str, now: datetime) -> int:
         with self.writing() as tx:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -193,3 +194,80 @@ def test_unknown_airport_is_a_422_naming_the_field(
     response = client.post("/v1/incidents", json=body(runtime, facts=facts))
     assert response.status_code == 422 and "facts.origin" in response.json()["detail"]
     assert runtime.ledger.incident("MG123-2026-11-23") is None
+
+
+def test_incident_status_sums_the_steps(client: TestClient[Any], runtime: Runtime) -> None:
+    client.post("/v1/incidents", json=body(runtime, delay=30, budget=1000.0))
+    client.patch(
+        "/v1/incidents/MG123-2026-11-23", json={"facts": {"delay_minutes": 60, "flight": "MG123"}}
+    )
+    status = client.get("/v1/incidents/MG123-2026-11-23").json()
+    assert (status["step"], status["decisions"], status["budget"]) == (2, 50, 1000.0)
+    assert [s["step"] for s in status["steps"]] == [1, 2]
+    assert status["steps"][0]["apologies"] == 25 and status["steps"][1]["apologies"] == 0
+    assert status["spent"] == pytest.approx(sum(s["cost"] for s in status["steps"]))
+    assert status["spent"] == pytest.approx(runtime.ledger.spent("MG123-2026-11-23"))
+    assert client.get("/v1/incidents/NOPE").status_code == 404
+
+
+def test_decisions_as_ndjson_and_parquet(client: TestClient[Any], runtime: Runtime) -> None:
+    import io
+
+    import polars as pl
+
+    client.post("/v1/incidents", json=body(runtime, delay=30))
+    url = "/v1/incidents/MG123-2026-11-23/decisions"
+    lines = client.get(url, params={"limit": 10}, headers={"accept": "application/x-ndjson"})
+    assert lines.headers["content-type"].startswith("application/x-ndjson")
+    assert lines.headers["x-total-count"] == "25" and lines.headers["x-next-offset"] == "10"
+    rows = [json.loads(line) for line in lines.text.splitlines()]
+    assert len(rows) == 10 and rows[0]["segment"]["name"]
+    parquet = client.get(url, headers={"accept": "application/vnd.apache.parquet"})
+    frame = pl.read_parquet(io.BytesIO(parquet.content))
+    assert frame.height == 25 and {"customer_id", "perk_id", "text"} <= set(frame.columns)
+    as_json = client.get(url).json()["decisions"]
+    assert [r["customer_id"] for r in as_json[:10]] == [r["customer_id"] for r in rows]
+
+
+def test_preview_records_nothing(client: TestClient[Any], runtime: Runtime) -> None:
+    customer = runtime.book.frame["customer_id"][0]
+    request = {
+        "kind": "flight_delay",
+        "occurred_at": "2026-11-23T07:05:00Z",
+        "facts": {"delay_minutes": 50, "flight": "MG9"},
+        "customer_id": customer,
+    }
+    first = client.post("/v1/decisions/preview", json=request)
+    assert first.status_code == 200, first.text
+    decision = first.json()
+    assert decision["customer_id"] == customer and decision["message"]["kind"] == "apology"
+    assert runtime.ledger.incident("preview") is None and runtime.ledger.count("preview") == 0
+    quiet = client.post(
+        "/v1/decisions/preview", json=request | {"facts": {"delay_minutes": 5, "flight": "MG9"}}
+    )
+    assert quiet.status_code == 422 and "noticeability" in quiet.json()["detail"]
+    unknown = client.post("/v1/decisions/preview", json=request | {"customer_id": "ghost"})
+    assert unknown.status_code == 422 and "ghost" in unknown.json()["detail"]
+
+
+def test_followups_feed(client: TestClient[Any], runtime: Runtime) -> None:
+    client.post("/v1/incidents", json=body(runtime, delay=30))
+    soon = client.get("/v1/followups", params={"due_before": "2000-01-01T00:00:00Z"}).json()
+    assert soon == []
+    later = client.get("/v1/followups", params={"due_before": "2100-01-01T00:00:00Z"}).json()
+    consenting = runtime.book.frame.head(25).filter("consent_marketing").height
+    assert len(later) == 2 * consenting
+    assert {f["kind"] for f in later} == {"check-in", "feedback"}
+    naive = client.get("/v1/followups", params={"due_before": "2100-01-01T00:00:00"})
+    assert naive.status_code == 400 and "due_before" in naive.json()["detail"]
+
+
+def test_idempotency_key(client: TestClient[Any], runtime: Runtime) -> None:
+    headers = {"Idempotency-Key": "desk-42"}
+    first = client.post("/v1/incidents", json=body(runtime), headers=headers)
+    again = client.post("/v1/incidents", json=body(runtime), headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()  # the stored response, "issued" included
+    other = client.post("/v1/incidents", json=body(runtime, delay=120), headers=headers)
+    assert other.status_code == 409 and "Idempotency-Key" in other.json()["detail"]
+    assert runtime.ledger.count("MG123-2026-11-23") == 25
