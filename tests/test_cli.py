@@ -150,3 +150,57 @@ def test_serve_bootstraps_an_empty_folder_and_answers(tmp_path: Path) -> None:
     served = profiles.filter(pl.col("customer_id").is_in(ids))
     for column in ("email", "phone"):
         assert not any(value in text for value in served[column].to_list())
+
+
+def test_incidents_apply_offline_is_exactly_once(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    incident = {
+        "incident_id": "MG123-2026-11-23",
+        "kind": "flight_delay",
+        "occurred_at": "2026-11-23T07:05:00Z",
+        "facts": {"delay_minutes": 95, "flight": "MG123"},
+        "customers": [f"c{i:06d}" for i in range(1, 51)],
+    }
+    path = tmp_path / "incident.json"
+    path.write_text(json.dumps(incident))
+    runner = CliRunner()
+    first = runner.invoke(
+        cli,
+        [
+            "--data",
+            str(data),
+            "incidents",
+            "apply",
+            str(path),
+            "--format",
+            "ndjson",
+            "-o",
+            str(tmp_path / "d.ndjson"),
+        ],
+    )
+    assert first.exit_code == 0, first.output
+    assert "step 3, 50 new decisions" in first.output
+    rows = [json.loads(line) for line in (tmp_path / "d.ndjson").read_text().splitlines()]
+    assert len(rows) == 50 and {r["step"] for r in rows} == {3}
+    again = runner.invoke(
+        cli,
+        [
+            "--data",
+            str(data),
+            "incidents",
+            "apply",
+            str(path),
+            "--format",
+            "parquet",
+            "-o",
+            str(tmp_path / "d.parquet"),
+        ],
+    )
+    assert again.exit_code == 0 and "0 new decisions" in again.output
+    stored = pl.read_parquet(tmp_path / "d.parquet")
+    assert sorted(stored["perk_code"].drop_nulls()) == sorted(
+        r["perk"]["code"] for r in rows if r["perk"]
+    )
+    path.write_text(json.dumps(incident | {"kind": "volcano"}))
+    bad = runner.invoke(cli, ["--data", str(data), "incidents", "apply", str(path)])
+    assert bad.exit_code != 0 and "kind" in bad.output and "Traceback" not in bad.output
