@@ -101,9 +101,9 @@ def db_upgrade(settings: Settings) -> None:
 
 def _register() -> None:
     """Each area's commands live in their own module; this is the one place that lists them."""
-    from api import cli_incidents, cli_offers, cli_profiles, cli_segments
+    from api import cli_incidents, cli_messages, cli_offers, cli_profiles, cli_segments
 
-    for module in (cli_profiles, cli_segments, cli_offers, cli_incidents):
+    for module in (cli_profiles, cli_segments, cli_offers, cli_messages, cli_incidents):
         cli.add_command(module.group)
 
 

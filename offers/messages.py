@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import string
 import tomllib
+from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -19,8 +21,14 @@ from segmentation.profiles import CHANNELS, LANGUAGES
 
 DEFAULTS = Path(__file__).parent / "defaults"
 
-MessageKind = Literal["apology", "update", "perk_line"]
-MESSAGE_KINDS: tuple[str, ...] = ("apology", "update", "perk_line")
+MessageKind = Literal["apology", "update", "perk_line", "followup_checkin", "followup_feedback"]
+MESSAGE_KINDS: tuple[str, ...] = (
+    "apology",
+    "update",
+    "perk_line",
+    "followup_checkin",
+    "followup_feedback",
+)
 
 #: Variables a template may use, each the name of a column of the decision frame.
 VARIABLES = frozenset(
@@ -199,15 +207,192 @@ def render(
     )
 
 
+SMS_MAX_SEGMENTS = 2
+
+#: Worst-case lengths used to check SMS templates: the longest value each variable takes.
+#: `perk_title` is checked with every title of the table (the longest decides);
+#: `perk_line` is the perk_line template rendered with these values. Names are assumed
+#: to be written in the template's alphabet (a Chinese name turns GSM-7 into UCS-2).
+WORST_CASE: dict[str, str] = {
+    "first_name": "x" * 20,
+    "flight": "XX9999",
+    "delay_minutes": "9999",
+    "perk_code": "X" * 8,
+    "valid_until": "2026-12-31",
+}
+
+
+class SmsInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """How a text travels as SMS: alphabet, length in its units, and segments."""
+
+    encoding: Literal["GSM-7", "UCS-2"]
+    units: int
+    segments: int
+
+
+def sms_info(text: str) -> SmsInfo:
+    """GSM-7: 160 septets a segment (153 joined), extension characters take two; else
+    UCS-2: 70 UTF-16 units (67 joined), so an emoji counts twice."""
+    if all(ch in _GSM7 or ch in _GSM7_EXT for ch in text):
+        units = len(text) + sum(ch in _GSM7_EXT for ch in text)
+        single, joined, encoding = 160, 153, "GSM-7"
+    else:
+        units = len(text.encode("utf-16-le")) // 2
+        single, joined, encoding = 70, 67, "UCS-2"
+    segments = 1 if units <= single else -(-units // joined)
+    return SmsInfo(encoding=encoding, units=units, segments=segments)  # type: ignore[arg-type]
+
+
 def sms_segments(text: str) -> int:
-    """How many SMS a text takes: GSM-7 160 (153 joined), else UCS-2 70 (67 joined)."""
-    gsm = all(ch in _GSM7 for ch in text)
-    single, joined = (160, 153) if gsm else (70, 67)
-    n = len(text)
-    return 1 if n <= single else -(-n // joined)
+    """How many SMS a text takes (see sms_info)."""
+    return sms_info(text).segments
 
 
 _GSM7 = set(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
+_GSM7_EXT = set("^{}\\[~]|€\f")
+
+
+class TemplateFinding(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A template problem: which template, for which customers' language, and what."""
+
+    severity: Literal["error", "warning"]
+    code: str
+    template: str
+    language: str
+    field: str = "text"
+    message: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.severity}: template {self.template} (for {self.language} customers), "
+            f"field {self.field}: {self.message}"
+        )
+
+
+def _fill(text: str, values: dict[str, str]) -> str:
+    return "".join(
+        lit + (values.get(var, "") if var else "") for lit, var in compile_template(text)
+    )
+
+
+def validate_book(
+    book: MessageBook,
+    titles: Sequence[dict[str, str]] = (),
+    max_segments: int = SMS_MAX_SEGMENTS,
+) -> list[TemplateFinding]:
+    """SMS length at worst case for every (incident, kind, language) an SMS is sent in.
+
+    `titles` are the perks' title maps (language -> title); a language without a title
+    uses the English one, as the engine does. More than `max_segments` is an error.
+    """
+    over: dict[int, list[tuple[SmsInfo, str]]] = {}
+    for incident in sorted({t.incident for t in book.templates}):
+        sms = resolve(book, incident).filter(pl.col("channel") == "sms")
+        lines = {
+            lang: book.templates[idx].text
+            for kind, lang, _, idx, _ in sms.iter_rows()
+            if kind == "perk_line"
+        }
+        for kind, lang, _, idx, _ in sms.iter_rows():
+            if kind == "perk_line":
+                continue
+            options = sorted({t.get(lang) or t.get("en", "") for t in titles}) or [""]
+            worst = max(
+                (_worst(book.templates[idx].text, lines.get(lang), title) for title in options),
+                key=lambda info: (info.segments, info.units),
+            )
+            if worst.segments > max_segments:
+                over.setdefault(idx, []).append((worst, lang))
+    out: list[TemplateFinding] = []
+    for idx, found in over.items():
+        worst = max((info for info, _ in found), key=lambda info: (info.segments, info.units))
+        out.append(
+            TemplateFinding(
+                severity="error",
+                code="sms-too-long",
+                template=_key(book.templates[idx]),
+                language=", ".join(lang for _, lang in found),
+                message=(
+                    f"worst case {worst.units} {worst.encoding} characters take "
+                    f"{worst.segments} SMS segments (at most {max_segments})"
+                ),
+            )
+        )
+    return out
+
+
+def _worst(text: str, perk_line: str | None, title: str) -> SmsInfo:
+    values = {**WORST_CASE, "perk_title": title}
+    values["perk_line"] = _fill(perk_line, values) if perk_line else ""
+    return sms_info(_fill(text, values))
+
+
+def check_book(book: MessageBook, titles: Sequence[dict[str, str]] = ()) -> None:
+    """Refuse a book with any error finding; the message lists them all."""
+    problems = [f for f in validate_book(book, titles) if f.severity == "error"]
+    if problems:
+        raise TemplateError("; ".join(str(f) for f in problems))
+
+
+class Preview(msgspec.Struct, frozen=True, kw_only=True):
+    """One rendered message: its text, the language it is in, and its SMS cost."""
+
+    text: str | None
+    language: str
+    text_language: str | None
+    channel: str
+    kind: str
+    fallback: bool
+    sms: SmsInfo | None
+
+
+def preview(
+    book: MessageBook,
+    *,
+    incident: str,
+    kind: str,
+    language: str,
+    channel: str,
+    values: dict[str, str],
+) -> Preview:
+    """Render one message as a customer would get it (`values` fill the variables)."""
+    row = {v: values.get(v, "") for v in VARIABLES} | {
+        "language": language,
+        "channel": channel,
+        "message_kind": kind,
+        "line_kind": "perk_line" if values.get("perk_title") else None,
+    }
+    frame = pl.DataFrame([row], schema={k: pl.String for k in row})
+    frame = render(frame, book, incident, "line_kind", "perk_line")
+    frame = frame.with_columns(pl.col("perk_line").fill_null(""))
+    out = render(frame, book, incident, "message_kind", "text").row(0, named=True)
+    text, used = out["text"], out["text_language"]
+    return Preview(
+        text=text,
+        language=language,
+        text_language=used,
+        channel=channel,
+        kind=kind,
+        fallback=used is not None and used != language,
+        sms=sms_info(text) if text is not None and channel == "sms" else None,
+    )
+
+
+def sample_values(
+    *,
+    perk_title: str | None,
+    valid_until: date | None,
+    first_name: str = "Mei",
+    flight: str = "MG123",
+    delay_minutes: int = 95,
+    perk_code: str = "K7QP2M9X",
+) -> dict[str, str]:
+    """Variables for a preview: realistic values, a perk only when one is given."""
+    values = {"first_name": first_name, "flight": flight, "delay_minutes": str(delay_minutes)}
+    if perk_title is not None:
+        values |= {"perk_title": perk_title, "perk_code": perk_code}
+        values["valid_until"] = valid_until.isoformat() if valid_until else ""
+    return values

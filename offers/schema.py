@@ -97,3 +97,14 @@ offer_tables = sa.Table(
     sa.Column("published_by", sa.String(128), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
 )
+
+#: Offer-table drafts: marketing's work in progress, one per table name, not yet live.
+offer_table_drafts = sa.Table(
+    "offer_table_drafts",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("based_on", sa.Integer),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_by", sa.String(128), nullable=False),
+)

@@ -13,7 +13,7 @@ from offers.messages import (
     render,
     sms_segments,
 )
-from offers.tables import TableError, load_default_table, match, parse_table
+from offers.tables import TableError, dump_table, load_default_table, match, parse_table
 from segmentation.profiles import CHANNELS, LANGUAGES
 
 PERK = (
@@ -157,3 +157,31 @@ def test_missing_language_falls_back_and_says_so() -> None:
 )
 def test_sms_segment_counting(text: str, segments: int) -> None:
     assert sms_segments(text) == segments
+
+
+def test_fallback_rules_are_tried_last_whatever_their_place_or_priority() -> None:
+    rules = (
+        '[[rules]]\nid = "fb"\nperk = "meal"\nfallback = true\npriority = 99\n'
+        '[[rules]]\nid = "gold"\nperk = "meal"\nwhen = { tier = "gold" }\n'
+    )
+    rows = frame(tier=["gold", "basic"])
+    for policy in ("first", "priority"):
+        table = parse_table(f'name = "t"\nhit_policy = "{policy}"\n{PERK}{rules}')
+        assert match(rows, table)["rule_id"].to_list() == ["gold", "fb"]
+
+
+def test_single_values_are_one_item_lists_and_stock_is_modelled() -> None:
+    table = parse_table(
+        f'name = "t"\n{PERK}stock = [{{ airport = "TPE", per_day = 40 }}]\n'
+        '[[rules]]\nid = "r"\nperk = "meal"\nwhen = { tier = "gold" }\n'
+    )
+    assert table.rules[0].when == {"tier": ["gold"]}
+    assert [(s.airport, s.per_day) for s in table.perks[0].stock] == [("TPE", 40)]
+    with pytest.raises(TableError, match="perk meal, field stock"):
+        parse_table(f'name = "t"\n{PERK}stock = [{{ airport = "taipei", per_day = 40 }}]\n')
+
+
+def test_the_default_table_dumps_to_equal_toml() -> None:
+    table = load_default_table()
+    assert parse_table(dump_table(table)) == table
+    assert table.rules[-1].fallback

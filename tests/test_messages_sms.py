@@ -1,0 +1,152 @@
+"""Message templates: SMS segment counting, worst-case length refusal, previews everywhere."""
+
+from __future__ import annotations
+
+import pytest
+
+from offers.messages import (
+    MESSAGE_KINDS,
+    WORST_CASE,
+    TemplateError,
+    check_book,
+    load_default_book,
+    parse_book,
+    preview,
+    sample_values,
+    sms_info,
+    validate_book,
+)
+from offers.tables import load_default_table
+from segmentation.profiles import CHANNELS, LANGUAGES
+
+TITLES = [dict(p.title) for p in load_default_table().perks]
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "units", "segments"),
+    [
+        ("", "GSM-7", 0, 1),
+        ("a" * 160, "GSM-7", 160, 1),
+        ("a" * 161, "GSM-7", 161, 2),
+        ("a" * 306, "GSM-7", 306, 2),
+        ("a" * 307, "GSM-7", 307, 3),
+        ("€" * 80, "GSM-7", 160, 1),  # extension characters take two septets
+        ("€" * 81, "GSM-7", 162, 2),
+        ("a" * 69 + "延", "UCS-2", 70, 1),  # one Chinese character makes the whole text UCS-2
+        ("延" * 71, "UCS-2", 71, 2),
+        ("延" * 134, "UCS-2", 134, 2),
+        ("延" * 135, "UCS-2", 135, 3),
+        ("😀" * 35, "UCS-2", 70, 1),  # outside the BMP: two UTF-16 units each
+        ("😀" * 36, "UCS-2", 72, 2),
+    ],
+)
+def test_sms_segments(text: str, encoding: str, units: int, segments: int) -> None:
+    info = sms_info(text)
+    assert (info.encoding, info.units, info.segments) == (encoding, units, segments)
+
+
+def book(text: str, perk_line: str = " {perk_title}") -> str:
+    return (
+        '[[templates]]\nincident = "flight_delay"\nkind = "apology"\nlanguage = "en"\n'
+        f'channel = "sms"\ntext = "{text}"\n'
+        '[[templates]]\nincident = "flight_delay"\nkind = "perk_line"\nlanguage = "en"\n'
+        f'text = "{perk_line}"\n'
+    )
+
+
+def test_the_default_book_fits_two_segments_with_every_perk() -> None:
+    assert validate_book(load_default_book(), TITLES) == []
+    check_book(load_default_book(), TITLES)
+
+
+def test_worst_case_lengths_refuse_a_third_segment() -> None:
+    # 20-char name + 286 literal GSM characters = 306: exactly two segments.
+    fits = parse_book(book("{first_name}" + "a" * 286, perk_line=""))
+    assert validate_book(fits) == []
+    over = parse_book(book("{first_name}" + "a" * 287, perk_line=""))
+    (finding,) = validate_book(over)
+    assert (finding.severity, finding.template, finding.language) == (
+        "error",
+        "flight_delay/apology/en/sms",
+        "en, zh-Hans, zh-Hant",  # the English text serves every language without its own
+    )
+    assert "307 GSM-7 characters take 3 SMS segments" in finding.message
+    with pytest.raises(TemplateError, match="flight_delay/apology/en/sms"):
+        check_book(over)
+
+
+def test_the_longest_perk_title_and_its_alphabet_decide() -> None:
+    text = "{first_name}" + "a" * 120 + "{perk_line}"
+    short = [{"en": "a meal"}]
+    assert validate_book(parse_book(book(text)), short) == []
+    chinese = [{"en": "a meal"}, {"en": "貴賓室"}]  # forces UCS-2: 70/67 a segment
+    (finding,) = validate_book(parse_book(book(text)), chinese)
+    assert "UCS-2" in finding.message
+
+
+def test_zh_hant_customers_are_checked_with_their_titles_in_the_fallback_text() -> None:
+    text = (
+        '[[templates]]\nincident = "flight_delay"\nkind = "apology"\nlanguage = "zh-Hans"\n'
+        'channel = "sms"\ntext = "{first_name}{perk_title}"\n'
+    )
+    titles = [{"en": "x", "zh-Hans": "短", "zh-Hant": "長" * 200}]
+    found = validate_book(parse_book(text), titles)
+    assert [(f.template, f.language) for f in found] == [
+        ("flight_delay/apology/zh-Hans/sms", "zh-Hant")
+    ]
+
+
+def test_worst_case_values_are_documented_lengths() -> None:
+    lengths = {k: len(v) for k, v in WORST_CASE.items()}
+    assert lengths == {
+        "first_name": 20,
+        "flight": 6,
+        "delay_minutes": 4,
+        "perk_code": 8,
+        "valid_until": 10,
+    }
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("channel", CHANNELS)
+@pytest.mark.parametrize("kind", [k for k in MESSAGE_KINDS if k != "perk_line"])
+def test_every_kind_language_and_channel_previews(kind: str, language: str, channel: str) -> None:
+    perk = load_default_table().perk("lounge-1h")
+    values = sample_values(perk_title=perk.title[language], valid_until=None)
+    shown = preview(
+        load_default_book(),
+        incident="flight_delay",
+        kind=kind,
+        language=language,
+        channel=channel,
+        values=values,
+    )
+    assert shown.text is not None and "MG123" in shown.text
+    assert "{" not in shown.text and shown.text_language == language and not shown.fallback
+    if kind in ("apology", "update"):
+        assert perk.title[language] in shown.text
+    assert (shown.sms is not None) == (channel == "sms")
+    if shown.sms is not None:
+        assert shown.sms.segments <= 2
+
+
+def test_preview_falls_back_and_says_so() -> None:
+    only_en = parse_book(book("Sorry {first_name}"))
+    shown = preview(
+        only_en,
+        incident="flight_delay",
+        kind="apology",
+        language="zh-Hant",
+        channel="sms",
+        values=sample_values(perk_title=None, valid_until=None),
+    )
+    assert (shown.text, shown.text_language, shown.fallback) == ("Sorry Mei", "en", True)
+    missing = preview(
+        only_en,
+        incident="flight_delay",
+        kind="update",
+        language="en",
+        channel="sms",
+        values={},
+    )
+    assert missing.text is None
