@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 import polars as pl
 
+from offers.engine import ENTITLEMENT_DTYPE
 from offers.incidents import AwareDatetime, FlightFacts, Incident, IncidentId
 
 CustomerId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -148,9 +149,9 @@ def decision_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
             )
         )
         .alias("perk"),
-        "entitlements",
+        pl.col("entitlements").str.json_decode(ENTITLEMENT_DTYPE).fill_null([]),
         "followups",
-        "reasons",
+        pl.col("reasons").str.json_decode(pl.List(pl.String)),
         "propensity",
         pl.col("holdout").fill_null(False),
         pl.col("needs_human").fill_null(False),

@@ -14,14 +14,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import numpy as np
 import polars as pl
 
 from offers.allocation import allocate
 from offers.incidents import Incident
-from offers.messages import MessageBook, render
+from offers.messages import LANGUAGE_FALLBACK, MessageBook
 from offers.policy import ContactPolicy, holdout_mask, recent_counts
-from offers.tables import OfferTable, match, perk_frame, perk_titles
+from offers.rendering import render_texts
+from offers.tables import OfferTable, match, perk_frame
 
 #: Columns of a decision, in the order the ledger stores them.
 DECISION_COLUMNS = (
@@ -122,6 +124,35 @@ def _held(history: pl.DataFrame, perks: pl.DataFrame) -> tuple[pl.DataFrame, pl.
     return ids, best
 
 
+#: Profile columns the engine itself reads; rule conditions may add more.
+_ENGINE_COLUMNS = (
+    "customer_id",
+    "segment",
+    "segment_description",
+    "language",
+    "preferred_channel",
+    "allowed_channels",
+    "first_name",
+)
+
+#: Why a candidate perk was not given, as a short code; words come from `_reason_text`.
+_DROPS = ("already", "no_gain", "holdout", "cap", "budget")
+
+
+def _fact_columns(incident: Incident, step: int) -> dict[str, pl.Expr]:
+    """Incident facts as literal columns, so rules can name them like profile columns."""
+    facts = msgspec.structs.asdict(incident.facts)
+    columns = {k: pl.lit(v) for k, v in facts.items() if not isinstance(v, (dict, list))}
+    columns.update(
+        incident_id=pl.lit(incident.incident_id),
+        kind=pl.lit(incident.kind),
+        step=pl.lit(step, pl.Int32),
+        delay_minutes=pl.lit(incident.facts.delay_minutes, pl.Int32),
+        airport=pl.lit(facts.get("origin")),
+    )
+    return columns
+
+
 def decide(
     customers: pl.DataFrame,
     history: pl.DataFrame,
@@ -132,38 +163,80 @@ def decide(
 ) -> pl.DataFrame:
     """Decisions for `ctx.step` for customers not yet decided at this step or a later one."""
     incident, step, policy = ctx.incident, ctx.step, ctx.policy
-    prior = history.group_by("customer_id").agg(last_step=pl.col("step").max())
     perks = perk_frame(table)
-    held_ids, held_best = _held(history, perks)
-    facts = incident.facts
-    frame = (
-        customers.join(prior, on="customer_id", how="left")
-        .filter(pl.col("last_step").is_null() | (pl.col("last_step") < step))
-        .join(held_ids, on="customer_id", how="left")
-        .join(recent_counts(recent), on="customer_id", how="left")
-        .with_columns(
-            incident_id=pl.lit(incident.incident_id),
-            kind=pl.lit(incident.kind),
-            step=pl.lit(step, pl.Int32),
-            delay_minutes=pl.lit(facts.delay_minutes, pl.Int32),
-            flight=pl.lit(facts.flight),
-            message_kind=pl.when(pl.col("last_step").is_null())
-            .then(pl.lit("apology"))
-            .otherwise(pl.lit("update")),
-            channel=_channel(),
-            held=pl.col("held").fill_null([]),
-            other_incidents=pl.col("other_incidents").fill_null(0),
-            perk_incidents=pl.col("perk_incidents").fill_null(0),
+    rule_columns = {c for r in table.rules for c in r.when}
+    facts = _fact_columns(incident, step)
+    wanted = [
+        c
+        for c in dict.fromkeys([*_ENGINE_COLUMNS, *sorted(rule_columns)])
+        if c in customers.columns and c not in facts
+    ]
+    if "_id_hash" in customers.columns:
+        wanted.append("_id_hash")
+    frame = customers.select(wanted)
+    if history.is_empty():
+        frame = frame.with_columns(
+            last_step=pl.lit(None, pl.Int32),
+            held=pl.lit([], pl.List(pl.String)),
+            held_kind_id=pl.lit(None, pl.String),
         )
+    else:
+        prior = history.group_by("customer_id").agg(last_step=pl.col("step").max())
+        held_ids, _ = _held(history, perks)
+        frame = (
+            frame.join(prior, on="customer_id", how="left")
+            .filter(pl.col("last_step").is_null() | (pl.col("last_step") < step))
+            .join(held_ids, on="customer_id", how="left")
+            .with_columns(pl.col("held").fill_null([]))
+        )
+    if recent.is_empty():
+        frame = frame.with_columns(
+            other_incidents=pl.lit(0, pl.Int32), perk_incidents=pl.lit(0, pl.UInt32)
+        )
+    else:
+        frame = frame.join(recent_counts(recent), on="customer_id", how="left").with_columns(
+            pl.col("other_incidents").fill_null(0), pl.col("perk_incidents").fill_null(0)
+        )
+    frame = frame.with_columns(
+        **facts,
+        message_kind=pl.when(pl.col("last_step").is_null())
+        .then(pl.lit("apology"))
+        .otherwise(pl.lit("update")),
+        channel=_channel(),
     )
     frame = match(frame, table).rename({"perk_id": "candidate"})
-    frame = frame.join(perks.rename({"perk_id": "candidate"}), on="candidate", how="left").join(
-        held_best.rename({"perk_kind": "_kind"}),
-        left_on=["customer_id", "perk_kind"],
-        right_on=["customer_id", "_kind"],
+    frame = frame.join(
+        perks.select(
+            candidate="perk_id",
+            perk_kind="perk_kind",
+            perk_value="perk_value",
+            perk_cost="perk_cost",
+            currency="currency",
+            validity_days="validity_days",
+        ),
+        on="candidate",
         how="left",
     )
-    holdout = holdout_mask(frame["customer_id"], incident.incident_id, policy.holdout_share)
+    if history.is_empty():
+        frame = frame.with_columns(
+            held_id=pl.lit(None, pl.String),
+            held_value=pl.lit(None, pl.Float64),
+            held_cost=pl.lit(None, pl.Float64),
+        )
+    else:
+        _, held_best = _held(history, perks)
+        frame = frame.join(
+            held_best.rename({"perk_kind": "_kind"}),
+            left_on=["customer_id", "perk_kind"],
+            right_on=["customer_id", "_kind"],
+            how="left",
+        )
+    holdout = holdout_mask(
+        frame["customer_id"],
+        incident.incident_id,
+        policy.holdout_share,
+        frame["_id_hash"] if "_id_hash" in frame.columns else None,
+    )
     has_candidate = pl.col("candidate").is_not_null()
     already = pl.col("held").list.contains(pl.col("candidate"))
     no_gain = pl.col("held_value").is_not_null() & (pl.col("perk_value") <= pl.col("held_value"))
@@ -172,28 +245,13 @@ def decide(
         _drop=pl.when(~has_candidate)
         .then(pl.lit(None, pl.String))
         .when(already)
-        .then(pl.format("perk {} was already issued in this incident", "candidate"))
+        .then(pl.lit("already"))
         .when(no_gain)
-        .then(
-            pl.format(
-                "perk {} adds no value over {} held from this incident", "candidate", "held_id"
-            )
-        )
+        .then(pl.lit("no_gain"))
         .when(pl.col("holdout"))
-        .then(
-            pl.lit(
-                f"holdout: {policy.holdout_share:.0%} of each incident get the message "
-                "and what the law owes, no perk, so the perk's effect can be measured"
-            )
-        )
+        .then(pl.lit("holdout"))
         .when(capped)
-        .then(
-            pl.format(
-                "contact cap: perks in {} other incidents within "
-                f"{policy.window_days} days (limit {policy.max_perks})",
-                "perk_incidents",
-            )
-        )
+        .then(pl.lit("cap"))
     )
     offered = has_candidate & pl.col("_drop").is_null()
     frame = frame.with_columns(
@@ -202,18 +260,10 @@ def decide(
         ),
     )
     keep = allocate(frame, ctx.budget_left)
-    frame = frame.with_columns(
-        _drop=pl.when(offered & ~keep)
-        .then(
-            pl.lit(
-                f"budget: the incident budget left ({ctx.budget_left or 0:,.2f}) "
-                "went to perks with more value per cost"
-            )
-        )
-        .otherwise(pl.col("_drop")),
-    )
     given = has_candidate & pl.col("_drop").is_null()
     frame = frame.with_columns(
+        _drop=pl.when(offered & ~keep).then(pl.lit("budget")).otherwise(pl.col("_drop"))
+    ).with_columns(
         perk_id=pl.when(given).then(pl.col("candidate")),
         charged_cost=pl.when(given).then(pl.col("charged_cost")),
         replaces=pl.when(given).then(pl.col("held_id")),
@@ -226,45 +276,44 @@ def decide(
         .otherwise(pl.lit(1.0)),
         needs_human=pl.col("other_incidents") > 0,
     )
-    frame = _perk_facts(frame, table, ctx.now)
-    frame = frame.with_columns(_perk_kind=pl.when(given).then(pl.lit("perk_line")))
-    frame = render(frame, book, incident.kind, "_perk_kind", "perk_line")
-    frame = frame.with_columns(pl.col("perk_line").fill_null(""))
-    frame = render(frame, book, incident.kind, "message_kind", "text")
-    frame = frame.with_columns(
-        reasons=_reasons(ctx),
-        entitlements=pl.lit(ctx.entitlements, dtype=ENTITLEMENT_DTYPE),
-    )
-    return frame.select(
+    frame = _perk_facts(frame, table, ctx.now).with_columns(_given=given)
+    text, text_language = render_texts(frame, book, incident.kind, "message_kind", "_given")
+    frame = frame.with_columns(text=text, text_language=text_language)
+    frame = _with_reasons(frame, ctx)
+    return frame.with_columns(
+        entitlements=pl.lit(msgspec.json.encode(ctx.entitlements).decode()),
+    ).select(
         pl.col(c).cast(pl.String) if c in ("channel", "language") else pl.col(c)
         for c in DECISION_COLUMNS
     )
 
 
+def _titles(table: OfferTable) -> pl.DataFrame:
+    """(perk_id, _lang, perk_title) for every perk and language, fallbacks applied."""
+    rows = []
+    for perk in table.perks:
+        for language, chain in LANGUAGE_FALLBACK.items():
+            title = next((perk.title[lang] for lang in chain if lang in perk.title), None)
+            if title is None and perk.title:
+                title = next(iter(perk.title.values()))
+            rows.append((perk.id, language, title))
+    return pl.DataFrame(
+        rows,
+        schema={"perk_id": pl.String, "_lang": pl.String, "perk_title": pl.String},
+        orient="row",
+    )
+
+
 def _perk_facts(frame: pl.DataFrame, table: OfferTable, now: datetime) -> pl.DataFrame:
     """Title (customer's language, else English), code and validity of the given perk."""
-    titles = perk_titles(table)
     given = pl.col("perk_id").is_not_null()
-    frame = (
-        frame.drop("perk_value", "perk_cost", "currency", "validity_days")
-        .join(
-            perk_frame(table).select(
-                "perk_id", "perk_value", "perk_cost", "currency", "validity_days"
-            ),
-            on="perk_id",
-            how="left",
-        )
-        .with_columns(_lang=pl.col("language").cast(pl.String))
-        .join(titles.rename({"language": "_lang"}), on=["perk_id", "_lang"], how="left")
-        .join(
-            titles.filter(pl.col("language") == "en").drop("language"),
-            on="perk_id",
-            how="left",
-            suffix="_en",
-        )
-        .with_columns(perk_title=pl.coalesce("perk_title", "perk_title_en"))
+    frame = frame.with_columns(_lang=pl.col("language").cast(pl.String)).join(
+        _titles(table), on=["perk_id", "_lang"], how="left"
     )
     return frame.with_columns(
+        perk_value=pl.when(given).then(pl.col("perk_value")),
+        perk_cost=pl.when(given).then(pl.col("perk_cost")),
+        currency=pl.when(given).then(pl.col("currency")),
         perk_code=pl.when(given).then(perk_codes(frame.height)),
         valid_until=pl.when(given).then(
             pl.lit(now.date()) + pl.duration(days=pl.col("validity_days"))
@@ -272,38 +321,93 @@ def _perk_facts(frame: pl.DataFrame, table: OfferTable, now: datetime) -> pl.Dat
     )
 
 
-def _reasons(ctx: StepContext) -> pl.Expr:
-    """Why this decision, in words a service agent can read back to the customer."""
-    delay = ctx.incident.facts.delay_minutes
-    return pl.concat_list(
-        pl.format("segment {}: {}", pl.col("segment"), pl.col("segment_description")),
-        pl.lit(f"step {ctx.step}: delay of {delay} min"),
-        pl.when(pl.col("message_kind") == "apology")
-        .then(pl.lit("first message of this incident: apology"))
-        .otherwise(pl.lit("customer already apologized to in this incident: update")),
-        pl.when(pl.col("rule_id").is_null())
-        .then(pl.lit("no offer rule matched"))
-        .otherwise(pl.format("rule {} matched: {}", pl.col("rule_id"), pl.col("candidate"))),
-        pl.lit(ctx.entitlement_note, dtype=pl.String),
-        pl.col("_drop"),
-        pl.when(pl.col("replaces").is_not_null()).then(
-            pl.format(
-                "upgrade of {}: charged the difference, {}",
-                pl.col("replaces"),
-                pl.col("charged_cost").round(2),
-            )
-        ),
-        pl.when(pl.col("needs_human")).then(
-            pl.format(
-                "second failure within the window ({} other incidents): flagged for a human",
-                pl.col("other_incidents"),
-            )
-        ),
-        pl.when(pl.col("channel").is_null()).then(pl.lit("no allowed channel: no message")),
-        pl.when(
-            pl.col("text_language").is_not_null()
-            & (pl.col("text_language") != pl.col("language").cast(pl.String))
-        ).then(
-            pl.format("no {} template: sent in {}", pl.col("language"), pl.col("text_language"))
-        ),
-    ).list.drop_nulls()
+#: Columns that decide the wording of the reasons; customers sharing them share the words.
+_REASON_KEYS = (
+    "segment",
+    "segment_description",
+    "message_kind",
+    "rule_id",
+    "candidate",
+    "_drop",
+    "replaces",
+    "held_id",
+    "charged_cost",
+    "needs_human",
+    "other_incidents",
+    "perk_incidents",
+    "_no_channel",
+    "_lang",
+    "text_language",
+)
+
+
+def _reason_text(row: dict[str, Any], ctx: StepContext) -> str:
+    """Why this decision, in words a service agent can read back to the customer (JSON list)."""
+    policy = ctx.policy
+    reasons = [
+        f"segment {row['segment']}: {row['segment_description']}",
+        f"step {ctx.step}: delay of {ctx.incident.facts.delay_minutes} min",
+        "first message of this incident: apology"
+        if row["message_kind"] == "apology"
+        else "customer already apologized to in this incident: update",
+        "no offer rule matched"
+        if row["rule_id"] is None
+        else f"rule {row['rule_id']} matched: {row['candidate']}",
+    ]
+    if ctx.entitlement_note:
+        reasons.append(ctx.entitlement_note)
+    drop = row["_drop"]
+    if drop == "already":
+        reasons.append(f"perk {row['candidate']} was already issued in this incident")
+    elif drop == "no_gain":
+        reasons.append(
+            f"perk {row['candidate']} adds no value over {row['held_id']} held from this incident"
+        )
+    elif drop == "holdout":
+        reasons.append(
+            f"holdout: {policy.holdout_share:.0%} of each incident get the message and what the "
+            "law owes, no perk, so the perk's effect can be measured"
+        )
+    elif drop == "cap":
+        reasons.append(
+            f"contact cap: perks in {row['perk_incidents']} other incidents within "
+            f"{policy.window_days} days (limit {policy.max_perks})"
+        )
+    elif drop == "budget":
+        reasons.append(
+            f"budget: the incident budget left ({ctx.budget_left or 0:,.2f}) went to perks "
+            "with more value per cost"
+        )
+    if row["replaces"] is not None:
+        reasons.append(
+            f"upgrade of {row['replaces']}: charged the difference, {row['charged_cost']:.2f}"
+        )
+    if row["needs_human"]:
+        reasons.append(
+            f"second failure within the window ({row['other_incidents']} other incidents): "
+            "flagged for a human"
+        )
+    if row["_no_channel"]:
+        reasons.append("no allowed channel: no message")
+    if row["text_language"] is not None and row["text_language"] != row["_lang"]:
+        reasons.append(f"no {row['_lang']} template: sent in {row['text_language']}")
+    return msgspec.json.encode(reasons).decode()
+
+
+def _with_reasons(frame: pl.DataFrame, ctx: StepContext) -> pl.DataFrame:
+    """Reasons as JSON text, worded once per distinct situation and joined back.
+
+    A million customers fall into a few hundred situations (segment, rule, outcome), so the
+    words are built per situation, not per customer.
+    """
+    keyed = frame.with_columns(
+        _no_channel=pl.col("channel").is_null(), _lang=pl.col("language").cast(pl.String)
+    ).with_columns(_situation=pl.struct(_REASON_KEYS).hash(seed=0))
+    situations = keyed.select("_situation", *_REASON_KEYS).unique("_situation")
+    texts = pl.Series(
+        "reasons",
+        [_reason_text(row, ctx) for row in situations.iter_rows(named=True)],
+        dtype=pl.String,
+    )
+    lookup = situations.select("_situation", texts)
+    return keyed.join(lookup, on="_situation", how="left", maintain_order="left")

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from offers.db import WRITE_LOCK
-from offers.engine import DECISION_COLUMNS, ENTITLEMENT_DTYPE, HISTORY_SCHEMA
+from offers.engine import DECISION_COLUMNS, HISTORY_SCHEMA
 from offers.incidents import Incident
 from offers.policy import RECENT_SCHEMA
 from offers.schema import (
@@ -54,8 +54,8 @@ DECISION_SCHEMA: dict[str, Any] = {
     "holdout": pl.Boolean,
     "needs_human": pl.Boolean,
     "propensity": pl.Float64,
-    "reasons": pl.List(pl.String),
-    "entitlements": ENTITLEMENT_DTYPE,
+    "reasons": pl.String,  # JSON list of sentences
+    "entitlements": pl.String,  # JSON list of entitlement objects
 }
 assert tuple(DECISION_SCHEMA) == DECISION_COLUMNS
 

@@ -17,7 +17,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from offers.hashing import unit_interval
+from segmentation.ids import unit_interval
 
 Share = Annotated[float, msgspec.Meta(ge=0.0, le=0.5)]
 
@@ -38,11 +38,13 @@ class ContactPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 RECENT_SCHEMA = {"customer_id": pl.String, "incident_id": pl.String, "perk_id": pl.String}
 
 
-def holdout_mask(customer_ids: pl.Series, incident_id: str, share: float) -> pl.Series:
+def holdout_mask(
+    customer_ids: pl.Series, incident_id: str, share: float, hashes: pl.Series | None = None
+) -> pl.Series:
     """Deterministic by (incident, customer): the same customers every time, about `share`."""
     if share <= 0 or customer_ids.is_empty():
         return pl.Series("holdout", np.zeros(len(customer_ids), dtype=bool))
-    return pl.Series("holdout", unit_interval(customer_ids, incident_id) < share)
+    return pl.Series("holdout", unit_interval(customer_ids, incident_id, hashes) < share)
 
 
 def recent_counts(recent: pl.DataFrame) -> pl.DataFrame:

@@ -53,12 +53,12 @@ decisions = sa.Table(
     sa.Column("perk_code", sa.String(32)),
     sa.Column("valid_until", sa.Date),
     sa.Column("propensity", sa.Float, nullable=False),
-    sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Column("reasons", sa.Text, nullable=False),  # JSON list, written as text in bulk
     sa.Column("charged_cost", sa.Float),
     sa.Column("replaces", sa.String(64)),
     sa.Column("holdout", sa.Boolean),
     sa.Column("needs_human", sa.Boolean),
-    sa.Column("entitlements", sa.JSON),
+    sa.Column("entitlements", sa.Text),  # JSON list, the same for a whole step
 )
 sa.Index("ix_decisions_customer", decisions.c.customer_id, decisions.c.created_at)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 
+from segmentation.ids import id_hash
 from segmentation.model import Segmentation
 
 __all__ = ["PERSONAL_COLUMNS", "ProfileBook", "mask", "mask_personal"]
@@ -37,7 +38,8 @@ def mask_personal(profile: dict[str, Any]) -> dict[str, Any]:
 class ProfileBook:
     def __init__(self, profiles: pl.DataFrame, model: Segmentation) -> None:
         self.model = model
-        self.frame = model.assign(profiles)
+        # ids are hashed once here; incidents only salt the hash (holdout membership)
+        self.frame = model.assign(profiles).with_columns(id_hash(profiles["customer_id"]))
         ids = self.frame["customer_id"]
         self._index: dict[str, int] = dict(zip(ids.to_list(), range(len(ids)), strict=True))
 
@@ -50,7 +52,11 @@ class ProfileBook:
     def one(self, customer_id: str) -> dict[str, Any] | None:
         """One segmented profile as a dict, in O(1); None when the id is unknown."""
         row = self._index.get(customer_id)
-        return None if row is None else self.frame.row(row, named=True)
+        if row is None:
+            return None
+        found = self.frame.row(row, named=True)
+        found.pop("_id_hash", None)
+        return found
 
     def select(self, ids: Sequence[str]) -> pl.DataFrame:
         """Segmented profiles of `ids`, in the order given; unknown ids are left out."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -133,6 +134,6 @@ def test_decisions_follow_segments_and_carry_reasons(runtime: Runtime) -> None:
     assert perks["duty-free-shopper"] == "dutyfree-5"
     assert perks["leisure-family"] == "meal-12"
     row = out.decisions.filter(pl.col("segment") == "road-warrior").row(0, named=True)
-    assert any("rule biz-lounge matched" in r for r in row["reasons"])
+    assert any("rule biz-lounge matched" in r for r in json.loads(row["reasons"]))
     assert row["perk_code"] and len(row["perk_code"]) == 8
     assert "MG123" in row["text"] and row["perk_code"] in row["text"]

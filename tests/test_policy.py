@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -50,7 +51,7 @@ def test_holdout_gets_message_and_no_perk_and_logs_propensity(runtime: Runtime) 
     assert held["perk_id"].null_count() == held.height
     assert held["text"].null_count() == 0
     assert set(held["propensity"]) == {0.05} and set(treated["propensity"]) == {0.95}
-    assert all(any("holdout" in r for r in reasons) for reasons in held["reasons"])
+    assert all(any("holdout" in r for r in reasons) for reasons in map(json.loads, held["reasons"]))
 
 
 def test_upgrade_of_the_same_kind_is_charged_the_difference(runtime: Runtime) -> None:
@@ -62,7 +63,7 @@ def test_upgrade_of_the_same_kind_is_charged_the_difference(runtime: Runtime) ->
     row = second.decisions.row(0, named=True)
     assert (row["perk_id"], row["replaces"]) == ("dutyfree-10", "dutyfree-5")
     assert row["perk_cost"] == 8.0 and row["charged_cost"] == pytest.approx(4.0)
-    assert any("upgrade of dutyfree-5" in r for r in row["reasons"])
+    assert any("upgrade of dutyfree-5" in r for r in json.loads(row["reasons"]))
     assert second.spent == pytest.approx(20 * 4.0 + 20 * 4.0)
 
 
@@ -74,7 +75,9 @@ def test_perk_cap_per_window_and_second_failure_flagged(runtime: Runtime) -> Non
         flagged = set(out.decisions["needs_human"])
         assert flagged == ({False} if n == 1 else {True})
     assert out.decisions["perk_id"].null_count() == 5  # third incident: cap of 2 reached
-    assert all(any("contact cap" in r for r in rs) for rs in out.decisions["reasons"])
+    assert all(
+        any("contact cap" in r for r in rs) for rs in map(json.loads, out.decisions["reasons"])
+    )
     later = apply_update(parts, incident(30, "INC-4"), who, NOW + timedelta(days=40))
     assert later.decisions["perk_id"].null_count() == 0  # outside the 30-day window again
 
@@ -86,7 +89,7 @@ def test_budget_is_never_exceeded_and_cuts_are_explained(runtime: Runtime) -> No
     assert 0 < out.spent <= 500.0
     cut = out.decisions.filter(pl.col("perk_id").is_null())
     assert cut.height > 0
-    assert all(any(r.startswith("budget:") for r in rs) for rs in cut["reasons"])
+    assert all(any(r.startswith("budget:") for r in rs) for rs in map(json.loads, cut["reasons"]))
     # later steps spend only what is left
     more = apply_update(parts, incident(60), ids, NOW)
     assert more.spent <= 500.0 + 1e-9
@@ -157,9 +160,11 @@ def test_quiet_hours_follow_the_customers_timezone(tz: str, decided: str, due_ut
 
 
 def test_stable_hash_matches_reference_values_and_spreads_sequential_ids() -> None:
-    from offers.hashing import fnv1a, unit_interval
+    from segmentation.ids import fnv1a, id_hash, unit_interval
 
     assert int(fnv1a(pl.Series(["a"]))[0]) == 0xAF63DC4C8601EC8C  # FNV-1a 64 test vector
     u = unit_interval(pl.Series([f"c{i:06d}" for i in range(1, 2001)]), "MG123")
     assert 0.4 < float(u.mean()) < 0.6
     assert 0.03 < float((u < 0.05).mean()) < 0.07
+    ids = pl.Series([f"c{i:06d}" for i in range(1, 2001)])
+    assert (unit_interval(ids, "MG123", id_hash(ids)) == u).all()

@@ -54,7 +54,7 @@ def upgrade() -> None:
         sa.Column("perk_code", sa.String(32)),
         sa.Column("valid_until", sa.Date),
         sa.Column("propensity", sa.Float, nullable=False),
-        sa.Column("reasons", sa.JSON, nullable=False),
+        sa.Column("reasons", sa.Text, nullable=False),
     )
     op.create_index("ix_decisions_customer", "decisions", ["customer_id", "created_at"])
     op.create_table(

@@ -24,7 +24,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("replaces", sa.String(64)))
         batch.add_column(sa.Column("holdout", sa.Boolean))
         batch.add_column(sa.Column("needs_human", sa.Boolean))
-        batch.add_column(sa.Column("entitlements", sa.JSON))
+        batch.add_column(sa.Column("entitlements", sa.Text))
     op.create_table(
         "followups",
         sa.Column("incident_id", sa.String(128), primary_key=True),

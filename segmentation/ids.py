@@ -1,7 +1,9 @@
-"""A stable, vectorized hash of string ids, for decisions that must not change between runs.
+"""A stable, vectorized hash of customer ids, for choices that must not change between runs.
 
 polars' own hash may change between versions; holdout membership must not. This is
-64-bit FNV-1a over each id's bytes, computed column by column across all ids at once.
+64-bit FNV-1a over each id's bytes, computed column by column across all ids at once, and
+MurmurHash3's finalizer to mix it. The profile book hashes ids once at load; each incident
+then only mixes in its own salt.
 """
 
 from __future__ import annotations
@@ -45,6 +47,18 @@ def mix(h: np.ndarray) -> np.ndarray:
     return out
 
 
-def unit_interval(ids: pl.Series, salt: str = "") -> np.ndarray:
-    """A uniform number in [0, 1) per id, the same on every run and machine."""
-    return (mix(fnv1a(ids, salt)) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+def id_hash(ids: pl.Series) -> pl.Series:
+    """The ids' stable hashes as a UInt64 column (what the profile book keeps)."""
+    return pl.Series("_id_hash", mix(fnv1a(ids)), dtype=pl.UInt64)
+
+
+def unit_interval(ids: pl.Series, salt: str = "", hashes: pl.Series | None = None) -> np.ndarray:
+    """A uniform number in [0, 1) per id and salt, the same on every run and machine.
+
+    Pass `hashes` (from `id_hash`) to skip hashing the ids again.
+    """
+    base = mix(fnv1a(ids)) if hashes is None else hashes.to_numpy().astype(np.uint64)
+    salt_hash = mix(fnv1a(pl.Series([salt])))[0]
+    with np.errstate(over="ignore"):
+        mixed = mix(base ^ salt_hash)
+    return (mixed >> np.uint64(11)).astype(np.float64) / float(1 << 53)
