@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import polars as pl
@@ -21,6 +22,12 @@ from offers.ledger import DECISION_SCHEMA, FOLLOWUP_LIST, Ledger, Tx
 from offers.messages import MessageBook
 from offers.policy import ContactPolicy, schedule_followups
 from offers.tables import OfferTable
+
+PLANNED_SCHEMA: dict[str, Any] = {
+    "customer_id": pl.String,
+    "kind": pl.String,
+    "due_at": pl.Datetime("us", "UTC"),
+}
 
 
 class UnknownCustomers(ValueError):
@@ -37,16 +44,23 @@ class UnknownIncident(LookupError):
     pass
 
 
-@dataclass(frozen=True)
+@dataclass
 class Outcome:
+    """What an update did. `decisions` (every decision at this step) is read on first use:
+    a million-customer job reports counts and never needs them in memory twice."""
+
     incident_id: str
     step: int
     delay_minutes: int
     issued: int
-    decisions: pl.DataFrame
+    load: Callable[[], pl.DataFrame]
     dry_run: bool = False
     budget: float | None = None
     spent: float = 0.0
+
+    @cached_property
+    def decisions(self) -> pl.DataFrame:
+        return self.load()
 
     @property
     def cost(self) -> float:
@@ -105,7 +119,7 @@ def apply_update(
                 0,
                 incident.facts.delay_minutes,
                 0,
-                empty,
+                lambda: empty,
                 dry_run,
                 budget,
                 spent,
@@ -129,60 +143,84 @@ def apply_update(
             parts.table(),
             parts.book,
         )
+        fresh = fresh.cast(DECISION_SCHEMA)  # type: ignore[arg-type]
         if dry_run:
             stored_now = tx.decisions(incident.incident_id, step=step)
-            fresh = fresh.cast(DECISION_SCHEMA).with_columns(  # type: ignore[arg-type]
-                followups=pl.lit([], dtype=FOLLOWUP_LIST)
-            )
-            both = pl.concat([stored_now, fresh]).sort("customer_id")
+            both = pl.concat(
+                [stored_now, fresh.with_columns(followups=pl.lit([], dtype=FOLLOWUP_LIST))]
+            ).sort("customer_id")
             return Outcome(
                 incident.incident_id,
                 step,
                 incident.facts.delay_minutes,
                 0,
-                both,
+                lambda: both,
                 True,
                 budget,
                 spent,
             )
+        before = tx.count(incident.incident_id, step)
         issued = tx.record(fresh, now)
-        _schedule(tx, fresh, customers, now, parts.contact)
-        return Outcome(
-            incident.incident_id,
-            step,
-            incident.facts.delay_minutes,
-            issued,
-            tx.decisions(incident.incident_id, step=step),
-            budget=budget,
-            spent=tx.spent(incident.incident_id),
-        )
+        planned = _schedule(tx, fresh, customers, now, parts.contact)
+        spent = tx.spent(incident.incident_id)
+    if before == 0 and issued == fresh.height:
+        # Under the incident's lock nothing else wrote this step: the ledger holds exactly
+        # the fresh decisions, so there is nothing to read back.
+        decided = _with_followups(fresh, planned).sort("customer_id")
+        load: Callable[[], pl.DataFrame] = lambda: decided  # noqa: E731
+    else:
+        ledger, incident_id = parts.ledger, incident.incident_id
+        load = lambda: ledger.decisions(incident_id, step=step)  # noqa: E731
+    return Outcome(
+        incident.incident_id,
+        step,
+        incident.facts.delay_minutes,
+        issued,
+        load,
+        budget=budget,
+        spent=spent,
+    )
+
+
+def _with_followups(fresh: pl.DataFrame, planned: pl.DataFrame) -> pl.DataFrame:
+    """Attach the follow-ups just scheduled, as the ledger's reader would."""
+    lists = (
+        planned.sort("due_at").group_by("customer_id").agg(followups=pl.struct("due_at", "kind"))
+    )
+    return fresh.join(lists, on="customer_id", how="left").with_columns(
+        pl.col("followups").fill_null(pl.lit([], dtype=FOLLOWUP_LIST))
+    )
 
 
 def _schedule(
     tx: Tx, fresh: pl.DataFrame, customers: pl.DataFrame, now: datetime, policy: ContactPolicy
-) -> None:
+) -> pl.DataFrame:
     """Follow-ups for customers apologized to now, who consented and have none pending.
 
     Check-in and feedback about one incident make up the marketing-contact allowance of the
     window; a customer with follow-ups from another incident in the window gets none.
     """
+    none = pl.DataFrame(schema=PLANNED_SCHEMA)
     if policy.marketing_contacts_per_window == 0:
-        return
-    busy = tx.followup_customers(now - timedelta(days=policy.window_days))
+        return none
+    incident_id = fresh["incident_id"][0] if fresh.height else ""
+    busy = tx.followup_customers(incident_id, now - timedelta(days=policy.window_days))
     eligible = (
         fresh.filter((pl.col("message_kind") == "apology") & pl.col("channel").is_not_null())
-        .select("incident_id", "customer_id", "channel", "language")
+        .select("incident_id", "customer_id", "step", "channel", "language")
         .join(customers.select("customer_id", "timezone", "consent_marketing"), on="customer_id")
-        .filter(pl.col("consent_marketing") & ~pl.col("customer_id").is_in(list(busy)))
+        .filter("consent_marketing")
+        .join(busy, on="customer_id", how="anti")
     )
     if eligible.is_empty():
-        return
+        return none
     due = schedule_followups(eligible.select("customer_id", "timezone"), now, policy)
     kinds = due.filter(
         pl.int_range(pl.len()).over("customer_id") < policy.marketing_contacts_per_window
     )
-    tx.schedule(
-        kinds.join(
-            eligible.select("incident_id", "customer_id", "channel", "language"), on="customer_id"
-        ).select("incident_id", "customer_id", "kind", "due_at", "channel", "language")
-    )
+    planned = kinds.join(
+        eligible.select("incident_id", "customer_id", "step", "channel", "language"),
+        on="customer_id",
+    ).select("incident_id", "customer_id", "kind", "step", "due_at", "channel", "language")
+    tx.schedule(planned)
+    return planned.select(list(PLANNED_SCHEMA))

@@ -18,6 +18,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from offers.bulk import bulk_insert
 from offers.db import WRITE_LOCK
 from offers.engine import DECISION_COLUMNS, HISTORY_SCHEMA
 from offers.incidents import Incident
@@ -139,9 +140,12 @@ class Tx:
             .values(**values)
         )
         if customer_ids:
-            self.conn.execute(
-                self._insert(incident_customers).on_conflict_do_nothing(),
-                [{"incident_id": incident.incident_id, "customer_id": c} for c in customer_ids],
+            bulk_insert(
+                self.conn,
+                incident_customers,
+                pl.DataFrame(
+                    {"customer_id": list(customer_ids)}, schema={"customer_id": pl.String}
+                ).select(incident_id=pl.lit(incident.incident_id), customer_id="customer_id"),
             )
         return self.customers(incident.incident_id)
 
@@ -167,10 +171,22 @@ class Tx:
         return _frame(self.conn.execute(query).all(), HISTORY_SCHEMA)
 
     def recent(self, incident_id: str, since: datetime) -> pl.DataFrame:
-        """Decisions of other incidents since `since`: what caps and human flags count."""
-        query = sa.select(
-            decisions.c.customer_id, decisions.c.incident_id, decisions.c.perk_id
-        ).where(decisions.c.created_at >= since, decisions.c.incident_id != incident_id)
+        """This incident's customers' decisions in other incidents since `since`.
+
+        What caps and human flags count; joined on the incident's customers in the database
+        so the answer is proportional to them, not to the whole ledger.
+        """
+        ic = incident_customers
+        query = (
+            sa.select(decisions.c.customer_id, decisions.c.incident_id, decisions.c.perk_id)
+            .join(
+                ic,
+                sa.and_(
+                    ic.c.customer_id == decisions.c.customer_id, ic.c.incident_id == incident_id
+                ),
+            )
+            .where(decisions.c.created_at >= since, decisions.c.incident_id != incident_id)
+        )
         return _frame(self.conn.execute(query).all(), RECENT_SCHEMA)
 
     def spent(self, incident_id: str) -> float:
@@ -181,20 +197,29 @@ class Tx:
 
     def record(self, frame: pl.DataFrame, now: datetime) -> int:
         """Insert decisions not yet in the ledger; return how many were new."""
-        if frame.is_empty():
-            return 0
-        rows = frame.select(DECISION_COLUMNS).with_columns(created_at=pl.lit(now)).to_dicts()
-        stmt = self._insert(decisions).on_conflict_do_nothing().returning(decisions.c.customer_id)
-        return len(self.conn.execute(stmt, rows).scalars().all())
+        rows = frame.select(DECISION_COLUMNS).with_columns(
+            created_at=pl.lit(now, dtype=pl.Datetime("us", "UTC"))
+        )
+        return bulk_insert(self.conn, decisions, rows)
 
     def schedule(self, frame: pl.DataFrame) -> None:
-        if not frame.is_empty():
-            self.conn.execute(self._insert(followups).on_conflict_do_nothing(), frame.to_dicts())
+        bulk_insert(self.conn, followups, frame)
 
-    def followup_customers(self, since: datetime) -> set[str]:
-        """Customers with a follow-up due since `since`: the marketing-contact limit."""
-        query = sa.select(followups.c.customer_id).where(followups.c.due_at >= since).distinct()
-        return set(self.conn.execute(query).scalars().all())
+    def followup_customers(self, incident_id: str, since: datetime) -> pl.DataFrame:
+        """This incident's customers with follow-ups of another incident due since `since`."""
+        ic = incident_customers
+        query = (
+            sa.select(followups.c.customer_id)
+            .join(
+                ic,
+                sa.and_(
+                    ic.c.customer_id == followups.c.customer_id, ic.c.incident_id == incident_id
+                ),
+            )
+            .where(followups.c.due_at >= since, followups.c.incident_id != incident_id)
+            .distinct()
+        )
+        return _frame(self.conn.execute(query).all(), {"customer_id": pl.String})
 
     def decisions(
         self,
@@ -216,23 +241,28 @@ class Tx:
         if limit is not None:
             query = query.limit(limit)
         frame = _frame(self.conn.execute(query).all(), DECISION_SCHEMA)
-        due = sa.select(followups.c.customer_id, followups.c.kind, followups.c.due_at).where(
-            followups.c.incident_id == incident_id
-        )
+        due = sa.select(
+            followups.c.customer_id, followups.c.step, followups.c.kind, followups.c.due_at
+        ).where(followups.c.incident_id == incident_id)
         if customer_id is not None:
             due = due.where(followups.c.customer_id == customer_id)
         planned = _frame(
             self.conn.execute(due).all(),
-            {"customer_id": pl.String, "kind": pl.String, "due_at": pl.Datetime("us", "UTC")},
+            {
+                "customer_id": pl.String,
+                "step": pl.Int32,
+                "kind": pl.String,
+                "due_at": pl.Datetime("us", "UTC"),
+            },
         )
         lists = (
             planned.sort("due_at")
-            .group_by("customer_id")
+            .group_by("customer_id", "step")
             .agg(followups=pl.struct("due_at", "kind"))
         )
-        return frame.join(lists, on="customer_id", how="left", maintain_order="left").with_columns(
-            pl.col("followups").fill_null(pl.lit([], dtype=FOLLOWUP_LIST))
-        )
+        return frame.join(
+            lists, on=["customer_id", "step"], how="left", maintain_order="left"
+        ).with_columns(pl.col("followups").fill_null(pl.lit([], dtype=FOLLOWUP_LIST)))
 
     def count(self, incident_id: str, step: int | None = None) -> int:
         query = (

@@ -69,6 +69,7 @@ followups = sa.Table(
     sa.Column("incident_id", sa.String(128), primary_key=True),
     sa.Column("customer_id", sa.String(64), primary_key=True),
     sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("step", sa.Integer, nullable=False),  # the decision it was scheduled with
     sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("channel", sa.String(16)),
     sa.Column("language", sa.String(16)),

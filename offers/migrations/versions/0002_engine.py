@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("incident_id", sa.String(128), primary_key=True),
         sa.Column("customer_id", sa.String(64), primary_key=True),
         sa.Column("kind", sa.String(32), primary_key=True),
+        sa.Column("step", sa.Integer, nullable=False),
         sa.Column("due_at", TZ, nullable=False),
         sa.Column("channel", sa.String(16)),
         sa.Column("language", sa.String(16)),

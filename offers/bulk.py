@@ -1,0 +1,88 @@
+"""Write a whole frame into a table in one go, skipping rows whose key is already there.
+
+A million-customer step is one statement batch, not a million ORM round trips: SQLite gets
+`INSERT … ON CONFLICT DO NOTHING` through the driver's `executemany` over plain tuples
+(a NOT NULL violation still fails loudly), PostgreSQL gets
+the frame as CSV through `COPY` into a temporary table and one `INSERT … ON CONFLICT DO
+NOTHING` from there. Both run inside the caller's transaction and return how many rows
+were new.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from typing import Any
+
+import polars as pl
+import sqlalchemy as sa
+
+_NULL = r"\N"
+
+
+def _as_text(frame: pl.DataFrame, table: sa.Table) -> pl.DataFrame:
+    """Dates and times as the text each database stores or parses, in column order."""
+    exprs = []
+    for column in table.columns:
+        if column.name not in frame.columns:
+            continue
+        dtype = frame.schema[column.name]
+        col = pl.col(column.name)
+        if isinstance(dtype, pl.Datetime):
+            if dtype.time_zone is not None:
+                col = col.dt.convert_time_zone("UTC")
+            col = col.dt.strftime("%Y-%m-%d %H:%M:%S%.6f")
+        elif dtype == pl.Date:
+            col = col.dt.strftime("%Y-%m-%d")
+        elif isinstance(dtype, (pl.Enum, pl.Categorical)):
+            col = col.cast(pl.String)
+        exprs.append(col)
+    return frame.select(exprs)
+
+
+def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame) -> int:
+    """Insert the rows of `frame` whose primary key is new; return how many were inserted."""
+    if frame.is_empty():
+        return 0
+    rows = _as_text(frame, table)
+    names = rows.columns
+    if conn.dialect.name == "postgresql":
+        return _postgres(conn, table, rows, names)
+    return _sqlite(conn, table, rows, names)
+
+
+def _sqlite(conn: sa.Connection, table: sa.Table, rows: pl.DataFrame, names: list[str]) -> int:
+    raw: Any = conn.connection.dbapi_connection  # the driver's own connection, same transaction
+    before = raw.total_changes
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(names)}) "
+        f"VALUES ({', '.join('?' for _ in names)}) ON CONFLICT DO NOTHING"
+    )
+    cursor = raw.cursor()
+    try:
+        cursor.executemany(sql, rows.iter_rows())
+    finally:
+        cursor.close()
+    return int(raw.total_changes - before)
+
+
+def _postgres(conn: sa.Connection, table: sa.Table, rows: pl.DataFrame, names: list[str]) -> int:
+    buffer = io.BytesIO()
+    rows.write_csv(buffer, include_header=False, null_value=_NULL)
+    staging = f"staging_{uuid.uuid4().hex[:12]}"
+    columns = ", ".join(names)
+    raw: Any = conn.connection.dbapi_connection
+    with raw.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE {staging} (LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DROP"
+        )
+        copy_sql = f"COPY {staging} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '{_NULL}')"
+        with cursor.copy(copy_sql) as copy:
+            copy.write(buffer.getvalue())
+        cursor.execute(
+            f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {staging} "
+            "ON CONFLICT DO NOTHING"
+        )
+        inserted = cursor.rowcount
+        cursor.execute(f"DROP TABLE {staging}")
+    return int(inserted)
