@@ -143,6 +143,25 @@ class Runtime:
         profiles = pl.read_parquet(_snapshots(self.settings.data_dir)[-1])
         self.book = ProfileBook(profiles, self.model)
 
+    def refresh_model(self) -> bool:
+        """Load the registry's active segmentation if it changed (promote, rollback, rename).
+
+        Cheap when nothing changed: one read of the small ACTIVE pointer. Returns whether
+        the model (and the segmented profile book) were replaced.
+        """
+        registry = Registry(self.settings.data_dir / "models")
+        ref = registry.active_ref()
+        card = self.model.card
+        if ref is None or ref == f"{card.version}@{card.revision}":
+            return False
+        model = registry.load(ref.partition("@")[0])
+        profiles = self.book.frame.drop(
+            "segment", "segment_description", "_id_hash", strict=False
+        )  # the book adds these again
+        self.book = ProfileBook(profiles, model)
+        self.model = model
+        return True
+
 
 def open_runtime(settings: Settings, step: Step = log.info) -> Runtime:
     """Bootstrap if needed, then load the active model, newest profiles and live table."""

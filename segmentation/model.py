@@ -1,26 +1,55 @@
-"""Train a segmentation (scaled features + KMeans) and assign named segments.
+"""Train a segmentation and assign named segments.
 
-A `Segmentation` is the fitted pipeline plus its card: the features it reads and, per
-cluster, a human name and description. Assignment is one `predict` over the feature matrix
-and a lookup of names, never a loop over customers.
+A `Segmentation` is the fitted pipeline (WeightedScaler, then KMeans or a GaussianMixture)
+plus its card: the feature spec it reads and, per cluster, a human name and description.
+Training fits on a uniform sample (about a million rows is plenty for centroids) and then
+assigns every row in batches for the sizes; assignment is one `predict` over the feature
+matrix and a gather of names, never a loop over customers.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
-from segmentation.features import DEFAULT_FEATURES, Feature, feature_matrix
-from segmentation.naming import name_clusters
+from segmentation.drift import FeatureBaseline, baseline
+from segmentation.features import (
+    DEFAULT_SPEC,
+    Feature,
+    FeatureSpec,
+    Matrix,
+    Source,
+    feature_exprs,
+    feature_matrix,
+    matrix_batches,
+    resolve_spec,
+    sample_matrix,
+    source_rows,
+)
+from segmentation.matching import MAX_DISTANCE, match_clusters, shared_space_distances
+from segmentation.naming import describe, name_clusters
+
+__all__ = ["Algorithm", "ModelCard", "SegmentInfo", "Segmentation", "fingerprint", "train"]
 
 Progress = Callable[[str], None]
+"""Told each phase of a long job, in words."""
+Advance = Callable[[int, int], None]
+"""Told (rows done, rows in all) while every row is assigned: drives a progress bar."""
+Algorithm = Literal["kmeans", "gmm"]
+
+K_RANGE = range(3, 9)
+SEARCH_ROWS = 20_000  # rows each candidate k is fitted on
+SILHOUETTE_ROWS = 4_000  # rows silhouette is scored on (it is quadratic)
+PARALLEL_FROM = 200_000  # below this, one thread: OpenMP start-up and spinning cost more
 
 
 class SegmentInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -29,6 +58,8 @@ class SegmentInfo(msgspec.Struct, frozen=True, kw_only=True):
     description: str
     size: int
     zscores: dict[str, float]
+    renamed: bool = False  # name or description set by an analyst
+    carried: bool = False  # name taken over from the parent version
 
 
 class ModelCard(msgspec.Struct, frozen=True, kw_only=True):
@@ -36,124 +67,270 @@ class ModelCard(msgspec.Struct, frozen=True, kw_only=True):
 
     version: str
     created_at: datetime
-    features: list[Feature]
+    spec: FeatureSpec
+    algorithm: Algorithm = "kmeans"
     k: int
     rows: int
+    sample_rows: int
     data_fingerprint: str
+    source: str
     silhouette: float
     inertia: float
     seed: int
     segments: list[SegmentInfo]
     library_versions: dict[str, str]
     parent: str | None = None
+    vanished: list[str] = []
+    baseline: list[FeatureBaseline] = []
+    revision: int = 0  # bumped by every rename, so a running server notices
+
+    @property
+    def features(self) -> list[Feature]:
+        return self.spec.features
+
+    def segment(self, name: str) -> SegmentInfo:
+        for s in self.segments:
+            if s.name == name:
+                return s
+        raise LookupError(f"segmentation {self.version} has no segment {name!r}")
 
 
 @dataclass(frozen=True)
 class Segmentation:
-    pipeline: Any  # sklearn Pipeline(StandardScaler, KMeans)
+    pipeline: Any  # sklearn Pipeline(WeightedScaler, KMeans | GaussianMixture)
     card: ModelCard
 
+    def predict(self, matrix: Matrix) -> npt.NDArray[np.int32]:
+        """Cluster index of each feature-matrix row."""
+        clusters: npt.NDArray[np.int32] = self.pipeline.predict(matrix).astype(np.int32)
+        return clusters
+
+    def predict_frame(self, profiles: pl.DataFrame) -> npt.NDArray[np.int32]:
+        """Cluster index of each profile, with the scaler folded into the polars pass."""
+        scaler, cluster = self.pipeline.steps[0][1], self.pipeline.steps[-1][1]
+        spec = self.card.spec
+        spec.check(profiles.columns)
+        exprs = feature_exprs(
+            spec, profiles.schema, (scaler.mean_, scaler.weights_ / scaler.scale_)
+        )
+        # lazily: the optimizer makes this select markedly faster than an eager one
+        matrix = profiles.lazy().select(exprs).collect().to_numpy().astype(np.float32, copy=False)
+        try:  # the clusterer checks finiteness anyway: only on failure look for NaN
+            clusters: npt.NDArray[np.int32] = cluster.predict(matrix)
+        except ValueError:
+            if not np.isnan(matrix).any():
+                raise
+            clusters = self.predict(feature_matrix(profiles, spec))  # NaN -> 0, as in training
+        return clusters.astype(np.int32, copy=False)
+
     def assign(self, profiles: pl.DataFrame) -> pl.DataFrame:
-        """`profiles` plus `segment` and `segment_description` columns."""
-        matrix = feature_matrix(profiles, tuple(self.card.features))
-        clusters = self.pipeline.predict(matrix).astype(np.int32)
-        names = pl.DataFrame(
-            {
-                "_cluster": [s.cluster for s in self.card.segments],
-                "segment": [s.name for s in self.card.segments],
-                "segment_description": [s.description for s in self.card.segments],
-            },
-            schema_overrides={"_cluster": pl.Int32},
+        """`profiles` plus (or with fresh) `segment` and `segment_description` columns."""
+        clusters = pl.Series(self.predict_frame(profiles))
+        by_cluster = sorted(self.card.segments, key=lambda s: s.cluster)
+        names = pl.Series("segment", [s.name for s in by_cluster], dtype=pl.String)
+        descriptions = pl.Series(
+            "segment_description", [s.description for s in by_cluster], dtype=pl.String
         )
-        return (
-            profiles.with_columns(_cluster=pl.Series(clusters))
-            .join(names, on="_cluster", how="left", maintain_order="left")
-            .drop("_cluster")
-        )
+        return profiles.with_columns(names.gather(clusters), descriptions.gather(clusters))
+
+    def with_card(self, card: ModelCard) -> Segmentation:
+        return replace(self, card=card)
 
 
-def fingerprint(profiles: pl.DataFrame) -> str:
-    """A stable digest of the training rows (their hash, not their bytes on disk)."""
-    digest = hashlib.sha256(profiles.hash_rows(seed=0).to_numpy().tobytes()).hexdigest()
-    return f"sha256:{digest[:32]}"
+def fingerprint(profiles: Source) -> str:
+    """A stable digest of the training data: row hashes of a frame, bytes of files."""
+    digest = hashlib.sha256()
+    if isinstance(profiles, pl.DataFrame):
+        digest.update(profiles.hash_rows(seed=0).to_numpy().tobytes())
+    else:
+        files = [profiles] if profiles.is_file() else sorted(profiles.parent.glob(profiles.name))
+        for path in files:
+            with path.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 22), b""):
+                    digest.update(block)
+    return f"sha256:{digest.hexdigest()[:32]}"
 
 
-def _choose_k(matrix: np.ndarray, ks: range, seed: int, progress: Progress) -> int:
-    from sklearn.cluster import KMeans
+def _silhouette(scaled: Matrix, labels: npt.NDArray[Any], seed: int) -> float:
     from sklearn.metrics import silhouette_score
 
-    rng = np.random.default_rng(seed)
-    sample = matrix[rng.choice(len(matrix), size=min(len(matrix), 4000), replace=False)]
-    best_k, best_score = ks[0], -1.0
+    if len(np.unique(labels)) < 2:
+        return 0.0
+    idx = np.random.default_rng(seed).permutation(len(scaled))[:SILHOUETTE_ROWS]
+    if len(np.unique(labels[idx])) < 2:
+        return 0.0
+    return float(silhouette_score(scaled[idx], labels[idx]))
+
+
+def _choose_k(
+    sample: Matrix, spec: FeatureSpec, algorithm: Algorithm, ks: range, seed: int, say: Progress
+) -> int:
+    """The k in `ks` with the best silhouette, each fitted on a small subsample."""
+    from threadpoolctl import threadpool_limits
+
+    from segmentation.estimators import make_pipeline
+
+    idx = np.random.default_rng(seed).permutation(len(sample))[:SEARCH_ROWS]
+    rows = sample[idx]
+    best_k, best_score = ks[0], -2.0
     for k in ks:
-        progress(f"trying k={k}")
-        labels = KMeans(n_clusters=k, n_init=3, random_state=seed).fit_predict(sample)
-        score = float(silhouette_score(sample, labels, sample_size=2000, random_state=seed))
+        if k >= len(rows):
+            break
+        with threadpool_limits(limits=1):  # small fits: threads only add overhead
+            pipeline = make_pipeline(spec.weights(), algorithm, k, seed).fit(rows)
+            score = _silhouette(pipeline[:-1].transform(rows), pipeline.predict(rows), seed)
+        say(f"k={k}: silhouette {score:.3f}")
         if score > best_score:
             best_k, best_score = k, score
     return best_k
 
 
+def _inertia(scaled: Matrix, labels: npt.NDArray[Any], centers: npt.NDArray[Any]) -> float:
+    return float(((scaled - centers[labels]) ** 2).sum(dtype=np.float64))
+
+
+def _segments(
+    pipeline: Any,
+    spec: FeatureSpec,
+    sizes: npt.NDArray[np.int64],
+    parent: Segmentation | None,
+    max_distance: float,
+) -> tuple[list[SegmentInfo], list[str]]:
+    """Name every cluster (carrying names over from `parent`); list vanished names."""
+    from segmentation.estimators import centers
+
+    columns = [c for f in spec.features for c in _naming_columns(f)]
+    weights = np.asarray(spec.weights())
+    z = np.asarray(centers(pipeline), dtype=np.float64) / weights
+    carried: dict[int, SegmentInfo] = {}
+    vanished: list[str] = []
+    taken: frozenset[str] = frozenset()
+    if parent is not None:
+        distances = shared_space_distances(
+            pipeline, spec.outputs(), parent.pipeline, parent.card.spec.outputs()
+        )
+        by_cluster = {s.cluster: s for s in parent.card.segments}
+        carried = {m.new: by_cluster[m.parent] for m in match_clusters(distances, max_distance)}
+        kept = {s.name for s in carried.values()}
+        vanished = [s.name for s in parent.card.segments if s.name not in kept]
+        taken = frozenset(by_cluster[c].name for c in by_cluster)
+    fresh = [i for i in range(len(z)) if i not in carried]
+    new_names = dict(zip(fresh, name_clusters(z[fresh], columns, taken), strict=True))
+    segments = []
+    for i in range(len(z)):
+        zscores = {c: round(float(v), 3) for c, v in zip(spec.outputs(), z[i], strict=True)}
+        old = carried.get(i)
+        if old is None:
+            name, description = new_names[i]
+            renamed = is_carried = False
+        else:
+            name, renamed, is_carried = old.name, old.renamed, True
+            description = old.description if old.renamed else describe(z[i], columns)
+        segments.append(
+            SegmentInfo(
+                cluster=i,
+                name=name,
+                description=description,
+                size=int(sizes[i]),
+                zscores=zscores,
+                renamed=renamed,
+                carried=is_carried,
+            )
+        )
+    return segments, vanished
+
+
+def _naming_columns(f: Feature) -> list[str]:
+    """Archetypes and phrases speak of profile columns; one-hot outputs keep their own."""
+    return f.outputs() if f.transform == "onehot" else [f.column]
+
+
 def train(
-    profiles: pl.DataFrame,
+    profiles: Source,
     *,
     version: str,
     k: int | None = None,
     seed: int = 7,
-    features: tuple[Feature, ...] = DEFAULT_FEATURES,
+    spec: FeatureSpec | None = None,
+    features: Sequence[Feature] | None = None,
+    algorithm: Algorithm = "kmeans",
+    k_range: range = K_RANGE,
+    sample_rows: int = 1_000_000,
+    batch_rows: int = 1_000_000,
+    parent: Segmentation | None = None,
+    max_match_distance: float = MAX_DISTANCE,
     progress: Progress = lambda _msg: None,
+    advance: Advance | None = None,
 ) -> Segmentation:
-    """Fit StandardScaler + KMeans; k by silhouette over 3..8 when not given."""
-    import sklearn
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import silhouette_score
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
+    """Fit on a uniform sample of `profiles` (a frame or Parquet path); k by silhouette.
 
-    matrix = feature_matrix(profiles, features)
-    if len(matrix) < 10:
-        raise ValueError(f"need at least 10 profiles to train, got {len(matrix)}")
-    scaled = StandardScaler().fit_transform(matrix)
-    if k is None:
-        k = _choose_k(scaled, range(3, 9), seed, progress)
-    progress(f"fitting k={k} on {len(matrix):,} profiles")
-    pipeline = Pipeline(
-        [("scale", StandardScaler()), ("kmeans", KMeans(n_clusters=k, n_init=4, random_state=seed))]
-    )
-    labels = pipeline.fit_predict(matrix)
-    kmeans = pipeline.named_steps["kmeans"]
-    inertia = float(kmeans.inertia_)
-    del kmeans.labels_  # one label per training row: not part of the model
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(len(matrix), size=min(len(matrix), 4000), replace=False)
-    silhouette = float(silhouette_score(scaled[idx], labels[idx])) if k > 1 else 0.0
-    centroids_z = kmeans.cluster_centers_
-    base_columns = [f.column for f in features]
-    named = name_clusters(centroids_z, base_columns)
-    sizes = np.bincount(labels, minlength=k)
-    segments = [
-        SegmentInfo(
-            cluster=i,
-            name=named[i][0],
-            description=named[i][1],
-            size=int(sizes[i]),
-            zscores={
-                c: round(float(z), 3) for c, z in zip(base_columns, centroids_z[i], strict=True)
-            },
+    With `parent` (normally the active version), clusters are matched to the parent's and
+    keep their names. The same data, spec and seed give the same model and names.
+    """
+    import sklearn
+    from threadpoolctl import threadpool_limits
+
+    from segmentation.estimators import centers, make_pipeline
+
+    # Below PARALLEL_FROM rows one thread is faster: OpenMP start-up and spinning dominate.
+    with threadpool_limits(limits=1 if source_rows(profiles) < PARALLEL_FROM else None):
+        if features is not None and spec is not None:
+            raise ValueError("give a spec or features, not both")
+        spec = resolve_spec(
+            spec or (FeatureSpec(features=list(features)) if features else DEFAULT_SPEC), profiles
         )
-        for i in range(k)
-    ]
-    card = ModelCard(
-        version=version,
-        created_at=datetime.now(UTC),
-        features=list(features),
-        k=k,
-        rows=len(matrix),
-        data_fingerprint=fingerprint(profiles),
-        silhouette=round(silhouette, 4),
-        inertia=round(inertia, 3),
-        seed=seed,
-        segments=segments,
-        library_versions={"scikit-learn": sklearn.__version__, "polars": pl.__version__},
-    )
-    return Segmentation(pipeline=pipeline, card=card)
+        rows = source_rows(profiles)
+        if rows < 10:
+            raise ValueError(f"need at least 10 profiles to train, got {rows}")
+        progress(
+            f"sampling {sample_rows:,} of {rows:,} profiles"
+            if rows > sample_rows
+            else f"reading {rows:,} profiles"
+        )
+        sample = sample_matrix(profiles, spec, sample_rows, seed)
+        if k is None:
+            k = _choose_k(sample, spec, algorithm, k_range, seed, progress)
+        if not 1 <= k < len(sample):
+            raise ValueError(f"k must be between 1 and {len(sample) - 1}, got {k}")
+        progress(f"fitting {algorithm} with k={k} on {len(sample):,} profiles")
+        pipeline = make_pipeline(spec.weights(), algorithm, k, seed).fit(sample)
+        cluster = pipeline.steps[-1][1]
+        if hasattr(cluster, "labels_"):
+            del cluster.labels_  # one label per training row: not part of the model
+        scaled = pipeline[:-1].transform(sample)
+        labels = cluster.predict(scaled)
+        if len(sample) == rows:
+            sizes = np.bincount(labels, minlength=k)
+        else:
+            progress(f"assigning all {rows:,} profiles")
+            sizes, done = np.zeros(k, dtype=np.int64), 0
+            for batch in matrix_batches(profiles, spec, batch_rows):
+                sizes += np.bincount(pipeline.predict(batch), minlength=k)
+                done += len(batch)
+                if advance is not None:
+                    advance(done, rows)
+        segments, vanished = _segments(pipeline, spec, sizes, parent, max_match_distance)
+        card = ModelCard(
+            version=version,
+            created_at=datetime.now(UTC),
+            spec=spec,
+            algorithm=algorithm,
+            k=k,
+            rows=rows,
+            sample_rows=len(sample),
+            data_fingerprint=fingerprint(profiles),
+            source="frame" if isinstance(profiles, pl.DataFrame) else str(Path(profiles)),
+            silhouette=round(_silhouette(scaled, labels, seed), 4),
+            inertia=round(_inertia(scaled, labels, centers(pipeline)), 3),
+            seed=seed,
+            segments=segments,
+            library_versions={
+                "scikit-learn": sklearn.__version__,
+                "polars": pl.__version__,
+                "numpy": np.__version__,
+            },
+            parent=parent.card.version if parent is not None else None,
+            vanished=vanished,
+            baseline=baseline(sample, spec.outputs()),
+        )
+        return Segmentation(pipeline=pipeline, card=card)

@@ -8,8 +8,12 @@ fit no archetype get a name built from their strongest features.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+
+__all__ = ["ARCHETYPES", "MIN_SIMILARITY", "PHRASES", "describe", "name_clusters"]
 
 #: name -> signature over profile columns: positive where the kind is above average.
 ARCHETYPES: dict[str, dict[str, float]] = {
@@ -64,12 +68,14 @@ def describe(z: np.ndarray, columns: list[str], top: int = 3) -> str:
 
 def _descriptive_name(z: np.ndarray, columns: list[str]) -> str:
     i = int(np.argmax(np.abs(z)))
-    return f"{'high' if z[i] > 0 else 'low'}-{columns[i].replace('_12m', '').replace('_', '-')}"
+    stem = re.sub(r"[^a-z0-9]+", "-", columns[i].lower().replace("_12m", "")).strip("-")
+    return f"{'high' if z[i] > 0 else 'low'}-{stem}"
 
 
-def name_clusters(centroids_z: np.ndarray, columns: list[str]) -> list[tuple[str, str]]:
-    """(name, description) for each cluster; names are unique."""
-    names = list(ARCHETYPES)
+def _archetypes(centroids_z: np.ndarray, columns: list[str], names: list[str]) -> dict[int, str]:
+    """Cluster -> archetype name, by optimal assignment on cosine similarity."""
+    if not names or len(centroids_z) == 0:
+        return {}
     signatures = np.array(
         [[ARCHETYPES[n].get(c, 0.0) for c in columns] for n in names], dtype=float
     )
@@ -77,13 +83,20 @@ def name_clusters(centroids_z: np.ndarray, columns: list[str]) -> list[tuple[str
     cen = centroids_z / np.maximum(np.linalg.norm(centroids_z, axis=1, keepdims=True), 1e-9)
     similarity = cen @ sig.T
     rows, cols = linear_sum_assignment(-similarity)
-    chosen: dict[int, str] = {
+    return {
         int(r): names[c]
         for r, c in zip(rows, cols, strict=True)
         if similarity[r, c] >= MIN_SIMILARITY
     }
+
+
+def name_clusters(
+    centroids_z: np.ndarray, columns: list[str], taken: frozenset[str] = frozenset()
+) -> list[tuple[str, str]]:
+    """(name, description) for each cluster; names are unique and never in `taken`."""
+    chosen = _archetypes(centroids_z, columns, [n for n in ARCHETYPES if n not in taken])
     result: list[tuple[str, str]] = []
-    used: set[str] = set(chosen.values())
+    used: set[str] = set(chosen.values()) | set(taken)
     for k, z in enumerate(centroids_z):
         if k in chosen:
             result.append((chosen[k], describe(z, columns)))

@@ -1,26 +1,41 @@
 """Versioned segmentation models on disk: a skops file and a JSON card per version.
 
 skops loads only the types listed in TRUSTED_TYPES, so a tampered file cannot run code;
-anything else is refused. The active version is named in one small file, replaced
-atomically, so a reader never sees a half-written pointer.
+anything else is refused. Every file the registry changes (a version's folder, its card,
+the ACTIVE pointer) is written beside its target and renamed over it, so a reader never
+sees a half-written one. HISTORY is an append-only log of promotions and rollbacks.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 from segmentation.model import ModelCard, Segmentation
 
+__all__ = [
+    "ALLOWED_TYPES",
+    "TRUSTED_TYPES",
+    "PromotionRefused",
+    "Registry",
+    "RegistryError",
+    "UnknownVersion",
+    "check_used_names",
+]
+
 TRUSTED_TYPES = [
     "sklearn.pipeline.Pipeline",
-    "sklearn.preprocessing._data.StandardScaler",
     "sklearn.cluster._kmeans.KMeans",
+    "sklearn.mixture._gaussian_mixture.GaussianMixture",
+    "segmentation.estimators.WeightedScaler",
 ]
 
 
@@ -35,6 +50,9 @@ ALLOWED_TYPES = frozenset(
         *(f"numpy.{t}" for t in ("ndarray", "float32", "float64", "int32", "int64", "dtype")),
     }
 )
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+"""Segment names are slugs, so offer tables can quote them safely."""
 
 
 def _types_in(path: Path) -> set[str]:
@@ -57,7 +75,41 @@ def _types_in(path: Path) -> set[str]:
 
 
 class RegistryError(RuntimeError):
-    """A model that is missing, unreadable or not trusted."""
+    """A model that is missing, unreadable or not trusted, or a change that is refused."""
+
+
+class UnknownVersion(RegistryError, LookupError):
+    """No such version (or segment) in the registry."""
+
+
+class PromotionRefused(RegistryError, ValueError):
+    """The change would drop segment names that published offer rules use."""
+
+
+class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
+    action: Literal["promote", "rollback"]
+    version: str
+    at: datetime
+
+
+def check_used_names(card: ModelCard, used_names: dict[str, list[str]], action: str) -> None:
+    """Refuse `action` if `card` lacks a segment name that offer rules use, naming the rules."""
+    have = {s.name for s in card.segments}
+    missing = {name: rules for name, rules in used_names.items() if name not in have}
+    if missing:
+        detail = "; ".join(
+            f"{name!r} used by rule{'s' if len(rules) > 1 else ''} {', '.join(rules)}"
+            for name, rules in sorted(missing.items())
+        )
+        raise PromotionRefused(
+            f"cannot {action}: segmentation {card.version} has no segment {detail}"
+        )
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 class Registry:
@@ -65,23 +117,36 @@ class Registry:
         self.root = root
 
     def _dir(self, version: str) -> Path:
+        if not NAME.match(version):
+            raise UnknownVersion(f"no segmentation version {version!r}")
         return self.root / version
 
     def versions(self) -> list[str]:
         if not self.root.exists():
             return []
-        return sorted(p.name for p in self.root.iterdir() if (p / "card.json").exists())
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if not p.name.startswith(".") and (p / "card.json").exists()
+        )
 
     def next_version(self) -> str:
-        return f"seg-{len(self.versions()) + 1:04d}"
+        numbers = [int(v[4:]) for v in self.versions() if re.fullmatch(r"seg-\d+", v)]
+        return f"seg-{max(numbers, default=0) + 1:04d}"
 
     def save(self, model: Segmentation) -> Path:
         import skops.io as sio
 
         target = self._dir(model.card.version)
-        target.mkdir(parents=True, exist_ok=False)
-        sio.dump(model.pipeline, target / "model.skops")
-        (target / "card.json").write_bytes(msgspec.json.format(msgspec.json.encode(model.card)))
+        if target.exists():
+            raise RegistryError(f"segmentation version {model.card.version} already exists")
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = self.root / f".{model.card.version}.{os.getpid()}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        sio.dump(model.pipeline, staging / "model.skops")
+        (staging / "card.json").write_bytes(_encode(model.card))
+        os.rename(staging, target)
         return target
 
     def card(self, version: str) -> ModelCard:
@@ -89,7 +154,15 @@ class Registry:
         try:
             return msgspec.json.decode(path.read_bytes(), type=ModelCard)
         except FileNotFoundError as exc:
-            raise RegistryError(f"no segmentation version {version!r}") from exc
+            raise UnknownVersion(f"no segmentation version {version!r}") from exc
+        except msgspec.ValidationError as exc:
+            raise RegistryError(
+                f"{path}: not a model card this makegood can read ({exc}); "
+                "train a new version: makegood segments train --promote"
+            ) from exc
+
+    def cards(self) -> list[ModelCard]:
+        return [self.card(v) for v in self.versions()]
 
     def load(self, version: str) -> Segmentation:
         import skops.io as sio
@@ -105,12 +178,112 @@ class Registry:
         pipeline = sio.load(path, trusted=TRUSTED_TYPES)
         return Segmentation(pipeline=pipeline, card=card)
 
-    def active(self) -> str | None:
-        pointer = self.root / "ACTIVE"
-        return pointer.read_text().strip() if pointer.exists() else None
+    # -- the active version -------------------------------------------------------------
 
-    def promote(self, version: str) -> None:
-        self.card(version)  # must exist
-        tmp = self.root / "ACTIVE.tmp"
-        tmp.write_text(version + "\n")
-        os.replace(tmp, self.root / "ACTIVE")
+    def active_ref(self) -> str | None:
+        """`version@revision` of the active model: changes on promote, rollback and renames."""
+        try:
+            ref = (self.root / "ACTIVE").read_text().strip()
+        except FileNotFoundError:
+            return None
+        if not ref:
+            return None
+        return ref if "@" in ref else f"{ref}@0"
+
+    def active(self) -> str | None:
+        ref = self.active_ref()
+        return ref.partition("@")[0] if ref else None
+
+    def _point(self, card: ModelCard) -> None:
+        _write_atomic(self.root / "ACTIVE", f"{card.version}@{card.revision}\n".encode())
+
+    def history(self) -> list[HistoryEntry]:
+        path = self.root / "HISTORY"
+        if not path.exists():
+            return []
+        return [
+            msgspec.json.decode(line, type=HistoryEntry)
+            for line in path.read_bytes().splitlines()
+            if line.strip()
+        ]
+
+    def _log(self, action: Literal["promote", "rollback"], version: str) -> None:
+        entry = HistoryEntry(action=action, version=version, at=datetime.now(UTC))
+        with (self.root / "HISTORY").open("ab") as fh:
+            fh.write(msgspec.json.encode(entry) + b"\n")
+
+    def stack(self) -> list[str]:
+        """Versions promoted and not rolled back, oldest first; the last is active."""
+        stack: list[str] = []
+        for entry in self.history():
+            if entry.action == "promote":
+                stack.append(entry.version)
+            elif stack:
+                stack.pop()
+        return stack
+
+    def promote(self, version: str, used_names: dict[str, list[str]] | None = None) -> None:
+        """Make `version` active, unless it drops a name offer rules use (`used_names`:
+        segment name -> rule ids)."""
+        card = self.card(version)  # must exist
+        check_used_names(card, used_names or {}, f"promote {version}")
+        self._point(card)
+        self._log("promote", version)
+
+    def rollback(self, used_names: dict[str, list[str]] | None = None) -> str:
+        """Re-activate the version that was active before the current one; return it."""
+        stack = self.stack()
+        if len(stack) < 2:
+            raise RegistryError("nothing to roll back to: no earlier promoted version")
+        previous = self.card(stack[-2])
+        check_used_names(previous, used_names or {}, f"roll back to {previous.version}")
+        self._point(previous)
+        self._log("rollback", stack[-1])
+        return previous.version
+
+    # -- analyst edits --------------------------------------------------------------------
+
+    def rename(
+        self,
+        version: str,
+        old: str,
+        new: str,
+        description: str | None = None,
+        used_names: dict[str, list[str]] | None = None,
+    ) -> ModelCard:
+        """Rename a segment (and optionally describe it); the card is replaced atomically.
+
+        Renaming away a name that offer rules use is refused on the active version.
+        """
+        card = self.card(version)
+        segment = card.segment(old)
+        if not NAME.match(new):
+            raise ValueError(
+                f"segment name {new!r}: use lowercase letters, digits, '-', '_' or '.'"
+            )
+        if new != old and any(s.name == new for s in card.segments):
+            raise ValueError(f"segmentation {version} already has a segment {new!r}")
+        if new != old and self.active() == version and old in (used_names or {}):
+            rules = ", ".join((used_names or {})[old])
+            raise PromotionRefused(
+                f"cannot rename {old!r} in the active segmentation {version}: used by {rules}"
+            )
+        updated = msgspec.structs.replace(
+            segment,
+            name=new,
+            description=segment.description if description is None else description,
+            renamed=True,
+        )
+        card = msgspec.structs.replace(
+            card,
+            segments=[updated if s.name == old else s for s in card.segments],
+            revision=card.revision + 1,
+        )
+        _write_atomic(self._dir(version) / "card.json", _encode(card))
+        if self.active() == version:
+            self._point(card)
+        return card
+
+
+def _encode(card: ModelCard) -> bytes:
+    return msgspec.json.format(msgspec.json.encode(card))

@@ -88,7 +88,7 @@ def test_registry_round_trip_and_active_pointer(
     loaded = registry.load(registry.active() or "")
     assert loaded.card == model.card
     assert loaded.assign(population)["segment"].equals(model.assign(population)["segment"])
-    assert not hasattr(loaded.pipeline.named_steps["kmeans"], "labels_")
+    assert not hasattr(loaded.pipeline.named_steps["cluster"], "labels_")
     with pytest.raises(RegistryError, match="no segmentation version"):
         registry.promote("seg-0042")
 
