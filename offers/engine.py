@@ -21,7 +21,7 @@ import polars as pl
 from offers.allocation import allocate
 from offers.incidents import Incident
 from offers.messages import LANGUAGE_FALLBACK, MessageBook
-from offers.policy import ContactPolicy, holdout_mask, recent_counts
+from offers.policy import ContactPolicy, ValuePolicy, holdout_mask, recent_counts
 from offers.rendering import render_texts
 from offers.tables import OfferTable, match, perk_frame
 
@@ -51,6 +51,7 @@ DECISION_COLUMNS = (
     "propensity",
     "reasons",
     "entitlements",
+    "airport",
 )
 
 #: What the engine needs to know of earlier decisions in the same incident.
@@ -87,6 +88,9 @@ class StepContext:
     budget_left: float | None = None
     entitlements: list[dict[str, Any]] = field(default_factory=list)
     entitlement_note: str | None = None
+    value: ValuePolicy = field(default_factory=ValuePolicy)
+    #: perk id -> how many more may be given at the incident's airport today
+    stock_left: dict[str, int] = field(default_factory=dict)
 
 
 def perk_codes(n: int, length: int = 8) -> pl.Series:
@@ -137,6 +141,47 @@ _ENGINE_COLUMNS = (
 
 #: Why a candidate perk was not given, as a short code; words come from `_reason_text`.
 _DROPS = ("already", "no_gain", "holdout", "cap", "budget")
+
+
+def within_band(table: OfferTable, ctx: StepContext) -> OfferTable:
+    """The table without rules whose perk is worth more or less than the step's band."""
+    band = ctx.value.band(ctx.step)
+    if band is None:
+        return table
+    values = {p.id: p.value for p in table.perks}
+    rules = [r for r in table.rules if band.min_value <= values[r.perk] <= band.max_value]
+    return msgspec.structs.replace(table, rules=rules)
+
+
+def _stock(frame: pl.DataFrame, stock_left: dict[str, int]) -> pl.Series:
+    """A boolean per row: the candidate perk is still in stock at this airport today.
+
+    Stocked perks go to customers in customer-id order until the day's stock runs out,
+    so the same request always gives the same answer.
+    """
+    if not stock_left:
+        return pl.Series("in_stock", [True] * frame.height, dtype=pl.Boolean)
+    limits = pl.DataFrame(
+        {"candidate": list(stock_left), "_left": list(stock_left.values())},
+        schema={"candidate": pl.String, "_left": pl.Int64},
+    )
+    ranked = (
+        frame.select("customer_id", "candidate", "charged_cost")
+        .with_row_index("_row")
+        .join(limits, on="candidate", how="left")
+        .with_columns(
+            _rank=pl.col("customer_id")
+            .rank("ordinal")
+            .over(pl.col("candidate"), pl.col("charged_cost").is_not_null())
+        )
+        .sort("_row")
+    )
+    ok = (
+        pl.col("_left").is_null()
+        | pl.col("charged_cost").is_null()
+        | (pl.col("_rank") <= pl.col("_left"))
+    )
+    return ranked.select(ok.alias("in_stock")).to_series()
 
 
 def _fact_columns(incident: Incident, step: int) -> dict[str, pl.Expr]:
@@ -204,7 +249,7 @@ def decide(
         .otherwise(pl.lit("update")),
         channel=_channel(),
     )
-    frame = match(frame, table).rename({"perk_id": "candidate"})
+    frame = match(frame, within_band(table, ctx)).rename({"perk_id": "candidate"})
     frame = frame.join(
         perks.select(
             candidate="perk_id",
@@ -259,10 +304,19 @@ def decide(
             (pl.col("perk_cost") - pl.col("held_cost").fill_null(0.0)).clip(lower_bound=0.0)
         ),
     )
+    in_stock = _stock(frame, ctx.stock_left)
+    frame = frame.with_columns(
+        _drop=pl.when(offered & ~in_stock).then(pl.lit("stock")).otherwise(pl.col("_drop"))
+    )
+    frame = frame.with_columns(
+        charged_cost=pl.when(pl.col("_drop").is_null()).then(pl.col("charged_cost"))
+    )
     keep = allocate(frame, ctx.budget_left)
     given = has_candidate & pl.col("_drop").is_null()
     frame = frame.with_columns(
-        _drop=pl.when(offered & ~keep).then(pl.lit("budget")).otherwise(pl.col("_drop"))
+        _drop=pl.when(offered & pl.col("_drop").is_null() & ~keep)
+        .then(pl.lit("budget"))
+        .otherwise(pl.col("_drop"))
     ).with_columns(
         perk_id=pl.when(given).then(pl.col("candidate")),
         charged_cost=pl.when(given).then(pl.col("charged_cost")),
@@ -282,6 +336,7 @@ def decide(
     frame = _with_reasons(frame, ctx)
     return frame.with_columns(
         entitlements=pl.lit(msgspec.json.encode(ctx.entitlements).decode()),
+        airport=pl.lit(incident.facts.origin, dtype=pl.String),
     ).select(
         pl.col(c).cast(pl.String) if c in ("channel", "language") else pl.col(c)
         for c in DECISION_COLUMNS
@@ -356,6 +411,12 @@ def _reason_text(row: dict[str, Any], ctx: StepContext) -> str:
     ]
     if ctx.entitlement_note:
         reasons.append(ctx.entitlement_note)
+    band = ctx.value.band(ctx.step)
+    if band is not None:
+        reasons.append(
+            f"value band for step {ctx.step}: {band.min_value:g}-{band.max_value:g}, "
+            "the same for everyone affected"
+        )
     drop = row["_drop"]
     if drop == "already":
         reasons.append(f"perk {row['candidate']} was already issued in this incident")
@@ -373,6 +434,8 @@ def _reason_text(row: dict[str, Any], ctx: StepContext) -> str:
             f"contact cap: perks in {row['perk_incidents']} other incidents within "
             f"{policy.window_days} days (limit {policy.max_perks})"
         )
+    elif drop == "stock":
+        reasons.append(f"stock: no {row['candidate']} left at {ctx.incident.facts.origin} today")
     elif drop == "budget":
         reasons.append(
             f"budget: the incident budget left ({ctx.budget_left or 0:,.2f}) went to perks "

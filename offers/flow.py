@@ -20,7 +20,7 @@ from offers.engine import StepContext, decide
 from offers.incidents import EscalationPolicy, Incident, entitlements
 from offers.ledger import DECISION_SCHEMA, FOLLOWUP_LIST, Ledger, Tx
 from offers.messages import MessageBook
-from offers.policy import ContactPolicy, schedule_followups
+from offers.policy import ContactPolicy, ValuePolicy, schedule_followups
 from offers.tables import OfferTable
 
 PLANNED_SCHEMA: dict[str, Any] = {
@@ -79,6 +79,7 @@ class Parts:
     book: MessageBook
     policy: EscalationPolicy
     contact: ContactPolicy = field(default_factory=ContactPolicy)
+    value: ValuePolicy = field(default_factory=ValuePolicy)
     entitlements: Callable[[Incident], tuple[list[dict[str, Any]], str | None]] = entitlements
 
 
@@ -125,6 +126,7 @@ def apply_update(
                 spent,
             )
         customers = parts.select_profiles(affected)
+        table = parts.table()
         ctx = StepContext(
             incident=incident,
             step=step,
@@ -133,6 +135,8 @@ def apply_update(
             budget_left=None if budget is None else max(budget - spent, 0.0),
             entitlements=owed,
             entitlement_note=note,
+            value=parts.value,
+            stock_left=_stock_left(tx, table, incident.facts.origin, now),
         )
         since = now - timedelta(days=parts.contact.window_days)
         fresh = decide(
@@ -140,7 +144,7 @@ def apply_update(
             tx.history(incident.incident_id),
             tx.recent(incident.incident_id, since),
             ctx,
-            parts.table(),
+            table,
             parts.book,
         )
         fresh = fresh.cast(DECISION_SCHEMA)  # type: ignore[arg-type]
@@ -180,6 +184,17 @@ def apply_update(
         budget=budget,
         spent=spent,
     )
+
+
+def _stock_left(tx: Tx, table: OfferTable, airport: str | None, now: datetime) -> dict[str, int]:
+    """Per stocked perk, what is left today at the incident's airport (none: no limit)."""
+    if airport is None:
+        return {}
+    limits = {p.id: s.per_day for p in table.perks for s in p.stock if s.airport == airport}
+    if not limits:
+        return {}
+    used = tx.stock_used(airport, list(limits), now)
+    return {perk: max(limit - used.get(perk, 0), 0) for perk, limit in limits.items()}
 
 
 def _with_followups(fresh: pl.DataFrame, planned: pl.DataFrame) -> pl.DataFrame:

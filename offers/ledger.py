@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -57,6 +57,7 @@ DECISION_SCHEMA: dict[str, Any] = {
     "propensity": pl.Float64,
     "reasons": pl.String,  # JSON list of sentences
     "entitlements": pl.String,  # JSON list of entitlement objects
+    "airport": pl.String,
 }
 assert tuple(DECISION_SCHEMA) == DECISION_COLUMNS
 
@@ -188,6 +189,30 @@ class Tx:
             .where(decisions.c.created_at >= since, decisions.c.incident_id != incident_id)
         )
         return _frame(self.conn.execute(query).all(), RECENT_SCHEMA)
+
+    def stock_used(self, airport: str, perk_ids: Sequence[str], day: datetime) -> dict[str, int]:
+        """How many of each stocked perk `airport` gave out on `day` (UTC), under a lock.
+
+        On PostgreSQL an advisory lock per airport serializes every update that hands out
+        stocked perks there, across incidents and workers; SQLite's write lock already does.
+        """
+        if self.conn.dialect.name == "postgresql":
+            self.conn.execute(
+                sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                {"key": f"makegood-stock:{airport}"},
+            )
+        start = day.replace(hour=0, minute=0, second=0, microsecond=0)
+        query = (
+            sa.select(decisions.c.perk_id, sa.func.count())
+            .where(
+                decisions.c.airport == airport,
+                decisions.c.perk_id.in_(list(perk_ids)),
+                decisions.c.created_at >= start,
+                decisions.c.created_at < start + timedelta(days=1),
+            )
+            .group_by(decisions.c.perk_id)
+        )
+        return {perk: int(n) for perk, n in self.conn.execute(query).all()}
 
     def spent(self, incident_id: str) -> float:
         query = sa.select(sa.func.coalesce(sa.func.sum(decisions.c.charged_cost), 0.0)).where(

@@ -34,6 +34,34 @@ class ContactPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     quiet_end_hour: Annotated[int, msgspec.Meta(ge=0, le=23)] = 8
 
 
+class ValueBand(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """From `from_step` on, every perk given is worth between `min_value` and `max_value`."""
+
+    from_step: Annotated[int, msgspec.Meta(ge=1)]
+    min_value: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    max_value: Annotated[float, msgspec.Meta(ge=0)]
+
+
+class ValuePolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Same incident, same floor: one value band per step for everyone affected.
+
+    Personalization chooses the perk's type inside the band (a lounge pass or a duty-free
+    discount of similar worth), not who is worth more. Rules whose perk falls outside the
+    step's band are skipped for that step. The defaults grow with the delay.
+    """
+
+    bands: list[ValueBand] = msgspec.field(
+        default_factory=lambda: [
+            ValueBand(from_step=1, min_value=5.0, max_value=45.0),
+            ValueBand(from_step=3, min_value=5.0, max_value=160.0),
+        ]
+    )
+
+    def band(self, step: int) -> ValueBand | None:
+        eligible = [b for b in self.bands if b.from_step <= step]
+        return max(eligible, key=lambda b: b.from_step) if eligible else None
+
+
 #: What the engine needs of each customer's other incidents inside the window.
 RECENT_SCHEMA = {"customer_id": pl.String, "incident_id": pl.String, "perk_id": pl.String}
 

@@ -59,6 +59,7 @@ decisions = sa.Table(
     sa.Column("holdout", sa.Boolean),
     sa.Column("needs_human", sa.Boolean),
     sa.Column("entitlements", sa.Text),  # JSON list, the same for a whole step
+    sa.Column("airport", sa.String(3)),  # where a stocked perk is counted
 )
 sa.Index("ix_decisions_customer", decisions.c.customer_id, decisions.c.created_at)
 
@@ -108,4 +109,56 @@ offer_table_drafts = sa.Table(
     sa.Column("based_on", sa.Integer),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_by", sa.String(128), nullable=False),
+)
+
+#: API keys: only a salted scrypt hash of each secret is stored; revoking sets revoked_at.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("salt", sa.LargeBinary, nullable=False),
+    sa.Column("hash", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+)
+
+#: Every change made through the API by marketing, analysts and admins: who, what, when.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("key_id", sa.String(16), nullable=False),
+    sa.Column("key_name", sa.String(128), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("path", sa.String(512), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("before", sa.Text),
+    sa.Column("after", sa.Text),
+)
+sa.Index("ix_audit_log_at", audit_log.c.at)
+
+#: Feedback about issued decisions (delivered, opened, redeemed, complaint, rating,
+#: rebooked/returned within N days), once per caller-chosen event id; see offers.feedback.
+feedback_events = sa.Table(
+    "feedback_events",
+    metadata,
+    sa.Column("event_id", sa.String(128), primary_key=True),
+    sa.Column("incident_id", sa.String(128), nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("customer_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("rating", sa.Integer),
+    sa.Column("within_days", sa.Integer),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+)
+sa.Index(
+    "ix_feedback_decision",
+    feedback_events.c.incident_id,
+    feedback_events.c.step,
+    feedback_events.c.customer_id,
 )

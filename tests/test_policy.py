@@ -14,7 +14,13 @@ from api.runtime import Runtime
 from offers.allocation import allocate
 from offers.flow import apply_update
 from offers.incidents import FlightFacts, Incident
-from offers.policy import ContactPolicy, holdout_mask, schedule_followups
+from offers.policy import (
+    ContactPolicy,
+    ValueBand,
+    ValuePolicy,
+    holdout_mask,
+    schedule_followups,
+)
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 
@@ -168,3 +174,67 @@ def test_stable_hash_matches_reference_values_and_spreads_sequential_ids() -> No
     assert 0.03 < float((u < 0.05).mean()) < 0.07
     ids = pl.Series([f"c{i:06d}" for i in range(1, 2001)])
     assert (unit_interval(ids, "MG123", id_hash(ids)) == u).all()
+
+
+def test_value_band_keeps_everyone_in_the_same_band(runtime: Runtime) -> None:
+    narrow = ValuePolicy(bands=[ValueBand(from_step=1, min_value=5, max_value=15)])
+    parts = replace(runtime.parts(), contact=ContactPolicy(holdout_share=0), value=narrow)
+    warriors = ids_of(runtime, "road-warrior", 10)
+    out = apply_update(parts, incident(30), warriors, NOW)
+    assert set(out.decisions["perk_id"]) == {"meal-12"}  # the lounge pass is out of band
+    assert all(
+        any("value band for step 1: 5-15" in r for r in json.loads(rs))
+        for rs in out.decisions["reasons"]
+    )
+    assert (out.decisions["perk_value"] <= 15).all()
+
+
+def _publish_with_stock(runtime: Runtime, per_day: int) -> None:
+    from offers.tables import DEFAULTS
+
+    body = (DEFAULTS / "offers.toml").read_text(encoding="utf-8")
+    body = body.replace(
+        'id = "lounge-1h"\n',
+        f'id = "lounge-1h"\nstock = [{{ airport = "TPE", per_day = {per_day} }}]\n',
+    )
+    runtime.ledger.publish_table("flight-delay", body, "tests", "stock", datetime.now(UTC))
+    runtime.reload_table()
+
+
+def _at_tpe(delay: int, incident_id: str) -> Incident:
+    return Incident(
+        incident_id=incident_id,
+        kind="flight_delay",
+        occurred_at=datetime(2026, 11, 23, 5, 0, tzinfo=UTC),
+        facts=FlightFacts(delay_minutes=delay, flight="MG123", origin="TPE"),
+    )
+
+
+def test_stock_per_airport_and_day_is_never_oversold(runtime: Runtime) -> None:
+    _publish_with_stock(runtime, per_day=12)
+    parts = replace(runtime.parts(), contact=ContactPolicy(holdout_share=0))
+    warriors = ids_of(runtime, "road-warrior", 60)
+    first = apply_update(parts, _at_tpe(30, "TPE-1"), warriors[:20], NOW)
+    assert first.decisions.filter(pl.col("perk_id") == "lounge-1h").height == 12
+    short = first.decisions.filter(pl.col("perk_id").is_null())
+    assert short.height == 8
+    assert all(
+        any("stock: no lounge-1h left at TPE" in r for r in json.loads(rs))
+        for rs in short["reasons"]
+    )
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(
+            pool.map(
+                lambda n: apply_update(
+                    parts, _at_tpe(30, f"TPE-{n}"), warriors[n * 10 : n * 10 + 10], NOW
+                ),
+                range(2, 6),
+            )
+        )
+    given = sum(
+        runtime.ledger.decisions(f"TPE-{n}").filter(pl.col("perk_id") == "lounge-1h").height
+        for n in range(1, 6)
+    )
+    assert given == 12
+    tomorrow = apply_update(parts, _at_tpe(30, "TPE-9"), warriors[:5], NOW + timedelta(days=1))
+    assert tomorrow.decisions.filter(pl.col("perk_id") == "lounge-1h").height == 5

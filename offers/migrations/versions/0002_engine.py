@@ -25,6 +25,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("holdout", sa.Boolean))
         batch.add_column(sa.Column("needs_human", sa.Boolean))
         batch.add_column(sa.Column("entitlements", sa.Text))
+        batch.add_column(sa.Column("airport", sa.String(3)))
     op.create_table(
         "followups",
         sa.Column("incident_id", sa.String(128), primary_key=True),
@@ -51,6 +52,13 @@ def downgrade() -> None:
     op.drop_index("ix_followups_due", "followups")
     op.drop_table("followups")
     with op.batch_alter_table("decisions") as batch:
-        for column in ("entitlements", "needs_human", "holdout", "replaces", "charged_cost"):
+        for column in (
+            "airport",
+            "entitlements",
+            "needs_human",
+            "holdout",
+            "replaces",
+            "charged_cost",
+        ):
             batch.drop_column(column)
     op.drop_column("incidents", "budget")
