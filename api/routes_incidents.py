@@ -8,14 +8,21 @@ import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import anyio.to_thread
 import msgspec
 import polars as pl
 from litestar import Request, Response, get, patch, post
 from litestar.datastructures import State
 from litestar.exceptions import ClientException, NotFoundException
 from litestar.params import FromPath, JSONBody, QueryParameter
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_409_CONFLICT
+from litestar.status_codes import (
+    HTTP_200_OK,
+    HTTP_201_CREATED,
+    HTTP_202_ACCEPTED,
+    HTTP_409_CONFLICT,
+)
 
+from api.background import live_progress, start_incident_job
 from api.runtime import Runtime
 from api.wire import (
     DecisionOut,
@@ -25,12 +32,15 @@ from api.wire import (
     IncidentPatch,
     IncidentResult,
     IncidentStatus,
+    JobAccepted,
+    JobStatus,
     PreviewRequest,
     StepSummary,
     decision_rows,
     decisions_out,
 )
-from offers.flow import Outcome, apply_update
+from offers import jobs
+from offers.flow import Outcome, UnknownCustomers, apply_update
 from offers.incidents import Incident
 
 log = logging.getLogger("makegood")
@@ -80,6 +90,7 @@ def _create(runtime: Runtime, data: IncidentCreate) -> tuple[int, IncidentResult
 
 @post(
     "/v1/incidents",
+    opt={"role": "desk"},
     sync_to_thread=True,
     tags=["incidents"],
     status_code=HTTP_201_CREATED,
@@ -88,15 +99,18 @@ def _create(runtime: Runtime, data: IncidentCreate) -> tuple[int, IncidentResult
 )
 def create_incident(
     state: State, request: Request[Any, Any, Any], data: JSONBody[IncidentCreate]
-) -> Response[IncidentResult]:
+) -> Response[IncidentResult | JobAccepted]:
     """Open an incident and decide its current step for every affected customer.
 
     Repeating the same call is safe: decisions already in the ledger are returned, not
     issued again (`issued` counts only what this call recorded). With an `Idempotency-Key`
     header, the same key and body return the stored response; the same key with another
-    body is a 409.
+    body is a 409. Incidents with more customers than the sync limit answer 202 with a job
+    to poll; their decisions land in the ledger all the same.
     """
     runtime: Runtime = state.runtime
+    if not data.dry_run and len(data.customers) > runtime.settings.sync_limit:
+        return _accepted(runtime, data.incident(), data.customers, data.budget)
     key = request.headers.get("idempotency-key")
     if key is None:
         status, result = _create(runtime, data)
@@ -118,17 +132,42 @@ def create_incident(
     return Response(msgspec.json.decode(stored[2], type=IncidentResult), status_code=stored[1])
 
 
+def _accepted(
+    runtime: Runtime,
+    incident: Incident,
+    customers: list[str],
+    budget: float | None,
+    *,
+    must_exist: bool = False,
+) -> Response[Any]:
+    unknown = runtime.book.unknown(customers)
+    if unknown:
+        raise UnknownCustomers(unknown)
+    job_id = start_incident_job(runtime, incident, customers, budget, must_exist=must_exist)
+    url = f"/v1/jobs/{job_id}"
+    body = JobAccepted(job_id=job_id, incident_id=incident.incident_id, status_url=url)
+    return Response(body, status_code=HTTP_202_ACCEPTED, headers={"Location": url})
+
+
 @patch(
     "/v1/incidents/{incident_id:str}",
-    sync_to_thread=True,
+    opt={"role": "desk"},
     tags=["incidents"],
     operation_id="updateIncident",
 )
-def update_incident(
+async def update_incident(
     state: State, incident_id: FromPath[str], data: JSONBody[IncidentPatch]
-) -> IncidentResult:
-    """New facts for an incident: decisions for a newly crossed step, nothing twice."""
-    runtime: Runtime = state.runtime
+) -> Response[IncidentResult | JobAccepted]:
+    """New facts for an incident: decisions for a newly crossed step, nothing twice.
+
+    Patches touching more customers than the sync limit answer 202 with a job to poll.
+    """
+    # async with an explicit thread: litestar registers handlers of a shared path twice,
+    # which double-wraps a `sync_to_thread` handler that returns a Response
+    return await anyio.to_thread.run_sync(_update, state.runtime, incident_id, data)
+
+
+def _update(runtime: Runtime, incident_id: str, data: IncidentPatch) -> Response[Any]:
     stored = runtime.ledger.incident(incident_id)
     if stored is None:
         raise NotFoundException(f"incident {incident_id!r} not found")
@@ -138,6 +177,9 @@ def update_incident(
         occurred_at=stored["occurred_at"],
         facts=data.facts,
     )
+    affected = runtime.ledger.customer_count(incident_id) + len(data.customers)
+    if not data.dry_run and affected > runtime.settings.sync_limit:
+        return _accepted(runtime, incident, data.customers, data.budget, must_exist=True)
     outcome = apply_update(
         runtime.parts(),
         incident,
@@ -148,11 +190,12 @@ def update_incident(
         budget=data.budget,
     )
     _log_outcome("update", outcome)
-    return _result(outcome)
+    return Response(_result(outcome), status_code=HTTP_200_OK)
 
 
 @get(
     "/v1/incidents/{incident_id:str}",
+    opt={"role": "desk"},
     sync_to_thread=True,
     tags=["incidents"],
     operation_id="getIncident",
@@ -179,6 +222,7 @@ def get_incident(state: State, incident_id: FromPath[str]) -> IncidentStatus:
 
 @get(
     "/v1/incidents/{incident_id:str}/decisions",
+    opt={"role": "desk"},
     sync_to_thread=True,
     tags=["incidents"],
     operation_id="listDecisions",
@@ -227,6 +271,7 @@ def list_decisions(
 
 @post(
     "/v1/decisions/preview",
+    opt={"role": "desk"},
     sync_to_thread=True,
     tags=["incidents"],
     status_code=HTTP_200_OK,
@@ -253,7 +298,13 @@ def preview_decision(state: State, data: JSONBody[PreviewRequest]) -> DecisionOu
     return decisions_out(mine.tail(1))[0]
 
 
-@get("/v1/followups", sync_to_thread=True, tags=["incidents"], operation_id="listFollowups")
+@get(
+    "/v1/followups",
+    opt={"role": "desk"},
+    sync_to_thread=True,
+    tags=["incidents"],
+    operation_id="listFollowups",
+)
 def list_followups(
     state: State,
     due_before: Annotated[datetime, QueryParameter(description="ISO time with timezone")],
@@ -267,7 +318,37 @@ def list_followups(
     return msgspec.convert(frame.to_dicts(), list[FollowupDue])
 
 
+@get(
+    "/v1/jobs/{job_id:str}",
+    opt={"role": "desk"},
+    sync_to_thread=True,
+    tags=["incidents"],
+    operation_id="getJob",
+)
+def get_job(state: State, job_id: FromPath[str]) -> JobStatus:
+    """Where a background incident update is: queued, running (with its phase), done, failed."""
+    runtime: Runtime = state.runtime
+    job = jobs.get(runtime.ledger, job_id)
+    if job is None:
+        raise NotFoundException(f"job {job_id!r} not found")
+    message, progress = job.message, job.progress
+    live = live_progress(job_id) if job.status == "running" else None
+    if live is not None:
+        message, progress = live
+    return JobStatus(
+        job_id=job.job_id,
+        subject=job.subject,
+        status=job.status,
+        progress=progress,
+        message=message,
+        result=job.result,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+    )
+
+
 handlers = [
+    get_job,
     create_incident,
     update_incident,
     get_incident,

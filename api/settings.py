@@ -7,12 +7,17 @@ from pathlib import Path
 
 import msgspec
 
+from api.limits import Limits
 from offers.db import sqlite_url
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: Path = Path("makegood-data")
     database_url: str | None = None
+    #: Incidents touching more customers than this are decided as background jobs.
+    sync_limit: int = 50_000
+    #: Body, upload and rate limits (api/limits.py).
+    limits: Limits = msgspec.field(default_factory=Limits)
 
     @classmethod
     def from_env(cls, data_dir: Path | str | None = None) -> Settings:
@@ -20,6 +25,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return cls(
             data_dir=Path(data).resolve(),
             database_url=os.environ.get("MAKEGOOD_DATABASE_URL") or None,
+            sync_limit=int(os.environ.get("MAKEGOOD_SYNC_LIMIT") or 50_000),
+            limits=Limits.from_env(),
         )
 
     @property

@@ -12,7 +12,7 @@ from offers.engine import ENTITLEMENT_DTYPE
 from offers.incidents import AwareDatetime, FlightFacts, Incident, IncidentId
 
 CustomerId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-MAX_SYNC_CUSTOMERS = 100_000
+MAX_SYNC_CUSTOMERS = 2_000_000  # per request; above the sync limit they run as a job
 
 
 Money = Annotated[float, msgspec.Meta(ge=0, le=1e12, description="total perk cost allowed")]
@@ -211,3 +211,22 @@ class FollowupDue(msgspec.Struct, frozen=True, kw_only=True):
     due_at: datetime
     channel: str | None
     language: str | None
+
+
+class JobAccepted(msgspec.Struct, frozen=True, kw_only=True):
+    """A large incident is being decided in the background: poll `status_url`."""
+
+    job_id: str
+    incident_id: str
+    status_url: str
+
+
+class JobStatus(msgspec.Struct, frozen=True, kw_only=True):
+    job_id: str
+    subject: str
+    status: Literal["queued", "running", "done", "failed"]
+    progress: Annotated[float, msgspec.Meta(ge=0, le=1)]
+    message: str
+    result: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime

@@ -23,6 +23,9 @@ from offers.messages import MessageBook
 from offers.policy import ContactPolicy, ValuePolicy, schedule_followups
 from offers.tables import OfferTable
 
+#: Reports phases of a long update: (what is happening, share done in [0, 1]).
+Progress = Callable[[str, float], None]
+
 PLANNED_SCHEMA: dict[str, Any] = {
     "customer_id": pl.String,
     "kind": pl.String,
@@ -92,8 +95,10 @@ def apply_update(
     dry_run: bool = False,
     must_exist: bool = False,
     budget: float | None = None,
+    progress: Progress = lambda _message, _done: None,
 ) -> Outcome:
     """Decide the incident's current step for everyone affected who lacks a decision."""
+    progress("checking customers", 0.0)
     ids = list(dict.fromkeys(customer_ids))
     unknown = parts.unknown_profiles(ids)
     if unknown:
@@ -125,6 +130,7 @@ def apply_update(
                 budget,
                 spent,
             )
+        progress(f"loading {len(affected):,} profiles", 0.1)
         customers = parts.select_profiles(affected)
         table = parts.table()
         ctx = StepContext(
@@ -139,6 +145,7 @@ def apply_update(
             stock_left=_stock_left(tx, table, incident.facts.origin, now),
         )
         since = now - timedelta(days=parts.contact.window_days)
+        progress(f"deciding step {step} for {customers.height:,} customers", 0.25)
         fresh = decide(
             customers,
             tx.history(incident.incident_id),
@@ -164,9 +171,11 @@ def apply_update(
                 spent,
             )
         before = tx.count(incident.incident_id, step)
+        progress(f"recording {fresh.height:,} decisions", 0.6)
         issued = tx.record(fresh, now)
         planned = _schedule(tx, fresh, customers, now, parts.contact)
         spent = tx.spent(incident.incident_id)
+    progress("done", 1.0)
     if before == 0 and issued == fresh.height:
         # Under the incident's lock nothing else wrote this step: the ledger holds exactly
         # the fresh decisions, so there is nothing to read back.

@@ -336,6 +336,11 @@ class Ledger:
         with self.reading() as tx:
             return tx.count(incident_id, step)
 
+    def customer_count(self, incident_id: str) -> int:
+        query = sa.select(sa.func.count()).where(incident_customers.c.incident_id == incident_id)
+        with self.reading() as tx:
+            return int(tx.conn.execute(query).scalar_one())
+
     def spent(self, incident_id: str) -> float:
         with self.reading() as tx:
             return tx.spent(incident_id)

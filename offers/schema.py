@@ -77,6 +77,21 @@ followups = sa.Table(
 )
 sa.Index("ix_followups_due", followups.c.due_at)
 
+#: Background work (large incidents): status and progress any worker can report.
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("job_id", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("subject", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("progress", sa.Float, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("result", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 #: Responses stored under a caller's Idempotency-Key, with a digest of the request body.
 idempotency = sa.Table(
     "idempotency",

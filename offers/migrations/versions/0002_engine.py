@@ -38,6 +38,18 @@ def upgrade() -> None:
     )
     op.create_index("ix_followups_due", "followups", ["due_at"])
     op.create_table(
+        "jobs",
+        sa.Column("job_id", sa.String(32), primary_key=True),
+        sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("subject", sa.String(128), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("progress", sa.Float, nullable=False),
+        sa.Column("message", sa.Text, nullable=False),
+        sa.Column("result", sa.Text),
+        sa.Column("created_at", TZ, nullable=False),
+        sa.Column("updated_at", TZ, nullable=False),
+    )
+    op.create_table(
         "idempotency",
         sa.Column("key", sa.String(255), primary_key=True),
         sa.Column("body_digest", sa.String(64), nullable=False),
@@ -49,6 +61,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("idempotency")
+    op.drop_table("jobs")
     op.drop_index("ix_followups_due", "followups")
     op.drop_table("followups")
     with op.batch_alter_table("decisions") as batch:
