@@ -40,15 +40,40 @@ def _as_text(frame: pl.DataFrame, table: sa.Table) -> pl.DataFrame:
     return frame.select(exprs)
 
 
-def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame) -> int:
-    """Insert the rows of `frame` whose primary key is new; return how many were inserted."""
+def bulk_insert(
+    conn: sa.Connection, table: sa.Table, frame: pl.DataFrame, *, skip_existing: bool = True
+) -> int:
+    """Insert the rows of `frame`; return how many were inserted.
+
+    With `skip_existing`, rows whose primary key is already there are skipped. Without it
+    the caller promises the keys are new (it holds the lock that makes them so): PostgreSQL
+    then copies straight into the table, and a broken promise fails the transaction.
+    """
     if frame.is_empty():
         return 0
     rows = _as_text(frame, table)
     names = rows.columns
     if conn.dialect.name == "postgresql":
+        if not skip_existing:
+            return _postgres_copy(conn, table, rows, names)
         return _postgres(conn, table, rows, names)
     return _sqlite(conn, table, rows, names)
+
+
+def _csv(rows: pl.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    rows.write_csv(buffer, include_header=False, null_value=_NULL)
+    return buffer.getvalue()
+
+
+def _postgres_copy(
+    conn: sa.Connection, table: sa.Table, rows: pl.DataFrame, names: list[str]
+) -> int:
+    raw: Any = conn.connection.dbapi_connection
+    sql = f"COPY {table.name} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv, NULL '{_NULL}')"
+    with raw.cursor() as cursor, cursor.copy(sql) as copy:
+        copy.write(_csv(rows))
+    return rows.height
 
 
 def _sqlite(conn: sa.Connection, table: sa.Table, rows: pl.DataFrame, names: list[str]) -> int:
@@ -67,8 +92,6 @@ def _sqlite(conn: sa.Connection, table: sa.Table, rows: pl.DataFrame, names: lis
 
 
 def _postgres(conn: sa.Connection, table: sa.Table, rows: pl.DataFrame, names: list[str]) -> int:
-    buffer = io.BytesIO()
-    rows.write_csv(buffer, include_header=False, null_value=_NULL)
     staging = f"staging_{uuid.uuid4().hex[:12]}"
     columns = ", ".join(names)
     raw: Any = conn.connection.dbapi_connection
@@ -78,7 +101,7 @@ def _postgres(conn: sa.Connection, table: sa.Table, rows: pl.DataFrame, names: l
         )
         copy_sql = f"COPY {staging} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '{_NULL}')"
         with cursor.copy(copy_sql) as copy:
-            copy.write(buffer.getvalue())
+            copy.write(_csv(rows))
         cursor.execute(
             f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {staging} "
             "ON CONFLICT DO NOTHING"

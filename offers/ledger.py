@@ -116,18 +116,21 @@ class Tx:
         incident row is created first and then locked, so concurrent creators queue up.
         """
         facts = {f: getattr(incident.facts, f) for f in incident.facts.__struct_fields__}
-        self.conn.execute(
-            self._insert(incidents).on_conflict_do_nothing(),
-            dict(
-                incident_id=incident.incident_id,
-                kind=incident.kind,
-                occurred_at=incident.occurred_at,
-                facts=facts,
-                step=step,
-                created_at=now,
-                updated_at=now,
-                budget=budget,
-            ),
+        created = (
+            self.conn.execute(
+                self._insert(incidents).on_conflict_do_nothing().returning(incidents.c.incident_id),
+                dict(
+                    incident_id=incident.incident_id,
+                    kind=incident.kind,
+                    occurred_at=incident.occurred_at,
+                    facts=facts,
+                    step=step,
+                    created_at=now,
+                    updated_at=now,
+                    budget=budget,
+                ),
+            ).first()
+            is not None
         )
         self.lock(incident.incident_id)
         stored = self.incident(incident.incident_id)
@@ -147,7 +150,10 @@ class Tx:
                 pl.DataFrame(
                     {"customer_id": list(customer_ids)}, schema={"customer_id": pl.String}
                 ).select(incident_id=pl.lit(incident.incident_id), customer_id="customer_id"),
+                skip_existing=not created,  # a new incident has no customers yet
             )
+        if created:
+            return list(dict.fromkeys(customer_ids))  # just written: no need to read back
         return self.customers(incident.incident_id)
 
     def customers(self, incident_id: str) -> list[str]:
@@ -221,14 +227,19 @@ class Tx:
         return float(self.conn.execute(query).scalar_one())
 
     def record(self, frame: pl.DataFrame, now: datetime) -> int:
-        """Insert decisions not yet in the ledger; return how many were new."""
+        """Insert decisions not yet in the ledger; return how many were new.
+
+        Called under the incident's lock with decisions for customers that have none at
+        this step, so every key is new and the rows go in without a conflict check.
+        """
         rows = frame.select(DECISION_COLUMNS).with_columns(
             created_at=pl.lit(now, dtype=pl.Datetime("us", "UTC"))
         )
-        return bulk_insert(self.conn, decisions, rows)
+        return bulk_insert(self.conn, decisions, rows, skip_existing=False)
 
     def schedule(self, frame: pl.DataFrame) -> None:
-        bulk_insert(self.conn, followups, frame)
+        """Follow-ups of customers apologized to in this update (new keys, under the lock)."""
+        bulk_insert(self.conn, followups, frame, skip_existing=False)
 
     def followup_customers(self, incident_id: str, since: datetime) -> pl.DataFrame:
         """This incident's customers with follow-ups of another incident due since `since`."""
