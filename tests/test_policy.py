@@ -238,3 +238,26 @@ def test_stock_per_airport_and_day_is_never_oversold(runtime: Runtime) -> None:
     assert given == 12
     tomorrow = apply_update(parts, _at_tpe(30, "TPE-9"), warriors[:5], NOW + timedelta(days=1))
     assert tomorrow.decisions.filter(pl.col("perk_id") == "lounge-1h").height == 5
+
+
+def test_channel_opt_outs_fall_back_or_send_nothing(runtime: Runtime) -> None:
+    from segmentation.profiles import CHANNELS
+
+    channels = pl.List(pl.Enum(CHANNELS))
+    people = runtime.book.frame.head(3).with_columns(
+        preferred_channel=pl.Series(["sms", "app", "chat"], dtype=pl.Enum(CHANNELS)),
+        allowed_channels=pl.Series([["sms", "email"], ["email", "chat"], []], dtype=channels),
+    )
+    parts = replace(
+        runtime.parts(),
+        contact=ContactPolicy(holdout_share=0),
+        select_profiles=lambda ids: people.filter(pl.col("customer_id").is_in(list(ids))),
+    )
+    out = apply_update(parts, incident(30), people["customer_id"].to_list(), NOW)
+    rows = {r["customer_id"]: r for r in out.decisions.iter_rows(named=True)}
+    first, second, third = people["customer_id"].to_list()
+    assert rows[first]["channel"] == "sms"  # preferred and allowed
+    assert rows[second]["channel"] == "email"  # opted out of app: next allowed channel
+    assert rows[third]["channel"] is None and rows[third]["text"] is None
+    assert "no allowed channel: no message" in json.loads(rows[third]["reasons"])
+    assert rows[third]["perk_id"] is not None  # the perk is still owed and recorded
