@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.exceptions import ValidationException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from sqlalchemy.exc import InterfaceError, OperationalError
 
-from api import routes_incidents, routes_offers, routes_profiles, routes_segments
+from api import (
+    routes_feedback,
+    routes_incidents,
+    routes_keys,
+    routes_offers,
+    routes_profiles,
+    routes_segments,
+)
+from api.audit import audit_middleware
+from api.auth import require_key
+from api.keys import KeyStore
+from api.metrics import MetricsController, prometheus_config
+from api.ratelimit import RateLimiter
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
 from offers.flow import UnknownCustomers, UnknownIncident
@@ -84,8 +101,26 @@ def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response
     return Response({"status_code": status, "detail": detail, "extra": extra}, status_code=status)
 
 
+def _database_down(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """The database is unreachable or busy: retry later, the server itself carries on."""
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return Response(
+        {"status_code": 503, "detail": "database unavailable, retry shortly"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
+def _too_large(request: Request[Any, Any, Any], _exc: RequestEntityTooLarge) -> Response[Any]:
+    limit = request.route_handler.resolve_request_max_body_size()
+    detail = f"request body too large: the limit is {limit:,} bytes"
+    return Response({"status_code": 413, "detail": detail}, status_code=413)
+
+
 def create_app(runtime: Runtime) -> Litestar:
     """The app over ready parts; tests hand it a runtime on a temporary data folder."""
+    limits = runtime.settings.limits
+    prometheus = prometheus_config()
     return Litestar(
         route_handlers=[
             healthz,
@@ -94,21 +129,53 @@ def create_app(runtime: Runtime) -> Litestar:
             *routes_profiles.handlers,
             *routes_segments.handlers,
             *routes_offers.handlers,
+            *routes_keys.handlers,
+            *routes_feedback.handlers,
+            MetricsController,
         ],
-        state=State({"runtime": runtime}),
+        guards=[require_key],
+        request_max_body_size=limits.max_body_bytes,
+        state=State(
+            {
+                "runtime": runtime,
+                "key_store": KeyStore(runtime.engine),
+                "rate_limiter": RateLimiter(limits.rate_per_second, limits.rate_burst),
+            }
+        ),
+        middleware=[audit_middleware, prometheus.middleware],
         exception_handlers={
             UnknownCustomers: _unknown_customers,
             UnknownIncident: _unknown_incident,
             FactsError: _bad_facts,
             ValidationException: _validation,
+            RequestEntityTooLarge: _too_large,
+            OperationalError: _database_down,
+            InterfaceError: _database_down,
+            sqlite3.OperationalError: _database_down,  # bulk writes use the driver directly
         },
         openapi_config=OpenAPIConfig(
             title="makegood",
             version="0.1.0",
             description="Apology, perk and entitlements for every customer a failure touches.",
             path="/schema",
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(type="http", scheme="bearer"),
+                    "apiKey": SecurityScheme(
+                        type="apiKey", name="X-API-Key", security_scheme_in="header"
+                    ),
+                }
+            ),
+            security=[{"bearer": []}, {"apiKey": []}],
         ),
         on_shutdown=[runtime.close],
+        # litestar's records go to the root logger, which `makegood serve` writes as JSON
+        logging_config=LoggingConfig(
+            configure_root_logger=False,
+            log_exceptions="always",
+            disable_stack_trace=set(range(400, 500)),  # client mistakes are not server errors
+            loggers={"litestar": {"level": "INFO", "handlers": [], "propagate": True}},
+        ),
     )
 
 

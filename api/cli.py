@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import logging.config
 import os
+import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import click
 import msgspec
 from rich.console import Console
+from sqlalchemy.exc import DBAPIError
 
 from api.settings import Settings
 
@@ -24,6 +28,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except DBAPIError as exc:  # e.g. a read-only or full data folder, a database down
+            raise click.ClickException(f"database: {exc.orig}") from exc
+        except sqlite3.Error as exc:  # bulk writes go through the driver directly
+            raise click.ClickException(f"database: {exc}") from exc
         except (ValueError, LookupError, OSError, RuntimeError, msgspec.MsgspecError) as exc:
             raise click.ClickException(str(exc) or type(exc).__name__) from exc
 
@@ -46,9 +54,15 @@ def cli(ctx: click.Context, data_dir: Path) -> None:
 
 
 @cli.command()
+@click.option("--learn", is_flag=True, help="Watch the engine learn each segment's best perk.")
 @click.pass_obj
-def demo(settings: Settings) -> None:
+def demo(settings: Settings, learn: bool) -> None:
     """Play one delayed flight of 300 passengers, step by step, then replay it."""
+    if learn:
+        from api.demo_learn import run_demo_learn
+
+        run_demo_learn(settings, console)
+        return
     from api.demo import run_demo
 
     run_demo(settings, console)
@@ -63,12 +77,19 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     """Serve the HTTP API (OpenAPI at /schema); bootstraps an empty data folder first."""
     import uvicorn
 
+    from api.cli_keys import prepare_keys
+    from api.logs import log_config
     from api.runtime import ensure_bootstrapped
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.config.dictConfig(log_config())
+    prepare_keys(settings, host, logging.getLogger("makegood").info)  # refuse before any work
     ensure_bootstrapped(settings)  # once, before workers start, so they never race to do it
     os.environ["MAKEGOOD_DATA"] = str(settings.data_dir)
+    if workers > 1:  # /metrics on any worker sums over all of them
+        metrics = settings.data_dir / ".prometheus"
+        shutil.rmtree(metrics, ignore_errors=True)
+        metrics.mkdir()
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
     uvicorn.run(
         "api.app:app_from_env",
         factory=True,
@@ -76,6 +97,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         log_level="info",
+        log_config=log_config(),
     )
 
 
@@ -101,10 +123,29 @@ def db_upgrade(settings: Settings) -> None:
 
 def _register() -> None:
     """Each area's commands live in their own module; this is the one place that lists them."""
-    from api import cli_incidents, cli_messages, cli_offers, cli_profiles, cli_segments
+    from api import (
+        cli_feedback,
+        cli_incidents,
+        cli_keys,
+        cli_messages,
+        cli_offers,
+        cli_profiles,
+        cli_segments,
+    )
 
-    for module in (cli_profiles, cli_segments, cli_offers, cli_messages, cli_incidents):
+    modules = (
+        cli_profiles,
+        cli_segments,
+        cli_offers,
+        cli_messages,
+        cli_incidents,
+        cli_keys,
+        cli_feedback,
+    )
+    for module in modules:
         cli.add_command(module.group)
+    cli_offers.group.add_command(cli_feedback.simulate_cmd)
+    cli.add_command(cli_feedback.reports_group)
 
 
 _register()

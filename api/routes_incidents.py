@@ -23,6 +23,7 @@ from litestar.status_codes import (
 )
 
 from api.background import live_progress, start_incident_job
+from api.metrics import record_outcome
 from api.runtime import Runtime
 from api.wire import (
     DecisionOut,
@@ -38,10 +39,11 @@ from api.wire import (
     StepSummary,
     decision_rows,
     decisions_out,
+    patch_facts,
 )
 from offers import jobs
 from offers.flow import Outcome, UnknownCustomers, apply_update
-from offers.incidents import Incident
+from offers.incidents import FLIGHT_KINDS, FactsError, Incident
 
 log = logging.getLogger("makegood")
 
@@ -63,7 +65,17 @@ def _result(outcome: Outcome) -> IncidentResult:
     )
 
 
-def _log_outcome(action: str, outcome: Outcome) -> None:
+def _log_outcome(action: str, outcome: Outcome, kind: str) -> None:
+    """Log the step and count it for /metrics (dry runs and replays count nothing)."""
+    if outcome.issued and not outcome.dry_run:
+        decided = outcome.decisions
+        record_outcome(
+            kind,
+            outcome.issued,
+            decided.filter(pl.col("perk_id").is_not_null()).height,
+            outcome.cost,
+            decided.filter(pl.col("reasons").str.contains('"budget: ')).height,
+        )
     log.info(
         "%s incident=%s step=%d issued=%d dry_run=%s",
         action,
@@ -84,7 +96,7 @@ def _create(runtime: Runtime, data: IncidentCreate) -> tuple[int, IncidentResult
         dry_run=data.dry_run,
         budget=data.budget,
     )
-    _log_outcome("create", outcome)
+    _log_outcome("create", outcome, data.kind)
     return (HTTP_200_OK if existed else HTTP_201_CREATED), _result(outcome)
 
 
@@ -171,11 +183,14 @@ def _update(runtime: Runtime, incident_id: str, data: IncidentPatch) -> Response
     stored = runtime.ledger.incident(incident_id)
     if stored is None:
         raise NotFoundException(f"incident {incident_id!r} not found")
+    kind = data.kind or stored["kind"]
+    if data.kind is not None and stored["kind"] not in FLIGHT_KINDS:
+        raise FactsError(f"kind: a {stored['kind']} incident cannot become a {data.kind}")
     incident = Incident(
         incident_id=incident_id,
-        kind=stored["kind"],
+        kind=kind,
         occurred_at=stored["occurred_at"],
-        facts=data.facts,
+        facts=patch_facts(kind, data.facts),
     )
     affected = runtime.ledger.customer_count(incident_id) + len(data.customers)
     if not data.dry_run and affected > runtime.settings.sync_limit:
@@ -189,7 +204,7 @@ def _update(runtime: Runtime, incident_id: str, data: IncidentPatch) -> Response
         must_exist=True,
         budget=data.budget,
     )
-    _log_outcome("update", outcome)
+    _log_outcome("update", outcome, kind)
     return Response(_result(outcome), status_code=HTTP_200_OK)
 
 

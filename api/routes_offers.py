@@ -145,14 +145,26 @@ def _table(store: Store, name: str, ref: Ref) -> OfferTable:
         raise _unprocessable(str(exc)) from exc
 
 
-@get("/v1/perks", sync_to_thread=True, tags=["offers"], operation_id="listPerks")
+@get(
+    "/v1/perks",
+    opt={"role": "marketing"},
+    sync_to_thread=True,
+    tags=["offers"],
+    operation_id="listPerks",
+)
 def list_perks(state: State) -> list[Perk]:
     """The perk catalog of the live offer table."""
     runtime: Runtime = state.runtime
     return list(runtime.table().perks)
 
 
-@get("/v1/offer-tables", sync_to_thread=True, tags=["offers"], operation_id="listOfferTables")
+@get(
+    "/v1/offer-tables",
+    opt={"role": "marketing"},
+    sync_to_thread=True,
+    tags=["offers"],
+    operation_id="listOfferTables",
+)
 def list_tables(state: State) -> list[TableSummary]:
     """Every offer table: its newest published version, whether it is live, any draft."""
     return _store(state)[1].tables()
@@ -160,6 +172,7 @@ def list_tables(state: State) -> list[TableSummary]:
 
 @get(
     "/v1/offer-tables/{name:str}/versions",
+    opt={"role": "marketing"},
     sync_to_thread=True,
     tags=["offers"],
     operation_id="listOfferTableVersions",
@@ -174,6 +187,7 @@ def list_versions(state: State, name: FromPath[str]) -> list[VersionInfo]:
 
 @get(
     "/v1/offer-tables/{name:str}/versions/{version:int}",
+    opt={"role": "marketing"},
     sync_to_thread=True,
     tags=["offers"],
     operation_id="getOfferTableVersion",
@@ -190,6 +204,7 @@ def get_version(state: State, name: FromPath[str], version: FromPath[int]) -> Ve
 
 @put(
     "/v1/offer-tables/{name:str}/draft",
+    opt={"role": "marketing"},
     sync_to_thread=True,
     tags=["offers"],
     operation_id="putOfferTableDraft",
@@ -232,6 +247,7 @@ def put_draft(
 
 @post(
     "/v1/offer-tables/{name:str}/validate",
+    opt={"role": "marketing"},
     sync_to_thread=True,
     tags=["offers"],
     operation_id="validateOfferTable",
@@ -269,6 +285,7 @@ def _published(runtime: Runtime, action: Any) -> Published:
 
 @post(
     "/v1/offer-tables/{name:str}/publish",
+    opt={"role": "marketing"},
     sync_to_thread=True,
     tags=["offers"],
     operation_id="publishOfferTable",
@@ -287,6 +304,7 @@ def publish_table(state: State, name: FromPath[str], data: JSONBody[PublishIn]) 
 
 @post(
     "/v1/offer-tables/{name:str}/rollback",
+    opt={"role": "marketing"},
     sync_to_thread=True,
     tags=["offers"],
     operation_id="rollbackOfferTable",
@@ -310,6 +328,7 @@ def rollback_table(state: State, name: FromPath[str], data: JSONBody[RollbackIn]
 
 @get(
     "/v1/offer-tables/{name:str}/diff",
+    opt={"role": "marketing"},
     sync_to_thread=True,
     tags=["offers"],
     operation_id="diffOfferTable",
@@ -326,7 +345,13 @@ def diff_table(
     return DiffOut(name=name, before=before, after=after, changes=diff_tables(old, new))
 
 
-@get("/v1/messages", sync_to_thread=True, tags=["offers"], operation_id="listMessages")
+@get(
+    "/v1/messages",
+    opt={"role": "marketing"},
+    sync_to_thread=True,
+    tags=["offers"],
+    operation_id="listMessages",
+)
 def list_messages(state: State) -> MessagesOut:
     """The message templates in use, with any SMS-length findings against the live perks."""
     runtime: Runtime = state.runtime
@@ -337,6 +362,7 @@ def list_messages(state: State) -> MessagesOut:
 
 @post(
     "/v1/messages/preview",
+    opt={"role": "marketing"},
     sync_to_thread=True,
     tags=["offers"],
     operation_id="previewMessage",

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Response, get, post
+from litestar import Response, delete, get, post
 from litestar.datastructures import State, UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
@@ -17,11 +17,16 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import Body, FromPath, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_422_UNPROCESSABLE_ENTITY
 
+from api.limits import Limits
 from api.runtime import Runtime
+from offers.erasure import erase_customer, export_customer
 from segmentation.book import mask_personal
 from segmentation.importer import FORMATS, RowError, import_profiles
 from segmentation.mapping import MappingError, parse_mapping
 from segmentation.snapshots import Snapshots
+
+UPLOAD_LIMIT = Limits.from_env().max_upload_bytes
+CustomerPath = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
 class SegmentRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -33,6 +38,28 @@ class ProfileView(msgspec.Struct, frozen=True, kw_only=True):
     customer_id: str
     segment: SegmentRef
     profile: dict[str, Any]
+
+
+class ProfileExport(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the service holds about one customer: profile, segment, ledger rows."""
+
+    customer_id: str
+    profile: dict[str, Any] | None
+    segment: SegmentRef | None
+    ledger: dict[str, list[dict[str, Any]]]  # table name -> rows (decisions, follow-ups…)
+    exported_at: datetime
+
+
+class Erasure(msgspec.Struct, frozen=True, kw_only=True):
+    """What erasing one customer changed; the ledger keeps counts and costs under `pseudonym`."""
+
+    customer_id: str
+    pseudonym: str
+    profile_files: int
+    profile_rows: int
+    ledger_rows: dict[str, int]
+    texts: int
+    replays: int
 
 
 class ImportSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,6 +84,7 @@ class ImportForm:
 
 @get(
     "/v1/profiles/{customer_id:str}",
+    opt={"role": "analyst"},
     sync_to_thread=False,
     tags=["profiles"],
     operation_id="getProfile",
@@ -86,6 +114,8 @@ def _unprocessable(detail: str, errors: list[RowError], count: int) -> Response[
 
 @post(
     "/v1/profiles/import",
+    opt={"role": "analyst"},
+    request_max_body_size=UPLOAD_LIMIT,
     sync_to_thread=True,
     tags=["profiles"],
     status_code=HTTP_201_CREATED,
@@ -132,4 +162,65 @@ def import_file(
     return Response(summary, status_code=HTTP_201_CREATED)
 
 
-handlers: list[HTTPRouteHandler] = [get_profile, import_file]
+@get(
+    "/v1/profiles/{customer_id:str}/export",
+    opt={"role": "analyst"},
+    sync_to_thread=True,
+    tags=["profiles"],
+    operation_id="exportProfile",
+)
+def export_profile(state: State, customer_id: FromPath[CustomerPath]) -> ProfileExport:
+    """All the service holds about one customer (a data subject's access request)."""
+    runtime: Runtime = state.runtime
+    row = runtime.book.one(customer_id)
+    ledger = export_customer(runtime.engine, customer_id)
+    if row is None and not any(ledger.values()):
+        raise NotFoundException(f"profile {customer_id!r} not found")
+    segment = None
+    if row is not None:
+        segment = SegmentRef(name=row.pop("segment"), description=row.pop("segment_description"))
+    return ProfileExport(
+        customer_id=customer_id,
+        profile=row,
+        segment=segment,
+        ledger=ledger,
+        exported_at=datetime.now(UTC),
+    )
+
+
+@delete(
+    "/v1/profiles/{customer_id:str}",
+    opt={"role": "analyst"},
+    sync_to_thread=True,
+    tags=["profiles"],
+    status_code=200,
+    operation_id="eraseProfile",
+)
+def erase_profile(state: State, customer_id: FromPath[CustomerPath]) -> Erasure:
+    """Erase a customer: profile rows in every snapshot, the name in stored messages.
+
+    The ledger keeps the customer's decisions, counts and costs under a pseudonym.
+    """
+    runtime: Runtime = state.runtime
+    profiles = Snapshots(runtime.settings.data_dir).erase(customer_id)
+    names = set(profiles.first_names)
+    row = runtime.book.one(customer_id)
+    if row is not None and row.get("first_name"):
+        names.add(row["first_name"])
+    ledger = erase_customer(runtime.engine, customer_id, names)
+    if not profiles.rows and row is None and not any(ledger.rows.values()):
+        raise NotFoundException(f"profile {customer_id!r} not found")
+    if profiles.rows:
+        runtime.reload_profiles()
+    return Erasure(
+        customer_id=customer_id,
+        pseudonym=ledger.pseudonym,
+        profile_files=profiles.files,
+        profile_rows=profiles.rows,
+        ledger_rows=ledger.rows,
+        texts=ledger.texts,
+        replays=ledger.replays,
+    )
+
+
+handlers: list[HTTPRouteHandler] = [get_profile, import_file, export_profile, erase_profile]

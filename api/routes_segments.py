@@ -172,6 +172,7 @@ def _run(runtime: Runtime, job: Job, request: TrainRequest) -> None:
 
 @get(
     "/v1/segmentations",
+    opt={"role": "analyst"},
     sync_to_thread=True,
     tags=["segmentations"],
     operation_id="listSegmentations",
@@ -198,6 +199,7 @@ def list_segmentations(state: State) -> list[Summary]:
 
 @get(
     "/v1/segmentations/{version:str}",
+    opt={"role": "analyst"},
     sync_to_thread=True,
     tags=["segmentations"],
     operation_id="getSegmentation",
@@ -212,6 +214,7 @@ def get_segmentation(state: State, version: FromPath[str]) -> SegmentationOut:
 
 @post(
     "/v1/segmentations",
+    opt={"role": "analyst"},
     sync_to_thread=False,
     tags=["segmentations"],
     status_code=HTTP_202_ACCEPTED,
@@ -231,6 +234,7 @@ def train_segmentation(state: State, data: JSONBody[TrainRequest]) -> Response[J
 
 @get(
     "/v1/segmentations/jobs/{job_id:str}",
+    opt={"role": "analyst"},
     sync_to_thread=False,
     tags=["segmentations"],
     operation_id="getSegmentationJob",
@@ -245,6 +249,7 @@ def get_job(state: State, job_id: FromPath[str]) -> Job:
 
 @post(
     "/v1/segmentations/{version:str}/promote",
+    opt={"role": "analyst"},
     sync_to_thread=True,
     tags=["segmentations"],
     status_code=200,
@@ -261,6 +266,7 @@ def promote_segmentation(state: State, version: FromPath[str]) -> Promoted:
 
 @post(
     "/v1/segmentations/rollback",
+    opt={"role": "analyst"},
     sync_to_thread=True,
     tags=["segmentations"],
     status_code=200,
@@ -277,6 +283,7 @@ def rollback_segmentation(state: State) -> Promoted:
 
 @patch(
     "/v1/segmentations/{version:str}/segments/{name:str}",
+    opt={"role": "analyst"},
     sync_to_thread=True,
     tags=["segmentations"],
     operation_id="renameSegment",

@@ -21,12 +21,13 @@ from api.settings import Settings
 from offers.db import create_engine, upgrade
 from offers.flow import Parts
 from offers.incidents import EscalationPolicy
+from offers.learning import LearningSource
 from offers.ledger import Ledger
 from offers.messages import MessageBook, load_default_book
 from offers.tables import DEFAULTS, OfferTable, parse_table
 from segmentation.book import ProfileBook
 from segmentation.model import Segmentation
-from segmentation.registry import Registry
+from segmentation.registry import Registry, RegistryError
 
 log = logging.getLogger("makegood")
 
@@ -97,9 +98,12 @@ class Runtime:
     messages: MessageBook
     policy: EscalationPolicy = field(default_factory=EscalationPolicy)
     table_version: tuple[str, int] = ("", 0)
+    #: feedback posteriors for the engine's exploration; None: no learning
+    learning: LearningSource | None = None
     _table: OfferTable | None = None
 
     _checked_at: float = 0.0
+    _refused: str | None = None  # an active model that failed to load, reported once
 
     def table(self) -> OfferTable:
         """The live table; a publish by any process is picked up within a second."""
@@ -128,6 +132,7 @@ class Runtime:
             table=self.table,
             book=self.messages,
             policy=self.policy,
+            learning=self.learning,
         )
 
     def ready(self) -> bool:
@@ -154,7 +159,13 @@ class Runtime:
         card = self.model.card
         if ref is None or ref == f"{card.version}@{card.revision}":
             return False
-        model = registry.load(ref.partition("@")[0])
+        try:
+            model = registry.load(ref.partition("@")[0])
+        except (RegistryError, OSError, ValueError) as exc:
+            if ref != self._refused:  # say it once per bad version, not on every request
+                log.error("segmentation %s refused, still serving %s: %s", ref, card.version, exc)
+                self._refused = ref
+            return False
         profiles = self.book.frame.drop(
             "segment", "segment_description", "_id_hash", strict=False
         )  # the book adds these again
@@ -172,13 +183,15 @@ def open_runtime(settings: Settings, step: Step = log.info) -> Runtime:
     assert version is not None
     model = registry.load(version)
     profiles = pl.read_parquet(_snapshots(settings.data_dir)[-1])
+    ledger = Ledger(engine)
     runtime = Runtime(
         settings=settings,
         engine=engine,
-        ledger=Ledger(engine),
+        ledger=ledger,
         model=model,
         book=ProfileBook(profiles, model),
         messages=load_default_book(),
+        learning=LearningSource(ledger),
     )
     runtime.reload_table()
     return runtime

@@ -9,7 +9,16 @@ import msgspec
 import polars as pl
 
 from offers.engine import ENTITLEMENT_DTYPE
-from offers.incidents import AwareDatetime, FlightFacts, Incident, IncidentId
+from offers.feedback import decision_id_expr
+from offers.incidents import (
+    AwareDatetime,
+    FactsError,
+    FlightFacts,
+    Incident,
+    IncidentId,
+    ServiceFacts,
+    facts_type,
+)
 
 CustomerId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 MAX_SYNC_CUSTOMERS = 2_000_000  # per request; above the sync limit they run as a job
@@ -18,35 +27,96 @@ MAX_SYNC_CUSTOMERS = 2_000_000  # per request; above the sync limit they run as 
 Money = Annotated[float, msgspec.Meta(ge=0, le=1e12, description="total perk cost allowed")]
 
 
-class IncidentCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class _Create(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="kind"
+):
     """A new incident (or the same one again: repeating a create is harmless)."""
 
     incident_id: IncidentId
-    kind: Literal["flight_delay"]
     occurred_at: AwareDatetime
-    facts: FlightFacts
     customers: Annotated[
         list[CustomerId], msgspec.Meta(min_length=1, max_length=MAX_SYNC_CUSTOMERS)
     ]
     budget: Money | None = None
     dry_run: bool = False
 
+    @property
+    def kind(self) -> str:
+        return str(type(self).__struct_config__.tag)
+
     def incident(self) -> Incident:
+        facts: FlightFacts | ServiceFacts = self.facts  # type: ignore[attr-defined]
         return Incident(
             incident_id=self.incident_id,
             kind=self.kind,
             occurred_at=self.occurred_at,
-            facts=self.facts,
+            facts=facts,
         )
 
 
-class IncidentPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """New facts for an incident (the delay grew); optionally more affected customers."""
+class FlightDelay(_Create, frozen=True, tag="flight_delay"):
+    """A flight is late; `facts.delay_minutes` grows with each update."""
 
     facts: FlightFacts
+
+
+class Cancellation(_Create, frozen=True, tag="cancellation"):
+    """A flight is cancelled; `facts.delay_minutes` is how late the re-booking gets there."""
+
+    facts: FlightFacts
+
+
+class MissedConnection(_Create, frozen=True, tag="missed_connection"):
+    """A late first leg broke a connection; delay at the final destination."""
+
+    facts: FlightFacts
+
+
+class LostBaggage(_Create, frozen=True, tag="lost_baggage"):
+    """A bag did not arrive; `facts.delay_minutes` is how long it has been missing."""
+
+    facts: ServiceFacts
+
+
+class ServiceOutage(_Create, frozen=True, tag="service_outage"):
+    """A service (check-in, app, Wi-Fi…) is down; minutes of outage."""
+
+    facts: ServiceFacts
+
+
+class OrderLate(_Create, frozen=True, tag="order_late"):
+    """An order is late; minutes past the promised time (a day is 1440)."""
+
+    facts: ServiceFacts
+
+
+IncidentCreate = (
+    FlightDelay | Cancellation | MissedConnection | LostBaggage | ServiceOutage | OrderLate
+)
+
+
+class IncidentPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """New facts for an incident (the delay grew); optionally more affected customers.
+
+    `kind` turns a flight incident into another flight kind (a delay becomes a
+    cancellation). `facts` are checked against the incident's kind.
+    """
+
+    facts: dict[str, Any]
+    kind: Literal["flight_delay", "cancellation", "missed_connection"] | None = None
     customers: Annotated[list[CustomerId], msgspec.Meta(max_length=MAX_SYNC_CUSTOMERS)] = []
     budget: Money | None = None
     dry_run: bool = False
+
+
+def patch_facts(kind: str, raw: dict[str, Any]) -> FlightFacts | ServiceFacts:
+    """The PATCH's facts as the incident's kind expects them; errors name the field."""
+    try:
+        return msgspec.convert(raw, facts_type(kind))
+    except msgspec.ValidationError as exc:
+        message, _, where = str(exc).partition(" - at `$")
+        field = "facts" + (where.rstrip("`") if where else "")
+        raise FactsError(f"{field}: {message}") from exc
 
 
 class SegmentOut(msgspec.Struct, frozen=True, kw_only=True):
@@ -87,6 +157,7 @@ class FollowupOut(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class DecisionOut(msgspec.Struct, frozen=True, kw_only=True):
+    decision_id: Annotated[str, msgspec.Meta(description="incident:step:customer, for feedback")]
     customer_id: str
     incident_id: str
     step: int
@@ -127,6 +198,7 @@ def decision_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
     has_perk = pl.col("perk_id").is_not_null()
     has_message = pl.col("text").is_not_null()
     shaped = frame.select(
+        decision_id_expr(),
         "customer_id",
         "incident_id",
         "step",

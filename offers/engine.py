@@ -4,7 +4,9 @@ Input is a frame of affected customers (profile columns plus `segment` and
 `segment_description`), what each already received in this incident, and their other
 incidents in the contact window. Output is one decision row per customer: message kind,
 channel, language, text, perk (or why none), entitlements and reasons. Nothing here loops
-over customers; nothing here writes anywhere.
+over customers; nothing here writes anywhere. With `StepContext.learning`, the first hit may
+give way to an interchangeable perk learned from feedback (`offers.learning`); every
+decision logs the probability of its choice in `propensity`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import polars as pl
 
 from offers.allocation import allocate
 from offers.incidents import Incident
+from offers.learning import Learning, choose
 from offers.messages import LANGUAGE_FALLBACK, MessageBook
 from offers.policy import ContactPolicy, ValuePolicy, holdout_mask, recent_counts
 from offers.rendering import render_texts
@@ -88,6 +91,8 @@ class StepContext:
     budget_left: float | None = None
     entitlements: list[dict[str, Any]] = field(default_factory=list)
     entitlement_note: str | None = None
+    #: Posteriors and bounds for exploring interchangeable perks; None: the table decides.
+    learning: Learning | None = None
     value: ValuePolicy = field(default_factory=ValuePolicy)
     #: perk id -> how many more may be given at the incident's airport today
     stock_left: dict[str, int] = field(default_factory=dict)
@@ -193,6 +198,8 @@ def _fact_columns(incident: Incident, step: int) -> dict[str, pl.Expr]:
         kind=pl.lit(incident.kind),
         step=pl.lit(step, pl.Int32),
         delay_minutes=pl.lit(incident.facts.delay_minutes, pl.Int32),
+        # what the message is about: the flight, or the order, bag or service
+        subject=pl.lit(facts.get("flight") or facts.get("reference")),
         airport=pl.lit(facts.get("origin")),
     )
     return columns
@@ -249,7 +256,15 @@ def decide(
         .otherwise(pl.lit("update")),
         channel=_channel(),
     )
-    frame = match(frame, within_band(table, ctx)).rename({"perk_id": "candidate"})
+    banded = within_band(table, ctx)
+    frame = match(frame, banded).rename({"perk_id": "candidate"})
+    if ctx.learning is None:
+        frame = frame.with_columns(
+            choice_p=pl.lit(1.0), _learn=pl.lit(None, pl.String), _set=pl.lit(None, pl.String)
+        )
+    else:  # may swap the first hit for an interchangeable perk; logs the choice's probability
+        hashes = frame["_id_hash"] if "_id_hash" in frame.columns else None
+        frame = choose(frame, banded, ctx.learning, incident.incident_id, step, hashes)
     frame = frame.join(
         perks.select(
             candidate="perk_id",
@@ -325,7 +340,7 @@ def decide(
         .then(
             pl.when(pl.col("holdout"))
             .then(pl.lit(policy.holdout_share))
-            .otherwise(pl.lit(1.0 - policy.holdout_share))
+            .otherwise(pl.lit(1.0 - policy.holdout_share) * pl.col("choice_p"))
         )
         .otherwise(pl.lit(1.0)),
         needs_human=pl.col("other_incidents") > 0,
@@ -393,6 +408,8 @@ _REASON_KEYS = (
     "_no_channel",
     "_lang",
     "text_language",
+    "_learn",
+    "_set",
 )
 
 
@@ -409,6 +426,16 @@ def _reason_text(row: dict[str, Any], ctx: StepContext) -> str:
         if row["rule_id"] is None
         else f"rule {row['rule_id']} matched: {row['candidate']}",
     ]
+    if row["_learn"] == "explore":
+        reasons.append(
+            f"learning: trying {row['candidate']} among interchangeable perks "
+            f"{row['_set']} (Thompson sampling on acceptance so far)"
+        )
+    elif row["_learn"] == "exploit":
+        reasons.append(
+            f"learning: {row['candidate']} has the best acceptance so far among "
+            f"interchangeable perks {row['_set']}"
+        )
     if ctx.entitlement_note:
         reasons.append(ctx.entitlement_note)
     band = ctx.value.band(ctx.step)

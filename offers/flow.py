@@ -18,6 +18,7 @@ import polars as pl
 
 from offers.engine import StepContext, decide
 from offers.incidents import EscalationPolicy, Incident, entitlements
+from offers.learning import Learning
 from offers.ledger import DECISION_SCHEMA, FOLLOWUP_LIST, Ledger, Tx
 from offers.messages import MessageBook
 from offers.policy import ContactPolicy, ValuePolicy, schedule_followups
@@ -84,6 +85,12 @@ class Parts:
     contact: ContactPolicy = field(default_factory=ContactPolicy)
     value: ValuePolicy = field(default_factory=ValuePolicy)
     entitlements: Callable[[Incident], tuple[list[dict[str, Any]], str | None]] = entitlements
+    #: Posteriors for exploring interchangeable perks (offers.learning.LearningSource).
+    learning: Callable[[datetime], Learning | None] | None = None
+
+    def escalation(self, kind: str) -> EscalationPolicy:
+        """`policy` for flight delays; each other kind has its own default rhythm."""
+        return self.policy if kind == "flight_delay" else EscalationPolicy.for_kind(kind)
 
 
 def apply_update(
@@ -103,7 +110,7 @@ def apply_update(
     unknown = parts.unknown_profiles(ids)
     if unknown:
         raise UnknownCustomers(unknown)
-    step = parts.policy.step(incident.facts.delay_minutes)
+    step = parts.escalation(incident.kind).step(incident.facts.delay_minutes)
     owed, note = parts.entitlements(incident)  # before any write: bad facts write nothing
     opener = parts.ledger.reading if dry_run else parts.ledger.writing
     with opener() as tx:
@@ -141,6 +148,7 @@ def apply_update(
             budget_left=None if budget is None else max(budget - spent, 0.0),
             entitlements=owed,
             entitlement_note=note,
+            learning=parts.learning(now) if parts.learning else None,
             value=parts.value,
             stock_left=_stock_left(tx, table, incident.facts.origin, now),
         )

@@ -38,13 +38,53 @@ class FlightFacts(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     overnight: bool = False
 
 
+class ServiceFacts(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What went wrong outside a flight: a bag, a service, an order.
+
+    `delay_minutes` is how long the customer has been let down so far (a bag missing for a
+    day is 1440); `reference` names the bag tag, service or order the messages speak of.
+    """
+
+    delay_minutes: Minutes
+    reference: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    origin: Iata | None = None
+
+
+FLIGHT_KINDS = ("flight_delay", "cancellation", "missed_connection")
+SERVICE_KINDS = ("lost_baggage", "service_outage", "order_late")
+IncidentKind = Literal[
+    "flight_delay",
+    "cancellation",
+    "missed_connection",
+    "lost_baggage",
+    "service_outage",
+    "order_late",
+]
+Facts = FlightFacts | ServiceFacts
+
+
+def facts_type(kind: str) -> type[FlightFacts] | type[ServiceFacts]:
+    return FlightFacts if kind in FLIGHT_KINDS else ServiceFacts
+
+
 class Incident(msgspec.Struct, frozen=True, kw_only=True):
     """A service failure: id chosen by the caller, kind, when, and the current facts."""
 
     incident_id: IncidentId
     kind: str
     occurred_at: AwareDatetime
-    facts: FlightFacts
+    facts: Facts
+
+
+#: Default escalation per incident kind: when it is noticed, and how often a step is crossed.
+KIND_POLICIES: dict[str, tuple[int, int]] = {
+    "flight_delay": (30, 45),
+    "cancellation": (0, 45),
+    "missed_connection": (0, 45),
+    "lost_baggage": (0, 24 * 60),
+    "service_outage": (15, 60),
+    "order_late": (24 * 60, 24 * 60),
+}
 
 
 class EscalationPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -52,6 +92,11 @@ class EscalationPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 
     notice_minutes: Annotated[int, msgspec.Meta(ge=0)] = 30
     step_minutes: Annotated[int, msgspec.Meta(gt=0)] = 45
+
+    @classmethod
+    def for_kind(cls, kind: str) -> EscalationPolicy:
+        notice, step = KIND_POLICIES.get(kind, (30, 45))
+        return cls(notice_minutes=notice, step_minutes=step)
 
     def step(self, delay_minutes: int) -> int:
         """Step 0 is "not noticed"; 30 min is step 1, 45 step 2, 90 step 3, 135 step 4…"""
@@ -72,6 +117,8 @@ def entitlements(incident: Incident) -> tuple[list[dict[str, Any]], str | None]:
     from offers.entitlements import FlightContext, entitlements_for
 
     f = incident.facts
+    if not isinstance(f, FlightFacts):
+        return [], None  # the flight passenger rules do not cover bags, services or orders
     if f.origin is None or f.destination is None or f.carrier_country is None:
         return [], "entitlements not assessed: facts need origin, destination and carrier_country"
     ctx = FlightContext(
@@ -85,6 +132,7 @@ def entitlements(incident: Incident) -> tuple[list[dict[str, Any]], str | None]:
         cause=f.cause,
         carrier_size=f.carrier_size,
         overnight=f.overnight,
+        cancelled=incident.kind == "cancellation",
     )
     try:
         found = entitlements_for(ctx)

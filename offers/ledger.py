@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -100,7 +100,13 @@ class Tx:
             .mappings()
             .first()
         )
-        return dict(row) if row else None
+        if row is None:
+            return None
+        found = dict(row)
+        for key in ("occurred_at", "created_at", "updated_at"):
+            if found[key] is not None and found[key].tzinfo is None:  # SQLite: stored as UTC
+                found[key] = found[key].replace(tzinfo=UTC)
+        return found
 
     def open_incident(
         self,
@@ -122,7 +128,7 @@ class Tx:
                 dict(
                     incident_id=incident.incident_id,
                     kind=incident.kind,
-                    occurred_at=incident.occurred_at,
+                    occurred_at=incident.occurred_at.astimezone(UTC),  # SQLite keeps no offset
                     facts=facts,
                     step=step,
                     created_at=now,
@@ -135,7 +141,9 @@ class Tx:
         self.lock(incident.incident_id)
         stored = self.incident(incident.incident_id)
         assert stored is not None
-        values: dict[str, Any] = dict(facts=facts, step=max(step, stored["step"]), updated_at=now)
+        values: dict[str, Any] = dict(
+            facts=facts, kind=incident.kind, step=max(step, stored["step"]), updated_at=now
+        )
         if budget is not None:
             values["budget"] = budget
         self.conn.execute(

@@ -40,6 +40,8 @@ VARIABLES = frozenset(
         "perk_code",
         "valid_until",
         "perk_line",
+        "subject",
+        "reference",
     }
 )
 
@@ -120,12 +122,15 @@ def resolve(book: MessageBook, incident: str) -> pl.DataFrame:
     """For every (kind, language, channel), the template to use and the language it is in.
 
     Falls back first to the channel-neutral text, then along LANGUAGE_FALLBACK, so a missing
-    zh-Hant SMS text becomes the zh-Hant generic one before it becomes zh-Hans.
+    zh-Hant SMS text becomes the zh-Hant generic one before it becomes zh-Hans. An incident
+    kind without texts of its own uses the templates written for `incident = "*"`.
     """
+    own = any(t.incident == incident for t in book.templates)
+    wanted = incident if own else "*"
     index: dict[tuple[str, str, str], int] = {
         (t.kind, t.language, t.channel): i
         for i, t in enumerate(book.templates)
-        if t.incident == incident
+        if t.incident == wanted
     }
     rows = []
     for kind in MESSAGE_KINDS:
@@ -219,6 +224,8 @@ WORST_CASE: dict[str, str] = {
     "delay_minutes": "9999",
     "perk_code": "X" * 8,
     "valid_until": "2026-12-31",
+    "subject": "X" * 16,
+    "reference": "X" * 16,
 }
 
 
@@ -391,7 +398,13 @@ def sample_values(
     perk_code: str = "K7QP2M9X",
 ) -> dict[str, str]:
     """Variables for a preview: realistic values, a perk only when one is given."""
-    values = {"first_name": first_name, "flight": flight, "delay_minutes": str(delay_minutes)}
+    values = {
+        "first_name": first_name,
+        "flight": flight,
+        "subject": flight,
+        "reference": flight,
+        "delay_minutes": str(delay_minutes),
+    }
     if perk_title is not None:
         values |= {"perk_title": perk_title, "perk_code": perk_code}
         values["valid_until"] = valid_until.isoformat() if valid_until else ""

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 import polars as pl
 
-from segmentation.profiles import PROTECTED_COLUMNS
+from segmentation.profiles import PROTECTED_COLUMNS, UNSEGMENTED
 
 __all__ = [
     "DEFAULTS",
@@ -363,10 +363,20 @@ def match(frame: pl.DataFrame, table: OfferTable) -> pl.DataFrame:
         raise TableError(f"table {table.name}: conditions on unknown columns {sorted(missing)}")
     if not rules:
         return frame.with_columns(rule_id=pl.lit(None, pl.String), perk_id=pl.lit(None, pl.String))
+    # Customers who objected to profiling get the fallback (base) rule only.
+    profiled = (
+        pl.col("segment").fill_null("") != UNSEGMENTED
+        if "segment" in frame.columns
+        else pl.lit(True)
+    )
+
+    def holds(rule: Rule) -> pl.Expr:
+        return rule_expr(rule) if rule.fallback else rule_expr(rule) & profiled
+
     # Index of the first matching rule, as one pass: when/then chains stop at the first hit.
-    chain: Any = pl.when(rule_expr(rules[0])).then(pl.lit(0, pl.Int32))
+    chain: Any = pl.when(holds(rules[0])).then(pl.lit(0, pl.Int32))
     for i, rule in enumerate(rules[1:], start=1):
-        chain = chain.when(rule_expr(rule)).then(pl.lit(i, pl.Int32))
+        chain = chain.when(holds(rule)).then(pl.lit(i, pl.Int32))
     first: pl.Expr = chain.otherwise(pl.lit(None, pl.Int32))
     rule_ids = pl.Series([r.id for r in rules], dtype=pl.String)
     perk_ids = pl.Series([r.perk for r in rules], dtype=pl.String)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import os
+import zipfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -148,8 +149,10 @@ def import_profiles(
         mapping = ProfileMapping() if mapping is None else load_mapping(mapping)
     try:
         table = read_table(path, fmt)
-    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
-        return _failed(0, [RowError(row=None, column="", value=None, reason=f"unreadable: {exc}")])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, pl.exceptions.PolarsError) as exc:
+        # a broken .xlsx is a broken zip archive underneath (or one missing its parts)
+        reason = f"unreadable: {exc or type(exc).__name__}"
+        return _failed(0, [RowError(row=None, column="", value=None, reason=reason)])
     table = table.with_row_index(_ROW, offset=1).with_columns(pl.col(_ROW).cast(pl.Int64))
     fatal = _file_errors(table, mapping)
     if fatal:

@@ -12,9 +12,12 @@ __all__ = [
     "CHANNELS",
     "GENDERS",
     "LANGUAGES",
+    "OBJECTION_COLUMN",
     "PROFILE_SCHEMA",
     "PROTECTED_COLUMNS",
     "TIERS",
+    "UNSEGMENTED",
+    "UNSEGMENTED_DESCRIPTION",
     "conform",
 ]
 
@@ -34,6 +37,13 @@ PROTECTED_COLUMNS: frozenset[str] = frozenset(
     {"gender", "birth_year", "age", "nationality", "religion", "disability", "ethnicity"}
 )
 """Columns never used for segmentation or offer rules unless explicitly allowed."""
+
+OBJECTION_COLUMN = "objects_to_profiling"
+"""Optional boolean column: the customer objected to profiling (absent or null means no)."""
+
+UNSEGMENTED = "unsegmented"
+"""Segment of customers who objected to profiling: never clustered, base offer only."""
+UNSEGMENTED_DESCRIPTION = "objected to profiling"
 
 PROFILE_SCHEMA: dict[str, pl.DataType] = {
     "customer_id": pl.String(),

@@ -8,6 +8,7 @@ sees a half-written one. HISTORY is an append-only log of promotions and rollbac
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -145,6 +146,7 @@ class Registry:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
         sio.dump(model.pipeline, staging / "model.skops")
+        (staging / "model.sha256").write_text(_digest(staging / "model.skops") + "\n")
         (staging / "card.json").write_bytes(_encode(model.card))
         os.rename(staging, target)
         return target
@@ -164,18 +166,29 @@ class Registry:
     def cards(self) -> list[ModelCard]:
         return [self.card(v) for v in self.versions()]
 
+    def verify(self, version: str) -> Path:
+        """The version's model file, refused when it changed since it was saved (digest)
+        or holds types outside the allow-list."""
+        path = self._dir(version) / "model.skops"
+        recorded = self._dir(version) / "model.sha256"
+        damaged = ""
+        try:
+            if recorded.exists() and recorded.read_text().strip() != _digest(path):
+                damaged = "; it does not match the digest recorded at save (corrupted or tampered)"
+            untrusted = _types_in(path) - ALLOWED_TYPES
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            raise RegistryError(f"{path}: not a readable model file ({exc}){damaged}") from exc
+        if untrusted:
+            raise RegistryError(f"{path}: refusing untrusted types {sorted(untrusted)}{damaged}")
+        if damaged:
+            raise RegistryError(f"{path}: refusing a model file{damaged}")
+        return path
+
     def load(self, version: str) -> Segmentation:
         import skops.io as sio
 
         card = self.card(version)
-        path = self._dir(version) / "model.skops"
-        try:
-            untrusted = _types_in(path) - ALLOWED_TYPES
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-            raise RegistryError(f"{path}: not a readable model file ({exc})") from exc
-        if untrusted:
-            raise RegistryError(f"{path}: refusing untrusted types {sorted(untrusted)}")
-        pipeline = sio.load(path, trusted=TRUSTED_TYPES)
+        pipeline = sio.load(self.verify(version), trusted=TRUSTED_TYPES)
         return Segmentation(pipeline=pipeline, card=card)
 
     # -- the active version -------------------------------------------------------------
@@ -226,6 +239,7 @@ class Registry:
         """Make `version` active, unless it drops a name offer rules use (`used_names`:
         segment name -> rule ids)."""
         card = self.card(version)  # must exist
+        self.verify(version)  # and be loadable: never point ACTIVE at a damaged file
         check_used_names(card, used_names or {}, f"promote {version}")
         self._point(card)
         self._log("promote", version)
@@ -287,3 +301,12 @@ class Registry:
 
 def _encode(card: ModelCard) -> bytes:
     return msgspec.json.format(msgspec.json.encode(card))
+
+
+def _digest(path: Path) -> str:
+    """sha256 of a file, read in blocks: recorded at save, checked at every load."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

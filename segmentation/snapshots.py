@@ -8,16 +8,26 @@ when another process took that number first (then the next number is tried).
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import uuid
 from pathlib import Path
 
+import msgspec
 import polars as pl
 
-__all__ = ["Snapshots"]
+__all__ = ["Erased", "Snapshots"]
 
 _NAME = re.compile(r"snapshot-(\d+)\.parquet")
+
+
+class Erased(msgspec.Struct, frozen=True, kw_only=True):
+    """What erasing one customer removed from the profile files."""
+
+    files: int
+    rows: int
+    first_names: frozenset[str]
 
 
 class Snapshots:
@@ -75,3 +85,32 @@ class Snapshots:
                 return target
         finally:
             tmp.unlink(missing_ok=True)
+
+    def profile_files(self) -> builtins.list[Path]:
+        """Every Parquet file holding profile rows: snapshots and import rejects."""
+        return sorted(p for p in self.folder.glob("*.parquet") if not p.name.startswith("."))
+
+    def erase(self, customer_id: str) -> Erased:
+        """Remove one customer's rows from every profile file, each rewritten atomically.
+
+        Returns the first names the rows carried, so stored messages can be cleaned too.
+        """
+        files, rows, names = 0, 0, set[str]()
+        for path in self.profile_files():
+            frame = pl.read_parquet(path)
+            if "customer_id" not in frame.columns:
+                continue
+            mine = (frame["customer_id"].cast(pl.String) == customer_id).fill_null(False)
+            hits = int(mine.sum())
+            if not hits:
+                continue
+            if "first_name" in frame.columns:
+                names.update(n for n in frame.filter(mine)["first_name"].to_list() if n)
+            tmp = path.with_name(f".tmp-{uuid.uuid4().hex}.parquet")
+            try:
+                frame.filter(~mine).write_parquet(tmp, compression="zstd", statistics=True)
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            files, rows = files + 1, rows + hits
+        return Erased(files=files, rows=rows, first_names=frozenset(names))

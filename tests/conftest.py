@@ -95,3 +95,12 @@ def runtime(
     )
     rt.reload_table()
     return rt
+
+
+@pytest.fixture
+def admin_headers(runtime: Runtime) -> dict[str, str]:
+    """Headers carrying a real admin key, created in the test database like any key."""
+    from api.keys import KeyStore
+
+    _info, key = KeyStore(runtime.engine).create("tests-admin", "admin", datetime.now(UTC))
+    return {"Authorization": f"Bearer {key}"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -82,11 +83,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _call(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+def _call(
+    method: str, url: str, body: dict[str, Any] | None = None, key: str | None = None
+) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"content-type": "application/json"}
-    )
+    headers = {"content-type": "application/json"}
+    if key is not None:
+        headers["authorization"] = f"Bearer {key}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -121,6 +125,10 @@ def test_serve_bootstraps_an_empty_folder_and_answers(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.3)
         assert ready["profiles"] == 10_000
+        key = (tmp_path / "data" / "local-admin.key").read_text().strip()
+        assert key in log.read_text()  # printed once at first start
+        assert (tmp_path / "data" / "local-admin.key").stat().st_mode & 0o777 == 0o600
+        assert _call("GET", f"{base}/v1/incidents/x")[0] == 401
         ids = [f"c{i:06d}" for i in range(1, 41)]
         incident = {
             "incident_id": "MG123-2026-11-23",
@@ -129,17 +137,20 @@ def test_serve_bootstraps_an_empty_folder_and_answers(tmp_path: Path) -> None:
             "facts": {"delay_minutes": 50, "flight": "MG123"},
             "customers": ids,
         }
-        status, created = _call("POST", f"{base}/v1/incidents", incident)
+        status, created = _call("POST", f"{base}/v1/incidents", incident, key)
         assert status == 201 and created["issued"] == 40
         patch = {"facts": {"delay_minutes": 100, "flight": "MG123"}}
-        first = _call("PATCH", f"{base}/v1/incidents/MG123-2026-11-23", patch)[1]
-        second = _call("PATCH", f"{base}/v1/incidents/MG123-2026-11-23", patch)[1]
+        first = _call("PATCH", f"{base}/v1/incidents/MG123-2026-11-23", patch, key)[1]
+        second = _call("PATCH", f"{base}/v1/incidents/MG123-2026-11-23", patch, key)[1]
         assert first["issued"] == 40 and second["issued"] == 0
         assert first["decisions"] == second["decisions"]
-        status, page = _call("GET", f"{base}/v1/incidents/MG123-2026-11-23/decisions?limit=500")
+        status, page = _call(
+            "GET", f"{base}/v1/incidents/MG123-2026-11-23/decisions?limit=500", key=key
+        )
         assert status == 200 and page["total"] == 80
         status, schema = _call("GET", f"{base}/schema/openapi.json")
         assert status == 200 and "/v1/incidents" in schema["paths"]
+        assert _call("GET", f"{base}/v1/profiles/{ids[0]}?reveal=true", key=key)[0] == 200
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -150,6 +161,11 @@ def test_serve_bootstraps_an_empty_folder_and_answers(tmp_path: Path) -> None:
     served = profiles.filter(pl.col("customer_id").is_in(ids))
     for column in ("email", "phone"):
         assert not any(value in text for value in served[column].to_list())
+    # structured: every line is one JSON object; ids are there, first names never
+    entries = [json.loads(line) for line in text.splitlines() if line.strip()]
+    assert any(e.get("path", "").startswith(f"/v1/profiles/{ids[0]}") for e in entries)
+    for name in set(served["first_name"].to_list()):
+        assert not re.search(rf"\b{re.escape(name)}\b", text), name
 
 
 def test_incidents_apply_offline_is_exactly_once(tmp_path: Path) -> None:

@@ -14,8 +14,9 @@ from api.runtime import Runtime
 
 
 @pytest.fixture
-def client(runtime: Runtime) -> Iterator[TestClient[Any]]:
+def client(runtime: Runtime, admin_headers: dict[str, str]) -> Iterator[TestClient[Any]]:
     with TestClient(app=create_app(runtime)) as client:
+        client.headers.update(admin_headers)
         yield client
 
 
@@ -47,6 +48,7 @@ def test_create_then_patch_has_the_designed_shape(
     assert (data["step"], data["issued"]) == (1, 25)
     decision = data["decisions"][0]
     assert set(decision) == {
+        "decision_id",
         "customer_id",
         "incident_id",
         "step",
@@ -271,3 +273,32 @@ def test_idempotency_key(client: TestClient[Any], runtime: Runtime) -> None:
     other = client.post("/v1/incidents", json=body(runtime, delay=120), headers=headers)
     assert other.status_code == 409 and "Idempotency-Key" in other.json()["detail"]
     assert runtime.ledger.count("MG123-2026-11-23") == 25
+
+
+def test_other_incident_kinds(client: TestClient[Any], runtime: Runtime) -> None:
+    bag = body(runtime, n=5) | {
+        "incident_id": "BAG-1",
+        "kind": "lost_baggage",
+        "facts": {"delay_minutes": 1500, "reference": "bag TPE123456"},
+    }
+    data = client.post("/v1/incidents", json=bag).json()
+    assert data["step"] == 2  # one step per day a bag is missing, from the first minute
+    decision = data["decisions"][0]
+    assert "TPE123456" in decision["message"]["text"] and decision["entitlements"] == []
+    wrong = client.post("/v1/incidents", json=bag | {"facts": {"delay_minutes": 5, "flight": "X"}})
+    assert wrong.status_code == 422 and "facts" in wrong.json()["detail"]
+
+
+def test_a_delay_becomes_a_cancellation(client: TestClient[Any], runtime: Runtime) -> None:
+    client.post("/v1/incidents", json=body(runtime, delay=60))
+    patched = client.patch(
+        "/v1/incidents/MG123-2026-11-23",
+        json={"kind": "cancellation", "facts": {"delay_minutes": 200, "flight": "MG123"}},
+    )
+    assert patched.status_code == 200 and patched.json()["step"] == 5
+    assert client.get("/v1/incidents/MG123-2026-11-23").json()["kind"] == "cancellation"
+    bad = client.patch(
+        "/v1/incidents/MG123-2026-11-23", json={"facts": {"delay_minutes": -1, "flight": "MG1"}}
+    )
+    assert bad.status_code == 422 and "facts.delay_minutes" in bad.json()["detail"]
+    assert runtime.ledger.count("MG123-2026-11-23", 5) == 25

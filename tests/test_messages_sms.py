@@ -104,6 +104,8 @@ def test_worst_case_values_are_documented_lengths() -> None:
         "delay_minutes": 4,
         "perk_code": 8,
         "valid_until": 10,
+        "subject": 16,
+        "reference": 16,
     }
 
 

@@ -25,8 +25,9 @@ MEAL_FOR_WARRIORS = BODY.replace(
 
 
 @pytest.fixture
-def client(runtime: Runtime) -> Iterator[TestClient[Any]]:
+def client(runtime: Runtime, admin_headers: dict[str, str]) -> Iterator[TestClient[Any]]:
     with TestClient(app=create_app(runtime)) as client:
+        client.headers.update(admin_headers)
         yield client
 
 

@@ -14,11 +14,12 @@ from api.runtime import Runtime
 
 
 @pytest.fixture
-def client(runtime: Runtime, population: pl.DataFrame) -> Any:
+def client(runtime: Runtime, population: pl.DataFrame, admin_headers: dict[str, str]) -> Any:
     profiles = runtime.settings.data_dir / "profiles"
     profiles.mkdir(parents=True, exist_ok=True)
     population.drop("latent_kind").write_parquet(profiles / "snapshot-0001.parquet")
     with TestClient(app=create_app(runtime)) as client:
+        client.headers.update(admin_headers)
         yield client
 
 

@@ -27,6 +27,11 @@ FRAME = pl.DataFrame(
         "spend": [0.0, 9.0, 99.0, None, -5.0],
         "tier": pl.Series(["basic", "gold", "platinum", "silver", None], dtype=pl.Enum(TIERS)),
         "city": ["TPE", "LHR", None, "TPE", "SIN"],
+        "visits": pl.Series([0, 3, -2, 5, 1], dtype=pl.Int32),  # log1p by table lookup
+        "big": pl.Series([0, 3, None, 70_000, 1], dtype=pl.Int64),  # too wide for a table
+        "share": [0.5, float("nan"), 1.0, None, 0.25],
+        "flag": [True, False, None, True, False],
+        "band": ["low", "high", "mid", "top", None],
     }
 )
 
@@ -54,6 +59,20 @@ FRAME = pl.DataFrame(
             Feature(column="city", transform="onehot", categories=["TPE"]),
             [[1], [0], [0], [1], [0]],
         ),
+        (
+            Feature(column="visits", transform="log1p"),
+            np.log1p([[0], [3], [0], [5], [1]]),
+        ),
+        (
+            Feature(column="big", transform="log1p"),
+            np.log1p([[0], [3], [0], [70_000], [1]]),
+        ),
+        (Feature(column="share"), [[0.5], [0], [1], [0], [0.25]]),  # NaN and null: 0
+        (Feature(column="flag"), [[1], [0], [0], [1], [0]]),
+        (
+            Feature(column="band", transform="ordinal", order=["low", "mid", "high"]),
+            [[0], [2], [1], [0], [0]],  # unknown and null rank 0
+        ),
     ],
     ids=[
         "identity",
@@ -64,6 +83,11 @@ FRAME = pl.DataFrame(
         "onehot-enum",
         "onehot-str",
         "onehot-given",
+        "log1p-int-lookup",
+        "log1p-int-wide",
+        "identity-nan",
+        "identity-bool",
+        "ordinal-str",
     ],
 )
 def test_transforms(feature: Feature, expected: Any) -> None:

@@ -1,0 +1,192 @@
+"""API keys: a secret shown once, only a salted scrypt hash kept; revocation is one column.
+
+A key reads `mg_<id>_<secret>`: the id finds the row in O(1), then scrypt checks the secret.
+Successful checks are cached for a few seconds, keyed by the whole key, but `revoked_at` is
+read again on every use, so a revocation by any process takes effect on the next request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import os
+import secrets
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import msgspec
+import sqlalchemy as sa
+
+from offers.schema import api_keys
+
+__all__ = [
+    "LOCAL_ADMIN",
+    "ROLES",
+    "KeyInfo",
+    "KeyStore",
+    "Role",
+    "allows",
+    "is_loopback",
+    "write_local_key",
+]
+
+Role = Literal["desk", "marketing", "analyst", "admin"]
+ROLES: tuple[Role, ...] = get_args(Role)
+LOCAL_ADMIN = "local-admin"
+"""Name of the key generated for a server that has none; it only ever serves loopback."""
+
+_PREFIX = "mg"
+_CACHE_SECONDS = 5.0
+# scrypt at n=2**14, r=8, p=1: about 16 MiB and tens of milliseconds per check
+_N, _R, _P = 2**14, 8, 1
+
+
+class KeyInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A key as listed: never its secret or hash."""
+
+    id: str
+    name: str
+    role: Role
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+def allows(role: Role, needed: Role) -> bool:
+    """Admin may do everything; every other role only its own area."""
+    return role == "admin" or role == needed
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether an address (or `localhost`) never leaves this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def _hash(secret: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(secret.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
+
+
+def _split(key: str) -> tuple[str, str] | None:
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != _PREFIX or not parts[1] or not parts[2]:
+        return None
+    return parts[1], parts[2]
+
+
+def _utc(value: Any) -> Any:
+    """SQLite hands back naive times; they were written in UTC."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _info(row: sa.Row[tuple[object, ...]]) -> KeyInfo:
+    fields = ("id", "name", "role", "created_at", "revoked_at")
+    return msgspec.convert({k: _utc(row._mapping[k]) for k in fields}, KeyInfo)
+
+
+class KeyStore:
+    """Keys in the ledger database (SQLite or PostgreSQL), shared by every worker."""
+
+    def __init__(self, engine: sa.Engine, cache_seconds: float = _CACHE_SECONDS) -> None:
+        self.engine = engine
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[KeyInfo, float]] = {}
+        self._lock = threading.Lock()
+
+    def create(self, name: str, role: Role, now: datetime) -> tuple[KeyInfo, str]:
+        """Store a new key; the returned secret is the only copy there will ever be."""
+        if role not in ROLES:
+            raise ValueError(f"role: use one of {', '.join(ROLES)}")
+        if not 1 <= len(name) <= 128:
+            raise ValueError("name: must be 1 to 128 characters")
+        key_id = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        salt = os.urandom(16)
+        with self.engine.begin() as conn:
+            conn.execute(
+                api_keys.insert().values(
+                    id=key_id,
+                    name=name,
+                    role=role,
+                    salt=salt,
+                    hash=_hash(secret, salt),
+                    created_at=now,
+                )
+            )
+        info = KeyInfo(id=key_id, name=name, role=role, created_at=now)
+        return info, f"{_PREFIX}_{key_id}_{secret}"
+
+    def all(self) -> list[KeyInfo]:
+        query = sa.select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)
+        with self.engine.connect() as conn:
+            return [_info(row) for row in conn.execute(query)]
+
+    def revoke(self, key_id: str, now: datetime) -> KeyInfo:
+        """Revoke a key at once, for every worker; revoking twice keeps the first time."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                api_keys.update()
+                .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            row = conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id)).first()
+        if row is None:
+            raise LookupError(f"no key {key_id!r}")
+        with self._lock:
+            self._cache = {k: v for k, v in self._cache.items() if v[0].id != key_id}
+        return _info(row)
+
+    def active(self, *, include_local: bool = True) -> list[KeyInfo]:
+        """Keys not revoked; without the generated local admin key when asked."""
+        return [
+            k
+            for k in self.all()
+            if k.revoked_at is None and (include_local or k.name != LOCAL_ADMIN)
+        ]
+
+    def verify(self, key: str) -> KeyInfo | None:
+        """The key's record when it is valid and not revoked, else None."""
+        parsed = _split(key)
+        if parsed is None:
+            return None
+        key_id, secret = parsed
+        query = sa.select(api_keys).where(api_keys.c.id == key_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None or row.revoked_at is not None:
+            with self._lock:
+                self._cache.pop(key, None)
+            return None
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is not None and now - cached[1] < self.cache_seconds:
+            return cached[0]
+        if not hmac.compare_digest(_hash(secret, row.salt), row.hash):
+            return None
+        info = _info(row)
+        with self._lock:
+            if len(self._cache) > 10_000:  # many distinct keys: start over rather than grow
+                self._cache.clear()
+            self._cache[key] = (info, now)
+        return info
+
+
+def write_local_key(path: Path, key: str) -> None:
+    """Write the local admin key readable by its owner only (mode 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(key + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,41 @@
+"""Request limits an operator can tune: body and upload sizes, per-key request rates.
+
+Defaults are generous for a service desk (an incident of 2,000,000 customer ids is about
+26 MB of JSON); every limit a request hits is named in the 413/422/429 it gets.
+"""
+
+from __future__ import annotations
+
+import os
+
+import msgspec
+
+__all__ = ["Limits"]
+
+MiB = 1 << 20
+
+
+def _env(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw else default
+
+
+class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    max_body_bytes: int = 64 * MiB
+    """Largest JSON or TOML body (MAKEGOOD_MAX_BODY_BYTES)."""
+    max_upload_bytes: int = 512 * MiB
+    """Largest profile file upload (fixed when the app starts; MAKEGOOD_MAX_UPLOAD_BYTES)."""
+    rate_per_second: float = 200.0
+    """Requests each key may make per second and worker, sustained (MAKEGOOD_RATE)."""
+    rate_burst: float = 400.0
+    """Requests a key may make at once before the rate applies (MAKEGOOD_RATE_BURST)."""
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        defaults = cls()
+        return cls(
+            max_body_bytes=int(_env("MAKEGOOD_MAX_BODY_BYTES", defaults.max_body_bytes)),
+            max_upload_bytes=int(_env("MAKEGOOD_MAX_UPLOAD_BYTES", defaults.max_upload_bytes)),
+            rate_per_second=_env("MAKEGOOD_RATE", defaults.rate_per_second),
+            rate_burst=_env("MAKEGOOD_RATE_BURST", defaults.rate_burst),
+        )

@@ -1,0 +1,46 @@
+"""Prometheus metrics: requests and latency (litestar's middleware) plus what incidents issue.
+
+With several workers, `makegood serve` points PROMETHEUS_MULTIPROC_DIR at a folder the
+workers share, so `/metrics` on any worker reports the sum over all of them.
+"""
+
+from __future__ import annotations
+
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from prometheus_client import Counter
+
+__all__ = ["MetricsController", "prometheus_config", "record_outcome"]
+
+DECISIONS = Counter("makegood_decisions_total", "Decisions recorded, by incident kind.", ["kind"])
+PERKS = Counter("makegood_perks_total", "Perks issued, by incident kind.", ["kind"])
+COST = Counter("makegood_perk_cost_total", "Cost of perks issued, by incident kind.", ["kind"])
+BUDGET_REFUSALS = Counter(
+    "makegood_budget_refusals_total",
+    "Perks not given because the incident budget ran out, by incident kind.",
+    ["kind"],
+)
+
+
+def record_outcome(kind: str, issued: int, perks: int, cost: float, budget_refusals: int) -> None:
+    """Count what one incident step recorded (dry runs should not be counted)."""
+    DECISIONS.labels(kind).inc(issued)
+    PERKS.labels(kind).inc(perks)
+    COST.labels(kind).inc(cost)
+    BUDGET_REFUSALS.labels(kind).inc(budget_refusals)
+
+
+def prometheus_config() -> PrometheusConfig:
+    """Request counts and latency histograms by method, route template and status."""
+    return PrometheusConfig(
+        app_name="makegood",
+        prefix="makegood",
+        group_path=True,  # label by route template, so ids never become label values
+        exclude=["/metrics", "/healthz"],
+    )
+
+
+class MetricsController(PrometheusController):
+    """`GET /metrics` in Prometheus text format; open, like the probes."""
+
+    path = "/metrics"
+    include_in_schema = False

@@ -1,0 +1,80 @@
+"""Operations: per-key rate limits, the audit log of changes, Prometheus metrics."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import pytest
+from litestar.testing import TestClient
+
+from api.app import create_app
+from api.keys import KeyStore
+from api.limits import Limits
+from api.metrics import record_outcome
+from api.runtime import Runtime
+from offers.tables import DEFAULTS
+
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+def key(runtime: Runtime, role: Any, name: str) -> dict[str, str]:
+    secret = KeyStore(runtime.engine).create(name, role, datetime.now(UTC))[1]
+    return {"X-API-Key": secret}
+
+
+def test_rate_limit_per_key_names_the_limit(runtime: Runtime) -> None:
+    runtime.settings = msgspec.structs.replace(
+        runtime.settings, limits=Limits(rate_per_second=0.5, rate_burst=3)
+    )
+    one, other = key(runtime, "marketing", "mei"), key(runtime, "marketing", "li")
+    with TestClient(app=create_app(runtime)) as client:
+        assert [client.get("/v1/perks", headers=one).status_code for _ in range(3)] == [200] * 3
+        limited = client.get("/v1/perks", headers=one)
+        assert limited.status_code == 429 and limited.headers["retry-after"] == "2"
+        assert "0.5 requests per second" in limited.json()["detail"]
+        assert client.get("/v1/perks", headers=other).status_code == 200  # per key
+        assert client.get("/healthz").status_code == 200  # probes are never limited
+
+
+def test_changes_by_marketing_are_audited_desk_calls_are_not(runtime: Runtime) -> None:
+    mei, desk = key(runtime, "marketing", "mei"), key(runtime, "desk", "desk-1")
+    admin = key(runtime, "admin", "root")
+    body = (DEFAULTS / "offers.toml").read_text(encoding="utf-8")
+    with TestClient(app=create_app(runtime)) as client:
+        put = client.put("/v1/offer-tables/flight-delay/draft", content=body, headers=mei)
+        assert put.status_code == 200
+        published = client.post(
+            "/v1/offer-tables/flight-delay/publish", json={"reason": "same"}, headers=mei
+        )
+        assert published.status_code == 200, published.text
+        ids = runtime.book.frame["customer_id"].to_list()[:3]
+        incident = {
+            "incident_id": "A1",
+            "kind": "flight_delay",
+            "occurred_at": "2026-11-25T07:05:00Z",
+            "facts": {"delay_minutes": 50, "flight": "A1"},
+            "customers": ids,
+        }
+        assert client.post("/v1/incidents", json=incident, headers=desk).status_code == 201
+        entries = client.get("/v1/audit", headers=admin).json()
+    assert [(e["key_name"], e["method"], e["path"]) for e in entries] == [
+        ("mei", "POST", "/v1/offer-tables/flight-delay/publish"),
+        ("mei", "PUT", "/v1/offer-tables/flight-delay/draft"),
+    ]
+    assert entries[0]["status_code"] == 200 and entries[0]["role"] == "marketing"
+    assert "flight-delay v1" in entries[0]["before"] and "flight-delay v2" in entries[0]["after"]
+
+
+def test_metrics_are_open_and_count_requests_and_outcomes(
+    runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    with TestClient(app=create_app(runtime)) as client:
+        client.get("/v1/perks", headers=admin_headers)
+        record_outcome("flight_delay", issued=3, perks=2, cost=16.0, budget_refusals=1)
+        text = client.get("/metrics").text
+    assert 'path="/v1/perks"' in text and "makegood_request_duration_seconds_bucket" in text
+    assert 'makegood_decisions_total{kind="flight_delay"}' in text
+    assert 'makegood_budget_refusals_total{kind="flight_delay"}' in text
+    assert "/metrics" not in client.app.openapi_schema.paths  # type: ignore[operator]

@@ -1,0 +1,148 @@
+"""Two server processes on one data folder and one database: nothing issued twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from offers.db import create_engine
+from tests.conftest import POSTGRES_URL, _postgres_available
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _call(method: str, url: str, key: str, body: Any = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def _start(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _port()
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=5) as response:
+                if response.status == 200:
+                    return proc, base
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.3)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
+    if request.param == "sqlite":
+        yield None
+        return
+    if not _postgres_available():
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def test_two_servers_share_one_ledger_exactly_once(tmp_path: Path, database: str | None) -> None:
+    data = tmp_path / "data"
+    env = {**os.environ, "MAKEGOOD_DATA": str(data)}
+    env.pop("MAKEGOOD_DATABASE_URL", None)
+    if database is not None:
+        env["MAKEGOOD_DATABASE_URL"] = database
+    first, a = _start(env, tmp_path / "a.log")
+    second, b = _start(env, tmp_path / "b.log")
+    try:
+        key = (data / "local-admin.key").read_text().strip()
+        ids = [f"c{i:06d}" for i in range(1, 201)]
+        create = {
+            "incident_id": "MG9-2026-11-25",
+            "kind": "flight_delay",
+            "occurred_at": "2026-11-25T07:00:00Z",
+            "facts": {"delay_minutes": 30, "flight": "MG9"},
+            "customers": ids,
+        }
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            creates = list(
+                pool.map(
+                    lambda i: _call("POST", f"{(a, b)[i % 2]}/v1/incidents", key, create), range(8)
+                )
+            )
+            patches = list(
+                pool.map(
+                    lambda i: _call(
+                        "PATCH",
+                        f"{(a, b)[i % 2]}/v1/incidents/MG9-2026-11-25",
+                        key,
+                        {"facts": {"delay_minutes": 30 + 45 * (i % 3 + 1), "flight": "MG9"}},
+                    ),
+                    range(12),
+                )
+            )
+    finally:
+        for proc in (first, second):
+            proc.terminate()
+            proc.wait(timeout=30)
+    assert all(status in (200, 201) for status, _ in creates + patches), creates + patches
+    assert sum(r["issued"] for _, r in creates) == 200  # one server issued, the rest replayed
+    codes = {
+        json.dumps(
+            sorted((d["customer_id"], (d["perk"] or {}).get("code")) for d in r["decisions"])
+        )
+        for _, r in creates
+    }
+    assert len(codes) == 1  # every caller saw the same stored decisions
+    url = database or f"sqlite:///{data / 'makegood.db'}"
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT step, count(*), count(DISTINCT customer_id) FROM decisions "
+                "WHERE incident_id = 'MG9-2026-11-25' GROUP BY step ORDER BY step"
+            )
+        ).all()
+    engine.dispose()
+    steps = {int(s) for s in range(1, 5)}
+    assert {r[0] for r in rows} <= steps and rows[0][0] == 1
+    assert all(r[1] == r[2] == 200 for r in rows)  # one row per customer per step
