@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import polars as pl
 from rich.console import Console
 from rich.table import Table
 
@@ -142,7 +143,10 @@ def derive(
         table.add_row(label, f"{value:,}")
     console.print(table)
     console.print(f"returns net against spend: {r.returns_value:,.2f}")
-    if output is not None:
+    if output is not None and output.suffix.lower() == ".csv":
+        _write_csv(derived.profiles, output)
+        console.print(f"wrote {derived.profiles.height:,} profiles to {output}")
+    elif output is not None:
         write_profiles(derived.profiles, output)
         console.print(f"wrote {derived.profiles.height:,} profiles to {output}")
     else:
@@ -179,3 +183,11 @@ def show(settings: Settings, customer_id: str, reveal: bool) -> None:
     for key, value in profile.items():
         table.add_row(key, "" if value is None else str(value))
     console.print(table)
+
+
+def _write_csv(frame: pl.DataFrame, path: Path) -> None:
+    """Profiles as CSV that `profiles import` reads back: lists joined with "|"."""
+    lists = [name for name, dtype in frame.schema.items() if isinstance(dtype, pl.List)]
+    frame.with_columns(
+        pl.col(name).cast(pl.List(pl.String)).list.join("|") for name in lists
+    ).write_csv(path)

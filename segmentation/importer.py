@@ -177,7 +177,11 @@ def import_profiles(
 
     extras = _extra_columns(table, mapping)
     good = checked.join(bad, on=_ROW, how="anti").select(*PROFILE_SCHEMA, _ROW)
-    good = good.join(table.select(_ROW, *extras), on=_ROW, how="left").drop(_ROW)
+    good = good.join(
+        table.select(_ROW, *(_numeric_if_all_numbers(table[c]) for c in extras)),
+        on=_ROW,
+        how="left",
+    ).drop(_ROW)
     written = None
     if quarantine is not None:
         written = Path(quarantine)
@@ -237,6 +241,20 @@ def _raw_columns(table: pl.DataFrame, mapping: ProfileMapping) -> list[pl.Expr]:
             expr = pl.lit(None, dtype=pl.String)
         exprs.append(expr.alias(f"_raw:{column}"))
     return exprs
+
+
+def _numeric_if_all_numbers(column: pl.Series) -> pl.Series:
+    """An extra text column (CSV and Excel are read as text) as numbers when every value is one.
+
+    Profile columns are typed by the schema; extra ones (RFM figures from `profiles derive`,
+    a partner's scores) should stay usable as model features after a round trip through CSV.
+    """
+    if column.dtype != pl.String:
+        return column
+    as_number = column.str.strip_chars().cast(pl.Float64, strict=False)
+    if as_number.null_count() == column.null_count():
+        return as_number
+    return column
 
 
 def _extra_columns(table: pl.DataFrame, mapping: ProfileMapping) -> list[str]:

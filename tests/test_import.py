@@ -321,3 +321,38 @@ def test_cli_import_failure_writes_nothing(profiles: pl.DataFrame, tmp_path: Pat
     assert loaded.exit_code == 0, loaded.output
     assert "38 loaded, 2 rejected" in loaded.output
     assert Snapshots(data).load().height == 38 and pl.read_parquet(rejects).height == 2
+
+
+def test_derived_profiles_round_trip_through_csv_with_numeric_extras(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    csv = tmp_path / "derived.csv"
+    slice_ = Path(__file__).parent / "data" / "retail_slice.parquet"
+    runner = CliRunner()
+    derived = runner.invoke(
+        cli,
+        [
+            "--data",
+            str(data),
+            "profiles",
+            "derive",
+            str(slice_),
+            "--customer",
+            "CustomerID",
+            "--time",
+            "InvoiceDate",
+            "--amount",
+            "Quantity*UnitPrice",
+            "--invoice",
+            "InvoiceNo",
+            "-o",
+            str(csv),
+        ],
+    )
+    assert derived.exit_code == 0, derived.output
+    assert csv.read_text().startswith("customer_id,")  # a real CSV, not Parquet
+    result = import_profiles(csv)
+    assert result.ok and result.profiles is not None
+    loaded = result.profiles
+    assert loaded.schema["recency_days"] == pl.Float64  # extra columns stay numbers
+    assert loaded.schema["basket_items_mean"] == pl.Float64
+    assert loaded["allowed_channels"].list.len().min() == 1
