@@ -158,6 +158,26 @@ def within_band(table: OfferTable, ctx: StepContext) -> OfferTable:
     return msgspec.structs.replace(table, rules=rules)
 
 
+def _with_rule_limits(frame: pl.DataFrame, table: OfferTable, recent: pl.DataFrame) -> pl.DataFrame:
+    """`_limit`: the matched rule's per-customer limit; `_uses`: how often the customer got
+    that perk in other incidents inside the contact window (an incident counts once)."""
+    limits = {r.id: r.per_customer_limit for r in table.rules if r.per_customer_limit}
+    if not limits:
+        return frame.with_columns(_limit=pl.lit(None, pl.Int64), _uses=pl.lit(0, pl.UInt32))
+    uses = (
+        recent.drop_nulls("perk_id")
+        .group_by("customer_id", "perk_id")
+        .agg(_uses=pl.col("incident_id").n_unique())
+        .rename({"perk_id": "candidate"})
+    )
+    return frame.join(uses, on=["customer_id", "candidate"], how="left").with_columns(
+        _limit=pl.col("rule_id").replace_strict(
+            list(limits), list(limits.values()), default=None, return_dtype=pl.Int64
+        ),
+        _uses=pl.col("_uses").fill_null(0),
+    )
+
+
 def _stock(frame: pl.DataFrame, stock_left: dict[str, int]) -> pl.Series:
     """A boolean per row: the candidate perk is still in stock at this airport today.
 
@@ -291,6 +311,7 @@ def decide(
             right_on=["customer_id", "_kind"],
             how="left",
         )
+    frame = _with_rule_limits(frame, table, recent)
     holdout = holdout_mask(
         frame["customer_id"],
         incident.incident_id,
@@ -312,6 +333,8 @@ def decide(
         .then(pl.lit("holdout"))
         .when(capped)
         .then(pl.lit("cap"))
+        .when(pl.col("_limit").is_not_null() & (pl.col("_uses") >= pl.col("_limit")))
+        .then(pl.lit("limit"))
     )
     offered = has_candidate & pl.col("_drop").is_null()
     frame = frame.with_columns(
@@ -393,6 +416,7 @@ def _perk_facts(frame: pl.DataFrame, table: OfferTable, now: datetime) -> pl.Dat
 
 #: Columns that decide the wording of the reasons; customers sharing them share the words.
 _REASON_KEYS = (
+    "_limit",
     "segment",
     "segment_description",
     "message_kind",
@@ -460,6 +484,11 @@ def _reason_text(row: dict[str, Any], ctx: StepContext) -> str:
         reasons.append(
             f"contact cap: perks in {row['perk_incidents']} other incidents within "
             f"{policy.window_days} days (limit {policy.max_perks})"
+        )
+    elif drop == "limit":
+        reasons.append(
+            f"rule {row['rule_id']} allows {row['candidate']} at most {row['_limit']} times "
+            f"per customer within {policy.window_days} days"
         )
     elif drop == "stock":
         reasons.append(f"stock: no {row['candidate']} left at {ctx.incident.facts.origin} today")

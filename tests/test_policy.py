@@ -261,3 +261,20 @@ def test_channel_opt_outs_fall_back_or_send_nothing(runtime: Runtime) -> None:
     assert rows[third]["channel"] is None and rows[third]["text"] is None
     assert "no allowed channel: no message" in json.loads(rows[third]["reasons"])
     assert rows[third]["perk_id"] is not None  # the perk is still owed and recorded
+
+
+def test_per_customer_limit_of_a_rule(runtime: Runtime) -> None:
+    from offers.tables import DEFAULTS
+
+    body = (DEFAULTS / "offers.toml").read_text(encoding="utf-8")
+    body = body.replace('id = "fallback-meal"\n', 'id = "fallback-meal"\nper_customer_limit = 1\n')
+    runtime.ledger.publish_table("flight-delay", body, "tests", "limit", datetime.now(UTC))
+    runtime.reload_table()
+    parts = replace(runtime.parts(), contact=ContactPolicy(holdout_share=0))
+    families = ids_of(runtime, "leisure-family", 5)
+    first = apply_update(parts, incident(30, "INC-A"), families, NOW)
+    assert set(first.decisions["perk_id"]) == {"meal-12"}
+    second = apply_update(parts, incident(30, "INC-B"), families, NOW + timedelta(days=2))
+    assert second.decisions["perk_id"].null_count() == 5
+    reasons = [json.loads(r) for r in second.decisions["reasons"]]
+    assert all(any("at most 1 times per customer" in r for r in rs) for rs in reasons)
