@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,6 +55,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'makegood.db'}"
         return
+    with postgres_schema() as url:
+        yield url
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A URL to a new, empty schema in the real PostgreSQL, dropped afterwards.
+
+    Fails under CI when PostgreSQL is down (`.ci/run` starts it); skips elsewhere.
+    """
     if not _postgres_available():
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL not reachable at {POSTGRES_URL}")

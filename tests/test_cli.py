@@ -5,20 +5,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 from click.testing import CliRunner
 
 from api.cli import cli
 from segmentation.profiles import PROFILE_SCHEMA
+from tests import servers
+from tests.servers import call
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,58 +74,18 @@ def test_errors_are_one_line_not_a_traceback(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("Error:"), result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _call(
-    method: str, url: str, body: dict[str, Any] | None = None, key: str | None = None
-) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"content-type": "application/json"}
-    if key is not None:
-        headers["authorization"] = f"Bearer {key}"
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
-
-
 def test_serve_bootstraps_an_empty_folder_and_answers(tmp_path: Path) -> None:
-    port = _free_port()
     env = {**os.environ, "MAKEGOOD_DATA": str(tmp_path / "data")}
     env.pop("MAKEGOOD_DATABASE_URL", None)
     log = tmp_path / "server.log"
-    with log.open("w") as sink:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
+    server, base = servers.start(env, log)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                status, ready = _call("GET", f"{base}/readyz")
-                if status == 200:
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            assert server.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.3)
-        assert ready["profiles"] == 10_000
+        status, ready = call("GET", f"{base}/readyz")
+        assert status == 200 and ready["profiles"] == 10_000
         key = (tmp_path / "data" / "local-admin.key").read_text().strip()
         assert key in log.read_text()  # printed once at first start
         assert (tmp_path / "data" / "local-admin.key").stat().st_mode & 0o777 == 0o600
-        assert _call("GET", f"{base}/v1/incidents/x")[0] == 401
+        assert call("GET", f"{base}/v1/incidents/x")[0] == 401
         ids = [f"c{i:06d}" for i in range(1, 41)]
         incident = {
             "incident_id": "MG123-2026-11-23",
@@ -137,20 +94,18 @@ def test_serve_bootstraps_an_empty_folder_and_answers(tmp_path: Path) -> None:
             "facts": {"delay_minutes": 50, "flight": "MG123"},
             "customers": ids,
         }
-        status, created = _call("POST", f"{base}/v1/incidents", incident, key)
+        status, created = call("POST", f"{base}/v1/incidents", key, incident)
         assert status == 201 and created["issued"] == 40
         patch = {"facts": {"delay_minutes": 100, "flight": "MG123"}}
-        first = _call("PATCH", f"{base}/v1/incidents/MG123-2026-11-23", patch, key)[1]
-        second = _call("PATCH", f"{base}/v1/incidents/MG123-2026-11-23", patch, key)[1]
+        first = call("PATCH", f"{base}/v1/incidents/MG123-2026-11-23", key, patch)[1]
+        second = call("PATCH", f"{base}/v1/incidents/MG123-2026-11-23", key, patch)[1]
         assert first["issued"] == 40 and second["issued"] == 0
         assert first["decisions"] == second["decisions"]
-        status, page = _call(
-            "GET", f"{base}/v1/incidents/MG123-2026-11-23/decisions?limit=500", key=key
-        )
+        status, page = call("GET", f"{base}/v1/incidents/MG123-2026-11-23/decisions?limit=500", key)
         assert status == 200 and page["total"] == 80
-        status, schema = _call("GET", f"{base}/schema/openapi.json")
+        status, schema = call("GET", f"{base}/schema/openapi.json")
         assert status == 200 and "/v1/incidents" in schema["paths"]
-        assert _call("GET", f"{base}/v1/profiles/{ids[0]}?reveal=true", key=key)[0] == 200
+        assert call("GET", f"{base}/v1/profiles/{ids[0]}?reveal=true", key)[0] == 200
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -3,66 +3,18 @@ the ledger holds every decision exactly once (each step is one transaction)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 
 from offers.db import create_engine
 from segmentation.synth import synth_profiles, write_profiles
+from tests.servers import call, start
 
-ROOT = Path(__file__).resolve().parents[1]
 N = 200_000
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _port()
-    with log.open("a") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/readyz", timeout=5) as response:
-                if response.status == 200:
-                    return proc, base
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        assert proc.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.3)
-
-
-def _call(method: str, url: str, key: str, body: Any = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
-    request = urllib.request.Request(url, data, headers, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
 
 
 def test_kill_9_mid_incident_then_resubmit_is_exactly_once(tmp_path: Path) -> None:
@@ -72,7 +24,7 @@ def test_kill_9_mid_incident_then_resubmit_is_exactly_once(tmp_path: Path) -> No
     env = {**os.environ, "MAKEGOOD_DATA": str(data), "MAKEGOOD_SYNC_LIMIT": "50000"}
     env.pop("MAKEGOOD_DATABASE_URL", None)
     log = tmp_path / "server.log"
-    server, base = _start(env, log)
+    server, base = start(env, log)
     key = (data / "local-admin.key").read_text().strip()
     incident = {
         "incident_id": "BIG-2026-11-25",
@@ -84,7 +36,7 @@ def test_kill_9_mid_incident_then_resubmit_is_exactly_once(tmp_path: Path) -> No
     engine = create_engine(f"sqlite:///{data / 'makegood.db'}")
     count = sa.text("SELECT count(*), count(DISTINCT customer_id) FROM decisions")
     try:
-        status, job = _call("POST", f"{base}/v1/incidents", key, incident)
+        status, job = call("POST", f"{base}/v1/incidents", key, incident)
         assert status == 202, job  # a background job in this worker
         time.sleep(2.0)  # deciding or writing the step
         os.kill(server.pid, signal.SIGKILL)
@@ -93,11 +45,11 @@ def test_kill_9_mid_incident_then_resubmit_is_exactly_once(tmp_path: Path) -> No
             rows, distinct = conn.execute(count).one()
             assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
         assert rows in (0, N) and rows == distinct  # the step is all or nothing
-        server, base = _start(env, log)
-        status, job = _call("POST", f"{base}/v1/incidents", key, incident)
+        server, base = start(env, log)
+        status, job = call("POST", f"{base}/v1/incidents", key, incident)
         assert status == 202, job
         deadline = time.monotonic() + 180
-        while (state := _call("GET", base + job["status_url"], key)[1])["status"] != "done":
+        while (state := call("GET", base + job["status_url"], key)[1])["status"] != "done":
             assert state["status"] != "failed" and time.monotonic() < deadline, state
             time.sleep(0.5)
         with engine.connect() as conn:

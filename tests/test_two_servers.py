@@ -4,85 +4,25 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from offers.db import create_engine
-from tests.conftest import POSTGRES_URL, _postgres_available
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _call(method: str, url: str, key: str, body: Any = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
-
-
-def _start(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _port()
-    with log.open("w") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/readyz", timeout=5) as response:
-                if response.status == 200:
-                    return proc, base
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        assert proc.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.3)
+from tests.conftest import postgres_schema
+from tests.servers import call, start
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
     if request.param == "sqlite":
-        yield None
+        yield None  # the server's own SQLite file in the data folder
         return
-    if not _postgres_available():
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema() as url:
+        yield url
 
 
 def test_two_servers_share_one_ledger_exactly_once(tmp_path: Path, database: str | None) -> None:
@@ -91,8 +31,8 @@ def test_two_servers_share_one_ledger_exactly_once(tmp_path: Path, database: str
     env.pop("MAKEGOOD_DATABASE_URL", None)
     if database is not None:
         env["MAKEGOOD_DATABASE_URL"] = database
-    first, a = _start(env, tmp_path / "a.log")
-    second, b = _start(env, tmp_path / "b.log")
+    first, a = start(env, tmp_path / "a.log")
+    second, b = start(env, tmp_path / "b.log")
     try:
         key = (data / "local-admin.key").read_text().strip()
         ids = [f"c{i:06d}" for i in range(1, 201)]
@@ -106,12 +46,12 @@ def test_two_servers_share_one_ledger_exactly_once(tmp_path: Path, database: str
         with ThreadPoolExecutor(max_workers=8) as pool:
             creates = list(
                 pool.map(
-                    lambda i: _call("POST", f"{(a, b)[i % 2]}/v1/incidents", key, create), range(8)
+                    lambda i: call("POST", f"{(a, b)[i % 2]}/v1/incidents", key, create), range(8)
                 )
             )
             patches = list(
                 pool.map(
-                    lambda i: _call(
+                    lambda i: call(
                         "PATCH",
                         f"{(a, b)[i % 2]}/v1/incidents/MG9-2026-11-25",
                         key,
