@@ -250,11 +250,10 @@ def decide(
         frame = frame.with_columns(
             last_step=pl.lit(None, pl.Int32),
             held=pl.lit([], pl.List(pl.String)),
-            held_kind_id=pl.lit(None, pl.String),
         )
     else:
         prior = history.group_by("customer_id").agg(last_step=pl.col("step").max())
-        held_ids, _ = _held(history, perks)
+        held_ids, held_best = _held(history, perks)
         frame = (
             frame.join(prior, on="customer_id", how="left")
             .filter(pl.col("last_step").is_null() | (pl.col("last_step") < step))
@@ -304,7 +303,6 @@ def decide(
             held_cost=pl.lit(None, pl.Float64),
         )
     else:
-        _, held_best = _held(history, perks)
         frame = frame.join(
             held_best.rename({"perk_kind": "_kind"}),
             left_on=["customer_id", "perk_kind"],
