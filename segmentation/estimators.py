@@ -75,7 +75,9 @@ def make_pipeline(weights: list[float], algorithm: str, k: int, seed: int) -> An
     if algorithm == "kmeans":
         cluster = KMeans(n_clusters=k, n_init=4, random_state=seed)
     elif algorithm == "gmm":
-        cluster = GaussianMixture(n_components=k, n_init=2, random_state=seed)
+        # Features are scaled to unit variance, but a one-hot column can be constant
+        # inside a cluster: a covariance floor of 1e-3 keeps such clusters fittable.
+        cluster = GaussianMixture(n_components=k, n_init=2, random_state=seed, reg_covar=1e-3)
     else:
         raise ValueError(f"unknown model {algorithm!r}: use kmeans or gmm")
     return Pipeline([("scale", WeightedScaler(tuple(weights))), ("cluster", cluster)])
