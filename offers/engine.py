@@ -11,7 +11,7 @@ decision logs the probability of its choice in `propensity`.
 
 from __future__ import annotations
 
-import secrets
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,6 +26,7 @@ from offers.learning import Learning, choose
 from offers.messages import LANGUAGE_FALLBACK, MessageBook
 from offers.policy import ContactPolicy, ValuePolicy, holdout_mask, recent_counts
 from offers.rendering import render_texts
+from offers.situations import per_situation, situation_key
 from offers.tables import OfferTable, match, perk_frame
 
 #: Columns of a decision, in the order the ledger stores them.
@@ -99,12 +100,16 @@ class StepContext:
 
 
 def perk_codes(n: int, length: int = 8) -> pl.Series:
-    """Unguessable redemption codes, drawn in one vectorized call."""
-    rng = np.random.default_rng(secrets.randbits(128))
-    idx = rng.integers(0, len(_CODE_ALPHABET), size=(n, length), dtype=np.uint8)
+    """Unguessable redemption codes from the operating system's CSPRNG, in one call.
+
+    32 symbols divide 256, so masking random bytes to 5 bits keeps every symbol equally
+    likely.
+    """
+    if n == 0:
+        return pl.Series("perk_code", [], dtype=pl.String)
+    idx = np.frombuffer(os.urandom(n * length), dtype=np.uint8) & 31
     chars = np.frombuffer(_CODE_ALPHABET.encode("ascii"), dtype=np.uint8)[idx]
-    codes = chars.view(f"S{length}").ravel() if n else np.array([], dtype=f"S{length}")
-    return pl.Series("perk_code", codes, dtype=pl.Binary).cast(pl.String)
+    return pl.Series("perk_code", chars.view(f"S{length}"), dtype=pl.Binary).cast(pl.String)
 
 
 def _channel() -> pl.Expr:
@@ -398,9 +403,14 @@ def _titles(table: OfferTable) -> pl.DataFrame:
 def _perk_facts(frame: pl.DataFrame, table: OfferTable, now: datetime) -> pl.DataFrame:
     """Title (customer's language, else English), code and validity of the given perk."""
     given = pl.col("perk_id").is_not_null()
-    frame = frame.with_columns(_lang=pl.col("language").cast(pl.String)).join(
-        _titles(table), on=["perk_id", "_lang"], how="left"
-    )
+    titles = _titles(table)
+
+    def title(situations: pl.DataFrame) -> pl.DataFrame:
+        return situations.with_columns(_lang=pl.col("language").cast(pl.String)).join(
+            titles, on=["perk_id", "_lang"], how="left"
+        )
+
+    frame = per_situation(frame, ["perk_id", "language"], title)
     return frame.with_columns(
         perk_value=pl.when(given).then(pl.col("perk_value")),
         perk_cost=pl.when(given).then(pl.col("perk_cost")),
@@ -519,7 +529,7 @@ def _with_reasons(frame: pl.DataFrame, ctx: StepContext) -> pl.DataFrame:
     """
     keyed = frame.with_columns(
         _no_channel=pl.col("channel").is_null(), _lang=pl.col("language").cast(pl.String)
-    ).with_columns(_situation=pl.struct(_REASON_KEYS).hash(seed=0))
+    ).with_columns(_situation=situation_key(_REASON_KEYS))
     situations = keyed.select("_situation", *_REASON_KEYS).unique("_situation")
     texts = pl.Series(
         "reasons",

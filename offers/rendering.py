@@ -1,35 +1,27 @@
 """Render message texts for a whole incident, cheaply.
 
-Only the columns a template reads are split by template (a narrow frame), the perk
-sentence is spliced into the message template before rendering, and each part is
-rendered with one `pl.format`; the texts are put back in row order. A million rows cost a
-few string passes, not a copy of every profile column per template.
+Only two variables differ from customer to customer (`PERSONAL`: the name and the perk
+code); every other one takes a few values in an incident. So each distinct situation
+(message kind, language, channel, perk line, and the shared variables' values) gets its
+template filled in once, leaving a shell of literal segments around the personal
+variables; per customer, one `concat_str` splices the name and code into the shell. A
+million rows cost one join and one string pass.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 
 from offers.messages import MessageBook, Piece, compile_template, resolve
+from offers.situations import situation_key
 
 #: The variable a message template uses for the (optional) perk sentence.
 PERK_LINE = "perk_line"
 
-
-def _format(pieces: list[Piece]) -> pl.Expr:
-    """One expression for a compiled template: `pl.format`, or `concat_str` for braces."""
-    columns = [pl.col(field).cast(pl.String).fill_null("") for _, field in pieces if field]
-    literals = "".join(literal for literal, _ in pieces)
-    if not columns:
-        return pl.lit(literals)
-    if "{" in literals or "}" in literals:  # pl.format cannot escape braces
-        exprs: list[pl.Expr] = []
-        for literal, field in pieces:
-            exprs.append(pl.lit(literal))
-            if field:
-                exprs.append(pl.col(field).cast(pl.String).fill_null(""))
-        return pl.concat_str(exprs)
-    return pl.format("".join(lit + ("{}" if f else "") for lit, f in pieces), *columns)
+#: Variables that differ from customer to customer: spliced in per row, not per situation.
+PERSONAL = ("first_name", "perk_code")
 
 
 def _splice(main: list[Piece], line: list[Piece] | None) -> list[Piece]:
@@ -42,6 +34,22 @@ def _splice(main: list[Piece], line: list[Piece] | None) -> list[Piece]:
         out.append((literal, None))
         out.extend(line or [])
     return out
+
+
+def _shell(pieces: list[Piece], shared: dict[str, str]) -> tuple[list[str], list[str]]:
+    """Literal segments and the personal variables between them (one more segment than
+    variables), with every shared variable written in."""
+    segments, personal = [""], []
+    for literal, field in pieces:
+        segments[-1] += literal
+        if field is None:
+            continue
+        if field in PERSONAL:
+            personal.append(field)
+            segments.append("")
+        else:
+            segments[-1] += shared.get(field, "")
+    return segments, personal
 
 
 def render_texts(
@@ -58,36 +66,84 @@ def render_texts(
     the boolean column `with_perk` is true, the `perk_line` template of the same language
     and channel fills the message's {perk_line}.
     """
-    lookup = resolve(book, incident)
     compiled = [compile_template(t.text) for t in book.templates]
-    variables = sorted({f for pieces in compiled for _, f in pieces if f} & set(frame.columns))
-    keys = ["_kind", "_lang", "_channel"]
-    perk_lookup = lookup.filter(pl.col("_kind") == PERK_LINE).select(
-        _lang="language", _channel="channel", _line="_template"
+    used = {f for pieces in compiled for _, f in pieces if f}
+    personal = [v for v in PERSONAL if v in used and v in frame.columns]
+    shared = sorted(used - set(PERSONAL) - {PERK_LINE} & set(frame.columns))
+    keys = frame.select(
+        pl.col(kind_column).alias("_kind"),
+        pl.col("language").alias("_lang"),
+        pl.col("channel").alias("_channel"),
+        (pl.col(with_perk) if with_perk else pl.lit(False)).alias("_with_perk"),
+        *shared,
     )
-    keyed = (
-        frame.select(
-            pl.col(kind_column).alias("_kind"),
-            pl.col("language").cast(pl.String).alias("_lang"),
-            pl.col("channel").cast(pl.String).alias("_channel"),
-            (pl.col(with_perk) if with_perk else pl.lit(False)).alias("_with_perk"),
-            *variables,
+    keyed = keys.select(_sit=situation_key(keys.columns))
+    situations = (  # strings are made here, once per situation, not once per row
+        pl.concat([keyed, keys], how="horizontal")
+        .unique("_sit")
+        .with_columns(
+            pl.col("_kind", "_lang", "_channel").cast(pl.String),
+            *(pl.col(v).cast(pl.String).fill_null("") for v in shared),
         )
-        .with_row_index("_row")
-        .join(lookup.rename({"language": "_lang", "channel": "_channel"}), on=keys, how="left")
-        .join(perk_lookup, on=["_lang", "_channel"], how="left")
-        .with_columns(_line=pl.when("_with_perk").then("_line"))
     )
-    parts = []
-    for (main, line), part in keyed.group_by("_template", "_line"):
+    shells = _shells(situations, compiled, resolve(book, incident), shared)
+    width = max((len(v) for v in shells["_vars"]), default=0) if shells.height else 0
+    texts = pl.concat([keyed, frame.select(personal)], how="horizontal") if personal else keyed
+    joined = texts.join(
+        shells.select(
+            "_sit",
+            "_text_language",
+            "_has",
+            *(
+                pl.col("_segments").list.get(i, null_on_oob=True).alias(f"_s{i}")
+                for i in range(width + 1)
+            ),
+            *(pl.col("_vars").list.get(i, null_on_oob=True).alias(f"_v{i}") for i in range(width)),
+        ),
+        on="_sit",
+        how="left",
+        maintain_order="left",
+    )
+    parts: list[pl.Expr] = [pl.col("_s0")]
+    for i in range(width):
+        parts += [_pick(f"_v{i}", personal), pl.col(f"_s{i + 1}")]
+    text = pl.when(pl.col("_has")).then(pl.concat_str(parts, ignore_nulls=True))
+    out = joined.select(text.alias("text"), pl.col("_text_language").alias("text_language"))
+    return out["text"], out["text_language"]
+
+
+def _pick(slot: str, personal: list[str]) -> pl.Expr:
+    """The value of whichever personal variable the shell names in `slot`."""
+    chain: Any = pl
+    for name in personal:
+        chain = chain.when(pl.col(slot) == name).then(pl.col(name).cast(pl.String).fill_null(""))
+    return chain.otherwise(pl.lit(None, pl.String)) if personal else pl.lit(None, pl.String)
+
+
+def _shells(
+    situations: pl.DataFrame, compiled: list[list[Piece]], lookup: pl.DataFrame, shared: list[str]
+) -> pl.DataFrame:
+    """Per situation: the template's literal segments, the personal variables between
+    them, the language the text is in, and whether any template applies."""
+    found = {(k, lang, ch): (int(t), tl) for k, lang, ch, t, tl in lookup.iter_rows()}
+    rows: list[tuple[Any, ...]] = []
+    for s in situations.iter_rows(named=True):
+        main = found.get((s["_kind"], s["_lang"], s["_channel"]))
         if main is None:
-            text = pl.lit(None, pl.String)
-        else:
-            perk = compiled[int(line)] if line is not None else None
-            text = _format(_splice(compiled[int(main)], perk))
-        parts.append(part.select("_row", "_text_language", text.alias("_text")))
-    if not parts:
-        empty = pl.Series([], dtype=pl.String)
-        return empty, empty
-    out = pl.concat(parts).sort("_row")
-    return out["_text"], out["_text_language"]
+            rows.append((s["_sit"], None, False, [""], []))
+            continue
+        line = found.get((PERK_LINE, s["_lang"], s["_channel"])) if s["_with_perk"] else None
+        pieces = _splice(compiled[main[0]], compiled[line[0]] if line else None)
+        segments, personal = _shell(pieces, {v: s[v] for v in shared})
+        rows.append((s["_sit"], main[1], True, segments, personal))
+    return pl.DataFrame(
+        rows,
+        schema={
+            "_sit": pl.UInt64,
+            "_text_language": pl.String,
+            "_has": pl.Boolean,
+            "_segments": pl.List(pl.String),
+            "_vars": pl.List(pl.String),
+        },
+        orient="row",
+    )

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 import polars as pl
 
+from offers.situations import per_situation
 from segmentation.profiles import PROTECTED_COLUMNS, UNSEGMENTED
 
 __all__ = [
@@ -378,20 +379,19 @@ def match(frame: pl.DataFrame, table: OfferTable) -> pl.DataFrame:
     for i, rule in enumerate(rules[1:], start=1):
         chain = chain.when(holds(rule)).then(pl.lit(i, pl.Int32))
     first: pl.Expr = chain.otherwise(pl.lit(None, pl.Int32))
+    hits = list(range(len(rules)))
     rule_ids = pl.Series([r.id for r in rules], dtype=pl.String)
     perk_ids = pl.Series([r.perk for r in rules], dtype=pl.String)
-    return (
-        frame.with_columns(_hit=first)
-        .with_columns(
-            rule_id=pl.col("_hit").replace_strict(
-                list(range(len(rules))), rule_ids, default=None, return_dtype=pl.String
-            ),
-            perk_id=pl.col("_hit").replace_strict(
-                list(range(len(rules))), perk_ids, default=None, return_dtype=pl.String
-            ),
+
+    def first_hit(situations: pl.DataFrame) -> pl.DataFrame:
+        return situations.with_columns(_hit=first).with_columns(
+            rule_id=pl.col("_hit").replace_strict(hits, rule_ids, default=None),
+            perk_id=pl.col("_hit").replace_strict(hits, perk_ids, default=None),
         )
-        .drop("_hit")
-    )
+
+    # Rule conditions read a few columns with few values: match each combination once.
+    keys = sorted({c for r in rules for c in r.when} | ({"segment"} & set(frame.columns)))
+    return per_situation(frame, keys, first_hit).drop("_hit", strict=False)
 
 
 def perk_frame(table: OfferTable) -> pl.DataFrame:
