@@ -42,7 +42,7 @@ from api.wire import (
     patch_facts,
 )
 from offers import jobs
-from offers.flow import Outcome, UnknownCustomers, apply_update
+from offers.flow import Outcome, UnknownCustomers, apply_update, preview
 from offers.incidents import FLIGHT_KINDS, FactsError, Incident
 
 log = logging.getLogger("makegood")
@@ -295,15 +295,9 @@ def list_decisions(
 def preview_decision(state: State, data: JSONBody[PreviewRequest]) -> DecisionOut:
     """What one customer would get for these facts now; nothing recorded, no cap moved."""
     runtime: Runtime = state.runtime
-    outcome = apply_update(
-        runtime.parts(),
-        data.incident(),
-        [data.customer_id],
-        datetime.now(UTC),
-        dry_run=True,
-        budget=data.budget,
+    mine = preview(
+        runtime.parts(), data.incident(), data.customer_id, datetime.now(UTC), data.budget
     )
-    mine = outcome.decisions.filter(pl.col("customer_id") == data.customer_id)
     if mine.is_empty():
         raise ClientException(
             f"facts.delay_minutes: below the noticeability threshold "

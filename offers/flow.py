@@ -140,18 +140,7 @@ def apply_update(
         progress(f"loading {len(affected):,} profiles", 0.1)
         customers = parts.select_profiles(affected)
         table = parts.table()
-        ctx = StepContext(
-            incident=incident,
-            step=step,
-            now=now,
-            policy=parts.contact,
-            budget_left=None if budget is None else max(budget - spent, 0.0),
-            entitlements=owed,
-            entitlement_note=note,
-            learning=parts.learning(now) if parts.learning else None,
-            value=parts.value,
-            stock_left=_stock_left(tx, table, incident.facts.origin, now),
-        )
+        ctx = _context(parts, tx, table, incident, step, now, (owed, note), budget, spent)
         since = now - timedelta(days=parts.contact.window_days)
         progress(f"deciding step {step} for {customers.height:,} customers", 0.25)
         fresh = decide(
@@ -200,6 +189,76 @@ def apply_update(
         load,
         budget=budget,
         spent=spent,
+    )
+
+
+def preview(
+    parts: Parts,
+    incident: Incident,
+    customer_id: str,
+    now: datetime,
+    budget: float | None = None,
+) -> pl.DataFrame:
+    """What one customer would get for these facts now; nothing is written.
+
+    Reads only that customer's rows and the incident's totals, so a preview costs the same
+    in a million-customer incident as in a new one. The customer is decided alone: the
+    budget left is theirs to take, where a real update shares it by value per cost. A
+    customer already decided at this step sees the stored decision.
+    """
+    if parts.unknown_profiles([customer_id]):
+        raise UnknownCustomers([customer_id])
+    step = parts.escalation(incident.kind).step(incident.facts.delay_minutes)
+    owed = parts.entitlements(incident)
+    if step == 0:
+        return pl.DataFrame(schema={**DECISION_SCHEMA, "followups": FOLLOWUP_LIST})
+    with parts.ledger.reading() as tx:
+        stored = tx.incident(incident.incident_id)
+        spent = tx.spent(incident.incident_id) if stored else 0.0
+        if budget is None and stored:
+            budget = stored["budget"]
+        table = parts.table()
+        ctx = _context(parts, tx, table, incident, step, now, owed, budget, spent)
+        since = now - timedelta(days=parts.contact.window_days)
+        history = tx.history(incident.incident_id, customer_id)
+        if history.filter(pl.col("step") >= step).height:
+            return tx.decisions(incident.incident_id, customer_id=customer_id)
+        fresh = decide(
+            parts.select_profiles([customer_id]),
+            history,
+            tx.recent_of(customer_id, incident.incident_id, since),
+            ctx,
+            table,
+            parts.book,
+        )
+    return fresh.cast(DECISION_SCHEMA).with_columns(  # type: ignore[arg-type]
+        followups=pl.lit([], dtype=FOLLOWUP_LIST)
+    )
+
+
+def _context(
+    parts: Parts,
+    tx: Tx,
+    table: OfferTable,
+    incident: Incident,
+    step: int,
+    now: datetime,
+    owed: tuple[list[dict[str, Any]], str | None],
+    budget: float | None,
+    spent: float,
+) -> StepContext:
+    """What the engine needs to know about the step, the same for every customer."""
+    return StepContext(
+        incident=incident,
+        step=step,
+        now=now,
+        policy=parts.contact,
+        budget_left=None if budget is None else max(budget - spent, 0.0),
+        entitlements=owed[0],
+        entitlement_note=owed[1],
+        learning=parts.learning(now) if parts.learning else None,
+        value=parts.value,
+        stock_left=_stock_left(tx, table, incident.facts.origin, now),
     )
 
 

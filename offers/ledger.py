@@ -175,15 +175,29 @@ class Tx:
             .all()
         )
 
-    def history(self, incident_id: str) -> pl.DataFrame:
-        """What each customer already got in this incident (step, perk, cost charged)."""
+    def history(self, incident_id: str, customer_id: str | None = None) -> pl.DataFrame:
+        """What each customer (or just `customer_id`) already got in this incident."""
         query = sa.select(
             decisions.c.customer_id,
             decisions.c.step,
             decisions.c.perk_id,
             decisions.c.charged_cost,
         ).where(decisions.c.incident_id == incident_id)
+        if customer_id is not None:
+            query = query.where(decisions.c.customer_id == customer_id)
         return _frame(self.conn.execute(query).all(), HISTORY_SCHEMA)
+
+    def recent_of(self, customer_id: str, incident_id: str, since: datetime) -> pl.DataFrame:
+        """`recent` for one customer, by the customer index: a preview reads one customer's
+        rows, never the whole incident's."""
+        query = sa.select(
+            decisions.c.customer_id, decisions.c.incident_id, decisions.c.perk_id
+        ).where(
+            decisions.c.customer_id == customer_id,
+            decisions.c.created_at >= since,
+            decisions.c.incident_id != incident_id,
+        )
+        return _frame(self.conn.execute(query).all(), RECENT_SCHEMA)
 
     def recent(self, incident_id: str, since: datetime) -> pl.DataFrame:
         """This incident's customers' decisions in other incidents since `since`.

@@ -252,6 +252,27 @@ def test_preview_records_nothing(client: TestClient[Any], runtime: Runtime) -> N
     assert unknown.status_code == 422 and "ghost" in unknown.json()["detail"]
 
 
+def test_preview_inside_an_incident_sees_only_that_customers_history(
+    client: TestClient[Any], runtime: Runtime
+) -> None:
+    """A decided customer previews the stored decision; a customer the incident does not
+    have yet previews a fresh apology; the ledger is unchanged either way."""
+    client.post("/v1/incidents", json=body(runtime, delay=60, n=25))
+    stored = client.get("/v1/incidents/MG123-2026-11-23/decisions").json()["decisions"]
+    request = body(runtime, delay=60) | {"customer_id": stored[3]["customer_id"]}
+    del request["customers"]
+    seen = client.post("/v1/decisions/preview", json=request).json()
+    assert seen["perk"] == stored[3]["perk"] and seen["step"] == stored[3]["step"] == 2
+    outsider = runtime.book.frame["customer_id"][100]
+    fresh = client.post("/v1/decisions/preview", json=request | {"customer_id": outsider}).json()
+    assert fresh["customer_id"] == outsider and fresh["message"]["kind"] == "apology"
+    later = client.post(
+        "/v1/decisions/preview", json=request | {"facts": {"delay_minutes": 200, "flight": "MG123"}}
+    ).json()
+    assert later["step"] > 2 and later["message"]["kind"] == "update"
+    assert runtime.ledger.count("MG123-2026-11-23") == 25
+
+
 def test_followups_feed(client: TestClient[Any], runtime: Runtime) -> None:
     client.post("/v1/incidents", json=body(runtime, delay=30))
     soon = client.get("/v1/followups", params={"due_before": "2000-01-01T00:00:00Z"}).json()
