@@ -3,7 +3,8 @@
 Input is a frame of affected customers (profile columns plus `segment` and
 `segment_description`), what each already received in this incident, and their other
 incidents in the contact window. Output is one decision row per customer: message kind,
-channel, language, text, perk (or why none), entitlements and reasons. Nothing here loops
+channel, language, text, perk (or why none), entitlements and reasons (with `reason_id`,
+under which the ledger keeps each wording once). Nothing here loops
 over customers; nothing here writes anywhere. With `StepContext.learning`, the first hit may
 give way to an interchangeable perk learned from feedback (`offers.learning`); every
 decision logs the probability of its choice in `propensity`.
@@ -11,6 +12,7 @@ decision logs the probability of its choice in `propensity`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -376,11 +378,14 @@ def decide(
     frame = frame.with_columns(text=text, text_language=text_language)
     frame = _with_reasons(frame, ctx)
     return frame.with_columns(
-        entitlements=pl.lit(msgspec.json.encode(ctx.entitlements).decode()),
+        entitlements=pl.lit(_entitlements_json(ctx)),
         airport=pl.lit(incident.facts.origin, dtype=pl.String),
     ).select(
-        pl.col(c).cast(pl.String) if c in ("channel", "language") else pl.col(c)
-        for c in DECISION_COLUMNS
+        *(
+            pl.col(c).cast(pl.String) if c in ("channel", "language") else pl.col(c)
+            for c in DECISION_COLUMNS
+        ),
+        "reason_id",
     )
 
 
@@ -521,6 +526,16 @@ def _reason_text(row: dict[str, Any], ctx: StepContext) -> str:
     return msgspec.json.encode(reasons).decode()
 
 
+def _entitlements_json(ctx: StepContext) -> str:
+    return msgspec.json.encode(ctx.entitlements).decode()
+
+
+def reason_id(reasons: str, entitlements: str | None) -> int:
+    """A stable 64-bit id for a wording: the ledger stores each wording once under it."""
+    digest = hashlib.blake2b(f"{reasons}\0{entitlements}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 def _with_reasons(frame: pl.DataFrame, ctx: StepContext) -> pl.DataFrame:
     """Reasons as JSON text, worded once per distinct situation and joined back.
 
@@ -531,10 +546,10 @@ def _with_reasons(frame: pl.DataFrame, ctx: StepContext) -> pl.DataFrame:
         _no_channel=pl.col("channel").is_null(), _lang=pl.col("language").cast(pl.String)
     ).with_columns(_situation=situation_key(_REASON_KEYS))
     situations = keyed.select("_situation", *_REASON_KEYS).unique("_situation")
-    texts = pl.Series(
-        "reasons",
-        [_reason_text(row, ctx) for row in situations.iter_rows(named=True)],
-        dtype=pl.String,
+    words = [_reason_text(row, ctx) for row in situations.iter_rows(named=True)]
+    owed = _entitlements_json(ctx)
+    lookup = situations.select("_situation").with_columns(
+        reasons=pl.Series(words, dtype=pl.String),
+        reason_id=pl.Series([reason_id(w, owed) for w in words], dtype=pl.Int64),
     )
-    lookup = situations.select("_situation", texts)
     return keyed.join(lookup, on="_situation", how="left", maintain_order="left")

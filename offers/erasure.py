@@ -15,6 +15,7 @@ import msgspec
 import sqlalchemy as sa
 
 from offers.db import WRITE_LOCK
+from offers.ledger import WORDS, with_words
 from offers.schema import decisions, idempotency, metadata
 
 __all__ = ["PLACEHOLDER", "LedgerErasure", "erase_customer", "export_customer", "pseudonym"]
@@ -118,6 +119,10 @@ def export_customer(engine: sa.Engine, customer_id: str) -> dict[str, list[dict[
     found: dict[str, list[dict[str, Any]]] = {}
     with engine.connect() as conn:
         for table in _customer_tables():
-            query = sa.select(table).where(table.c.customer_id == customer_id)
+            query = (
+                with_words(sa.select(*(c for c in table.c if c.name not in WORDS)))
+                if table is decisions
+                else sa.select(table)
+            ).where(table.c.customer_id == customer_id)
             found[table.name] = [dict(row._mapping) for row in conn.execute(query)]
     return found

@@ -154,9 +154,10 @@ def apply_update(
         fresh = fresh.cast(DECISION_SCHEMA)  # type: ignore[arg-type]
         if dry_run:
             stored_now = tx.decisions(incident.incident_id, step=step)
-            both = pl.concat(
-                [stored_now, fresh.with_columns(followups=pl.lit([], dtype=FOLLOWUP_LIST))]
-            ).sort("customer_id")
+            unsaved = fresh.drop("reason_id").with_columns(
+                followups=pl.lit([], dtype=FOLLOWUP_LIST)
+            )
+            both = pl.concat([stored_now, unsaved]).sort("customer_id")
             return Outcome(
                 incident.incident_id,
                 step,
@@ -170,6 +171,7 @@ def apply_update(
         before = tx.count(incident.incident_id, step)
         progress(f"recording {fresh.height:,} decisions", 0.6)
         issued = tx.record(fresh, now)
+        fresh = fresh.drop("reason_id")
         planned = _schedule(tx, fresh, customers, now, parts.contact)
         spent = tx.spent(incident.incident_id)
     progress("done", 1.0)
@@ -231,8 +233,10 @@ def preview(
             table,
             parts.book,
         )
-    return fresh.cast(DECISION_SCHEMA).with_columns(  # type: ignore[arg-type]
-        followups=pl.lit([], dtype=FOLLOWUP_LIST)
+    return (
+        fresh.cast(DECISION_SCHEMA)  # type: ignore[arg-type]
+        .drop("reason_id")
+        .with_columns(followups=pl.lit([], dtype=FOLLOWUP_LIST))
     )
 
 

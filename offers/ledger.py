@@ -24,6 +24,7 @@ from offers.engine import DECISION_COLUMNS, HISTORY_SCHEMA
 from offers.incidents import Incident
 from offers.policy import RECENT_SCHEMA
 from offers.schema import (
+    decision_reasons,
     decisions,
     followups,
     idempotency,
@@ -75,6 +76,27 @@ FOLLOWUP_SCHEMA: dict[str, Any] = {
 
 def _frame(rows: Sequence[Any], schema: dict[str, Any]) -> pl.DataFrame:
     return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
+
+
+#: Decision columns kept once per wording in decision_reasons (see `Tx.record`).
+WORDS = ("reasons", "entitlements")
+_COLUMNS = tuple(c for c in DECISION_COLUMNS if c not in WORDS)
+
+
+def with_words(query: sa.Select[Any]) -> sa.Select[Any]:
+    """`query` on decisions, with the reasons and entitlements columns read from where each
+    row keeps them (its own columns in the oldest rows, decision_reasons since)."""
+    words = decision_reasons
+    joined = decisions.outerjoin(
+        words,
+        sa.and_(
+            words.c.incident_id == decisions.c.incident_id,
+            words.c.reason_id == decisions.c.reason_id,
+        ),
+    )
+    return query.add_columns(
+        *(sa.func.coalesce(decisions.c[c], words.c[c]).label(c) for c in WORDS)
+    ).select_from(joined)
 
 
 class Tx:
@@ -254,9 +276,13 @@ class Tx:
         Called under the incident's lock with decisions for customers that have none at
         this step, so every key is new and the rows go in without a conflict check.
         """
-        rows = frame.select(DECISION_COLUMNS).with_columns(
-            created_at=pl.lit(now, dtype=pl.Datetime("us", "UTC"))
-        )
+        words = frame.select("incident_id", "reason_id", "reasons", "entitlements").unique(
+            "reason_id"
+        )  # an earlier update may have stored some of these wordings already
+        bulk_insert(self.conn, decision_reasons, words, skip_existing=True)
+        rows = frame.select(
+            *(c for c in DECISION_COLUMNS if c not in WORDS), "reason_id"
+        ).with_columns(created_at=pl.lit(now, dtype=pl.Datetime("us", "UTC")))
         return bulk_insert(self.conn, decisions, rows, skip_existing=False)
 
     def schedule(self, frame: pl.DataFrame) -> None:
@@ -288,7 +314,7 @@ class Tx:
         customer_id: str | None = None,
     ) -> pl.DataFrame:
         """Stored decisions of an incident, by step then customer id, with their follow-ups."""
-        query = sa.select(*(decisions.c[c] for c in DECISION_COLUMNS)).where(
+        query = with_words(sa.select(*(decisions.c[c] for c in _COLUMNS))).where(
             decisions.c.incident_id == incident_id
         )
         if step is not None:
@@ -298,7 +324,8 @@ class Tx:
         query = query.order_by(decisions.c.step, decisions.c.customer_id).offset(offset)
         if limit is not None:
             query = query.limit(limit)
-        frame = _frame(self.conn.execute(query).all(), DECISION_SCHEMA)
+        read = {c: DECISION_SCHEMA[c] for c in (*_COLUMNS, *WORDS)}
+        frame = _frame(self.conn.execute(query).all(), read).select(DECISION_COLUMNS)
         due = sa.select(
             followups.c.customer_id, followups.c.step, followups.c.kind, followups.c.due_at
         ).where(followups.c.incident_id == incident_id)

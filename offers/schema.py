@@ -53,15 +53,28 @@ decisions = sa.Table(
     sa.Column("perk_code", sa.String(32)),
     sa.Column("valid_until", sa.Date),
     sa.Column("propensity", sa.Float, nullable=False),
-    sa.Column("reasons", sa.Text, nullable=False),  # JSON list, written as text in bulk
+    # Written by the first ledger versions only; now in decision_reasons under reason_id.
+    sa.Column("reasons", sa.Text),
     sa.Column("charged_cost", sa.Float),
     sa.Column("replaces", sa.String(64)),
     sa.Column("holdout", sa.Boolean),
     sa.Column("needs_human", sa.Boolean),
-    sa.Column("entitlements", sa.Text),  # JSON list, the same for a whole step
+    sa.Column("entitlements", sa.Text),  # as reasons: older rows only
     sa.Column("airport", sa.String(3)),  # where a stocked perk is counted
+    sa.Column("reason_id", sa.BigInteger),  # -> decision_reasons
 )
 sa.Index("ix_decisions_customer", decisions.c.customer_id, decisions.c.created_at)
+
+#: The words of a decision (reasons and entitlements, JSON lists), stored once per distinct
+#: wording in an incident: a million decisions share a few hundred of them.
+decision_reasons = sa.Table(
+    "decision_reasons",
+    metadata,
+    sa.Column("incident_id", sa.String(128), primary_key=True),
+    sa.Column("reason_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("reasons", sa.Text, nullable=False),
+    sa.Column("entitlements", sa.Text),
+)
 
 #: Follow-up messages scheduled with decisions, served to the messaging system when due.
 followups = sa.Table(
