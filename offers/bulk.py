@@ -11,7 +11,9 @@ were new.
 from __future__ import annotations
 
 import io
+import itertools
 import uuid
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import polars as pl
@@ -85,10 +87,26 @@ def _sqlite(conn: sa.Connection, table: sa.Table, rows: pl.DataFrame, names: lis
     )
     cursor = raw.cursor()
     try:
-        cursor.executemany(sql, rows.iter_rows())
+        cursor.executemany(sql, _tuples(rows))
     finally:
         cursor.close()
     return int(raw.total_changes - before)
+
+
+def _tuples(rows: pl.DataFrame) -> Iterator[tuple[Any, ...]]:
+    """The rows as tuples, built column by column; a column with one value throughout (the
+    incident, the step, the time) lends every row the same object instead of a new one."""
+    n = rows.height
+    columns: list[Iterable[Any]] = []
+    for column in rows.iter_columns():
+        first = column[0]
+        same = (
+            column.null_count() == n
+            if first is None
+            else column.null_count() == 0 and column[-1] == first and bool((column == first).all())
+        )
+        columns.append(itertools.repeat(first, n) if same else column.to_list())
+    return zip(*columns, strict=True)
 
 
 def _postgres(conn: sa.Connection, table: sa.Table, rows: pl.DataFrame, names: list[str]) -> int:
