@@ -173,18 +173,25 @@ class Tx:
             .where(incidents.c.incident_id == incident.incident_id)
             .values(**values)
         )
-        if customer_ids:
-            bulk_insert(
-                self.conn,
-                incident_customers,
-                pl.DataFrame(
-                    {"customer_id": list(customer_ids)}, schema={"customer_id": pl.String}
-                ).select(incident_id=pl.lit(incident.incident_id), customer_id="customer_id"),
-                skip_existing=not created,  # a new incident has no customers yet
-            )
-        if created:
-            return list(dict.fromkeys(customer_ids))  # just written: no need to read back
-        return self.customers(incident.incident_id)
+        incoming = pl.DataFrame(
+            {"customer_id": list(customer_ids)}, schema={"customer_id": pl.String}
+        )
+        known = pl.DataFrame(
+            {"customer_id": [] if created else self.customers(incident.incident_id)},
+            schema={"customer_id": pl.String},
+        )
+        # Under the lock: only ids the incident does not have yet are written, without a
+        # conflict check (a replay of a million ids writes nothing).
+        new = incoming.unique("customer_id", maintain_order=True).join(
+            known, on="customer_id", how="anti"
+        )
+        bulk_insert(
+            self.conn,
+            incident_customers,
+            new.select(incident_id=pl.lit(incident.incident_id), customer_id="customer_id"),
+            skip_existing=False,
+        )
+        return pl.concat([known, new])["customer_id"].to_list()
 
     def customers(self, incident_id: str) -> list[str]:
         return list(
