@@ -10,7 +10,8 @@ Prints, as ratios against the alternatives measured in the same run:
   rule matching only, on a sample, extrapolated);
 - end to end with ledger writes into SQLite and PostgreSQL, and the replay of the same
   update (nothing new issued);
-- peak resident memory of a process deciding the million-customer incident.
+- peak resident memory of a process deciding the million-customer incident;
+- single-customer preview over HTTP next to a trivial endpoint (bench/preview.py).
 """
 
 from __future__ import annotations
@@ -218,10 +219,12 @@ def end_to_end(book: ProfileBook, url: str, label: str, n: int) -> None:
 
 
 def peak_memory(n: int) -> None:
+    # VmHWM, not ru_maxrss: the latter survives exec and would report this (parent) process.
     code = (
-        f"import resource, sys; sys.path.insert(0, {str(ROOT)!r})\n"
+        f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
         f"from bench.incident import _memory_child; _memory_child({n})\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "status = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]\n"
+        "print(status)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     peak_kib = int(out.stdout.strip().splitlines()[-1])
@@ -248,6 +251,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--sample", type=int, default=100_000)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-http", action="store_true", help="skip bench/preview.py")
     parser.add_argument("--postgres", default=POSTGRES)
     args = parser.parse_args()
     n = args.customers
@@ -269,6 +273,10 @@ def main() -> None:
                 conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
             admin.dispose()
     peak_memory(n)
+    if not args.no_http:
+        from bench.preview import http_section
+
+        http_section()
     print(
         f"(ru_maxrss of this process: "
         f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024:.2f} GiB)"

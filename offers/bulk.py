@@ -93,20 +93,25 @@ def _sqlite(conn: sa.Connection, table: sa.Table, rows: pl.DataFrame, names: lis
     return int(raw.total_changes - before)
 
 
-def _tuples(rows: pl.DataFrame) -> Iterator[tuple[Any, ...]]:
-    """The rows as tuples, built column by column; a column with one value throughout (the
-    incident, the step, the time) lends every row the same object instead of a new one."""
+def _tuples(rows: pl.DataFrame, chunk: int = 100_000) -> Iterator[tuple[Any, ...]]:
+    """The rows as tuples, built column by column a chunk at a time (so a million rows are
+    never all Python objects at once); a column with one value throughout (the incident,
+    the step, the time) lends every row the same object instead of a new one each."""
     n = rows.height
-    columns: list[Iterable[Any]] = []
+    same: dict[str, Any] = {}
     for column in rows.iter_columns():
         first = column[0]
-        same = (
-            column.null_count() == n
-            if first is None
-            else column.null_count() == 0 and column[-1] == first and bool((column == first).all())
-        )
-        columns.append(itertools.repeat(first, n) if same else column.to_list())
-    return zip(*columns, strict=True)
+        if column.null_count() == n or (
+            column.null_count() == 0 and column[-1] == first and bool((column == first).all())
+        ):
+            same[column.name] = first
+    for start in range(0, n, chunk):
+        part = rows.slice(start, chunk)
+        columns: list[Iterable[Any]] = [
+            itertools.repeat(same[c.name], part.height) if c.name in same else c.to_list()
+            for c in part.iter_columns()
+        ]
+        yield from zip(*columns, strict=True)
 
 
 def _postgres(conn: sa.Connection, table: sa.Table, rows: pl.DataFrame, names: list[str]) -> int:
