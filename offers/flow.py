@@ -137,6 +137,19 @@ def apply_update(
                 budget,
                 spent,
             )
+        if not dry_run and stored and tx.count(incident.incident_id, step) >= len(affected):
+            # Everyone already has this step's decision (a replay, or a retry of a request
+            # that was answered): nothing to decide, the ledger has the answer.
+            ledger, incident_id = parts.ledger, incident.incident_id
+            return Outcome(
+                incident_id,
+                step,
+                incident.facts.delay_minutes,
+                0,
+                lambda: ledger.decisions(incident_id, step=step),
+                budget=budget,
+                spent=spent,
+            )
         progress(f"loading {len(affected):,} profiles", 0.1)
         customers = parts.select_profiles(affected)
         table = parts.table()
