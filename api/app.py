@@ -23,6 +23,7 @@ from api import (
     routes_profiles,
     routes_segments,
 )
+from api.admin import admin_router
 from api.audit import audit_middleware
 from api.auth import require_key
 from api.keys import KeyStore
@@ -132,6 +133,7 @@ def create_app(runtime: Runtime) -> Litestar:
             *routes_keys.handlers,
             *routes_feedback.handlers,
             MetricsController,
+            admin_router(),
         ],
         guards=[require_key],
         request_max_body_size=limits.max_body_bytes,

@@ -153,6 +153,19 @@ class KeyStore:
             if k.revoked_at is None and (include_local or k.name != LOCAL_ADMIN)
         ]
 
+    def session_secret(self, key_id: str) -> tuple[KeyInfo, bytes] | None:
+        """A live key's record and a server-only secret to sign its browser sessions with.
+
+        None once the key is revoked or gone, so its sessions end with it. The secret is
+        derived from the stored hash, which never leaves the database.
+        """
+        query = sa.select(api_keys).where(api_keys.c.id == key_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        return _info(row), hashlib.sha256(b"makegood admin session\0" + row.hash).digest()
+
     def verify(self, key: str) -> KeyInfo | None:
         """The key's record when it is valid and not revoked, else None."""
         parsed = _split(key)

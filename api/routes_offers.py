@@ -119,7 +119,7 @@ def _store(state: State) -> tuple[Runtime, Store]:
     return runtime, Store(runtime.engine)
 
 
-def _checks(runtime: Runtime) -> Checks:
+def table_checks(runtime: Runtime) -> Checks:
     """Validate against the active segmentation and the columns the engine has."""
     return Checks(
         segment_names=frozenset(s.name for s in runtime.model.card.segments),
@@ -242,7 +242,7 @@ def put_draft(
     if table.name != name:
         raise _unprocessable(f"{source}, field name: the body names {table.name!r}")
     draft = store.save_draft(table, by, datetime.now(UTC), body=text or dump_table(table))
-    return DraftOut(draft=draft, table=table, findings=_checks(runtime).run(table))
+    return DraftOut(draft=draft, table=table, findings=table_checks(runtime).run(table))
 
 
 @post(
@@ -263,7 +263,7 @@ def validate_table(
     """Validate the draft (or a version): every finding, located by rule and field."""
     runtime, store = _store(state)
     which = _ref(ref)
-    findings = _checks(runtime).run(_table(store, name, which))
+    findings = table_checks(runtime).run(_table(store, name, which))
     ok = not any(f.severity == "error" for f in findings)
     return ValidationOut(name=name, checked=str(ref), ok=ok, findings=findings)
 
@@ -297,7 +297,7 @@ def publish_table(state: State, name: FromPath[str], data: JSONBody[PublishIn]) 
     return _published(
         runtime,
         lambda: store.publish(
-            name, by=data.by, reason=data.reason, now=datetime.now(UTC), checks=_checks(runtime)
+            name, by=data.by, reason=data.reason, now=datetime.now(UTC), checks=table_checks(runtime)
         ),
     )
 
@@ -321,7 +321,7 @@ def rollback_table(state: State, name: FromPath[str], data: JSONBody[RollbackIn]
             by=data.by,
             reason=data.reason,
             now=datetime.now(UTC),
-            checks=_checks(runtime),
+            checks=table_checks(runtime),
         ),
     )
 
@@ -370,11 +370,18 @@ def list_messages(state: State) -> MessagesOut:
 )
 def preview_message(state: State, data: JSONBody[PreviewIn]) -> Preview:
     """Render one message as a customer would receive it; nothing is recorded."""
-    runtime: Runtime = state.runtime
+    try:
+        return render_preview(state.runtime, data)
+    except LookupError as exc:
+        raise _unprocessable(str(exc)) from exc
+
+
+def render_preview(runtime: Runtime, data: PreviewIn) -> Preview:
+    """One message with sample values and the live table's perk; LookupError: no such perk."""
     table = runtime.table()
     perk = next((p for p in table.perks if p.id == data.perk), None)
     if data.perk is not None and perk is None:
-        raise _unprocessable(f"field perk: unknown perk {data.perk!r} in table {table.name}")
+        raise LookupError(f"field perk: unknown perk {data.perk!r} in table {table.name}")
     today: date = datetime.now(UTC).date()
     values = sample_values(
         perk_title=perk.title.get(data.language, perk.title.get("en")) if perk else None,

@@ -102,7 +102,7 @@ def _registry(runtime: Runtime) -> Registry:
     return Registry(runtime.settings.data_dir / "models")
 
 
-def _used_names(runtime: Runtime) -> dict[str, list[str]]:
+def used_names(runtime: Runtime) -> dict[str, list[str]]:
     published = runtime.ledger.published_table()
     if published is None:
         return {}
@@ -159,7 +159,7 @@ def _run(runtime: Runtime, job: Job, request: TrainRequest) -> None:
             registry.save(model)
             job.version = model.card.version
             if request.promote:
-                registry.promote(model.card.version, _used_names(runtime))
+                registry.promote(model.card.version, used_names(runtime))
                 runtime.refresh_model()
                 job.promoted = True
         job.status, job.phase = "succeeded", "done"
@@ -259,7 +259,7 @@ def promote_segmentation(state: State, version: FromPath[str]) -> Promoted:
     """Make a version active; 409 naming the rules if it drops a name the offer table uses."""
     runtime: Runtime = state.runtime
     with _errors():
-        _registry(runtime).promote(version, _used_names(runtime))
+        _registry(runtime).promote(version, used_names(runtime))
         runtime.refresh_model()
     return Promoted(active=version)
 
@@ -276,7 +276,7 @@ def rollback_segmentation(state: State) -> Promoted:
     """Re-activate the version that was active before the current one."""
     runtime: Runtime = state.runtime
     with _errors():
-        version = _registry(runtime).rollback(_used_names(runtime))
+        version = _registry(runtime).rollback(used_names(runtime))
         runtime.refresh_model()
     return Promoted(active=version)
 
@@ -295,7 +295,7 @@ def rename_segment(
     runtime: Runtime = state.runtime
     new = data.name or name
     with _errors():
-        card = _registry(runtime).rename(version, name, new, data.description, _used_names(runtime))
+        card = _registry(runtime).rename(version, name, new, data.description, used_names(runtime))
         runtime.refresh_model()
     return card.segment(new)
 

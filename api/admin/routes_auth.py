@@ -1,0 +1,114 @@
+"""Sign in with an API key, sign out, and the start page that links what the role may see."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import anyio.to_thread
+from litestar import Request, Response, get, post
+from litestar.handlers import HTTPRouteHandler
+
+from api.admin.render import page, see_other
+from api.admin.session import (
+    COOKIE,
+    LOGIN_COOKIE,
+    TTL_SECONDS,
+    check_csrf,
+    check_login_csrf,
+    cookie_value,
+)
+from api.keys import LOCAL_ADMIN, KeyStore, is_loopback
+
+__all__ = ["handlers", "posted"]
+
+
+async def posted(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """The submitted form as text fields, after checking the session's CSRF token."""
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    check_csrf(request.state.admin_session, form, request.headers)
+    return form
+
+
+def _safe_next(target: str) -> str:
+    """Only a path inside the admin pages: never an open redirect."""
+    return target if target.startswith("/admin") and "//" not in target else "/admin"
+
+
+def _login_page(
+    request: Request[Any, Any, Any], status: int = 200, errors: tuple[str, ...] = (), **extra: Any
+) -> Response[str]:
+    token = secrets.token_urlsafe(24)
+    response = page(
+        request,
+        "login.html.j2",
+        status,
+        login_token=token,
+        next=_safe_next(request.query_params.get("next", "/admin")),
+        errors=errors,
+        message=extra.get("message"),
+    )
+    response.set_cookie(
+        LOGIN_COOKIE,
+        token,
+        max_age=3600,
+        path="/admin",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@get("/login", opt={"page": "open"}, include_in_schema=False, sync_to_thread=False)
+def login_form(request: Request[Any, Any, Any]) -> Response[str]:
+    """The login form; it sets the cookie its CSRF token is checked against."""
+    message = "You are signed out." if request.query_params.get("out") else None
+    return _login_page(request, message=message)
+
+
+@post("/login", opt={"page": "open"}, include_in_schema=False)
+async def login(request: Request[Any, Any, Any]) -> Response[Any]:
+    """Check the pasted key as the API would; on success, a session cookie and a redirect."""
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    check_login_csrf(form, request.cookies)
+    key = form.get("key", "").strip()
+    store: KeyStore = request.app.state.key_store
+    info = await anyio.to_thread.run_sync(store.verify, key) if key else None
+    client = request.client.host if request.client else None
+    if info is not None and info.name == LOCAL_ADMIN and not is_loopback(client):
+        info = None
+    found = await anyio.to_thread.run_sync(store.session_secret, info.id) if info else None
+    if found is None:
+        problem = "Paste your API key." if not key else "This key is unknown or revoked."
+        return _login_page(request, 401, (problem,))
+    response = see_other(_safe_next(form.get("next", "/admin")))
+    response.set_cookie(
+        COOKIE,
+        cookie_value(found[0].id, found[1]),
+        max_age=TTL_SECONDS,
+        path="/admin",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    response.delete_cookie(LOGIN_COOKIE, path="/admin")
+    return response
+
+
+@post("/logout", opt={"page": "any"}, include_in_schema=False)
+async def logout(request: Request[Any, Any, Any]) -> Response[Any]:
+    """Forget the session cookie in this browser."""
+    await posted(request)
+    response = see_other("/admin/login?out=1")
+    response.delete_cookie(COOKIE, path="/admin")
+    return response
+
+
+@get("", opt={"page": "any"}, include_in_schema=False, sync_to_thread=False)
+def home(request: Request[Any, Any, Any]) -> Response[str]:
+    """Links to what this key's role may see."""
+    return page(request, "home.html.j2")
+
+
+handlers: list[HTTPRouteHandler] = [login_form, login, logout, home]

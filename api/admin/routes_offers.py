@@ -1,0 +1,297 @@
+"""Offer-table pages for marketing: the live table, a draft to edit, diff, simulate, publish.
+
+Every change goes through `offers.lifecycle.Store` with the checks the JSON routes use
+(`api.routes_offers.table_checks`), so a page can do nothing the API could not. Bad input
+re-renders the page with each error beside its field and a 4xx status; nothing is saved.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, get_args
+
+import anyio.to_thread
+from litestar import Request, Response, get, post
+from litestar.exceptions import NotFoundException
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath
+
+from api.admin.grid import Grid, Kind, grid_from_form, grid_from_table, table_from_grids
+from api.admin.render import page, see_other
+from api.admin.routes_auth import posted
+from api.admin.session import Session
+from api.routes_offers import table_checks
+from api.runtime import Runtime
+from offers.diff import diff_tables
+from offers.lifecycle import NotFound, PublishRefused, Store
+from offers.simulate import parse_since, simulate
+from offers.tables import OfferTable, PerkKind, TableError, dump_table
+from offers.validate import errors
+
+__all__ = ["handlers"]
+
+MARKETING = {"page": "marketing"}
+PERK_KINDS = get_args(PerkKind)
+
+
+def _store(request: Request[Any, Any, Any]) -> tuple[Runtime, Store]:
+    runtime: Runtime = request.app.state.runtime
+    return runtime, Store(runtime.engine)
+
+
+def _base(store: Store, name: FromPath[str]) -> tuple[OfferTable, str]:
+    """What the editor starts from: the draft if there is one, else the newest version."""
+    draft = store.draft(name)
+    if draft is not None:
+        when = draft.updated_at.strftime("%Y-%m-%d %H:%M UTC")
+        return store.table(name, "draft"), f"draft saved by {draft.updated_by}, {when}"
+    latest = store.latest(name)
+    if latest is None:
+        raise NotFoundException(f"no offer table {name!r}")
+    return store.table(name, latest.info.version), f"a copy of v{latest.info.version}"
+
+
+def _latest_table(store: Store, name: FromPath[str]) -> OfferTable | None:
+    latest = store.latest(name)
+    return store.table(name, latest.info.version) if latest else None
+
+
+@get("/offers", opt=MARKETING, include_in_schema=False, sync_to_thread=True)
+def tables(request: Request[Any, Any, Any]) -> Response[str]:
+    """Every offer table, which one is live, and whether a draft waits."""
+    runtime, store = _store(request)
+    return page(request, "offers.html.j2", tables=store.tables(), live=runtime.table_version)
+
+
+@get("/offers/{name:str}", opt=MARKETING, include_in_schema=False, sync_to_thread=True)
+def table(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[str]:
+    """The newest published version as a read-only grid, with history and rollback."""
+    _, store = _store(request)
+    versions = store.versions(name)
+    if not versions:
+        raise NotFoundException(f"offer table {name!r} has no published version")
+    shown = store.table(name, versions[-1].version)
+    return page(
+        request,
+        "offer_table.html.j2",
+        name=name,
+        versions=versions,
+        rules=grid_from_table(shown, "rule", 0),
+        perks=grid_from_table(shown, "perk", 0),
+        draft=store.draft(name),
+        flash=request.query_params.get("flash"),
+    )
+
+
+def _editor(
+    request: Request[Any, Any, Any],
+    name: str,
+    kind: Kind,
+    status: int = 200,
+    *,
+    grid: Grid | None = None,
+    candidate: OfferTable | None = None,
+    **extra: Any,
+) -> Response[str]:
+    """The draft editor for rules or perks, with the diff against the newest version."""
+    runtime, store = _store(request)
+    base, origin = _base(store, name)
+    shown = candidate or base
+    if grid is None:
+        grid = grid_from_table(base, kind)
+        grid.place_findings(table_checks(runtime).run(base))
+    latest = _latest_table(store, name)
+    return page(
+        request,
+        "draft.html.j2",
+        status,
+        name=name,
+        kind=kind,
+        grid=grid,
+        origin=origin,
+        has_draft=store.draft(name) is not None,
+        hit_policy=shown.hit_policy,
+        perk_ids=[p.id for p in shown.perks],
+        perk_kinds=PERK_KINDS,
+        changes=diff_tables(latest, shown) if latest else [],
+        latest=store.latest(name),
+        flash=extra.pop("flash", request.query_params.get("flash")),
+        reason=extra.pop("reason", ""),
+        reason_errors=extra.pop("reason_errors", ()),
+        **extra,
+    )
+
+
+@get("/offers/{name:str}/draft", opt=MARKETING, include_in_schema=False, sync_to_thread=True)
+def edit_rules(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[str]:
+    """The rules of the draft (or of a copy of the newest version) as an editable grid."""
+    return _editor(request, name, "rule")
+
+
+@get("/offers/{name:str}/perks", opt=MARKETING, include_in_schema=False, sync_to_thread=True)
+def edit_perks(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[str]:
+    """The perks of the draft as an editable grid: value, cost, titles, stock."""
+    return _editor(request, name, "perk")
+
+
+def _submit(
+    request: Request[Any, Any, Any], name: str, kind: Kind, form: dict[str, str]
+) -> Response[Any]:
+    """Read the grid; on "check" only show findings, on "save" store a draft without errors."""
+    runtime, store = _store(request)
+    session: Session = request.state.admin_session
+    base, _ = _base(store, name)
+    grid = grid_from_form(form, kind)
+    other = grid_from_table(base, "perk" if kind == "rule" else "rule", 0)
+    rules, perks = (grid, other) if kind == "rule" else (other, grid)
+    policy = form.get("hit_policy") or base.hit_policy
+    try:
+        candidate = table_from_grids(name, policy, rules, perks)
+    except TableError as exc:
+        grid.place(str(exc))
+        return _editor(request, name, kind, 422, grid=grid)
+    findings = table_checks(runtime).run(candidate)
+    grid.place_findings(findings)
+    if errors(findings):
+        return _editor(request, name, kind, 422, grid=grid, candidate=candidate)
+    if form.get("action") != "save":
+        note = "No errors found." + (" Warnings are shown beside their fields." if findings else "")
+        return _editor(request, name, kind, grid=grid, candidate=candidate, flash=note)
+    store.save_draft(candidate, session.key.name, datetime.now(UTC), body=dump_table(candidate))
+    where = "draft" if kind == "rule" else "perks"
+    return see_other(f"/admin/offers/{name}/{where}?flash=Draft+saved.")
+
+
+@post("/offers/{name:str}/draft", opt=MARKETING, include_in_schema=False)
+async def save_rules(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[Any]:
+    form = await posted(request)
+    return await anyio.to_thread.run_sync(_submit, request, name, "rule", form)
+
+
+@post("/offers/{name:str}/perks", opt=MARKETING, include_in_schema=False)
+async def save_perks(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[Any]:
+    form = await posted(request)
+    return await anyio.to_thread.run_sync(_submit, request, name, "perk", form)
+
+
+def _discard(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[Any]:
+    _store(request)[1].delete_draft(name)
+    return see_other(f"/admin/offers/{name}?flash=Draft+discarded.")
+
+
+@post("/offers/{name:str}/draft/discard", opt=MARKETING, include_in_schema=False)
+async def discard(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[Any]:
+    await posted(request)
+    return await anyio.to_thread.run_sync(_discard, request, name)
+
+
+def _publish(request: Request[Any, Any, Any], name: str, form: dict[str, str]) -> Response[Any]:
+    """Publish the draft as the JSON route does; the engine switches at once."""
+    runtime, store = _store(request)
+    session: Session = request.state.admin_session
+    reason = form.get("reason", "").strip()
+    if not reason or len(reason) > 2000:
+        problem = "Say why, in a few words (at most 2,000 characters)."
+        return _editor(request, name, "rule", 422, reason=reason, reason_errors=(problem,))
+    try:
+        published = store.publish(
+            name,
+            by=session.key.name,
+            reason=reason,
+            now=datetime.now(UTC),
+            checks=table_checks(runtime),
+        )
+    except NotFound:
+        problem = "There is no draft to publish: save one first."
+        return _editor(request, name, "rule", 422, reason=reason, reason_errors=(problem,))
+    except PublishRefused as exc:
+        problem = "The draft has errors (shown beside their fields); nothing was published."
+        grid = grid_from_table(store.table(name, "draft"), "rule")
+        grid.place_findings(exc.findings)
+        return _editor(
+            request, name, "rule", 422, grid=grid, reason=reason, reason_errors=(problem,)
+        )
+    runtime.reload_table()
+    version = published.info.version
+    return see_other(f"/admin/offers/{name}?flash=Published+v{version}:+live+now.")
+
+
+@post("/offers/{name:str}/publish", opt=MARKETING, include_in_schema=False)
+async def publish(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[Any]:
+    form = await posted(request)
+    return await anyio.to_thread.run_sync(_publish, request, name, form)
+
+
+def _rollback(request: Request[Any, Any, Any], name: str, form: dict[str, str]) -> Response[Any]:
+    runtime, store = _store(request)
+    session: Session = request.state.admin_session
+    text = form.get("version", "")
+    try:
+        published = store.rollback(
+            name,
+            int(text) if text.isdigit() else 0,
+            by=session.key.name,
+            reason=form.get("reason", "").strip()[:2000],
+            now=datetime.now(UTC),
+            checks=table_checks(runtime),
+        )
+    except (NotFound, PublishRefused, TableError) as exc:
+        return page(
+            request,
+            "offer_table.html.j2",
+            422,
+            name=name,
+            versions=store.versions(name),
+            rules=grid_from_table(store.table(name, "live"), "rule", 0),
+            perks=grid_from_table(store.table(name, "live"), "perk", 0),
+            draft=store.draft(name),
+            flash=None,
+            rollback_error=str(exc),
+        )
+    runtime.reload_table()
+    version = published.info.version
+    return see_other(f"/admin/offers/{name}?flash=Rolled+back:+v{version}+is+live+now.")
+
+
+@post("/offers/{name:str}/rollback", opt=MARKETING, include_in_schema=False)
+async def rollback(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[Any]:
+    form = await posted(request)
+    return await anyio.to_thread.run_sync(_rollback, request, name, form)
+
+
+@get("/offers/{name:str}/simulate", opt=MARKETING, include_in_schema=False, sync_to_thread=True)
+def simulation(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[str]:
+    """What the draft would have cost and how often it would have been taken, with intervals."""
+    runtime, store = _store(request)
+    since = request.query_params.get("since", "90d")
+    try:
+        span = parse_since(since)
+    except ValueError as exc:
+        return page(request, "simulate.html.j2", 422, name=name, since=since, sim=None,
+                    since_errors=(str(exc),), problem=None)  # fmt: skip
+    try:
+        draft = store.table(name, "draft")
+    except NotFound:
+        draft = store.table(name, "live")
+    try:
+        sim = simulate(runtime.ledger, draft, datetime.now(UTC), span, runtime.book.select)
+    except TableError as exc:
+        return page(request, "simulate.html.j2", 422, name=name, since=since, sim=None,
+                    since_errors=(), problem=str(exc))  # fmt: skip
+    return page(
+        request, "simulate.html.j2", name=name, since=since, sim=sim, since_errors=(), problem=None
+    )
+
+
+handlers: list[HTTPRouteHandler] = [
+    tables,
+    table,
+    edit_rules,
+    edit_perks,
+    save_rules,
+    save_perks,
+    discard,
+    publish,
+    rollback,
+    simulation,
+]

@@ -1,0 +1,190 @@
+"""Admin pages through litestar's TestClient: sessions, CSRF, roles, and the offer editor."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from api.app import create_app
+from api.keys import KeyStore, Role
+from api.runtime import Runtime
+
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+_CSRF = re.compile(r'name="_csrf" value="([^"]*)"')
+
+
+def csrf(html: str) -> str:
+    found = _CSRF.search(html)
+    assert found is not None, html[:500]
+    return found[1]
+
+
+def make_key(runtime: Runtime, role: Role) -> str:
+    return KeyStore(runtime.engine).create(f"{role}-tester", role, datetime.now(UTC))[1]
+
+
+def sign_in(client: TestClient[Any], key: str) -> None:
+    form = client.get("/admin/login")
+    answer = client.post(
+        "/admin/login",
+        data={"key": key, "_csrf": csrf(form.text), "next": "/admin"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"] == "/admin"
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> Iterator[TestClient[Any]]:
+    with TestClient(app=create_app(runtime)) as client:
+        yield client
+
+
+@pytest.fixture
+def marketer(client: TestClient[Any], runtime: Runtime) -> TestClient[Any]:
+    sign_in(client, make_key(runtime, "marketing"))
+    return client
+
+
+def test_login_sets_a_strict_httponly_cookie_and_logout_clears_it(
+    client: TestClient[Any], runtime: Runtime
+) -> None:
+    assert client.get("/admin", follow_redirects=False).headers["location"].startswith(
+        "/admin/login"
+    )
+    form = client.get("/admin/login")
+    assert 'for="key"' in form.text and 'class="skip"' in form.text
+    key = make_key(runtime, "marketing")
+    answer = client.post(
+        "/admin/login", data={"key": key, "_csrf": csrf(form.text)}, follow_redirects=False
+    )
+    cookie = next(v for k, v in answer.headers.multi_items() if k == "set-cookie" and "mg_admin" in v)
+    assert "HttpOnly" in cookie and "samesite=strict" in cookie.lower() and "Path=/admin" in cookie
+    assert key not in cookie
+    home = client.get("/admin")
+    assert home.status_code == 200 and "Offer tables" in home.text and "Segments" not in home.text
+    out = client.post("/admin/logout", data={"_csrf": csrf(home.text)}, follow_redirects=False)
+    assert out.status_code == 303
+    assert client.get("/admin", follow_redirects=False).status_code == 303
+
+
+def test_a_wrong_key_is_refused_beside_the_field(client: TestClient[Any]) -> None:
+    form = client.get("/admin/login")
+    answer = client.post("/admin/login", data={"key": "mg_nope_nope", "_csrf": csrf(form.text)})
+    assert answer.status_code == 401
+    assert 'aria-invalid="true"' in answer.text and "unknown or revoked" in answer.text
+
+
+def test_csrf_is_required_on_every_form(client: TestClient[Any], runtime: Runtime) -> None:
+    key = make_key(runtime, "marketing")
+    client.get("/admin/login")
+    assert client.post("/admin/login", data={"key": key}).status_code == 403
+    assert client.post("/admin/login", data={"key": key, "_csrf": "wrong"}).status_code == 403
+    sign_in(client, key)
+    assert client.post("/admin/offers/flight-delay/publish", data={"reason": "x"}).status_code == 403
+    wrong = {"reason": "x", "_csrf": "wrong"}
+    assert client.post("/admin/offers/flight-delay/publish", data=wrong).status_code == 403
+    assert client.post("/admin/logout", data={}).status_code == 403
+
+
+def test_roles_are_the_api_roles(client: TestClient[Any], runtime: Runtime) -> None:
+    sign_in(client, make_key(runtime, "desk"))
+    assert client.get("/admin/offers").status_code == 403
+    assert client.get("/admin/incidents").status_code == 200
+    revoked = make_key(runtime, "analyst")
+    sign_in(client, revoked)
+    assert client.get("/admin/segments").status_code == 200
+    store = KeyStore(runtime.engine)
+    store.revoke(revoked.split("_")[1], datetime.now(UTC))
+    assert client.get("/admin/segments", follow_redirects=False).status_code == 303
+
+
+def test_offer_pages_render(marketer: TestClient[Any]) -> None:
+    for path in (
+        "/admin/offers",
+        "/admin/offers/flight-delay",
+        "/admin/offers/flight-delay/draft",
+        "/admin/offers/flight-delay/perks",
+        "/admin/offers/flight-delay/simulate",
+        "/admin/messages",
+    ):
+        answer = marketer.get(path)
+        assert answer.status_code == 200, (path, answer.text[:2000])
+        assert "<main" in answer.text
+    assert marketer.get("/admin/offers/nope").status_code == 404
+
+
+def _grid_form(html: str) -> dict[str, str]:
+    """Every input and selected option of the editor form, as the browser would send them."""
+    form = html.split('id="editor"', 1)[1].split("</form>", 1)[0]
+    data = dict(re.findall(r'<input(?![^>]*checkbox)[^>]*?name="([^"]+)" value="([^"]*)"', form))
+    data |= {
+        m[0]: m[1]
+        for m in re.findall(
+            r'<select[^>]*?name="([^"]+)"[^>]*>.*?<option value="([^"]*)"[^>]*selected',
+            form,
+            re.DOTALL,
+        )
+    }
+    return data
+
+
+def test_edit_check_save_publish_and_roll_back(marketer: TestClient[Any], runtime: Runtime) -> None:
+    page = marketer.get("/admin/offers/flight-delay/draft").text
+    form = _grid_form(page)
+    row = next(k.split("-")[1] for k, v in form.items() if k.endswith("-id") and v == "shopper-5")
+    form[f"rule-{row}-when.segment"] = "duty-free-shoppers"  # a typo: no such segment
+    bad = marketer.post("/admin/offers/flight-delay/draft", data={**form, "action": "save"})
+    assert bad.status_code == 422
+    cell = bad.text.split(f'id="rule-{row}-when_segment"', 1)[1].split("</td>", 1)[0]
+    assert "unknown segment" in cell and 'aria-invalid="true"' in bad.text
+    assert marketer.get("/admin/offers").text.count("waiting") == 0  # nothing was saved
+
+    form[f"rule-{row}-when.segment"] = "duty-free-shopper"
+    form[f"rule-{row}-perk"] = "dutyfree-10"
+    saved = marketer.post(
+        "/admin/offers/flight-delay/draft",
+        data={**form, "action": "save"},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303, saved.text
+    draft = marketer.get(saved.headers["location"]).text
+    assert "Draft saved." in draft and "dutyfree-5" in draft.split('id="diff-h"')[1]
+
+    empty = marketer.post("/admin/offers/flight-delay/publish", data={"_csrf": csrf(draft)})
+    assert empty.status_code == 422 and "Say why" in empty.text.split('id="reason"')[1]
+    done = marketer.post(
+        "/admin/offers/flight-delay/publish",
+        data={"_csrf": csrf(draft), "reason": "shoppers: 10% from the first step"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    assert runtime.table_version == ("flight-delay", 2)
+    rule = next(r for r in runtime.table().rules if r.id == "shopper-5")
+    assert rule.perk == "dutyfree-10"
+    table = marketer.get(done.headers["location"]).text
+    assert "Published v2" in table and "shoppers: 10% from the first step" in table
+
+    back = marketer.post(
+        "/admin/offers/flight-delay/rollback",
+        data={"_csrf": csrf(table), "version": "1", "reason": "back to 5%"},
+        follow_redirects=False,
+    )
+    assert back.status_code == 303 and runtime.table_version == ("flight-delay", 3)
+    assert "rollback to v1: back to 5%" in marketer.get(back.headers["location"]).text
+
+
+def test_a_value_that_cannot_be_read_is_shown_on_its_cell(marketer: TestClient[Any]) -> None:
+    form = _grid_form(marketer.get("/admin/offers/flight-delay/perks").text)
+    row = next(k.split("-")[1] for k, v in form.items() if k.endswith("-id") and v == "meal-12")
+    form[f"perk-{row}-cost"] = "eight"
+    bad = marketer.post("/admin/offers/flight-delay/perks", data={**form, "action": "check"})
+    assert bad.status_code == 422
+    cell = bad.text.split(f'id="perk-{row}-cost"', 1)[1].split("</td>", 1)[0]
+    assert "Expected `float`" in cell
