@@ -297,7 +297,11 @@ def publish_table(state: State, name: FromPath[str], data: JSONBody[PublishIn]) 
     return _published(
         runtime,
         lambda: store.publish(
-            name, by=data.by, reason=data.reason, now=datetime.now(UTC), checks=table_checks(runtime)
+            name,
+            by=data.by,
+            reason=data.reason,
+            now=datetime.now(UTC),
+            checks=table_checks(runtime),
         ),
     )
 

@@ -20,7 +20,7 @@ from segmentation.drift import FLAG_ABOVE, DriftReport
 from segmentation.features import feature_matrix
 from segmentation.model import Segmentation
 
-__all__ = ["PALETTE", "render_report", "write_report"]
+__all__ = ["PALETTE", "diverging", "render_report", "write_report"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 PALETTE = (
@@ -32,7 +32,7 @@ _Z_LIMIT = 2.5
 _LABEL_W = 210  # room for segment and feature names left of a chart
 
 
-def _diverging(z: float) -> str:
+def diverging(z: float) -> str:
     """Blue (below average) through near-white to red (above), clamped at ±2.5."""
     t = max(-1.0, min(1.0, z / _Z_LIMIT))
     low, mid, high = (33, 102, 172), (247, 247, 247), (178, 24, 43)
@@ -73,7 +73,7 @@ def _heatmap(model: Segmentation) -> dict[str, Any]:
             cells.append(
                 {
                     "x": _LABEL_W + j * cell_w,
-                    "fill": _diverging(z),
+                    "fill": diverging(z),
                     "text": f"{z:+.1f}" if round(z, 1) else "0.0",
                     "ink": "#ffffff" if abs(z) > 1.5 else "#222222",
                     "title": f"{s.name} · {c}: z = {z:+.2f}",
@@ -99,7 +99,7 @@ def _heatmap(model: Segmentation) -> dict[str, Any]:
         "legend_x": _LABEL_W,
         "ticks": ticks,
         "stops": [
-            {"offset": f"{100 * t:.0f}%", "colour": _diverging(-_Z_LIMIT + 2 * _Z_LIMIT * t)}
+            {"offset": f"{100 * t:.0f}%", "colour": diverging(-_Z_LIMIT + 2 * _Z_LIMIT * t)}
             for t in np.linspace(0, 1, 11)
         ],
         "height": legend_y + 50,

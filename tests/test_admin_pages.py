@@ -55,8 +55,8 @@ def marketer(client: TestClient[Any], runtime: Runtime) -> TestClient[Any]:
 def test_login_sets_a_strict_httponly_cookie_and_logout_clears_it(
     client: TestClient[Any], runtime: Runtime
 ) -> None:
-    assert client.get("/admin", follow_redirects=False).headers["location"].startswith(
-        "/admin/login"
+    assert (
+        client.get("/admin", follow_redirects=False).headers["location"].startswith("/admin/login")
     )
     form = client.get("/admin/login")
     assert 'for="key"' in form.text and 'class="skip"' in form.text
@@ -64,7 +64,9 @@ def test_login_sets_a_strict_httponly_cookie_and_logout_clears_it(
     answer = client.post(
         "/admin/login", data={"key": key, "_csrf": csrf(form.text)}, follow_redirects=False
     )
-    cookie = next(v for k, v in answer.headers.multi_items() if k == "set-cookie" and "mg_admin" in v)
+    cookie = next(
+        v for k, v in answer.headers.multi_items() if k == "set-cookie" and "mg_admin" in v
+    )
     assert "HttpOnly" in cookie and "samesite=strict" in cookie.lower() and "Path=/admin" in cookie
     assert key not in cookie
     home = client.get("/admin")
@@ -87,7 +89,9 @@ def test_csrf_is_required_on_every_form(client: TestClient[Any], runtime: Runtim
     assert client.post("/admin/login", data={"key": key}).status_code == 403
     assert client.post("/admin/login", data={"key": key, "_csrf": "wrong"}).status_code == 403
     sign_in(client, key)
-    assert client.post("/admin/offers/flight-delay/publish", data={"reason": "x"}).status_code == 403
+    assert (
+        client.post("/admin/offers/flight-delay/publish", data={"reason": "x"}).status_code == 403
+    )
     wrong = {"reason": "x", "_csrf": "wrong"}
     assert client.post("/admin/offers/flight-delay/publish", data=wrong).status_code == 403
     assert client.post("/admin/logout", data={}).status_code == 403
@@ -188,3 +192,83 @@ def test_a_value_that_cannot_be_read_is_shown_on_its_cell(marketer: TestClient[A
     assert bad.status_code == 422
     cell = bad.text.split(f'id="perk-{row}-cost"', 1)[1].split("</td>", 1)[0]
     assert "Expected `float`" in cell
+
+
+def test_segment_pages_rename_inline_and_refuse_a_used_name(
+    client: TestClient[Any], runtime: Runtime, model: Any, population: Any
+) -> None:
+    from api.routes_segments import used_names
+    from segmentation.registry import Registry
+
+    registry = Registry(runtime.settings.data_dir / "models")
+    registry.save(model)
+    registry.promote(model.card.version)
+    profiles = runtime.settings.data_dir / "profiles"
+    profiles.mkdir(parents=True, exist_ok=True)
+    population.drop("latent_kind").write_parquet(profiles / "snapshot-0001.parquet")
+    sign_in(client, make_key(runtime, "analyst"))
+    listing = client.get("/admin/segments")
+    assert listing.status_code == 200 and "seg-0001" in listing.text and "active" in listing.text
+    version = client.get("/admin/segments/seg-0001")
+    assert version.status_code == 200 and 'class="heat"' in version.text
+    assert client.get("/admin/segments/seg-0001/drift").status_code == 200
+    assert client.get("/admin/segments/seg-9999").status_code == 404
+
+    used = used_names(runtime)
+    taken = next(s.name for s in model.card.segments if s.name in used)
+    refused = client.post(
+        f"/admin/segments/seg-0001/segments/{taken}",
+        data={"_csrf": csrf(version.text), "name": "renamed", "description": "d"},
+    )
+    assert refused.status_code == 422
+    row = refused.text.split(f'id="segment-{taken.replace("-", "_")}"', 1)[1].split("</tr>", 1)[0]
+    assert "cannot rename" in row and 'aria-invalid="true"' in row
+    free = next((s.name for s in model.card.segments if s.name not in used), taken)
+    new = "renamed-one" if free != taken else taken
+    done = client.post(
+        f"/admin/segments/seg-0001/segments/{free}",
+        data={"_csrf": csrf(version.text), "name": new, "description": "renamed in a test"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    assert "renamed in a test" in client.get("/admin/segments/seg-0001").text
+    assert registry.card("seg-0001").segment(new).description == "renamed in a test"
+
+
+def test_incident_pages_drill_into_a_decision(client: TestClient[Any], runtime: Runtime) -> None:
+    key = make_key(runtime, "desk")
+    body = {
+        "incident_id": "MG9-2026-11-25",
+        "kind": "flight_delay",
+        "occurred_at": "2026-11-25T07:05:00+00:00",
+        "facts": {"delay_minutes": 50, "flight": "MG9", "origin": "TPE", "destination": "LHR"},
+        "customers": runtime.book.frame["customer_id"].head(5).to_list(),
+        "budget": 500,
+    }
+    made = client.post("/v1/incidents", json=body, headers={"Authorization": f"Bearer {key}"})
+    assert made.status_code == 201, made.text
+    sign_in(client, key)
+    listing = client.get("/admin/incidents")
+    assert listing.status_code == 200 and "MG9-2026-11-25" in listing.text
+    one = client.get("/admin/incidents/MG9-2026-11-25")
+    assert one.status_code == 200 and "500.00" in one.text
+    customer = body["customers"][0]
+    found = client.get("/admin/incidents/MG9-2026-11-25", params={"customer": customer})
+    assert (
+        found.status_code == 200 and "Why" in found.text and "step 2: delay of 50 min" in found.text
+    )
+    assert client.get("/admin/incidents/nope").status_code == 404
+    assert client.get("/admin/incidents/MG9-2026-11-25/customers/nobody").status_code == 404
+
+
+def test_message_previews_every_language_and_channel(marketer: TestClient[Any]) -> None:
+    shown = marketer.get("/admin/messages", params={"kind": "apology", "perk": "lounge-1h"})
+    assert shown.status_code == 200
+    assert shown.text.count("SMS</strong>") == 3 and "一小時免費貴賓室通行證" in shown.text
+    bad = marketer.get("/admin/messages", params={"delay_minutes": "soon"})
+    assert bad.status_code == 422
+    field = bad.text.split('id="delay_minutes"', 1)[1].split("</div>", 1)[0]
+    assert 'class="error"' in field
+    assert marketer.get("/admin/perks", follow_redirects=False).headers["location"] == (
+        "/admin/offers/flight-delay/perks"
+    )

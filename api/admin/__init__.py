@@ -13,7 +13,13 @@ from litestar import Router
 from litestar.exceptions import HTTPException
 from litestar.static_files import create_static_files_router
 
-from api.admin import routes_auth, routes_offers
+from api.admin import (
+    routes_auth,
+    routes_incidents,
+    routes_messages,
+    routes_offers,
+    routes_segments,
+)
 from api.admin.render import error_page, sign_in_redirect
 from api.admin.session import SignInNeeded, require_session
 
@@ -29,7 +35,14 @@ def admin_router() -> Router:
     )
     return Router(
         path="/admin",
-        route_handlers=[*routes_auth.handlers, *routes_offers.handlers, static],
+        route_handlers=[
+            *routes_auth.handlers,
+            *routes_offers.handlers,
+            *routes_messages.handlers,
+            *routes_segments.handlers,
+            *routes_incidents.handlers,
+            static,
+        ],
         guards=[require_session],
         exception_handlers={SignInNeeded: sign_in_redirect, HTTPException: error_page},
         include_in_schema=False,

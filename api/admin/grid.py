@@ -19,7 +19,15 @@ from offers.tables import OfferTable
 from offers.tabular import table_frames, table_from_frames
 from offers.validate import Finding
 
-__all__ = ["Grid", "Kind", "Row", "column_header", "grid_from_form", "grid_from_table", "table_from_grids"]
+__all__ = [
+    "Grid",
+    "Kind",
+    "Row",
+    "column_header",
+    "grid_from_form",
+    "grid_from_table",
+    "table_from_grids",
+]
 
 Kind = Literal["rule", "perk"]
 _SETTINGS = ("table", "hit_policy")
