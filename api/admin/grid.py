@@ -139,18 +139,37 @@ def _editable(columns: Iterable[str]) -> list[str]:
     return [c for c in columns if c not in _SETTINGS]
 
 
+def _reading_order(columns: list[str]) -> list[str]:
+    """Who and when first, then what they get, then the fine print: how people read a rule."""
+
+    def rank(c: str) -> int:
+        if c == "id":
+            return 0
+        if c.startswith(("when.", "title.")):
+            return 1
+        return 2 if c in ("perk", "description", "kind", "value", "cost") else 3
+
+    return sorted(columns, key=rank)
+
+
 def grid_from_table(table: OfferTable, kind: Kind, extra_rows: int = 1) -> Grid:
     """The table's rules (or perks) as cells, with blank rows to add new ones."""
     rules, perks = table_frames(table)
     frame = rules if kind == "rule" else perks
-    columns = _editable(frame.columns)
+    columns = _reading_order(_editable(frame.columns))
     rows = [
-        Row(values={c: row.get(c) or "" for c in columns})
+        Row(values={c: _cell(c, row.get(c)) for c in columns})
         for row in frame.iter_rows(named=True)
         if any(row.get(c) for c in columns)
     ]
     rows += [Row(values=dict.fromkeys(columns, "")) for _ in range(extra_rows)]
     return Grid(kind=kind, columns=columns, rows=rows)
+
+
+def _cell(column: str, text: str | None) -> str:
+    """A cell's text; "no" on a yes/no column is the default, so it is left empty."""
+    value = (text or "").strip()
+    return "" if column in ("fallback", "usable_now") and value == "false" else value
 
 
 def _column_name(text: str) -> str | None:
@@ -171,7 +190,7 @@ def grid_from_form(form: Mapping[str, str], kind: Kind) -> Grid:
     for i in range(min(count, 1000)):
         if form.get(f"{kind}-{i}-delete"):
             continue
-        rows.append(Row(values={c: form.get(f"{kind}-{i}-{c}", "").strip() for c in columns}))
+        rows.append(Row(values={c: _cell(c, form.get(f"{kind}-{i}-{c}")) for c in columns}))
     if not rows or not rows[-1].blank:
         rows.append(Row(values=dict.fromkeys(columns, "")))
     return Grid(kind=kind, columns=_editable(columns), rows=rows)

@@ -1,0 +1,224 @@
+"""The admin pages in a real browser (Debian's Chromium via Playwright) on a real server.
+
+One `makegood serve` per module; a marketer signs in, breaks a rule and sees the error
+beside the field, fixes it, simulates, publishes, and the next incident sent through the
+JSON API uses the new rule. Screenshots of each page land in `tests/screenshots/` (or
+`MAKEGOOD_SCREENSHOTS`) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers import call, start
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = Path(os.environ.get("MAKEGOOD_SCREENSHOTS") or Path(__file__).parent / "screenshots")
+
+try:
+    from playwright.sync_api import Page, expect, sync_playwright
+except ImportError:  # pragma: no cover - the skip below says why
+    sync_playwright = None
+
+pytestmark = [
+    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed"),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}"),
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A served data folder, its admin key and a marketing key made through the API."""
+    root = tmp_path_factory.mktemp("browser")
+    env = {**os.environ, "MAKEGOOD_DATA": str(root / "data")}
+    env.pop("MAKEGOOD_DATABASE_URL", None)
+    proc, base = start(env, root / "server.log")
+    try:
+        admin = (root / "data" / "local-admin.key").read_text().strip()
+        status, made = call("POST", f"{base}/v1/keys", admin, {"name": "mei", "role": "marketing"})
+        assert status == 201, made
+        yield {"base": base, "admin": admin, "marketing": made["key"], "log": str(root)}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    assert sync_playwright is not None
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        yield chromium
+        chromium.close()
+    print(f"\nadmin page screenshots: {SHOTS}")
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    yield context.new_page()
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def nav(page: Page, name: str) -> None:
+    page.get_by_role("navigation", name="Sections").get_by_role("link", name=name).click()
+
+
+def sign_in(page: Page, base: str, key: str) -> None:
+    page.goto(f"{base}/admin")
+    expect(page).to_have_url(f"{base}/admin/login?next=/admin")
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Hello")
+
+
+def incident(base: str, key: str, incident_id: str, first: int, count: int) -> Any:
+    body = {
+        "incident_id": incident_id,
+        "kind": "flight_delay",
+        "occurred_at": "2026-11-25T07:05:00+00:00",
+        "facts": {"delay_minutes": 40, "flight": "MG7", "origin": "TPE", "destination": "HKG"},
+        "customers": [f"c{i:06d}" for i in range(first, first + count)],
+        "budget": 5000,
+    }
+    status, answer = call("POST", f"{base}/v1/incidents", key, body)
+    assert status == 201, answer
+    return answer
+
+
+def test_keyboard_only_sign_in(page: Page, server: dict[str, str]) -> None:
+    page.goto(f"{server['base']}/admin/login")
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "key":
+            break
+    assert page.evaluate("document.activeElement.id") == "key"
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"  # focus is visible
+    page.keyboard.type(server["marketing"])
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Hello, mei")
+    shot(page, "home")
+
+
+def test_marketer_changes_a_perk_for_a_segment_and_publishes(
+    page: Page, server: dict[str, str]
+) -> None:
+    base = server["base"]
+    before = incident(base, server["admin"], "MG7-before", 1, 300)  # logs to simulate on
+    assert before["issued"] == 300
+    sign_in(page, base, server["marketing"])
+    nav(page, "Offer tables")
+    shot(page, "offers")
+    page.get_by_role("link", name="Change rules").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Draft of flight-delay")
+
+    segment = page.get_by_label("Rule shopper-5: segment is")
+    segment.fill("duty-free-shoppers")  # a typo: htmx checks on change
+    segment.press("Tab")
+    error = page.locator("td", has=page.get_by_label("Rule shopper-5: segment is")).locator(
+        ".error"
+    )
+    expect(error).to_contain_text("unknown segment 'duty-free-shoppers'")
+    expect(page.get_by_label("Rule shopper-5: segment is")).to_have_attribute(
+        "aria-invalid", "true"
+    )
+    shot(page, "draft-error")
+    page.get_by_label("Rule shopper-5: segment is").fill("duty-free-shopper")
+    page.get_by_label("Rule shopper-5: perk").select_option("dutyfree-10")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("status")).to_contain_text("Draft saved.")
+    expect(page.locator("#diff-h + .scroll")).to_contain_text("dutyfree-10")
+
+    page.get_by_role("button", name="Simulate").click()
+    expect(page.locator("#simulation")).to_contain_text("logged decisions since")
+    expect(page.locator("#simulation")).to_contain_text("duty-free-shopper")
+    shot(page, "draft-simulated")
+
+    page.get_by_label("Why (shown in the version history)").fill("shoppers: 10% from step 1")
+    page.get_by_role("button", name="Publish the draft").click()
+    expect(page.get_by_role("status")).to_contain_text("Published v2")
+    expect(page.locator("#history-h + p + .scroll")).to_contain_text("shoppers: 10% from step 1")
+    shot(page, "offer-table")
+
+    after = incident(base, server["admin"], "MG7-after", 1001, 300)
+    shoppers = [
+        d
+        for d in after["decisions"]
+        if d["segment"]["name"] == "duty-free-shopper" and not d["holdout"]
+    ]
+    assert shoppers, "no duty-free shopper among the first 300 customers"
+    for d in shoppers:
+        assert d["perk"]["id"] == "dutyfree-10", d
+        assert "rule shopper-5 matched: dutyfree-10" in d["reasons"], d["reasons"]
+
+    nav(page, "Perks")
+    shot(page, "perks")
+    nav(page, "Messages")
+    page.get_by_label("Perk").select_option("dutyfree-10")
+    expect(page.locator("#previews")).to_contain_text("9 折")
+    shot(page, "messages")
+
+
+def test_analyst_renames_a_segment_inline(page: Page, server: dict[str, str]) -> None:
+    base = server["base"]
+    sign_in(page, base, server["admin"])
+    nav(page, "Segments")
+    shot(page, "segments")
+    page.locator("a", has_text="seg-0001").first.click()
+    field = page.get_by_label("Description of segment occasional-flyer")
+    field.fill("flies now and then; described in the browser")
+    page.get_by_role("button", name="Save segment occasional-flyer").click()
+    expect(page.get_by_label("Description of segment occasional-flyer")).to_have_value(
+        "flies now and then; described in the browser"
+    )
+    shot(page, "segmentation")
+    page.reload()
+    expect(page.get_by_label("Description of segment occasional-flyer")).to_have_value(
+        "flies now and then; described in the browser"
+    )
+    page.get_by_role("link", name="Drift against the newest profiles").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Drift of seg-0001")
+    shot(page, "drift")
+
+
+def test_desk_drills_into_a_decision(page: Page, server: dict[str, str]) -> None:
+    base = server["base"]
+    incident(base, server["admin"], "MG8-drill", 2001, 20)
+    sign_in(page, base, server["admin"])
+    nav(page, "Incidents")
+    shot(page, "incidents")
+    page.get_by_role("link", name="MG8-drill").click()
+    page.get_by_label("Customer id").fill("c002001")
+    page.get_by_role("button", name="Show decision").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Customer c002001 in MG8-drill")
+    expect(page.locator("main")).to_contain_text("step 1: delay of 40 min")
+    shot(page, "decision")
+
+
+def test_phone_width_has_no_sideways_page_scroll(browser: Any, server: dict[str, str]) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    phone = context.new_page()
+    try:
+        sign_in(phone, server["base"], server["marketing"])
+        for path, name in (("/admin/offers/flight-delay/draft", "phone-draft"),
+                           ("/admin/messages", "phone-messages")):  # fmt: skip
+            phone.goto(server["base"] + path)
+            width = phone.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, f"{path} is {width}px wide on a 390px screen"
+            shot(phone, name)
+    finally:
+        context.close()
