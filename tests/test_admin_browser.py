@@ -222,3 +222,21 @@ def test_phone_width_has_no_sideways_page_scroll(browser: Any, server: dict[str,
             shot(phone, name)
     finally:
         context.close()
+
+
+def test_server_log_names_no_customer(server: dict[str, str]) -> None:
+    """After the flows above: the server's log holds no name, email or phone of anyone shown."""
+    import re
+
+    import polars as pl
+
+    root = Path(server["log"])
+    snapshot = sorted((root / "data" / "profiles").glob("snapshot-*.parquet"))[-1]
+    people = pl.read_parquet(snapshot, columns=["first_name", "email", "phone"]).head(2100)
+    log = (root / "server.log").read_text(encoding="utf-8")
+    assert "bootstrap" in log, "the server wrote no log"
+    for email, phone in people.select("email", "phone").iter_rows():
+        assert (email is None or email not in log) and (phone is None or phone not in log)
+    names = {n for n in people["first_name"].drop_nulls() if len(n) >= 4}
+    found = [n for n in names if re.search(rf"\b{re.escape(n)}\b", log)]
+    assert not found, found[:5]
