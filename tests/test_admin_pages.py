@@ -272,3 +272,31 @@ def test_message_previews_every_language_and_channel(marketer: TestClient[Any]) 
     assert marketer.get("/admin/perks", follow_redirects=False).headers["location"] == (
         "/admin/offers/flight-delay/perks"
     )
+
+
+def test_an_unchanged_grid_reads_back_as_the_same_table(marketer: TestClient[Any]) -> None:
+    for part in ("draft", "perks"):
+        form = _grid_form(marketer.get(f"/admin/offers/flight-delay/{part}").text)
+        checked = marketer.post(
+            f"/admin/offers/flight-delay/{part}", data=form | {"action": "check"}
+        )
+        assert checked.status_code == 200, checked.text
+        assert "No changes yet." in checked.text and "No errors found." in checked.text
+
+
+def test_promote_is_refused_when_it_drops_a_name_in_use(
+    client: TestClient[Any], runtime: Runtime, model: Any, population: Any
+) -> None:
+    from segmentation.model import train
+    from segmentation.registry import Registry
+
+    registry = Registry(runtime.settings.data_dir / "models")
+    registry.save(model)
+    registry.promote(model.card.version)
+    smaller = train(population.drop("latent_kind"), version="seg-0002", k=3, seed=7)
+    registry.save(smaller)
+    sign_in(client, make_key(runtime, "analyst"))
+    listing = client.get("/admin/segments")
+    refused = client.post("/admin/segments/seg-0002/promote", data={"_csrf": csrf(listing.text)})
+    assert refused.status_code == 409 and "cannot promote seg-0002" in refused.text
+    assert registry.active() == "seg-0001"
