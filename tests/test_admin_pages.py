@@ -40,6 +40,16 @@ def sign_in(client: TestClient[Any], key: str) -> None:
     assert answer.headers["location"] == "/admin"
 
 
+def active_registry(runtime: Runtime, model: Any) -> Any:
+    """The runtime's data folder with `model` saved and active, as the server has it."""
+    from segmentation.registry import Registry
+
+    registry = Registry(runtime.settings.data_dir / "models")
+    registry.save(model)
+    registry.promote(model.card.version)
+    return registry
+
+
 @pytest.fixture
 def client(runtime: Runtime) -> Iterator[TestClient[Any]]:
     with TestClient(app=create_app(runtime)) as client:
@@ -198,11 +208,8 @@ def test_segment_pages_rename_inline_and_refuse_a_used_name(
     client: TestClient[Any], runtime: Runtime, model: Any, population: Any
 ) -> None:
     from api.routes_segments import used_names
-    from segmentation.registry import Registry
 
-    registry = Registry(runtime.settings.data_dir / "models")
-    registry.save(model)
-    registry.promote(model.card.version)
+    registry = active_registry(runtime, model)
     profiles = runtime.settings.data_dir / "profiles"
     profiles.mkdir(parents=True, exist_ok=True)
     population.drop("latent_kind").write_parquet(profiles / "snapshot-0001.parquet")
@@ -288,11 +295,8 @@ def test_promote_is_refused_when_it_drops_a_name_in_use(
     client: TestClient[Any], runtime: Runtime, model: Any, population: Any
 ) -> None:
     from segmentation.model import train
-    from segmentation.registry import Registry
 
-    registry = Registry(runtime.settings.data_dir / "models")
-    registry.save(model)
-    registry.promote(model.card.version)
+    registry = active_registry(runtime, model)
     smaller = train(population.drop("latent_kind"), version="seg-0002", k=3, seed=7)
     registry.save(smaller)
     sign_in(client, make_key(runtime, "analyst"))

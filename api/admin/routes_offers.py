@@ -66,6 +66,12 @@ def tables(request: Request[Any, Any, Any]) -> Response[str]:
 @get("/offers/{name:str}", opt=MARKETING, include_in_schema=False, sync_to_thread=True)
 def table(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[str]:
     """The newest published version as a read-only grid, with history and rollback."""
+    return _table_page(request, name, flash=request.query_params.get("flash"))
+
+
+def _table_page(
+    request: Request[Any, Any, Any], name: str, status: int = 200, **extra: Any
+) -> Response[str]:
     _, store = _store(request)
     versions = store.versions(name)
     if not versions:
@@ -74,13 +80,20 @@ def table(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[str]
     return page(
         request,
         "offer_table.html.j2",
+        status,
         name=name,
         versions=versions,
         rules=grid_from_table(shown, "rule", 0),
         perks=grid_from_table(shown, "perk", 0),
         draft=store.draft(name),
-        flash=request.query_params.get("flash"),
+        **({"flash": None} | extra),
     )
+
+
+def _signed(request: Request[Any, Any, Any], runtime: Runtime) -> dict[str, Any]:
+    """Who publishes, when, and the checks: what every publish from a page passes along."""
+    session: Session = request.state.admin_session
+    return {"by": session.key.name, "now": datetime.now(UTC), "checks": table_checks(runtime)}
 
 
 def _editor(
@@ -188,19 +201,12 @@ async def discard(request: Request[Any, Any, Any], name: FromPath[str]) -> Respo
 def _publish(request: Request[Any, Any, Any], name: str, form: dict[str, str]) -> Response[Any]:
     """Publish the draft as the JSON route does; the engine switches at once."""
     runtime, store = _store(request)
-    session: Session = request.state.admin_session
     reason = form.get("reason", "").strip()
     if not reason or len(reason) > 2000:
         problem = "Say why, in a few words (at most 2,000 characters)."
         return _editor(request, name, "rule", 422, reason=reason, reason_errors=(problem,))
     try:
-        published = store.publish(
-            name,
-            by=session.key.name,
-            reason=reason,
-            now=datetime.now(UTC),
-            checks=table_checks(runtime),
-        )
+        published = store.publish(name, reason=reason, **_signed(request, runtime))
     except NotFound:
         problem = "There is no draft to publish: save one first."
         return _editor(request, name, "rule", 422, reason=reason, reason_errors=(problem,))
@@ -224,30 +230,13 @@ async def publish(request: Request[Any, Any, Any], name: FromPath[str]) -> Respo
 
 def _rollback(request: Request[Any, Any, Any], name: str, form: dict[str, str]) -> Response[Any]:
     runtime, store = _store(request)
-    session: Session = request.state.admin_session
     text = form.get("version", "")
+    reason = form.get("reason", "").strip()[:2000]
     try:
-        published = store.rollback(
-            name,
-            int(text) if text.isdigit() else 0,
-            by=session.key.name,
-            reason=form.get("reason", "").strip()[:2000],
-            now=datetime.now(UTC),
-            checks=table_checks(runtime),
-        )
+        version = int(text) if text.isdigit() else 0
+        published = store.rollback(name, version, reason=reason, **_signed(request, runtime))
     except (NotFound, PublishRefused, TableError) as exc:
-        return page(
-            request,
-            "offer_table.html.j2",
-            422,
-            name=name,
-            versions=store.versions(name),
-            rules=grid_from_table(store.table(name, "live"), "rule", 0),
-            perks=grid_from_table(store.table(name, "live"), "perk", 0),
-            draft=store.draft(name),
-            flash=None,
-            rollback_error=str(exc),
-        )
+        return _table_page(request, name, 422, rollback_error=str(exc))
     runtime.reload_table()
     version = published.info.version
     return see_other(f"/admin/offers/{name}?flash=Rolled+back:+v{version}+is+live+now.")
