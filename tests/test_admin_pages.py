@@ -304,3 +304,30 @@ def test_promote_is_refused_when_it_drops_a_name_in_use(
     refused = client.post("/admin/segments/seg-0002/promote", data={"_csrf": csrf(listing.text)})
     assert refused.status_code == 409 and "cannot promote seg-0002" in refused.text
     assert registry.active() == "seg-0001"
+
+
+def test_a_rule_moves_to_the_position_typed(marketer: TestClient[Any]) -> None:
+    """A new rule for road warriors only, moved above the rule that would shadow it."""
+    page = marketer.get("/admin/offers/flight-delay/draft").text
+    form = _grid_form(page)
+    rows = int(form["rule_rows"])
+    new = rows - 1
+    ids = [form[f"rule-{i}-id"] for i in range(rows - 1)]
+    lounge = ids.index("biz-lounge")
+    form |= {
+        f"rule-{new}-id": "warrior-meal",
+        f"rule-{new}-when.segment": "road-warrior",
+        f"rule-{new}-perk": "meal-12",
+        f"rule-{new}-position": str(lounge + 1),
+    }
+    shadowed = marketer.post(
+        "/admin/offers/flight-delay/draft",
+        data=form | {f"rule-{new}-position": str(rows), "action": "check"},
+    )
+    assert shadowed.status_code == 422 and "never fires" in shadowed.text
+    moved = marketer.post("/admin/offers/flight-delay/draft", data=form | {"action": "check"})
+    assert moved.status_code == 200, moved.text
+    order = re.findall(r'name="rule-\d+-id" value="([^"]*)"', moved.text)
+    assert order[lounge : lounge + 2] == ["warrior-meal", "biz-lounge"]
+    diff = moved.text.split('id="diff-h"')[1]
+    assert "added" in diff and "warrior-meal" in diff

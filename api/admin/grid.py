@@ -172,6 +172,16 @@ def _cell(column: str, text: str | None) -> str:
     return "" if column in ("fallback", "usable_now") and value == "false" else value
 
 
+def _position(text: str, was: int) -> tuple[float, int]:
+    """Sort key for a row's typed position: a row moved up goes before the one it names,
+    a row moved down after it, so "3" means "make this the third"."""
+    try:
+        wanted = float(text)
+    except ValueError:
+        return float(was), 0
+    return wanted, (wanted > was) - (wanted < was)
+
+
 def _column_name(text: str) -> str | None:
     name = text.strip()
     if not name:
@@ -186,11 +196,13 @@ def grid_from_form(form: Mapping[str, str], kind: Kind) -> Grid:
     if added is not None and added not in columns:
         columns.append(added)
     count = int(form.get(f"{kind}_rows", "0") or 0) if form.get(f"{kind}_rows", "").isdigit() else 0
-    rows = []
+    placed = []
     for i in range(min(count, 1000)):
         if form.get(f"{kind}-{i}-delete"):
             continue
-        rows.append(Row(values={c: _cell(c, form.get(f"{kind}-{i}-{c}")) for c in columns}))
+        row = Row(values={c: _cell(c, form.get(f"{kind}-{i}-{c}")) for c in columns})
+        placed.append((_position(form.get(f"{kind}-{i}-position", ""), i + 1), i, row))
+    rows = [row for _key, _i, row in sorted(placed, key=lambda p: (*p[0], p[1]))]
     if not rows or not rows[-1].blank:
         rows.append(Row(values=dict.fromkeys(columns, "")))
     return Grid(kind=kind, columns=_editable(columns), rows=rows)
