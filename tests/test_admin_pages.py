@@ -331,3 +331,23 @@ def test_a_rule_moves_to_the_position_typed(marketer: TestClient[Any]) -> None:
     assert order[lounge : lounge + 2] == ["warrior-meal", "biz-lounge"]
     diff = moved.text.split('id="diff-h"')[1]
     assert "added" in diff and "warrior-meal" in diff
+
+
+def test_every_admin_route_declares_who_may_see_it(runtime: Runtime) -> None:
+    """The session guard refuses a route without `opt["page"]`; none is left without one."""
+    app = create_app(runtime)
+    pages = [
+        (route.path, handler.opt.get("page"))
+        for route in app.routes
+        if route.path.startswith("/admin")
+        for handler in getattr(route, "route_handlers", [])
+        if handler.http_methods != {"OPTIONS"}  # litestar's own preflight answers
+    ]
+    assert len(pages) >= 20
+    assert all(
+        page in ("open", "any", "desk", "marketing", "analyst", "admin") for _, page in pages
+    )
+    assert {path for path, page in pages if page == "open"} == {
+        "/admin/login",
+        "/admin/static/{file_path:path}",
+    }
