@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import anyio.to_thread
@@ -20,7 +22,7 @@ from api.admin.session import (
 )
 from api.keys import LOCAL_ADMIN, KeyStore, is_loopback
 
-__all__ = ["handlers", "posted"]
+__all__ = ["form_work", "handlers", "posted"]
 
 
 async def posted(request: Request[Any, Any, Any]) -> dict[str, str]:
@@ -28,6 +30,15 @@ async def posted(request: Request[Any, Any, Any]) -> dict[str, str]:
     form = {k: str(v) for k, v in (await request.form()).items()}
     check_csrf(request.state.admin_session, form, request.headers)
     return form
+
+
+async def form_work(
+    request: Request[Any, Any, Any], work: Callable[..., Response[Any]], *args: str
+) -> Response[Any]:
+    """Check the posted form's CSRF token, then run `work(request, *args, form)` in a thread:
+    every page change calls blocking store functions."""
+    form = await posted(request)
+    return await anyio.to_thread.run_sync(partial(work, request, *args, form))
 
 
 def _safe_next(target: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, get_args
 
-import anyio.to_thread
 from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
@@ -18,7 +17,7 @@ from litestar.params import FromPath
 
 from api.admin.grid import Grid, Kind, grid_from_form, grid_from_table, table_from_grids
 from api.admin.render import page, see_other
-from api.admin.routes_auth import posted
+from api.admin.routes_auth import form_work
 from api.admin.session import Session
 from api.routes_offers import table_checks
 from api.runtime import Runtime
@@ -177,14 +176,12 @@ def _submit(
 
 @post("/offers/{name:str}/draft", opt=MARKETING, include_in_schema=False)
 async def save_rules(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[Any]:
-    form = await posted(request)
-    return await anyio.to_thread.run_sync(_submit, request, name, "rule", form)
+    return await form_work(request, _submit, name, "rule")
 
 
 @post("/offers/{name:str}/perks", opt=MARKETING, include_in_schema=False)
 async def save_perks(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[Any]:
-    form = await posted(request)
-    return await anyio.to_thread.run_sync(_submit, request, name, "perk", form)
+    return await form_work(request, _submit, name, "perk")
 
 
 def _discard(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[Any]:
@@ -194,8 +191,7 @@ def _discard(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[A
 
 @post("/offers/{name:str}/draft/discard", opt=MARKETING, include_in_schema=False)
 async def discard(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[Any]:
-    await posted(request)
-    return await anyio.to_thread.run_sync(_discard, request, name)
+    return await form_work(request, _discard, name)
 
 
 def _publish(request: Request[Any, Any, Any], name: str, form: dict[str, str]) -> Response[Any]:
@@ -224,8 +220,7 @@ def _publish(request: Request[Any, Any, Any], name: str, form: dict[str, str]) -
 
 @post("/offers/{name:str}/publish", opt=MARKETING, include_in_schema=False)
 async def publish(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[Any]:
-    form = await posted(request)
-    return await anyio.to_thread.run_sync(_publish, request, name, form)
+    return await form_work(request, _publish, name)
 
 
 def _rollback(request: Request[Any, Any, Any], name: str, form: dict[str, str]) -> Response[Any]:
@@ -244,8 +239,7 @@ def _rollback(request: Request[Any, Any, Any], name: str, form: dict[str, str]) 
 
 @post("/offers/{name:str}/rollback", opt=MARKETING, include_in_schema=False)
 async def rollback(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[Any]:
-    form = await posted(request)
-    return await anyio.to_thread.run_sync(_rollback, request, name, form)
+    return await form_work(request, _rollback, name)
 
 
 @get("/offers/{name:str}/simulate", opt=MARKETING, include_in_schema=False, sync_to_thread=True)

@@ -9,14 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
 from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
 from api.admin.render import page, see_other
-from api.admin.routes_auth import posted
+from api.admin.routes_auth import form_work
 from api.routes_segments import used_names
 from api.runtime import Runtime
 from segmentation.model import ModelCard
@@ -133,11 +132,10 @@ async def rename(
     request: Request[Any, Any, Any], version: FromPath[str], name: FromPath[str]
 ) -> Response[Any]:
     """Rename a segment or change its description; later versions carry the name over."""
-    form = await posted(request)
-    return await anyio.to_thread.run_sync(_rename, request, version, name, form)
+    return await form_work(request, _rename, version, name)
 
 
-def _promote(request: Request[Any, Any, Any], version: str) -> Response[Any]:
+def _promote(request: Request[Any, Any, Any], version: str, _form: dict[str, str]) -> Response[Any]:
     runtime, registry = _registry(request)
     try:
         registry.promote(version, used_names(runtime))
@@ -158,8 +156,7 @@ def _promote(request: Request[Any, Any, Any], version: str) -> Response[Any]:
 @post("/segments/{version:str}/promote", opt=ANALYST, include_in_schema=False)
 async def promote(request: Request[Any, Any, Any], version: FromPath[str]) -> Response[Any]:
     """Make a version active, unless it drops a segment name the offer table uses."""
-    await posted(request)
-    return await anyio.to_thread.run_sync(_promote, request, version)
+    return await form_work(request, _promote, version)
 
 
 @get("/segments/{version:str}/drift", opt=ANALYST, include_in_schema=False, sync_to_thread=True)
