@@ -184,6 +184,19 @@ def test_edit_check_save_publish_and_roll_back(marketer: TestClient[Any], runtim
     assert rule.perk == "dutyfree-10"
     table = marketer.get(done.headers["location"]).text
     assert "Published v2" in table and "shoppers: 10% from the first step" in table
+    assert "Discard the draft" not in table  # publishing used the draft up
+
+    marketer.post("/admin/offers/flight-delay/draft", data={**form, "action": "save"})
+    table = marketer.get("/admin/offers/flight-delay").text
+    assert "Discard the draft" in table
+    gone = marketer.post(
+        "/admin/offers/flight-delay/draft/discard",
+        data={"_csrf": csrf(table)},
+        follow_redirects=False,
+    )
+    assert gone.status_code == 303
+    table = marketer.get(gone.headers["location"]).text
+    assert "Draft discarded." in table and "Discard the draft" not in table
 
     back = marketer.post(
         "/admin/offers/flight-delay/rollback",

@@ -38,7 +38,7 @@ def _store(request: Request[Any, Any, Any]) -> tuple[Runtime, Store]:
     return runtime, Store(runtime.engine)
 
 
-def _base(store: Store, name: FromPath[str]) -> tuple[OfferTable, str]:
+def _base(store: Store, name: str) -> tuple[OfferTable, str]:
     """What the editor starts from: the draft if there is one, else the newest version."""
     draft = store.draft(name)
     if draft is not None:
@@ -50,7 +50,7 @@ def _base(store: Store, name: FromPath[str]) -> tuple[OfferTable, str]:
     return store.table(name, latest.info.version), f"a copy of v{latest.info.version}"
 
 
-def _latest_table(store: Store, name: FromPath[str]) -> OfferTable | None:
+def _latest_table(store: Store, name: str) -> OfferTable | None:
     latest = store.latest(name)
     return store.table(name, latest.info.version) if latest else None
 
@@ -184,7 +184,7 @@ async def save_perks(request: Request[Any, Any, Any], name: FromPath[str]) -> Re
     return await form_work(request, _submit, name, "perk")
 
 
-def _discard(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[Any]:
+def _discard(request: Request[Any, Any, Any], name: str, _form: dict[str, str]) -> Response[Any]:
     _store(request)[1].delete_draft(name)
     return see_other(f"/admin/offers/{name}?flash=Draft+discarded.")
 
