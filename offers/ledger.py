@@ -22,6 +22,7 @@ from offers.bulk import bulk_insert
 from offers.db import WRITE_LOCK
 from offers.engine import DECISION_COLUMNS, HISTORY_SCHEMA
 from offers.incidents import Incident
+from offers.lifecycle import insert_version
 from offers.policy import RECENT_SCHEMA
 from offers.schema import (
     decision_reasons,
@@ -476,27 +477,13 @@ class Ledger:
 
     def publish_table(self, name: str, body: str, by: str, reason: str, now: datetime) -> int:
         with self.writing() as tx:
-            latest = tx.conn.execute(
-                sa.select(sa.func.max(offer_tables.c.version)).where(offer_tables.c.name == name)
-            ).scalar()
-            version = (latest or 0) + 1
-            tx.conn.execute(
-                offer_tables.insert().values(
-                    name=name,
-                    version=version,
-                    body=body,
-                    published_at=now,
-                    published_by=by,
-                    reason=reason,
-                )
-            )
-        return version
+            return insert_version(tx.conn, name, body, by, reason, now)
 
     def published_table(self) -> tuple[str, int, str] | None:
         """(name, version, TOML body) of the newest published table, if any."""
         query = (
             sa.select(offer_tables.c.name, offer_tables.c.version, offer_tables.c.body)
-            .order_by(offer_tables.c.published_at.desc(), offer_tables.c.version.desc())
+            .order_by(offer_tables.c.seq.desc())
             .limit(1)
         )
         with self.reading() as tx:

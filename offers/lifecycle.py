@@ -132,11 +132,7 @@ class Store:
 
     def live(self) -> Version | None:
         """The version the engine uses: the newest published, whatever its name."""
-        query = (
-            sa.select(*_INFO, offer_tables.c.body)
-            .order_by(offer_tables.c.published_at.desc(), offer_tables.c.version.desc())
-            .limit(1)
-        )
+        query = sa.select(*_INFO, offer_tables.c.body).order_by(offer_tables.c.seq.desc()).limit(1)
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         return Version(info=_info(row), body=row.body) if row else None
@@ -275,20 +271,7 @@ class Store:
         self, name: str, body: str, by: str, reason: str, now: datetime, clear_draft: bool
     ) -> VersionInfo:
         with self.engine.begin() as conn:
-            latest = conn.execute(
-                sa.select(sa.func.max(offer_tables.c.version)).where(offer_tables.c.name == name)
-            ).scalar()
-            version = (latest or 0) + 1
-            conn.execute(
-                offer_tables.insert().values(
-                    name=name,
-                    version=version,
-                    body=body,
-                    published_at=now,
-                    published_by=by,
-                    reason=reason,
-                )
-            )
+            version = insert_version(conn, name, body, by, reason, now)
             if clear_draft:
                 conn.execute(
                     offer_table_drafts.delete().where(
@@ -306,6 +289,33 @@ class Store:
         old = self.version(name, version)
         why = f"rollback to v{version}" + (f": {reason}" if reason else "")
         return self.publish(name, by=by, reason=why, now=now, checks=checks, body=old.body)
+
+
+def insert_version(
+    conn: sa.Connection, name: str, body: str, by: str, reason: str, now: datetime
+) -> int:
+    """Add the next version of `name`, last in publication order; returns its number.
+
+    Two publishers racing for the same number or place collide on the keys and one
+    transaction fails, to be retried by the caller.
+    """
+    latest = conn.execute(
+        sa.select(sa.func.max(offer_tables.c.version)).where(offer_tables.c.name == name)
+    ).scalar()
+    last = conn.execute(sa.select(sa.func.max(offer_tables.c.seq))).scalar()
+    version = (latest or 0) + 1
+    conn.execute(
+        offer_tables.insert().values(
+            name=name,
+            version=version,
+            body=body,
+            published_at=now,
+            published_by=by,
+            reason=reason,
+            seq=(last or 0) + 1,
+        )
+    )
+    return version
 
 
 def _aware(at: datetime) -> datetime:

@@ -126,6 +126,10 @@ offer_tables = sa.Table(
     sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("published_by", sa.String(128), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
+    # Publication order across all names; the live table is the highest. Not published_at:
+    # that is the publisher's clock, and a clock running behind would hide a rollback.
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.UniqueConstraint("seq", name="uq_offer_tables_seq"),
 )
 
 #: Offer-table drafts: marketing's work in progress, one per table name, not yet live.

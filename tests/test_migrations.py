@@ -22,3 +22,34 @@ def test_migrations_match_the_declared_schema(db_url: str) -> None:
 def _alembic_own(diff: object) -> bool:
     """Alembic's version table is not part of the declared schema."""
     return "alembic_version" in repr(diff)
+
+
+def test_publication_order_is_carried_over_from_publish_times(db_url: str) -> None:
+    """Versions published before migration 0006 keep the order the engine saw them in."""
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from offers.db import MIGRATIONS
+    from offers.schema import offer_tables
+
+    engine = create_engine(db_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0005")
+        insert = sa.text(
+            "INSERT INTO offer_tables (name, version, body, published_at, published_by, reason)"
+            " VALUES (:n, :v, 'x', :at, 'ana', 'r')"
+        )
+        conn.execute(insert, {"n": "b", "v": 1, "at": "2026-11-23 09:00:00"})
+        conn.execute(insert, {"n": "a", "v": 1, "at": "2026-11-23 08:00:00"})
+        conn.execute(insert, {"n": "a", "v": 2, "at": "2026-11-23 10:00:00"})
+    upgrade(engine)
+    with engine.connect() as conn:
+        order = conn.execute(
+            sa.select(offer_tables.c.name, offer_tables.c.version).order_by(offer_tables.c.seq)
+        ).all()
+    engine.dispose()
+    assert [tuple(r) for r in order] == [("a", 1), ("b", 1), ("a", 2)]

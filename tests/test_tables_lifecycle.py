@@ -72,6 +72,23 @@ def test_draft_publish_versions_diff_rollback(store: Store, ledger: Ledger) -> N
     assert summary.live and summary.latest is not None and summary.latest.version == 3
 
 
+def test_the_last_publication_is_live_whatever_the_publishers_clock(
+    store: Store, ledger: Ledger
+) -> None:
+    """A rollback from a worker whose clock runs an hour behind still takes effect."""
+    table = load_default_table()
+    store.publish(table.name, by="ana", reason="launch", now=T0, checks=CHECKS, body=DEFAULT_BODY)
+    changed = dump_table(with_rule_perk(table, "biz-lounge", "meal-12"))
+    store.publish(table.name, by="bo", reason="b", now=T0, checks=CHECKS, body=changed)
+    back = store.rollback(
+        table.name, 1, by="cy", reason="oops", now=T0 - timedelta(hours=1), checks=CHECKS
+    )
+    assert back.info.version == 3
+    live = store.live()
+    assert live is not None and live.info.version == 3 and live.body == DEFAULT_BODY
+    assert ledger.published_table() == (table.name, 3, DEFAULT_BODY)
+
+
 def test_publish_with_errors_writes_nothing(store: Store) -> None:
     table = load_default_table()
     store.publish(table.name, by="ana", reason="launch", now=T0, checks=CHECKS, body=DEFAULT_BODY)
