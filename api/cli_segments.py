@@ -133,6 +133,8 @@ def _print_card(card: ModelCard, active: str | None) -> None:
         f"parent {card.parent or '-'}, created {card.created_at:%Y-%m-%d %H:%M} UTC"
     )
     console.print(f"data {card.data_fingerprint} from {card.source}")
+    if card.objectors:
+        console.print(f"left out {card.objectors:,} customers who objected to profiling")
     console.print("features: " + ", ".join(card.spec.outputs()))
     console.print(_segments_table(card))
     if card.vanished:

@@ -15,7 +15,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from segmentation.features import Source, matrix_batches, source_rows
+from segmentation.features import Source, matrix_batches, source_rows, without_objectors
 
 if TYPE_CHECKING:
     from segmentation.model import Segmentation
@@ -108,8 +108,9 @@ def measure_drift(
     """PSI per feature and of segment shares between the model's training data and `source`.
 
     Every row of `source` is binned and assigned in batches, so files larger than memory
-    work too.
+    work too. Customers who objected to profiling are left out, as they were in training.
     """
+    source = without_objectors(source)
     card = model.card
     if not card.baseline:
         raise ValueError(f"segmentation {card.version} has no drift baseline (retrain it)")

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from segmentation.profiles import OBJECTION_COLUMN, objection
 from segmentation.spec import (
     DEFAULT_FEATURES,
     DEFAULT_SPEC,
@@ -41,11 +42,12 @@ __all__ = [
     "resolve_spec",
     "sample_matrix",
     "source_rows",
+    "without_objectors",
 ]
 
 Matrix = npt.NDArray[np.float32]
-Source = pl.DataFrame | Path
-"""Profiles in memory, or a Parquet file (or glob) read lazily."""
+Source = pl.DataFrame | pl.LazyFrame | Path
+"""Profiles in memory, a lazy query, or a Parquet file (or glob) read lazily."""
 
 
 def as_spec(features: FeatureSpec | Sequence[Feature]) -> FeatureSpec:
@@ -53,6 +55,8 @@ def as_spec(features: FeatureSpec | Sequence[Feature]) -> FeatureSpec:
 
 
 def _frame(source: Source) -> pl.LazyFrame:
+    if isinstance(source, pl.LazyFrame):
+        return source
     return source.lazy() if isinstance(source, pl.DataFrame) else pl.scan_parquet(source)
 
 
@@ -64,6 +68,19 @@ def source_rows(source: Source) -> int:
     if isinstance(source, pl.DataFrame):
         return source.height
     return int(_frame(source).select(pl.len()).collect().item())
+
+
+def without_objectors(source: Source) -> Source:
+    """The rows a model may learn from: customers who objected to profiling are left out.
+
+    One filter over the whole source (lazy for files); a source without the column is
+    returned as it is, so plain Parquet files keep their streaming path.
+    """
+    schema = _schema(source)
+    if OBJECTION_COLUMN not in schema:
+        return source
+    keep = ~objection(schema)
+    return source.filter(keep) if isinstance(source, pl.DataFrame) else _frame(source).filter(keep)
 
 
 def resolve_spec(features: FeatureSpec | Sequence[Feature], source: Source) -> FeatureSpec:

@@ -32,16 +32,16 @@ from segmentation.features import (
     Feature,
     FeatureSpec,
     Matrix,
-    Source,
     check_dtypes,
     matrix_batches,
     resolve_spec,
     sample_matrix,
     source_rows,
+    without_objectors,
 )
 from segmentation.matching import MAX_DISTANCE, match_clusters, shared_space_distances
 from segmentation.naming import describe, name_clusters
-from segmentation.profiles import OBJECTION_COLUMN, UNSEGMENTED, UNSEGMENTED_DESCRIPTION
+from segmentation.profiles import UNSEGMENTED, UNSEGMENTED_DESCRIPTION, objection
 
 __all__ = ["Algorithm", "ModelCard", "SegmentInfo", "Segmentation", "fingerprint", "train"]
 
@@ -89,7 +89,8 @@ class ModelCard(msgspec.Struct, frozen=True, kw_only=True):
     spec: FeatureSpec
     algorithm: Algorithm = "kmeans"
     k: int
-    rows: int
+    rows: int  # profiles the model learned from and sized its segments on
+    objectors: int = 0  # profiles left out: the customer objected to profiling
     sample_rows: int
     data_fingerprint: str
     source: str
@@ -171,12 +172,8 @@ class Segmentation:
         descriptions = pl.Series(
             "segment_description", [s.description for s in by_cluster], dtype=pl.String
         )
-        objects = (
-            profiles[OBJECTION_COLUMN].cast(pl.Boolean).fill_null(False)
-            if OBJECTION_COLUMN in profiles.columns
-            else None
-        )
-        if objects is None or not objects.any():
+        objects = profiles.select(objection(profiles.schema)).to_series()
+        if not objects.any():
             clusters = pl.Series(self.predict_frame(profiles))
             # as expressions, so polars gathers the two columns in parallel
             return profiles.with_columns(
@@ -196,7 +193,7 @@ class Segmentation:
         return replace(self, card=card)
 
 
-def fingerprint(profiles: Source) -> str:
+def fingerprint(profiles: pl.DataFrame | Path) -> str:
     """A stable digest of the training data: row hashes of a frame, bytes of files."""
     digest = hashlib.sha256()
     if isinstance(profiles, pl.DataFrame):
@@ -305,7 +302,7 @@ def _naming_columns(f: Feature) -> list[str]:
 
 
 def train(
-    profiles: Source,
+    profiles: pl.DataFrame | Path,
     *,
     version: str,
     k: int | None = None,
@@ -324,29 +321,34 @@ def train(
     """Fit on a uniform sample of `profiles` (a frame or Parquet path); k by silhouette.
 
     With `parent` (normally the active version), clusters are matched to the parent's and
-    keep their names. The same data, spec and seed give the same model and names.
+    keep their names. The same data, spec and seed give the same model and names. Customers
+    who objected to profiling are left out of everything learned: the card counts them.
     """
     import sklearn
     from threadpoolctl import threadpool_limits
 
     from segmentation.estimators import centers, make_pipeline
 
+    if features is not None and spec is not None:
+        raise ValueError("give a spec or features, not both")
+    data = without_objectors(profiles)
+    rows = source_rows(data)
+    objectors = source_rows(profiles) - rows if data is not profiles else 0
     # Below PARALLEL_FROM rows one thread is faster: OpenMP start-up and spinning dominate.
-    with threadpool_limits(limits=1 if source_rows(profiles) < PARALLEL_FROM else None):
-        if features is not None and spec is not None:
-            raise ValueError("give a spec or features, not both")
+    with threadpool_limits(limits=1 if rows < PARALLEL_FROM else None):
         spec = resolve_spec(
-            spec or (FeatureSpec(features=list(features)) if features else DEFAULT_SPEC), profiles
+            spec or (FeatureSpec(features=list(features)) if features else DEFAULT_SPEC), data
         )
-        rows = source_rows(profiles)
         if rows < 10:
             raise ValueError(f"need at least 10 profiles to train, got {rows}")
+        if objectors:
+            progress(f"leaving out {objectors:,} customers who objected to profiling")
         progress(
             f"sampling {sample_rows:,} of {rows:,} profiles"
             if rows > sample_rows
             else f"reading {rows:,} profiles"
         )
-        sample = sample_matrix(profiles, spec, sample_rows, seed)
+        sample = sample_matrix(data, spec, sample_rows, seed)
         if k is None:
             k = _choose_k(sample, spec, algorithm, k_range, seed, progress)
         if not 1 <= k < len(sample):
@@ -363,7 +365,7 @@ def train(
         else:
             progress(f"assigning all {rows:,} profiles")
             sizes, done = np.zeros(k, dtype=np.int64), 0
-            for batch in matrix_batches(profiles, spec, batch_rows):
+            for batch in matrix_batches(data, spec, batch_rows):
                 sizes += np.bincount(pipeline.predict(batch), minlength=k)
                 done += len(batch)
                 if advance is not None:
@@ -376,6 +378,7 @@ def train(
             algorithm=algorithm,
             k=k,
             rows=rows,
+            objectors=objectors,
             sample_rows=len(sample),
             data_fingerprint=fingerprint(profiles),
             source="frame" if isinstance(profiles, pl.DataFrame) else str(Path(profiles)),

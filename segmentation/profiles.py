@@ -19,6 +19,7 @@ __all__ = [
     "UNSEGMENTED",
     "UNSEGMENTED_DESCRIPTION",
     "conform",
+    "objection",
 ]
 
 LANGUAGES: tuple[str, ...] = ("en", "zh-Hans", "zh-Hant")
@@ -40,6 +41,22 @@ PROTECTED_COLUMNS: frozenset[str] = frozenset(
 
 OBJECTION_COLUMN = "objects_to_profiling"
 """Optional boolean column: the customer objected to profiling (absent or null means no)."""
+
+_YES = ("true", "yes", "y", "1")
+
+
+def objection(schema: pl.Schema) -> pl.Expr:
+    """True where the customer objected to profiling; an absent column or a null means no.
+
+    Imports from CSV or Excel keep extra columns as text, so "true", "yes" and "1" count too.
+    """
+    if OBJECTION_COLUMN not in schema:
+        return pl.repeat(False, pl.len()).alias(OBJECTION_COLUMN)
+    column = pl.col(OBJECTION_COLUMN)
+    if schema[OBJECTION_COLUMN] == pl.String:
+        column = column.str.strip_chars().str.to_lowercase().is_in(_YES)
+    return column.cast(pl.Boolean).fill_null(False)
+
 
 UNSEGMENTED = "unsegmented"
 """Segment of customers who objected to profiling: never clustered, base offer only."""
