@@ -141,7 +141,9 @@ def create_app(runtime: Runtime) -> Litestar:
             {
                 "runtime": runtime,
                 "key_store": KeyStore(runtime.engine),
-                "rate_limiter": RateLimiter(limits.rate_per_second, limits.rate_burst),
+                "rate_limiter": RateLimiter(
+                    limits.rate_per_second, limits.rate_burst, limits.rate_file
+                ),
             }
         ),
         middleware=[audit_middleware, prometheus.middleware],

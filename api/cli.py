@@ -15,6 +15,7 @@ import msgspec
 from rich.console import Console
 from sqlalchemy.exc import DBAPIError
 
+from api.limits import RATE_FILE_ENV
 from api.settings import Settings
 
 console = Console()
@@ -85,6 +86,8 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     prepare_keys(settings, host, logging.getLogger("makegood").info)  # refuse before any work
     ensure_bootstrapped(settings)  # once, before workers start, so they never race to do it
     os.environ["MAKEGOOD_DATA"] = str(settings.data_dir)
+    # every worker (and any other server on this folder) draws on the same per-key buckets
+    os.environ[RATE_FILE_ENV] = str(settings.data_dir / ".ratelimit")
     if workers > 1:  # /metrics on any worker sums over all of them
         metrics = settings.data_dir / ".prometheus"
         shutil.rmtree(metrics, ignore_errors=True)

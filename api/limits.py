@@ -7,12 +7,14 @@ Defaults are generous for a service desk (an incident of 2,000,000 customer ids 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import msgspec
 
-__all__ = ["Limits"]
+__all__ = ["RATE_FILE_ENV", "Limits"]
 
 MiB = 1 << 20
+RATE_FILE_ENV = "MAKEGOOD_RATE_FILE"
 
 
 def _env(name: str, default: float) -> float:
@@ -26,9 +28,11 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     max_upload_bytes: int = 512 * MiB
     """Largest profile file upload (fixed when the app starts; MAKEGOOD_MAX_UPLOAD_BYTES)."""
     rate_per_second: float = 200.0
-    """Requests each key may make per second and worker, sustained (MAKEGOOD_RATE)."""
+    """Requests each key may make per second, sustained, on this host (MAKEGOOD_RATE)."""
     rate_burst: float = 400.0
     """Requests a key may make at once before the rate applies (MAKEGOOD_RATE_BURST)."""
+    rate_file: Path | None = None
+    """Buckets shared by every worker (`makegood serve` sets it); None: this process only."""
 
     @classmethod
     def from_env(cls) -> Limits:
@@ -38,4 +42,5 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             max_upload_bytes=int(_env("MAKEGOOD_MAX_UPLOAD_BYTES", defaults.max_upload_bytes)),
             rate_per_second=_env("MAKEGOOD_RATE", defaults.rate_per_second),
             rate_burst=_env("MAKEGOOD_RATE_BURST", defaults.rate_burst),
+            rate_file=Path(shared) if (shared := os.environ.get(RATE_FILE_ENV)) else None,
         )

@@ -1,32 +1,127 @@
-"""Per-key token buckets: a burst allowance refilled at a steady rate, in each worker.
+"""Per-key token buckets: a burst allowance refilled at a steady rate, shared by workers.
 
-Buckets live in process memory: with N workers a key may reach N times the rate in total,
-which keeps the check free of any database round trip.
+`makegood serve` gives every worker one small memory-mapped file of buckets (in the data
+folder), so a key gets its rate in total however many workers serve it, and the check
+costs a file lock, never a database write. Without that file (tests, one embedded app)
+buckets live in process memory.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import mmap
+import os
+import struct
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
-__all__ = ["RateLimiter"]
+__all__ = ["RateLimiter", "SharedBuckets"]
+
+_SLOT = struct.Struct("<Qdd")  # key hash (0: empty), tokens, last refill (CLOCK_MONOTONIC)
+SLOTS = 4096
+PROBE = 32  # slots searched from a key's home before the stalest one is reused
+
+
+class _MemoryBuckets:
+    """Buckets of this process only."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        yield
+
+    def get(self, key: str) -> tuple[float, float] | None:
+        return self._buckets.get(key)
+
+    def put(self, key: str, tokens: float, last: float) -> None:
+        self._buckets[key] = (tokens, last)
+
+
+class SharedBuckets:
+    """Buckets in a memory-mapped file that every process on this host opening it shares.
+
+    A fixed table of slots, found by a hash of the key, read and written under `flock`.
+    The file is created once and never truncated, so a process that maps it never faults.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_size < SLOTS * _SLOT.size:
+                os.ftruncate(fd, SLOTS * _SLOT.size)
+            self._map = mmap.mmap(fd, SLOTS * _SLOT.size)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _hash(key: str) -> int:
+        return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest()) or 1
+
+    def _slot(self, key: str) -> tuple[int, bool]:
+        """The slot holding `key`, else an empty one, else the least recently used nearby."""
+        wanted, home = self._hash(key), self._hash(key) % SLOTS
+        stalest, oldest = home, float("inf")
+        for i in range(PROBE):
+            slot = (home + i) % SLOTS
+            hashed, _tokens, last = _SLOT.unpack_from(self._map, slot * _SLOT.size)
+            if hashed == wanted:
+                return slot, True
+            if hashed == 0:
+                return slot, False
+            if last < oldest:
+                stalest, oldest = slot, last
+        return stalest, False
+
+    def get(self, key: str) -> tuple[float, float] | None:
+        slot, found = self._slot(key)
+        if not found:
+            return None
+        _hashed, tokens, last = _SLOT.unpack_from(self._map, slot * _SLOT.size)
+        return tokens, last
+
+    def put(self, key: str, tokens: float, last: float) -> None:
+        slot, _found = self._slot(key)
+        _SLOT.pack_into(self._map, slot * _SLOT.size, self._hash(key), tokens, last)
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self._fd)
 
 
 class RateLimiter:
-    def __init__(self, per_second: float, burst: float) -> None:
+    def __init__(self, per_second: float, burst: float, shared: Path | None = None) -> None:
         self.per_second = per_second
         self.burst = max(burst, 1.0)
-        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, last refill)
-        self._lock = threading.Lock()
+        self._buckets = SharedBuckets(shared) if shared is not None else _MemoryBuckets()
+        self._lock = threading.Lock()  # flock does not exclude threads of one process
 
     def allow(self, key: str, now: float | None = None) -> bool:
         """Take one token for `key`; False when its bucket is empty."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            tokens, last = self._buckets.get(key, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.per_second)
+        with self._lock, self._buckets.locked():
+            now = time.monotonic() if now is None else now  # read under the lock: in order
+            tokens, last = self._buckets.get(key) or (self.burst, now)
+            if last > now + 1.0:  # written before this host booted: start afresh
+                tokens, last = self.burst, now
+            tokens = min(self.burst, tokens + max(now - last, 0.0) * self.per_second)
             allowed = tokens >= 1.0
-            self._buckets[key] = (tokens - 1.0 if allowed else tokens, now)
+            self._buckets.put(key, tokens - 1.0 if allowed else tokens, now)
             return allowed
 
     def retry_after(self) -> int:

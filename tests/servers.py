@@ -22,13 +22,14 @@ def free_port() -> int:
 
 
 def start(
-    env: dict[str, str], log: Path, timeout: float = 180.0
+    env: dict[str, str], log: Path, timeout: float = 180.0, workers: int = 1
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start a server and wait until /readyz answers; the log keeps its output."""
     port = free_port()
+    serve = ["serve", "--port", str(port), "--workers", str(workers)]
     with log.open("a") as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "api.cli", *serve],
             cwd=ROOT,
             env=env,
             stdout=sink,
