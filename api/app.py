@@ -26,6 +26,7 @@ from api import (
 from api.admin import admin_router
 from api.audit import audit_middleware
 from api.auth import require_key
+from api.datadir import write_failure
 from api.keys import KeyStore
 from api.metrics import MetricsController, prometheus_config
 from api.ratelimit import RateLimiter
@@ -102,14 +103,33 @@ def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response
     return Response({"status_code": status, "detail": detail, "extra": extra}, status_code=status)
 
 
-def _database_down(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """The database is unreachable or busy: retry later, the server itself carries on."""
-    log.warning("database unavailable: %s", type(exc).__name__)
+def _database_down(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """The database is unreachable, busy or cannot be written: retry later; the server stays up.
+
+    A refused write rolled its whole transaction back, so nothing of the call was recorded.
+    """
+    reason = write_failure(exc)
+    if reason is None:
+        log.warning("database unavailable: %s", type(exc).__name__)
+        detail = "database unavailable, retry shortly"
+    else:
+        folder = request.app.state.runtime.settings.data_dir
+        log.warning("data folder %s cannot be written: %s", folder, reason)
+        detail = (
+            f"cannot write to the data folder ({reason}): it is read-only or full; "
+            "nothing was recorded, retry once an operator has fixed it"
+        )
     return Response(
-        {"status_code": 503, "detail": "database unavailable, retry shortly"},
-        status_code=503,
-        headers={"Retry-After": "5"},
+        {"status_code": 503, "detail": detail}, status_code=503, headers={"Retry-After": "5"}
     )
+
+
+def _os_error(request: Request[Any, Any, Any], exc: OSError) -> Response[Any]:
+    """Files the data folder refuses (profiles, models) are a 503 naming why; others a 500."""
+    if write_failure(exc) is not None:
+        return _database_down(request, exc)
+    # anything else is a bug: a plain 500, whose traceback litestar logs
+    return Response({"status_code": 500, "detail": "Internal Server Error"}, status_code=500)
 
 
 def _too_large(request: Request[Any, Any, Any], _exc: RequestEntityTooLarge) -> Response[Any]:
@@ -156,6 +176,7 @@ def create_app(runtime: Runtime) -> Litestar:
             OperationalError: _database_down,
             InterfaceError: _database_down,
             sqlite3.OperationalError: _database_down,  # bulk writes use the driver directly
+            OSError: _os_error,
         },
         openapi_config=OpenAPIConfig(
             title="makegood",

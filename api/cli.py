@@ -15,6 +15,7 @@ import msgspec
 from rich.console import Console
 from sqlalchemy.exc import DBAPIError
 
+from api.datadir import check_writable, write_failure
 from api.limits import RATE_FILE_ENV
 from api.settings import Settings
 
@@ -29,12 +30,23 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except DBAPIError as exc:  # e.g. a read-only or full data folder, a database down
-            raise click.ClickException(f"database: {exc.orig}") from exc
-        except sqlite3.Error as exc:  # bulk writes go through the driver directly
-            raise click.ClickException(f"database: {exc}") from exc
+        except (DBAPIError, sqlite3.Error) as exc:  # a read-only or full folder, a database down
+            # bulk writes go through the sqlite3 driver directly, the rest through SQLAlchemy
+            message = f"database: {exc.orig if isinstance(exc, DBAPIError) else exc}"
+            raise click.ClickException(message + _folder_hint(ctx, exc)) from exc
         except (ValueError, LookupError, OSError, RuntimeError, msgspec.MsgspecError) as exc:
-            raise click.ClickException(str(exc) or type(exc).__name__) from exc
+            message = str(exc) or type(exc).__name__
+            raise click.ClickException(message + _folder_hint(ctx, exc)) from exc
+
+
+def _folder_hint(ctx: click.Context, exc: Exception) -> str:
+    """Names the data folder when the file system refused a write to it."""
+    settings = ctx.obj
+    if write_failure(exc) is None or not isinstance(settings, Settings):
+        return ""
+    if settings.database_url is not None and isinstance(exc, (DBAPIError, sqlite3.Error)):
+        return ""
+    return f" (is the data folder {settings.data_dir} read-only or full?)"
 
 
 @click.group(cls=_Group)
@@ -82,6 +94,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     from api.logs import log_config
     from api.runtime import ensure_bootstrapped
 
+    check_writable(settings)  # not at the first incident, and not once per worker
     logging.config.dictConfig(log_config())
     prepare_keys(settings, host, logging.getLogger("makegood").info)  # refuse before any work
     ensure_bootstrapped(settings)  # once, before workers start, so they never race to do it

@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +23,21 @@ def free_port() -> int:
 
 
 def start(
-    env: dict[str, str], log: Path, timeout: float = 180.0, workers: int = 1
+    env: dict[str, str],
+    log: Path,
+    timeout: float = 180.0,
+    workers: int = 1,
+    prefix: Sequence[str] = (),
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start a server and wait until /readyz answers; the log keeps its output."""
+    """Start a server and wait until /readyz answers; the log keeps its output.
+
+    `prefix` runs it through another command first, e.g. `setpriv` to drop root.
+    """
     port = free_port()
     serve = ["serve", "--port", str(port), "--workers", str(workers)]
     with log.open("a") as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", *serve],
+            [*prefix, sys.executable, "-m", "api.cli", *serve],
             cwd=ROOT,
             env=env,
             stdout=sink,
