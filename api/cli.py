@@ -6,6 +6,7 @@ import logging
 import logging.config
 import os
 import shutil
+import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,9 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     prepare_keys(settings, host, logging.getLogger("makegood").info)  # refuse before any work
     ensure_bootstrapped(settings)  # once, before workers start, so they never race to do it
     os.environ["MAKEGOOD_DATA"] = str(settings.data_dir)
-    # every worker (and any other server on this folder) draws on the same per-key buckets
-    os.environ[RATE_FILE_ENV] = str(settings.data_dir / ".ratelimit")
+    # every worker (and any other server on this folder and host) draws on the same buckets;
+    # hosts sharing the folder over the network keep a file each, never one mapping
+    os.environ[RATE_FILE_ENV] = str(settings.data_dir / f".ratelimit-{socket.gethostname()}")
     if workers > 1:  # /metrics on any worker sums over all of them
         metrics = settings.data_dir / ".prometheus"
         shutil.rmtree(metrics, ignore_errors=True)
