@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.settings import Settings
+from segmentation.profiles import OBJECTION_COLUMN
 
 if TYPE_CHECKING:
     from offers.tables import OfferTable
@@ -147,7 +148,7 @@ def _read_profiles(path: Path, model: Segmentation, limit: int = 1_000_000) -> p
     """The columns a report needs (features and protected ones), at most `limit` rows."""
     frame = pl.scan_parquet(path)
     names = frame.collect_schema().names()
-    wanted = set(model.card.spec.columns()) | model.card.spec.protected_columns()
+    wanted = {*model.card.spec.columns(), *model.card.spec.protected_columns(), OBJECTION_COLUMN}
     columns = [c for c in names if c in wanted]
     rows = frame.select(pl.len()).collect().item()
     profiles = frame.select(columns).collect()

@@ -19,6 +19,7 @@ import polars as pl
 from segmentation.drift import FLAG_ABOVE, DriftReport
 from segmentation.features import feature_matrix
 from segmentation.model import Segmentation
+from segmentation.profiles import objection
 
 __all__ = ["PALETTE", "diverging", "render_report", "write_report"]
 
@@ -262,7 +263,11 @@ def render_report(
     points: int = 3_000,
     seed: int = 0,
 ) -> str:
-    """The HTML page for `model`, with `profiles` for the scatter and protected split."""
+    """The HTML page for `model`, with `profiles` for the scatter and protected split.
+
+    Customers who objected to profiling are not drawn or counted, as in training.
+    """
+    profiles = profiles.filter(~objection(profiles.schema))
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,

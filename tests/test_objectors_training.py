@@ -6,6 +6,7 @@ centroid (or take a cluster) of their own, so equal centroids prove they were le
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from api.runtime import Runtime
 from segmentation.drift import measure_drift
 from segmentation.model import ModelCard, Segmentation, train
 from segmentation.registry import Registry
+from segmentation.report import render_report
 from tests.test_segments_http import _train
 
 OBJECTORS = 60
@@ -118,3 +120,13 @@ def test_http_training_leaves_objectors_out_and_drift_ignores_them(
     # drift over the same snapshot: the objectors are not measured, so nothing has moved
     report = measure_drift(model, snapshot)
     assert report.rows == reference.rows and not report.flagged
+
+
+def test_the_segment_report_neither_draws_nor_counts_objectors(
+    model: Segmentation, population: pl.DataFrame
+) -> None:
+    def page(profiles: pl.DataFrame) -> str:
+        html = render_report(model, profiles, points=500)
+        return re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "", html)
+
+    assert page(_with_objectors(population)) == page(population.drop("latent_kind"))
