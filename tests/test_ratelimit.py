@@ -77,6 +77,7 @@ def test_two_workers_accept_one_rate_per_key_in_total(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+    by_worker = accepted_by_worker(tmp_path / "data" / ".prometheus", "/v1/perks")  # all counted
     assert len(by_worker) == 2, by_worker  # both workers answered, from one bucket
     accepted = codes.count(200)
     assert set(codes) == {200, 429}, codes
