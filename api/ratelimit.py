@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["RateLimiter", "SharedBuckets"]
+__all__ = ["RateLimiter"]
 
 _SLOT = struct.Struct("<Qdd")  # key hash (0: empty), tokens, last refill (CLOCK_MONOTONIC)
 SLOTS = 4096
@@ -43,7 +43,7 @@ class _MemoryBuckets:
         self._buckets[key] = (tokens, last)
 
 
-class SharedBuckets:
+class _SharedBuckets:
     """Buckets in a memory-mapped file that every process on this host opening it shares.
 
     A fixed table of slots, found by a hash of the key, read and written under `flock`.
@@ -76,7 +76,8 @@ class SharedBuckets:
 
     def _slot(self, key: str) -> tuple[int, bool]:
         """The slot holding `key`, else an empty one, else the least recently used nearby."""
-        wanted, home = self._hash(key), self._hash(key) % SLOTS
+        wanted = self._hash(key)
+        home = wanted % SLOTS
         stalest, oldest = home, float("inf")
         for i in range(PROBE):
             slot = (home + i) % SLOTS
@@ -100,16 +101,12 @@ class SharedBuckets:
         slot, _found = self._slot(key)
         _SLOT.pack_into(self._map, slot * _SLOT.size, self._hash(key), tokens, last)
 
-    def close(self) -> None:
-        self._map.close()
-        os.close(self._fd)
-
 
 class RateLimiter:
     def __init__(self, per_second: float, burst: float, shared: Path | None = None) -> None:
         self.per_second = per_second
         self.burst = max(burst, 1.0)
-        self._buckets = SharedBuckets(shared) if shared is not None else _MemoryBuckets()
+        self._buckets = _SharedBuckets(shared) if shared is not None else _MemoryBuckets()
         self._lock = threading.Lock()  # flock does not exclude threads of one process
 
     def allow(self, key: str, now: float | None = None) -> bool:
