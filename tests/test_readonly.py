@@ -82,9 +82,9 @@ def read_only(
     data = bootstrapped.with_name(f"data-{request.param}")
     shutil.copytree(bootstrapped, data)
     prefix = NOBODY if request.param == "not-owner" else _mounted_read_only(data)
-    if not _works(prefix):
-        pytest.skip(f"cannot run {prefix[0]} here (needs root; the venv readable by nobody)")
     try:
+        if not _works(prefix):
+            pytest.skip(f"cannot run {prefix[0]} here (needs root; the venv readable by nobody)")
         yield data, prefix
     finally:
         shutil.rmtree(data)
@@ -138,6 +138,8 @@ def test_a_write_to_a_read_only_folder_is_one_error_and_the_ledger_stays_whole(
 def test_a_folder_made_read_only_while_serving_is_a_503_never_a_500(
     bootstrapped: Path, tmp_path: Path
 ) -> None:
+    if not _works(NOBODY):
+        pytest.skip("cannot run setpriv here (needs root; the venv readable by nobody)")
     data = bootstrapped.with_name("data-serving")
     shutil.copytree(bootstrapped, data)
     shutil.chown(data, "nobody", "nogroup")
