@@ -188,14 +188,17 @@ def apply_update(
         planned = _schedule(tx, fresh, customers, now, parts.contact)
         spent = tx.spent(incident.incident_id)
     progress("done", 1.0)
-    if before == 0 and issued == fresh.height:
-        # Under the incident's lock nothing else wrote this step: the ledger holds exactly
-        # the fresh decisions, so there is nothing to read back.
-        decided = _with_followups(fresh, planned).sort("customer_id")
-        load: Callable[[], pl.DataFrame] = lambda: decided  # noqa: E731
-    else:
-        ledger, incident_id = parts.ledger, incident.incident_id
-        load = lambda: ledger.decisions(incident_id, step=step)  # noqa: E731
+    ledger, incident_id = parts.ledger, incident.incident_id
+    only_fresh = before == 0 and issued == fresh.height
+
+    def load() -> pl.DataFrame:
+        if only_fresh:
+            # Under the incident's lock nothing else wrote this step: the ledger holds
+            # exactly the fresh decisions, so there is nothing to read back (and a job
+            # that only reports counts never joins the follow-ups on).
+            return _with_followups(fresh, planned).sort("customer_id")
+        return ledger.decisions(incident_id, step=step)
+
     return Outcome(
         incident.incident_id,
         step,

@@ -28,6 +28,7 @@ incident_customers = sa.Table(
     metadata,
     sa.Column("incident_id", sa.String(128), primary_key=True),
     sa.Column("customer_id", sa.String(64), primary_key=True),
+    sqlite_with_rowid=False,  # the key is the whole row: one B-tree, not two
 )
 
 #: One row per (incident, step, customer): the ledger's exactly-once key.

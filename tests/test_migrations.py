@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -53,3 +55,14 @@ def test_publication_order_is_carried_over_from_publish_times(db_url: str) -> No
         ).all()
     engine.dispose()
     assert [tuple(r) for r in order] == [("a", 1), ("b", 1), ("a", 2)]
+
+
+def test_sqlite_keeps_incident_customers_in_their_key(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path}/ledger.db")
+    upgrade(engine)
+    with engine.connect() as conn:
+        sql = conn.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE name = 'incident_customers'"
+        ).scalar()
+    engine.dispose()
+    assert "WITHOUT ROWID" in str(sql) and "PRIMARY KEY (incident_id, customer_id)" in str(sql)
