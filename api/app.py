@@ -164,6 +164,11 @@ def create_app(runtime: Runtime) -> Litestar:
                 "rate_limiter": RateLimiter(
                     limits.rate_per_second, limits.rate_burst, limits.rate_file
                 ),
+                "failed_keys": RateLimiter(
+                    limits.failed_keys_per_minute / 60,
+                    limits.failed_keys_per_minute,
+                    limits.failed_keys_file,
+                ),
             }
         ),
         middleware=[audit_middleware, prometheus.middleware],

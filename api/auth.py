@@ -64,6 +64,23 @@ def presented_key(headers: Any) -> str | None:
     return str(key).strip() or None if key else None
 
 
+async def checked_key(connection: ASGIConnection[Any, Any, Any, Any], key: str) -> KeyInfo | None:
+    """`key`'s record when valid, else None. Each wrong secret of a real key costs a slow
+    hash: an address that keeps sending them gets 429 before any more are spent on it."""
+    client = connection.client.host if connection.client else "unknown"
+    failures: RateLimiter = connection.app.state.failed_keys
+    if failures.exhausted(client):
+        raise TooManyRequestsException(
+            "too many wrong secrets from this address; retry shortly",
+            headers={"Retry-After": str(failures.retry_after())},
+        )
+    store: KeyStore = connection.app.state.key_store
+    info, hashed = await anyio.to_thread.run_sync(store.check, key)
+    if hashed:
+        failures.allow(client)  # one token per slow hash spent in vain
+    return info
+
+
 async def require_key(connection: ASGIConnection[Any, Any, Any, Any], handler: Any) -> None:
     """401 without a valid key, 403 when its role may not call this route."""
     if "page" in handler.opt:  # admin pages: their session guard decides (api/admin)
@@ -78,8 +95,7 @@ async def require_key(connection: ASGIConnection[Any, Any, Any, Any], handler: A
             "API key required: send 'Authorization: Bearer <key>' or 'X-API-Key'",
             headers=challenge,
         )
-    store: KeyStore = connection.app.state.key_store
-    info: KeyInfo | None = await anyio.to_thread.run_sync(store.verify, key)
+    info = await checked_key(connection, key)
     if info is None:
         raise NotAuthorizedException("API key unknown or revoked", headers=challenge)
     client = connection.client.host if connection.client else None

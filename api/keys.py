@@ -168,9 +168,13 @@ class KeyStore:
 
     def verify(self, key: str) -> KeyInfo | None:
         """The key's record when it is valid and not revoked, else None."""
+        return self.check(key)[0]
+
+    def check(self, key: str) -> tuple[KeyInfo | None, bool]:
+        """`verify`, and whether a slow hash was spent on a wrong secret of a real key."""
         parsed = _split(key)
         if parsed is None:
-            return None
+            return None, False
         key_id, secret = parsed
         query = sa.select(api_keys).where(api_keys.c.id == key_id)
         with self.engine.connect() as conn:
@@ -178,20 +182,20 @@ class KeyStore:
         if row is None or row.revoked_at is not None:
             with self._lock:
                 self._cache.pop(key, None)
-            return None
+            return None, False
         now = time.monotonic()
         with self._lock:
             cached = self._cache.get(key)
         if cached is not None and now - cached[1] < self.cache_seconds:
-            return cached[0]
+            return cached[0], False
         if not hmac.compare_digest(_hash(secret, row.salt), row.hash):
-            return None
+            return None, True
         info = _info(row)
         with self._lock:
             if len(self._cache) > 10_000:  # many distinct keys: start over rather than grow
                 self._cache.clear()
             self._cache[key] = (info, now)
-        return info
+        return info, False
 
 
 def write_local_key(path: Path, key: str) -> None:

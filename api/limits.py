@@ -33,6 +33,14 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     """Requests a key may make at once before the rate applies (MAKEGOOD_RATE_BURST)."""
     rate_file: Path | None = None
     """Buckets shared by every worker (`makegood serve` sets it); None: this process only."""
+    failed_keys_per_minute: float = 30.0
+    """Wrong secrets of real keys one client address may send per minute, after a burst of
+    as many, before it gets 429s: each costs a slow hash (MAKEGOOD_FAILED_KEYS_PER_MINUTE)."""
+
+    @property
+    def failed_keys_file(self) -> Path | None:
+        """Where workers share the failed-key buckets, beside the request buckets."""
+        return self.rate_file.with_name(self.rate_file.name + "-auth") if self.rate_file else None
 
     @classmethod
     def from_env(cls) -> Limits:
@@ -43,4 +51,7 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             rate_per_second=_env("MAKEGOOD_RATE", defaults.rate_per_second),
             rate_burst=_env("MAKEGOOD_RATE_BURST", defaults.rate_burst),
             rate_file=Path(shared) if (shared := os.environ.get(RATE_FILE_ENV)) else None,
+            failed_keys_per_minute=_env(
+                "MAKEGOOD_FAILED_KEYS_PER_MINUTE", defaults.failed_keys_per_minute
+            ),
         )

@@ -121,6 +121,15 @@ class RateLimiter:
             self._buckets.put(key, tokens - 1.0 if allowed else tokens, now)
             return allowed
 
+    def exhausted(self, key: str, now: float | None = None) -> bool:
+        """Whether `key`'s bucket is empty, without taking a token."""
+        with self._lock, self._buckets.locked():
+            now = time.monotonic() if now is None else now
+            tokens, last = self._buckets.get(key) or (self.burst, now)
+            if last > now + 1.0:
+                return False
+            return min(self.burst, tokens + max(now - last, 0.0) * self.per_second) < 1.0
+
     def retry_after(self) -> int:
         """Whole seconds until one token is back."""
         return max(1, int(1 / self.per_second + 0.999)) if self.per_second > 0 else 60

@@ -9,6 +9,7 @@ from typing import Any
 
 import anyio.to_thread
 from litestar import Request, Response, get, post
+from litestar.exceptions import TooManyRequestsException
 from litestar.handlers import HTTPRouteHandler
 
 from api.admin.render import page, see_other
@@ -20,6 +21,7 @@ from api.admin.session import (
     check_login_csrf,
     cookie_value,
 )
+from api.auth import checked_key
 from api.keys import LOCAL_ADMIN, KeyStore, is_loopback
 
 __all__ = ["form_work", "handlers", "posted"]
@@ -85,7 +87,12 @@ async def login(request: Request[Any, Any, Any]) -> Response[Any]:
     check_login_csrf(form, request.cookies)
     key = form.get("key", "").strip()
     store: KeyStore = request.app.state.key_store
-    info = await anyio.to_thread.run_sync(store.verify, key) if key else None
+    try:
+        info = await checked_key(request, key) if key else None
+    except TooManyRequestsException as exc:
+        response = _login_page(request, 429, (str(exc.detail),))
+        response.headers.update(exc.headers or {})
+        return response
     client = request.client.host if request.client else None
     if info is not None and info.name == LOCAL_ADMIN and not is_loopback(client):
         info = None
