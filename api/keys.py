@@ -21,7 +21,7 @@ from typing import Any, Literal, get_args
 import msgspec
 import sqlalchemy as sa
 
-from offers.schema import api_keys
+from offers.schema import api_keys, ended_sessions
 
 __all__ = [
     "LOCAL_ADMIN",
@@ -152,6 +152,21 @@ class KeyStore:
             for k in self.all()
             if k.revoked_at is None and (include_local or k.name != LOCAL_ADMIN)
         ]
+
+    def end_session(self, nonce: str, key_id: str, expires_at: datetime) -> None:
+        """Refuse this admin session from now on, in every worker; forget ended ones that
+        have expired anyway."""
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            conn.execute(ended_sessions.delete().where(ended_sessions.c.expires_at < now))
+            conn.execute(
+                ended_sessions.insert().values(nonce=nonce, key_id=key_id, expires_at=expires_at)
+            )
+
+    def session_ended(self, nonce: str) -> bool:
+        query = sa.select(ended_sessions.c.nonce).where(ended_sessions.c.nonce == nonce)
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
 
     def session_secret(self, key_id: str) -> tuple[KeyInfo, bytes] | None:
         """A live key's record and a server-only secret to sign its browser sessions with.

@@ -157,6 +157,16 @@ api_keys = sa.Table(
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
 )
 
+#: Admin-page sessions signed out before they expired: their cookies are refused by every
+#: worker, also where a copy of the cookie survived. Rows past `expires_at` can go.
+ended_sessions = sa.Table(
+    "ended_sessions",
+    metadata,
+    sa.Column("nonce", sa.String(32), primary_key=True),
+    sa.Column("key_id", sa.String(16), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 #: Every change made through the API by marketing, analysts and admins: who, what, when.
 audit_log = sa.Table(
     "audit_log",

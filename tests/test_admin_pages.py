@@ -62,7 +62,7 @@ def marketer(client: TestClient[Any], runtime: Runtime) -> TestClient[Any]:
     return client
 
 
-def test_login_sets_a_strict_httponly_cookie_and_logout_clears_it(
+def test_login_sets_a_strict_httponly_cookie_and_logout_ends_it_everywhere(
     client: TestClient[Any], runtime: Runtime
 ) -> None:
     assert (
@@ -81,8 +81,14 @@ def test_login_sets_a_strict_httponly_cookie_and_logout_clears_it(
     assert key not in cookie
     home = client.get("/admin")
     assert home.status_code == 200 and "Offer tables" in home.text and "Segments" not in home.text
+    copied = client.cookies["mg_admin"]
+    client.cookies.clear()
+    client.cookies.set("mg_admin", copied, path="/admin")  # how a copy would be presented
+    assert client.get("/admin", follow_redirects=False).status_code == 200
     out = client.post("/admin/logout", data={"_csrf": csrf(home.text)}, follow_redirects=False)
     assert out.status_code == 303
+    assert client.get("/admin", follow_redirects=False).status_code == 303
+    client.cookies.set("mg_admin", copied, path="/admin")  # a copy kept elsewhere
     assert client.get("/admin", follow_redirects=False).status_code == 303
 
 

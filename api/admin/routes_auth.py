@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -116,8 +117,12 @@ async def login(request: Request[Any, Any, Any]) -> Response[Any]:
 
 @post("/logout", opt={"page": "any"}, include_in_schema=False)
 async def logout(request: Request[Any, Any, Any]) -> Response[Any]:
-    """Forget the session cookie in this browser."""
+    """End the session everywhere (a copied cookie too), and forget it in this browser."""
     await posted(request)
+    session = request.state.admin_session
+    store: KeyStore = request.app.state.key_store
+    until = datetime.fromtimestamp(session.expires, UTC)
+    await anyio.to_thread.run_sync(store.end_session, session.nonce, session.key.id, until)
     response = see_other("/admin/login?out=1")
     response.delete_cookie(COOKIE, path="/admin")
     return response

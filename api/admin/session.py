@@ -55,6 +55,8 @@ class Forbidden(PermissionDeniedException):
 class Session(msgspec.Struct, frozen=True, kw_only=True):
     key: KeyInfo
     csrf: str
+    nonce: str
+    expires: int
 
     def may(self, role: str) -> bool:
         return allows(self.key.role, role)  # type: ignore[arg-type]
@@ -82,7 +84,9 @@ def _open(store: KeyStore, value: str) -> Session | None:
     info, secret = found
     if not hmac.compare_digest(mac, _mac(secret, "session", key_id, expires, nonce)):
         return None
-    return Session(key=info, csrf=_mac(secret, "csrf", nonce))
+    if store.session_ended(nonce):  # signed out: a copy of the cookie is no good either
+        return None
+    return Session(key=info, csrf=_mac(secret, "csrf", nonce), nonce=nonce, expires=int(expires))
 
 
 async def require_session(connection: ASGIConnection[Any, Any, Any, Any], handler: Any) -> None:
