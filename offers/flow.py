@@ -186,7 +186,7 @@ def apply_update(
         issued = tx.record(fresh, now)
         fresh = fresh.drop("reason_id")
         planned = _schedule(tx, fresh, customers, now, parts.contact)
-        spent = tx.spent(incident.incident_id)
+        spent += float(fresh["charged_cost"].fill_null(0.0).sum())  # under the lock: exact
     progress("done", 1.0)
     ledger, incident_id = parts.ledger, incident.incident_id
     only_fresh = before == 0 and issued == fresh.height
@@ -317,8 +317,9 @@ def _schedule(
     incident_id = fresh["incident_id"][0] if fresh.height else ""
     busy = tx.followup_customers(incident_id, now - timedelta(days=policy.window_days))
     eligible = (
-        fresh.filter((pl.col("message_kind") == "apology") & pl.col("channel").is_not_null())
-        .select("incident_id", "customer_id", "step", "channel", "language")
+        fresh.select("incident_id", "customer_id", "step", "channel", "language", "message_kind")
+        .filter((pl.col("message_kind") == "apology") & pl.col("channel").is_not_null())
+        .drop("message_kind")
         .join(customers.select("customer_id", "timezone", "consent_marketing"), on="customer_id")
         .filter("consent_marketing")
         .join(busy, on="customer_id", how="anti")
