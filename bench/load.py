@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,13 +30,11 @@ import httpx
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import start  # noqa: E402
+
 POSTGRES = os.environ.get("MAKEGOOD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _rss_mib(pids: list[int]) -> float:
@@ -73,31 +70,15 @@ def main() -> None:
         "MAKEGOOD_DATA": str(data),
         "MAKEGOOD_DATABASE_URL": f"{POSTGRES}?options=-csearch_path%3D{schema}",
     }
-    port = _port()
-    log = (data / "server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.5)
-        key = (data / "local-admin.key").read_text().strip()
-        print(run(base, key, args.seconds, args.rate, server.pid))
+        server, base = start(env, data / "server.log", workers=2)
+        try:
+            key = (data / "local-admin.key").read_text().strip()
+            print(run(base, key, args.seconds, args.rate, server.pid))
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
     finally:
-        server.terminate()
-        server.wait(timeout=60)
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()

@@ -21,7 +21,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,18 +32,15 @@ import httpx
 import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import start  # noqa: E402
 
 _LUA = """wrk.method = "POST"
 wrk.body = [[{body}]]
 wrk.headers["content-type"] = "application/json"
 wrk.headers["authorization"] = "Bearer {key}"
 """
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wrk(url: str, seconds: int, script: Path | None = None) -> tuple[float, int]:
@@ -94,26 +90,8 @@ def http_section(seconds: int = 10, rate: float = 500.0) -> None:
     data = Path(tempfile.mkdtemp(prefix="makegood-http-"))
     env = {k: v for k, v in os.environ.items() if k != "MAKEGOOD_DATABASE_URL"}
     env["MAKEGOOD_DATA"] = str(data)
-    port = _port()
-    base = f"http://127.0.0.1:{port}"
-    with (data / "server.log").open("w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    server, base = start(env, data / "server.log")
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.5)
         key = (data / "local-admin.key").read_text().strip()
         snapshot = sorted((data / "profiles").glob("snapshot-*.parquet"))[-1]
         customer = pl.read_parquet(snapshot, columns=["customer_id"])["customer_id"][0]
