@@ -2,7 +2,9 @@
 
 An ASGI middleware notes who (the key's name and role), what (method and path), when, the
 status, and the live offer table and segmentation before and after: the state a change to
-the offers or segments moves. Service-desk calls are recorded in the ledger itself.
+the offers or segments moves. Service-desk calls are recorded in the ledger itself; a POST
+that changes nothing (a preview, a validation, a simulation) declares `opt["changes"] =
+False` and is not recorded.
 """
 
 from __future__ import annotations
@@ -58,7 +60,9 @@ def audit_middleware(app: ASGIApp) -> ASGIApp:
     """Wrap `app` so that audited changes are written once the response has started."""
 
     async def middleware(scope: Any, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _CHANGES:
+        handler = scope.get("route_handler")
+        reads_only = handler is not None and handler.opt.get("changes") is False
+        if scope["type"] != "http" or scope["method"] not in _CHANGES or reads_only:
             await app(scope, receive, send)
             return
         before = _state(scope)

@@ -83,7 +83,7 @@ def _ref(text: str) -> Ref:
     tags=["offers"],
     operation_id="simulateOfferTable",
     status_code=HTTP_200_OK,
-    opt={"role": "marketing"},
+    opt={"role": "marketing", "changes": False},
 )
 def simulate_table(
     state: State,

@@ -286,7 +286,7 @@ def list_decisions(
 
 @post(
     "/v1/decisions/preview",
-    opt={"role": "desk"},
+    opt={"role": "desk", "changes": False},
     sync_to_thread=True,
     tags=["incidents"],
     status_code=HTTP_200_OK,

@@ -247,7 +247,7 @@ def put_draft(
 
 @post(
     "/v1/offer-tables/{name:str}/validate",
-    opt={"role": "marketing"},
+    opt={"role": "marketing", "changes": False},
     sync_to_thread=True,
     tags=["offers"],
     operation_id="validateOfferTable",
@@ -366,7 +366,7 @@ def list_messages(state: State) -> MessagesOut:
 
 @post(
     "/v1/messages/preview",
-    opt={"role": "marketing"},
+    opt={"role": "marketing", "changes": False},
     sync_to_thread=True,
     tags=["offers"],
     operation_id="previewMessage",

@@ -81,6 +81,12 @@ def test_changes_by_marketing_are_audited_desk_calls_are_not(runtime: Runtime) -
             "customers": ids,
         }
         assert client.post("/v1/incidents", json=incident, headers=desk).status_code == 201
+        # POSTs that change nothing are not changes, whoever sends them
+        facts = {k: v for k, v in incident.items() if k not in ("incident_id", "customers")}
+        look = {**facts, "customer_id": ids[0]}
+        assert client.post("/v1/decisions/preview", json=look, headers=admin).status_code == 200
+        checked = client.post("/v1/offer-tables/flight-delay/validate?version=live", headers=mei)
+        assert checked.status_code == 200, checked.text
         entries = client.get("/v1/audit", headers=admin).json()
     assert [(e["key_name"], e["method"], e["path"]) for e in entries] == [
         ("mei", "POST", "/v1/offer-tables/flight-delay/publish"),
