@@ -37,12 +37,13 @@ from api.wire import (
     JobStatus,
     PreviewRequest,
     StepSummary,
+    decision_out,
     decision_rows,
     decisions_out,
     patch_facts,
 )
 from offers import jobs
-from offers.flow import Outcome, UnknownCustomers, apply_update, preview
+from offers.flow import Outcome, UnknownCustomers, apply_update
 from offers.incidents import FLIGHT_KINDS, FactsError, Incident
 
 log = logging.getLogger("makegood")
@@ -295,16 +296,16 @@ def list_decisions(
 def preview_decision(state: State, data: JSONBody[PreviewRequest]) -> DecisionOut:
     """What one customer would get for these facts now; nothing recorded, no cap moved."""
     runtime: Runtime = state.runtime
-    mine = preview(
+    mine = runtime.previews(
         runtime.parts(), data.incident(), data.customer_id, datetime.now(UTC), data.budget
     )
-    if mine.is_empty():
+    if mine is None:
         raise ClientException(
             f"facts.delay_minutes: below the noticeability threshold "
             f"({runtime.policy.notice_minutes} min): nothing would be sent",
             status_code=422,
         )
-    return decisions_out(mine.tail(1))[0]
+    return decision_out(mine)
 
 
 @get(

@@ -24,6 +24,7 @@ from offers.incidents import EscalationPolicy
 from offers.learning import LearningSource
 from offers.ledger import Ledger
 from offers.messages import MessageBook, load_default_book
+from offers.preview import Previews
 from offers.tables import DEFAULTS, OfferTable, parse_table
 from segmentation.book import ProfileBook
 from segmentation.model import Segmentation
@@ -100,6 +101,8 @@ class Runtime:
     table_version: tuple[str, int] = ("", 0)
     #: feedback posteriors for the engine's exploration; None: no learning
     learning: LearningSource | None = None
+    #: preview decisions remembered by situation (see offers.preview)
+    previews: Previews = field(default_factory=Previews)
     _table: OfferTable | None = None
 
     _checked_at: float = 0.0
@@ -133,6 +136,7 @@ class Runtime:
             book=self.messages,
             policy=self.policy,
             learning=self.learning,
+            profile=self.book.one,
         )
 
     def ready(self) -> bool:

@@ -235,6 +235,48 @@ def decisions_out(frame: pl.DataFrame) -> list[DecisionOut]:
     return msgspec.convert(decision_rows(frame), list[DecisionOut])
 
 
+def decision_out(row: dict[str, Any]) -> DecisionOut:
+    """One flat decision row (a ledger row as a dict) -> the decision shape, as
+    `decision_rows` builds it for whole frames; for a single answer, without a frame."""
+    message = None
+    if row["text"] is not None:
+        message = {
+            "channel": row["channel"],
+            "language": row["language"],
+            "text": row["text"],
+            "kind": row["message_kind"],
+        }
+    perk = None
+    if row["perk_id"] is not None:
+        perk = {
+            "id": row["perk_id"],
+            "title": row["perk_title"],
+            "value": row["perk_value"],
+            "cost": row["perk_cost"],
+            "currency": row["currency"],
+            "code": row["perk_code"],
+            "valid_until": row["valid_until"],
+            "charged": row["charged_cost"],
+            "replaces": row["replaces"],
+        }
+    shaped = {
+        "decision_id": f"{row['incident_id']}:{row['step']}:{row['customer_id']}",
+        "customer_id": row["customer_id"],
+        "incident_id": row["incident_id"],
+        "step": row["step"],
+        "segment": {"name": row["segment"], "description": row["segment_description"]},
+        "message": message,
+        "perk": perk,
+        "entitlements": msgspec.json.decode(row["entitlements"] or "[]"),
+        "followups": row["followups"],
+        "reasons": msgspec.json.decode(row["reasons"] or "[]"),
+        "propensity": row["propensity"],
+        "holdout": bool(row["holdout"]),
+        "needs_human": bool(row["needs_human"]),
+    }
+    return msgspec.convert(shaped, DecisionOut)
+
+
 class PreviewRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One customer and an incident's facts; the incident may exist (history counts) or not."""
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -99,6 +100,11 @@ class StepContext:
     value: ValuePolicy = field(default_factory=ValuePolicy)
     #: perk id -> how many more may be given at the incident's airport today
     stock_left: dict[str, int] = field(default_factory=dict)
+
+
+def perk_code(length: int = 8) -> str:
+    """One code, as `perk_codes` makes them, without building a column."""
+    return "".join(_CODE_ALPHABET[b & 31] for b in os.urandom(length))
 
 
 def perk_codes(n: int, length: int = 8) -> pl.Series:
@@ -216,6 +222,10 @@ def _stock(frame: pl.DataFrame, stock_left: dict[str, int]) -> pl.Series:
     return ranked.select(ok.alias("in_stock")).to_series()
 
 
+#: Columns every step adds to the facts (see `_fact_columns`).
+_STEP_FACTS = ("incident_id", "kind", "step", "delay_minutes", "subject", "airport")
+
+
 def _fact_columns(incident: Incident, step: int) -> dict[str, pl.Expr]:
     """Incident facts as literal columns, so rules can name them like profile columns."""
     facts = msgspec.structs.asdict(incident.facts)
@@ -232,6 +242,18 @@ def _fact_columns(incident: Incident, step: int) -> dict[str, pl.Expr]:
     return columns
 
 
+def profile_columns(table: OfferTable, available: Sequence[str], incident: Incident) -> list[str]:
+    """The profile columns a decision reads: the engine's own and those the rules name
+    (an incident fact of the same name wins over a profile column)."""
+    rule_columns = sorted({c for r in table.rules for c in r.when})
+    facts = {*msgspec.structs.asdict(incident.facts), *_STEP_FACTS}
+    return [
+        c
+        for c in dict.fromkeys([*_ENGINE_COLUMNS, *rule_columns])
+        if c in available and c not in facts
+    ]
+
+
 def decide(
     customers: pl.DataFrame,
     history: pl.DataFrame,
@@ -243,13 +265,8 @@ def decide(
     """Decisions for `ctx.step` for customers not yet decided at this step or a later one."""
     incident, step, policy = ctx.incident, ctx.step, ctx.policy
     perks = perk_frame(table)
-    rule_columns = {c for r in table.rules for c in r.when}
     facts = _fact_columns(incident, step)
-    wanted = [
-        c
-        for c in dict.fromkeys([*_ENGINE_COLUMNS, *sorted(rule_columns)])
-        if c in customers.columns and c not in facts
-    ]
+    wanted = profile_columns(table, customers.columns, incident)
     if "_id_hash" in customers.columns:
         wanted.append("_id_hash")
     frame = customers.select(wanted)

@@ -87,6 +87,8 @@ class Parts:
     entitlements: Callable[[Incident], tuple[list[dict[str, Any]], str | None]] = entitlements
     #: Posteriors for exploring interchangeable perks (offers.learning.LearningSource).
     learning: Callable[[datetime], Learning | None] | None = None
+    #: One segmented profile by id, in O(1) (ProfileBook.one); previews use it.
+    profile: Callable[[str], dict[str, Any] | None] | None = None
 
     def escalation(self, kind: str) -> EscalationPolicy:
         """`policy` for flight delays; each other kind has its own default rhythm."""
@@ -153,7 +155,7 @@ def apply_update(
         progress(f"loading {len(affected):,} profiles", 0.1)
         customers = parts.select_profiles(affected)
         table = parts.table()
-        ctx = _context(parts, tx, table, incident, step, now, (owed, note), budget, spent)
+        ctx = step_context(parts, tx, table, incident, step, now, (owed, note), budget, spent)
         since = now - timedelta(days=parts.contact.window_days)
         progress(f"deciding step {step} for {customers.height:,} customers", 0.25)
         fresh = decide(
@@ -210,53 +212,7 @@ def apply_update(
     )
 
 
-def preview(
-    parts: Parts,
-    incident: Incident,
-    customer_id: str,
-    now: datetime,
-    budget: float | None = None,
-) -> pl.DataFrame:
-    """What one customer would get for these facts now; nothing is written.
-
-    Reads only that customer's rows and the incident's totals, so a preview costs the same
-    in a million-customer incident as in a new one. The customer is decided alone: the
-    budget left is theirs to take, where a real update shares it by value per cost. A
-    customer already decided at this step sees the stored decision.
-    """
-    if parts.unknown_profiles([customer_id]):
-        raise UnknownCustomers([customer_id])
-    step = parts.escalation(incident.kind).step(incident.facts.delay_minutes)
-    owed = parts.entitlements(incident)
-    if step == 0:
-        return pl.DataFrame(schema={**DECISION_SCHEMA, "followups": FOLLOWUP_LIST})
-    with parts.ledger.reading() as tx:
-        stored = tx.incident(incident.incident_id)
-        spent = tx.spent(incident.incident_id) if stored else 0.0
-        if budget is None and stored:
-            budget = stored["budget"]
-        table = parts.table()
-        ctx = _context(parts, tx, table, incident, step, now, owed, budget, spent)
-        since = now - timedelta(days=parts.contact.window_days)
-        history = tx.history(incident.incident_id, customer_id)
-        if history.filter(pl.col("step") >= step).height:
-            return tx.decisions(incident.incident_id, customer_id=customer_id)
-        fresh = decide(
-            parts.select_profiles([customer_id]),
-            history,
-            tx.recent_of(customer_id, incident.incident_id, since),
-            ctx,
-            table,
-            parts.book,
-        )
-    return (
-        fresh.cast(DECISION_SCHEMA)  # type: ignore[arg-type]
-        .drop("reason_id")
-        .with_columns(followups=pl.lit([], dtype=FOLLOWUP_LIST))
-    )
-
-
-def _context(
+def step_context(
     parts: Parts,
     tx: Tx,
     table: OfferTable,

@@ -100,6 +100,29 @@ def with_words(query: sa.Select[Any]) -> sa.Select[Any]:
     ).select_from(joined)
 
 
+def _one_customer() -> sa.CompoundSelect[Any]:
+    """One customer's rows in an incident (True) and in others since a time (False)."""
+    d = decisions.c
+    columns = (d.step, d.incident_id, d.perk_id, d.charged_cost)
+    customer = sa.bindparam("customer", type_=d.customer_id.type)
+    incident = sa.bindparam("incident", type_=d.incident_id.type)
+    return sa.union_all(
+        sa.select(sa.literal(True), *columns).where(
+            d.customer_id == customer, d.incident_id == incident
+        ),
+        sa.select(sa.literal(False), *columns).where(
+            d.customer_id == customer,
+            d.created_at >= sa.bindparam("since", type_=d.created_at.type),
+            d.incident_id != incident,
+        ),
+    )
+
+
+# Built once: a preview runs them on every call, and building costs more than running.
+_ONE_CUSTOMER = _one_customer()
+_BUDGET = sa.select(incidents.c.budget).where(incidents.c.incident_id == sa.bindparam("incident"))
+
+
 class Tx:
     """One transaction on the ledger; every read and write of an update goes through it."""
 
@@ -238,6 +261,22 @@ class Tx:
             decisions.c.incident_id != incident_id,
         )
         return self._plain(query, RECENT_SCHEMA)
+
+    def one_customer(
+        self, incident_id: str, customer_id: str, since: datetime
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """`history(incident_id, customer_id)` and `recent_of` as plain rows, in one read of
+        the customer index: all a preview needs to know of one customer's past."""
+        params = {"incident": incident_id, "customer": customer_id, "since": since}
+        rows = self.conn.execute(_ONE_CUSTOMER, params).all()
+        history = [(customer_id, r[1], r[3], r[4]) for r in rows if r[0]]
+        recent = [(customer_id, r[2], r[3]) for r in rows if not r[0]]
+        return history, recent
+
+    def budget(self, incident_id: str) -> tuple[bool, float | None]:
+        """Whether the incident exists, and its budget."""
+        row = self.conn.execute(_BUDGET, {"incident": incident_id}).first()
+        return (False, None) if row is None else (True, row[0])
 
     def recent(self, incident_id: str, since: datetime) -> pl.DataFrame:
         """This incident's customers' decisions in other incidents since `since`.

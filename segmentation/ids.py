@@ -62,3 +62,29 @@ def unit_interval(ids: pl.Series, salt: str = "", hashes: pl.Series | None = Non
     with np.errstate(over="ignore"):
         mixed = mix(base ^ salt_hash)
     return (mixed >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+_MASK = (1 << 64) - 1
+
+
+def _fnv1a_one(text: str) -> int:
+    h = int(_OFFSET)
+    for byte in text.encode("utf-8"):
+        if byte:  # as the columnar version, which reads NUL as padding
+            h = ((h ^ byte) * int(_PRIME)) & _MASK
+    return h
+
+
+def _mix_one(h: int) -> int:
+    h ^= h >> 33
+    h = (h * 0xFF51AFD7ED558CCD) & _MASK
+    h ^= h >> 33
+    h = (h * 0xC4CEB9FE1A85EC53) & _MASK
+    return h ^ (h >> 33)
+
+
+def unit_value(customer_id: str, salt: str = "") -> float:
+    """`unit_interval` of one id, in plain Python: a single customer costs microseconds,
+    where building a one-row column costs a hundred times more."""
+    mixed = _mix_one(_mix_one(_fnv1a_one(customer_id)) ^ _mix_one(_fnv1a_one(salt)))
+    return (mixed >> 11) / float(1 << 53)

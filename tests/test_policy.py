@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from api.runtime import Runtime
 from offers.allocation import allocate
@@ -174,6 +176,18 @@ def test_stable_hash_matches_reference_values_and_spreads_sequential_ids() -> No
     assert 0.03 < float((u < 0.05).mean()) < 0.07
     ids = pl.Series([f"c{i:06d}" for i in range(1, 2001)])
     assert (unit_interval(ids, "MG123", id_hash(ids)) == u).all()
+
+
+_ASCII = st.text(st.characters(codec="ascii", exclude_characters="\x00"), max_size=12)
+
+
+@given(st.lists(_ASCII), _ASCII)
+def test_one_id_hashes_as_a_column_of_ids(ids: list[str], salt: str) -> None:
+    """A preview hashes its one customer in plain Python; the holdout must not differ."""
+    from segmentation.ids import unit_interval, unit_value
+
+    column = unit_interval(pl.Series(ids, dtype=pl.String), salt)
+    assert [unit_value(i, salt) for i in ids] == column.tolist()
 
 
 def test_value_band_keeps_everyone_in_the_same_band(runtime: Runtime) -> None:
