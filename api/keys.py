@@ -1,8 +1,9 @@
 """API keys: a secret shown once, only a salted scrypt hash kept; revocation is one column.
 
 A key reads `mg_<id>_<secret>`: the id finds the row in O(1), then scrypt checks the secret.
-Successful checks are cached for a few seconds, keyed by the whole key, but `revoked_at` is
-read again on every use, so a revocation by any process takes effect on the next request.
+A verified key is remembered by its whole text, so the slow hash is spent once per key and
+process, but its row (`revoked_at`) is read again on every use: a revocation by any process
+takes effect on the next request.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import ipaddress
 import os
 import secrets
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -40,7 +40,6 @@ LOCAL_ADMIN = "local-admin"
 """Name of the key generated for a server that has none; it only ever serves loopback."""
 
 _PREFIX = "mg"
-_CACHE_SECONDS = 5.0
 # scrypt at n=2**14, r=8, p=1: about 16 MiB and tens of milliseconds per check
 _N, _R, _P = 2**14, 8, 1
 
@@ -96,10 +95,11 @@ def _info(row: sa.Row[tuple[object, ...]]) -> KeyInfo:
 class KeyStore:
     """Keys in the ledger database (SQLite or PostgreSQL), shared by every worker."""
 
-    def __init__(self, engine: sa.Engine, cache_seconds: float = _CACHE_SECONDS) -> None:
+    def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        self.cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[KeyInfo, float]] = {}
+        #: keys whose secret was verified, by the whole key: a right secret stays right, so
+        #: only revocation (read on every use) can end an entry
+        self._cache: dict[str, KeyInfo] = {}
         self._lock = threading.Lock()
 
     def create(self, name: str, role: Role, now: datetime) -> tuple[KeyInfo, str]:
@@ -142,7 +142,7 @@ class KeyStore:
         if row is None:
             raise LookupError(f"no key {key_id!r}")
         with self._lock:
-            self._cache = {k: v for k, v in self._cache.items() if v[0].id != key_id}
+            self._cache = {k: v for k, v in self._cache.items() if v.id != key_id}
         return _info(row)
 
     def active(self, *, include_local: bool = True) -> list[KeyInfo]:
@@ -187,30 +187,45 @@ class KeyStore:
 
     def check(self, key: str) -> tuple[KeyInfo | None, bool]:
         """`verify`, and whether a slow hash was spent on a wrong secret of a real key."""
+        found = self._check(key, slow=True)
+        assert found is not None
+        return found
+
+    def remembered(self, key: str) -> tuple[KeyInfo | None, bool] | None:
+        """`check` where it needs no slow hash (an unknown or revoked key, or one verified
+        before: only its row is read again), else None. Cheap enough for the event loop;
+        the rest goes to a thread."""
+        return self._check(key, slow=False)
+
+    def _check(self, key: str, slow: bool) -> tuple[KeyInfo | None, bool] | None:
         parsed = _split(key)
         if parsed is None:
             return None, False
         key_id, secret = parsed
-        query = sa.select(api_keys).where(api_keys.c.id == key_id)
         with self.engine.connect() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(_BY_ID, {"id": key_id}).first()
         if row is None or row.revoked_at is not None:
             with self._lock:
                 self._cache.pop(key, None)
             return None, False
-        now = time.monotonic()
         with self._lock:
             cached = self._cache.get(key)
-        if cached is not None and now - cached[1] < self.cache_seconds:
-            return cached[0], False
+        if cached is not None:
+            return cached, False
+        if not slow:
+            return None
         if not hmac.compare_digest(_hash(secret, row.salt), row.hash):
             return None, True
         info = _info(row)
         with self._lock:
             if len(self._cache) > 10_000:  # many distinct keys: start over rather than grow
                 self._cache.clear()
-            self._cache[key] = (info, now)
+            self._cache[key] = info
         return info, False
+
+
+#: Built once: every request with a key runs it.
+_BY_ID = sa.select(api_keys).where(api_keys.c.id == sa.bindparam("id", type_=api_keys.c.id.type))
 
 
 def write_local_key(path: Path, key: str) -> None:

@@ -151,8 +151,10 @@ class LearningSource:
     def __call__(self, now: datetime) -> Learning:
         clock = time.monotonic()
         if self._cached is None or clock - self._read_at > self.ttl:
-            self._cached = load_learning(self.ledger, now, self.config, self.seed)
-            self._read_at = clock
+            fresh = load_learning(self.ledger, now, self.config, self.seed)
+            if self._cached is None or not fresh.posteriors.equals(self._cached.posteriors):
+                self._cached = fresh  # unchanged posteriors keep their object: what previews
+            self._read_at = clock  # remember stays valid until feedback moves them
         return self._cached
 
 

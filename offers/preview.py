@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -70,6 +70,20 @@ class Previews:
         The customer is decided alone: the budget left is theirs to take, where a real
         update shares it by value per cost.
         """
+        found = self.look(parts, incident, customer_id, now, budget)
+        return found() if callable(found) else found
+
+    def look(
+        self,
+        parts: Parts,
+        incident: Incident,
+        customer_id: str,
+        now: datetime,
+        budget: float | None = None,
+    ) -> dict[str, Any] | Callable[[], dict[str, Any]] | None:
+        """`__call__` where the answer is cheap (a remembered situation: two indexed reads
+        and a lookup); otherwise a function that asks the engine or the ledger, for the
+        caller to run where slow work belongs (the HTTP layer: a worker thread)."""
         profile = _profile(parts, customer_id)
         if profile is None:
             raise UnknownCustomers([customer_id])
@@ -78,14 +92,16 @@ class Previews:
             return None
         owed = parts.entitlements(incident)
         since = now - timedelta(days=parts.contact.window_days)
-        with parts.ledger.reading() as tx:
-            exists, stored_budget = tx.budget(incident.incident_id)
+        incident_id, ledger = incident.incident_id, parts.ledger
+        with ledger.reading() as tx:
+            exists, stored_budget = tx.budget(incident_id)
             budget = stored_budget if budget is None else budget
-            spent = tx.spent(incident.incident_id) if exists and budget is not None else 0.0
-            history, recent = tx.one_customer(incident.incident_id, customer_id, since)
+            spent = tx.spent(incident_id) if exists and budget is not None else 0.0
+            history, recent = tx.one_customer(incident_id, customer_id, since)
             if any(row[1] >= step for row in history):
-                found = tx.decisions(incident.incident_id, customer_id=customer_id)
-                return found.tail(1).to_dicts()[0]
+                return lambda: (
+                    ledger.decisions(incident_id, customer_id=customer_id).tail(1).to_dicts()[0]
+                )
             table = parts.table()
             ctx = step_context(parts, tx, table, incident, step, now, owed, budget, spent)
         self._keep_for(table, parts, ctx)
@@ -95,15 +111,24 @@ class Previews:
             if shell is not None:
                 self._memo.move_to_end(key)
                 self.hits += 1
-        if shell is None:
+        first_name = profile.get("first_name")
+        if shell is not None:
+            return _personal(shell, customer_id, first_name)
+
+        def decided() -> dict[str, Any]:
             shell = _shell(parts, ctx, table, customer_id, history, recent)
             if "first_name" not in {c for r in table.rules for c in r.when}:
-                with self._lock:
-                    self.misses += 1
-                    self._memo[key] = shell
-                    while len(self._memo) > self.size:
-                        self._memo.popitem(last=False)
-        return _personal(shell, customer_id, profile.get("first_name"))
+                self._remember(key, shell)
+            return _personal(shell, customer_id, first_name)
+
+        return decided
+
+    def _remember(self, key: Hashable, shell: dict[str, Any]) -> None:
+        with self._lock:
+            self.misses += 1
+            self._memo[key] = shell
+            while len(self._memo) > self.size:
+                self._memo.popitem(last=False)
 
     def _keep_for(self, table: OfferTable, parts: Parts, ctx: StepContext) -> None:
         """Forget every situation when a part they were decided with is replaced (the
@@ -145,8 +170,11 @@ def _situation(
         value = profile[column]
         values.append(tuple(value) if isinstance(value, list) else value)
     share = ctx.policy.holdout_share
-    exploring = ctx.learning is not None and (
-        unit_value(customer_id, f"{incident.incident_id}#explore") < ctx.learning.config.share
+    learning = ctx.learning
+    exploring = (
+        learning is not None
+        and not learning.posteriors.is_empty()  # no evidence yet: nothing to explore
+        and unit_value(customer_id, f"{incident.incident_id}#explore") < learning.config.share
     )
     return (
         msgspec.json.encode(incident),

@@ -14,7 +14,7 @@ from api.wire import decision_out, decisions_out
 from offers.engine import decide
 from offers.flow import Parts, apply_update, step_context
 from offers.incidents import FlightFacts, Incident
-from offers.learning import ExploreConfig, Learning, posteriors
+from offers.learning import ExploreConfig, Learning, LearningSource, posteriors
 from offers.ledger import DECISION_SCHEMA
 from offers.policy import ContactPolicy
 from offers.preview import Previews
@@ -136,3 +136,17 @@ def test_one_decision_is_shaped_as_a_page_of_them(runtime: Runtime) -> None:
     frame = runtime.ledger.decisions("MG1", step=out.step)
     assert frame.filter(pl.col("perk_id").is_not_null()).height > 0
     assert decisions_out(frame) == [decision_out(row) for row in frame.to_dicts()]
+
+
+def test_posteriors_read_again_but_unchanged_keep_what_previews_remember(
+    runtime: Runtime,
+) -> None:
+    source = LearningSource(runtime.ledger, ttl=0.0)
+    first = source(NOW)
+    assert source(NOW) is first  # read again (ttl 0), the same evidence: the same object
+    parts = replace(runtime.parts(), learning=source)
+    previews = Previews()
+    customer = runtime.book.frame["customer_id"][0]
+    previews(parts, incident(100), customer, NOW)
+    previews(parts, incident(100), customer, NOW)
+    assert (previews.misses, previews.hits) == (1, 1)

@@ -1,0 +1,81 @@
+"""Requests sent on a fixed schedule, latency counted from when each was due.
+
+An open loop: requests leave on time whether or not earlier ones came back, so a slow
+server shows up as latency, not as less load. It speaks just enough HTTP/1.1 over asyncio
+streams (keep-alive connections, Content-Length bodies) because a general-purpose client
+spends more CPU per request than the server under test, and both share two cores here;
+wrk, which is frugal, can only run closed loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+#: What to send next: (kind for the report, method, path, JSON body or None).
+Next = Callable[[int], tuple[str, str, str, bytes | None]]
+
+
+@dataclass
+class Result:
+    latencies: dict[str, list[float]] = field(default_factory=dict)  # ms, per kind
+    errors: dict[str, int] = field(default_factory=dict)  # status >= 400 or no answer
+    late_ms: float = 0.0  # how far behind schedule the sender fell at worst
+
+
+def _request(host: str, key: str, method: str, path: str, body: bytes | None) -> bytes:
+    head = [f"{method} {path} HTTP/1.1", f"Host: {host}", f"Authorization: Bearer {key}"]
+    if body is not None:
+        head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + (body or b"")
+
+
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> int:
+    writer.write(raw)
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    fields = (line.partition(":") for line in lines[1:])
+    length = next((int(v) for k, _, v in fields if k.lower() == "content-length"), 0)
+    await reader.readexactly(length)
+    return status
+
+
+async def run(base: str, key: str, next_request: Next, rate: float, seconds: float) -> Result:
+    """Send `rate` requests per second for `seconds`; `next_request(i)` says what the i-th is."""
+    url = urlsplit(base)
+    host, port = url.hostname or "127.0.0.1", url.port or 80
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    result = Result()
+
+    async def one(due: float, kind: str, raw: bytes) -> None:
+        conn = idle.pop() if idle else await asyncio.open_connection(host, port)
+        try:
+            status = await _exchange(*conn, raw)
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            result.errors[kind] = result.errors.get(kind, 0) + 1
+            conn[1].close()
+            return
+        result.latencies.setdefault(kind, []).append((time.perf_counter() - due) * 1000)
+        if status >= 400:
+            result.errors[kind] = result.errors.get(kind, 0) + 1
+        idle.append(conn)
+
+    start = time.perf_counter()
+    tasks = []
+    for i in range(int(rate * seconds)):
+        due = start + i / rate
+        if (pause := due - time.perf_counter()) > 0:
+            await asyncio.sleep(pause)
+        else:
+            result.late_ms = max(result.late_ms, -pause * 1000)
+        kind, method, path, body = next_request(i)
+        raw = _request(host, key, method, path, body)
+        tasks.append(asyncio.create_task(one(due, kind, raw)))
+    await asyncio.gather(*tasks)
+    for _, writer in idle:
+        writer.close()
+    return result
