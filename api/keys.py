@@ -21,6 +21,7 @@ from typing import Any, Literal, get_args
 import msgspec
 import sqlalchemy as sa
 
+from offers.db import Read
 from offers.schema import api_keys, ended_sessions
 
 __all__ = [
@@ -100,6 +101,9 @@ class KeyStore:
         #: keys whose secret was verified, by the whole key: a right secret stays right, so
         #: only revocation (read on every use) can end an entry
         self._cache: dict[str, KeyInfo] = {}
+        self._revoked_at = Read(
+            engine, sa.select(api_keys.c.revoked_at).where(api_keys.c.id == _ID)
+        )
         self._lock = threading.Lock()
 
     def create(self, name: str, role: Role, now: datetime) -> tuple[KeyInfo, str]:
@@ -202,9 +206,8 @@ class KeyStore:
         if parsed is None:
             return None, False
         key_id, secret = parsed
-        with self.engine.connect() as conn:
-            row = conn.execute(_BY_ID, {"id": key_id}).first()
-        if row is None or row.revoked_at is not None:
+        state = self._revoked_at(id=key_id)  # on every use: a revocation counts at once
+        if not state or state[0][0] is not None:
             with self._lock:
                 self._cache.pop(key, None)
             return None, False
@@ -214,6 +217,10 @@ class KeyStore:
             return cached, False
         if not slow:
             return None
+        with self.engine.connect() as conn:
+            row = conn.execute(_BY_ID, {"id": key_id}).first()
+        if row is None or row.revoked_at is not None:
+            return None, False
         if not hmac.compare_digest(_hash(secret, row.salt), row.hash):
             return None, True
         info = _info(row)
@@ -224,8 +231,8 @@ class KeyStore:
         return info, False
 
 
-#: Built once: every request with a key runs it.
-_BY_ID = sa.select(api_keys).where(api_keys.c.id == sa.bindparam("id", type_=api_keys.c.id.type))
+_ID = sa.bindparam("id", type_=api_keys.c.id.type)
+_BY_ID = sa.select(api_keys).where(api_keys.c.id == _ID)
 
 
 def write_local_key(path: Path, key: str) -> None:

@@ -52,9 +52,19 @@ async def run(base: str, key: str, next_request: Next, rate: float, seconds: flo
     result = Result()
 
     async def one(due: float, kind: str, raw: bytes) -> None:
-        conn = idle.pop() if idle else await asyncio.open_connection(host, port)
+        reused = bool(idle)
+        conn = idle.pop() if reused else await asyncio.open_connection(host, port)
         try:
-            status = await _exchange(*conn, raw)
+            try:
+                status = await _exchange(*conn, raw)
+            except (OSError, asyncio.IncompleteReadError):
+                if not reused:
+                    raise
+                # the server closed this kept-alive connection while it was idle (as
+                # HTTP/1.1 allows): send again on a new one, as any client would
+                conn[1].close()
+                conn = await asyncio.open_connection(host, port)
+                status = await _exchange(*conn, raw)
         except (OSError, asyncio.IncompleteReadError, ValueError):
             result.errors[kind] = result.errors.get(kind, 0) + 1
             conn[1].close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +55,41 @@ def upgrade(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "heads")
+
+
+class Read:
+    """One SELECT compiled once for an engine, run on a pooled driver connection.
+
+    For the few reads every request makes (an API key's row, a customer's past), where
+    SQLAlchemy's per-call work (connection events, a transaction, result objects) costs
+    more than the query itself. Each call is one statement on its own, no transaction;
+    rows come back as the driver gives them. Parameters must be plain strings or numbers:
+    pass times through `db_time`.
+    """
+
+    def __init__(self, engine: sa.Engine, statement: sa.ClauseElement) -> None:
+        self.engine = engine
+        compiled: Any = statement.compile(dialect=engine.dialect)  # a SQLCompiler
+        self._compiled = compiled
+        self._order: list[str] | None = compiled.positiontup if compiled.positional else None
+
+    def __call__(self, **params: Any) -> list[tuple[Any, ...]]:
+        values = self._compiled.construct_params(params)
+        args = tuple(values[name] for name in self._order) if self._order else values
+        conn = self.engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            cursor.execute(self._compiled.string, args)
+            rows: list[tuple[Any, ...]] = list(cursor.fetchall())
+            cursor.close()
+        finally:
+            conn.close()
+        return rows
+
+
+def db_time(engine: sa.Engine, at: datetime) -> Any:
+    """`at` as a `Read` parameter: PostgreSQL's driver takes the time itself; SQLite
+    compares the UTC text SQLAlchemy stores."""
+    if engine.dialect.name == "postgresql":
+        return at
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")

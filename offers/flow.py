@@ -214,7 +214,7 @@ def apply_update(
 
 def step_context(
     parts: Parts,
-    tx: Tx,
+    tx: Tx | Ledger,
     table: OfferTable,
     incident: Incident,
     step: int,
@@ -223,7 +223,9 @@ def step_context(
     budget: float | None,
     spent: float,
 ) -> StepContext:
-    """What the engine needs to know about the step, the same for every customer."""
+    """What the engine needs to know about the step, the same for every customer.
+
+    Stock is read through `tx` (an update's transaction, or the ledger for a preview)."""
     return StepContext(
         incident=incident,
         step=step,
@@ -238,7 +240,9 @@ def step_context(
     )
 
 
-def _stock_left(tx: Tx, table: OfferTable, airport: str | None, now: datetime) -> dict[str, int]:
+def _stock_left(
+    tx: Tx | Ledger, table: OfferTable, airport: str | None, now: datetime
+) -> dict[str, int]:
     """Per stocked perk, what is left today at the incident's airport (none: no limit)."""
     if airport is None:
         return {}

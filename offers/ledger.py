@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from offers.bulk import bulk_insert
-from offers.db import WRITE_LOCK
+from offers.db import WRITE_LOCK, Read, db_time
 from offers.engine import DECISION_COLUMNS, HISTORY_SCHEMA
 from offers.incidents import Incident
 from offers.lifecycle import insert_version
@@ -100,27 +100,29 @@ def with_words(query: sa.Select[Any]) -> sa.Select[Any]:
     ).select_from(joined)
 
 
-def _one_customer() -> sa.CompoundSelect[Any]:
-    """One customer's rows in an incident (True) and in others since a time (False)."""
-    d = decisions.c
-    columns = (d.step, d.incident_id, d.perk_id, d.charged_cost)
+def _preview_read() -> sa.CompoundSelect[Any]:
+    """In one statement: the incident's budget (kind 0), the customer's decisions in the
+    incident (kind 1) and in others since a time (kind 2)."""
+    d, i = decisions.c, incidents.c
     customer = sa.bindparam("customer", type_=d.customer_id.type)
     incident = sa.bindparam("incident", type_=d.incident_id.type)
     return sa.union_all(
-        sa.select(sa.literal(True), *columns).where(
+        sa.select(
+            sa.literal(0),
+            sa.null().cast(d.step.type),
+            sa.null().cast(d.incident_id.type),
+            sa.null().cast(d.perk_id.type),
+            i.budget,
+        ).where(i.incident_id == incident),
+        sa.select(sa.literal(1), d.step, d.incident_id, d.perk_id, d.charged_cost).where(
             d.customer_id == customer, d.incident_id == incident
         ),
-        sa.select(sa.literal(False), *columns).where(
+        sa.select(sa.literal(2), d.step, d.incident_id, d.perk_id, d.charged_cost).where(
             d.customer_id == customer,
-            d.created_at >= sa.bindparam("since", type_=d.created_at.type),
+            d.created_at >= sa.bindparam("since"),  # a `db_time`
             d.incident_id != incident,
         ),
     )
-
-
-# Built once: a preview runs them on every call, and building costs more than running.
-_ONE_CUSTOMER = _one_customer()
-_BUDGET = sa.select(incidents.c.budget).where(incidents.c.incident_id == sa.bindparam("incident"))
 
 
 class Tx:
@@ -261,22 +263,6 @@ class Tx:
             decisions.c.incident_id != incident_id,
         )
         return self._plain(query, RECENT_SCHEMA)
-
-    def one_customer(
-        self, incident_id: str, customer_id: str, since: datetime
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """`history(incident_id, customer_id)` and `recent_of` as plain rows, in one read of
-        the customer index: all a preview needs to know of one customer's past."""
-        params = {"incident": incident_id, "customer": customer_id, "since": since}
-        rows = self.conn.execute(_ONE_CUSTOMER, params).all()
-        history = [(customer_id, r[1], r[3], r[4]) for r in rows if r[0]]
-        recent = [(customer_id, r[2], r[3]) for r in rows if not r[0]]
-        return history, recent
-
-    def budget(self, incident_id: str) -> tuple[bool, float | None]:
-        """Whether the incident exists, and its budget."""
-        row = self.conn.execute(_BUDGET, {"incident": incident_id}).first()
-        return (False, None) if row is None else (True, row[0])
 
     def recent(self, incident_id: str, since: datetime) -> pl.DataFrame:
         """This incident's customers' decisions in other incidents since `since`.
@@ -420,6 +406,25 @@ class Tx:
 class Ledger:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        self._preview_read = Read(engine, _preview_read())
+
+    def customer_past(
+        self, incident_id: str, customer_id: str, since: datetime
+    ) -> tuple[tuple[bool, float | None], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """((whether the incident exists, its budget), `Tx.history(incident_id, customer_id)`,
+        `Tx.recent_of`) as plain rows, from one statement on the customer index: all a
+        preview needs to read."""
+        rows = self._preview_read(
+            customer=customer_id, incident=incident_id, since=db_time(self.engine, since)
+        )
+        budget = next(((True, r[4]) for r in rows if r[0] == 0), (False, None))
+        history = [(customer_id, r[1], r[3], r[4]) for r in rows if r[0] == 1]
+        recent = [(customer_id, r[2], r[3]) for r in rows if r[0] == 2]
+        return budget, history, recent
+
+    def stock_used(self, airport: str, perk_ids: Sequence[str], day: datetime) -> dict[str, int]:
+        with self.reading() as tx:
+            return tx.stock_used(airport, perk_ids, day)
 
     @contextmanager
     def writing(self) -> Iterator[Tx]:

@@ -93,17 +93,17 @@ class Previews:
         owed = parts.entitlements(incident)
         since = now - timedelta(days=parts.contact.window_days)
         incident_id, ledger = incident.incident_id, parts.ledger
-        with ledger.reading() as tx:
-            exists, stored_budget = tx.budget(incident_id)
-            budget = stored_budget if budget is None else budget
-            spent = tx.spent(incident_id) if exists and budget is not None else 0.0
-            history, recent = tx.one_customer(incident_id, customer_id, since)
-            if any(row[1] >= step for row in history):
-                return lambda: (
-                    ledger.decisions(incident_id, customer_id=customer_id).tail(1).to_dicts()[0]
-                )
-            table = parts.table()
-            ctx = step_context(parts, tx, table, incident, step, now, owed, budget, spent)
+        (exists, stored_budget), history, recent = ledger.customer_past(
+            incident_id, customer_id, since
+        )
+        budget = stored_budget if budget is None else budget
+        spent = ledger.spent(incident_id) if exists and budget is not None else 0.0
+        if any(row[1] >= step for row in history):
+            return lambda: (
+                ledger.decisions(incident_id, customer_id=customer_id).tail(1).to_dicts()[0]
+            )
+        table = parts.table()
+        ctx = step_context(parts, ledger, table, incident, step, now, owed, budget, spent)
         self._keep_for(table, parts, ctx)
         key = _situation(ctx, table, profile, history, recent)
         with self._lock:
