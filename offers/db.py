@@ -76,12 +76,21 @@ class Read:
     def __call__(self, **params: Any) -> list[tuple[Any, ...]]:
         values = self._compiled.construct_params(params)
         args = tuple(values[name] for name in self._order) if self._order else values
-        conn = self.engine.raw_connection()
+        sql, dialect = self._compiled.string, self.engine.dialect
+        error = dialect.loaded_dbapi.Error
+        try:
+            conn = self.engine.raw_connection()
+        except error as exc:  # as SQLAlchemy would raise it: callers handle one family
+            raise sa.exc.DBAPIError.instance(sql, args, exc, error) from exc
         try:
             cursor = conn.cursor()
-            cursor.execute(self._compiled.string, args)
+            cursor.execute(sql, args)
             rows: list[tuple[Any, ...]] = list(cursor.fetchall())
             cursor.close()
+        except error as exc:
+            if dialect.is_disconnect(exc, conn.dbapi_connection, None):
+                conn.invalidate()  # the pool must not hand this connection out again
+            raise sa.exc.DBAPIError.instance(sql, args, exc, error) from exc
         finally:
             conn.close()
         return rows
