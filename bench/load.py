@@ -1,20 +1,29 @@
 """A bounded loopback load against `makegood serve --workers 2` on PostgreSQL.
 
-    python bench/load.py                        # 60 s at 40 requests/s, fresh schema
-    python bench/load.py --seconds 20 --rate 20
+    python bench/load.py                          # 60 s at 500 requests/s, 30 s warm-up
+    python bench/load.py --seconds 20 --rate 200 --warmup 10
 
-A service desk's traffic: single-customer previews, small incidents (50 customers) created
-and then escalated, status and decision reads, follow-up feeds. Requests are paced at a
-fixed rate (an open loop, so a slow server shows up as latency, not as less load). Prints
-requests, errors, p50/p99 latency per kind, and the resident memory of the workers, which
-must stay flat (within 10%) over the last 30 s.
+A service desk's traffic during a disruption: agents preview what the customer on the
+line would get from one of the open incidents, while the desk's systems open new
+incidents (50 customers each), escalate them, and read status, decision pages and the
+follow-up feed. Per 100 requests: 93 previews, 3 status reads, 1 decision page, 1
+follow-up feed, 1 new incident, 1 escalation. Requests leave on a fixed schedule (an open
+loop, `bench/openloop.py`), so a slow server shows up as latency, not as less load.
+
+A warm-up at the same rate comes first (each worker decides every situation of the open
+incidents once; see offers/preview.py) and is reported on its own line. Then: requests,
+errors, p50/p99 per kind, and the workers' resident memory, which must stay flat (within
+10%) over the last 30 s.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -22,19 +31,25 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from api.keys import KeyStore  # noqa: E402
+from bench import openloop  # noqa: E402
+from offers.db import create_engine  # noqa: E402
 from tests.servers import start  # noqa: E402
 
 POSTGRES = os.environ.get("MAKEGOOD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+OCCURRED = "2026-11-25T07:05:00Z"
+OPEN = [f"OPEN-{k}" for k in range(1, 4)]
+
+#: What each of 100 consecutive requests is (the schedule repeats).
+MIX = ["preview"] * 93 + ["status"] * 3 + ["page", "followups", "create", "escalate"]
 
 
 def _rss_mib(pids: list[int]) -> float:
@@ -54,10 +69,67 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in out.stdout.split()]
 
 
+def _p99(ordered: list[float]) -> float:
+    return ordered[int(0.99 * (len(ordered) - 1))]
+
+
+def _incident(incident_id: str, customers: list[str], delay: int) -> bytes:
+    body = {
+        "incident_id": incident_id,
+        "kind": "flight_delay",
+        "occurred_at": OCCURRED,
+        "facts": {"delay_minutes": delay, "flight": incident_id},
+        "customers": customers,
+    }
+    return json.dumps(body).encode()
+
+
+class Desk:
+    """The schedule of requests: `next(i)` says what the i-th one is."""
+
+    def __init__(self, seed: int = 7) -> None:
+        self.rng = random.Random(seed)
+        self.created: list[tuple[float, str]] = []  # (when sent, incident id)
+
+    def customers(self, n: int) -> list[str]:
+        return sorted({f"c{self.rng.randrange(1, 10_001):06d}" for _ in range(n)})
+
+    def next(self, i: int) -> tuple[str, str, str, bytes | None]:
+        kind = MIX[i % len(MIX)]
+        ready = [x for t, x in self.created[-200:] if time.monotonic() - t > 2.0]
+        if kind in ("escalate", "page") and not ready:
+            kind = "status"
+        if kind == "preview":
+            incident = self.rng.choice(OPEN)
+            body = {
+                "incident_id": incident,
+                "kind": "flight_delay",
+                "occurred_at": OCCURRED,
+                "facts": {"delay_minutes": 100, "flight": incident},
+                "customer_id": self.customers(1)[0],
+            }
+            return kind, "POST", "/v1/decisions/preview", json.dumps(body).encode()
+        if kind == "create":
+            incident = f"LOAD-{uuid.uuid4().hex[:10]}"
+            self.created.append((time.monotonic(), incident))
+            return kind, "POST", "/v1/incidents", _incident(incident, self.customers(50), 30)
+        if kind == "escalate":
+            incident = self.rng.choice(ready)
+            delay = self.rng.choice([60, 100, 140])
+            body = json.dumps({"facts": {"delay_minutes": delay, "flight": incident}}).encode()
+            return kind, "PATCH", f"/v1/incidents/{incident}", body
+        if kind == "page":
+            return kind, "GET", f"/v1/incidents/{self.rng.choice(ready)}/decisions?limit=50", None
+        if kind == "status":
+            return kind, "GET", f"/v1/incidents/{self.rng.choice(OPEN)}", None
+        return kind, "GET", "/v1/followups?due_before=2026-12-31T00:00:00Z&limit=100", None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=60)
-    parser.add_argument("--rate", type=float, default=40.0, help="requests per second")
+    parser.add_argument("--rate", type=float, default=500.0, help="requests per second")
+    parser.add_argument("--warmup", type=int, default=30, help="seconds, not counted")
     args = parser.parse_args()
 
     schema = f"load_{uuid.uuid4().hex[:8]}"
@@ -65,16 +137,22 @@ def main() -> None:
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     data = Path(tempfile.mkdtemp(prefix="makegood-load-"))
+    url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
     env = {
         **os.environ,
         "MAKEGOOD_DATA": str(data),
-        "MAKEGOOD_DATABASE_URL": f"{POSTGRES}?options=-csearch_path%3D{schema}",
+        "MAKEGOOD_DATABASE_URL": url,
+        # one desk integration sends all of it: lift the per-key rate (default 200/s)
+        "MAKEGOOD_RATE": "1000000",
+        "MAKEGOOD_RATE_BURST": "1000000",
     }
     try:
         server, base = start(env, data / "server.log", workers=2)
         try:
-            key = (data / "local-admin.key").read_text().strip()
-            print(run(base, key, args.seconds, args.rate, server.pid))
+            engine = create_engine(url)
+            key = KeyStore(engine).create("load-desk", "desk", datetime.now(UTC))[1]
+            engine.dispose()
+            print(run(base, key, args.seconds, args.rate, args.warmup, server.pid))
         finally:
             server.terminate()
             server.wait(timeout=60)
@@ -82,90 +160,57 @@ def main() -> None:
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+        shutil.rmtree(data, ignore_errors=True)
 
 
-def run(base: str, key: str, seconds: int, rate: float, pid: int) -> str:
-    client = httpx.Client(base_url=base, headers={"authorization": f"Bearer {key}"}, timeout=30)
-    rng = random.Random(7)
-    latencies: dict[str, list[float]] = defaultdict(list)
-    errors: dict[str, int] = defaultdict(int)
-    lock = threading.Lock()
-    incidents: list[str] = []
-    memory: list[tuple[float, float]] = []
+def run(base: str, key: str, seconds: int, rate: float, warmup: int, pid: int) -> str:
+    desk = Desk()
 
-    def request(kind: str) -> None:
-        ids = [f"c{rng.randrange(1, 10_001):06d}" for _ in range(50)]
-        occurred = "2026-11-25T07:05:00Z"
-        started = time.perf_counter()
-        if kind == "preview":
-            response = client.post(
-                "/v1/decisions/preview",
-                json={
-                    "kind": "flight_delay",
-                    "occurred_at": occurred,
-                    "facts": {"delay_minutes": 50, "flight": "MG1"},
-                    "customer_id": ids[0],
-                },
-            )
-        elif kind == "create" or not incidents:
-            kind = "create"
-            incident = f"LOAD-{uuid.uuid4().hex[:10]}"
-            response = client.post(
-                "/v1/incidents",
-                json={
-                    "incident_id": incident,
-                    "kind": "flight_delay",
-                    "occurred_at": occurred,
-                    "facts": {"delay_minutes": 30, "flight": "MG1"},
-                    "customers": sorted(set(ids)),
-                },
-            )
-            with lock:
-                incidents.append(incident)
-        elif kind == "escalate":
-            incident = rng.choice(incidents)
-            delay = rng.choice([60, 100, 140])
-            response = client.patch(
-                f"/v1/incidents/{incident}",
-                json={"facts": {"delay_minutes": delay, "flight": "MG1"}},
-            )
-        elif kind == "status":
-            response = client.get(f"/v1/incidents/{rng.choice(incidents)}")
-        else:
-            response = client.get(
-                "/v1/followups", params={"due_before": "2026-12-31T00:00:00Z", "limit": 100}
-            )
-        elapsed = time.perf_counter() - started
-        with lock:
-            latencies[kind].append(elapsed)
-            if response.status_code >= 400:
-                errors[kind] += 1
+    async def open_incidents() -> None:  # the incidents agents preview against
+        for incident in OPEN:
+            body = _incident(incident, desk.customers(200), 60)
 
-    kinds = ["preview"] * 5 + ["create"] * 2 + ["escalate"] * 2 + ["status"] * 2 + ["followups"]
-    start = time.monotonic()
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        n = 0
-        while (now := time.monotonic() - start) < seconds:
-            due = start + n / rate
-            if (pause := due - time.monotonic()) > 0:
-                time.sleep(pause)
-            pool.submit(request, rng.choice(kinds))
-            n += 1
-            if not memory or now - memory[-1][0] >= 1.0:
-                memory.append((now, _rss_mib(_children(pid) or [pid])))
-    client.close()
+            def create(_i: int, body: bytes = body) -> tuple[str, str, str, bytes | None]:
+                return "open", "POST", "/v1/incidents", body
 
-    lines = [f"{sum(len(v) for v in latencies.values())} requests in {seconds} s"]
-    lines.append(f"errors: {sum(errors.values())}")
-    every = sorted(x for v in latencies.values() for x in v)
-    p99_all = every[min(len(every) - 1, int(0.99 * len(every)))]
-    lines.append(f"all: p50 {1000 * statistics.median(every):.1f} ms, p99 {1000 * p99_all:.1f} ms")
-    for kind, values in sorted(latencies.items()):
-        values.sort()
-        p99 = values[min(len(values) - 1, int(0.99 * len(values)))]
+            opened = await openloop.run(base, key, create, 1, 1)
+            assert not opened.errors, f"could not open {incident}"
+
+    asyncio.run(open_incidents())
+    lines = [f"open loop at {rate:.0f} requests/s, 2 workers on PostgreSQL"]
+    if warmup:
+        warm = asyncio.run(openloop.run(base, key, desk.next, rate, warmup))
+        every = sorted(x for v in warm.latencies.values() for x in v)
         lines.append(
-            f"  {kind:<10} n={len(values):>5}  p50 {1000 * statistics.median(values):6.1f} ms"
-            f"  p99 {1000 * p99:6.1f} ms  errors {errors[kind]}"
+            f"warm-up {warmup} s: p50 {statistics.median(every):.1f} ms, "
+            f"p99 {_p99(every):.1f} ms, "
+            f"errors {sum(warm.errors.values())}"
+        )
+    memory: list[tuple[float, float]] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        started = time.monotonic()
+        while not done.wait(1.0):
+            memory.append((time.monotonic() - started, _rss_mib(_children(pid) or [pid])))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    result = asyncio.run(openloop.run(base, key, desk.next, rate, seconds))
+    done.set()
+    sampler.join()
+
+    every = sorted(x for v in result.latencies.values() for x in v)
+    lines.append(f"{len(every)} requests in {seconds} s; errors: {sum(result.errors.values())}")
+    lines.append(
+        f"all: p50 {statistics.median(every):.1f} ms, p99 {_p99(every):.1f} ms"
+        f" (the sender fell {result.late_ms:.1f} ms behind schedule at worst)"
+    )
+    for kind, values in sorted(result.latencies.items()):
+        values.sort()
+        lines.append(
+            f"  {kind:<10} n={len(values):>6}  p50 {statistics.median(values):7.1f} ms"
+            f"  p99 {_p99(values):7.1f} ms  errors {result.errors.get(kind, 0)}"
         )
     last = [m for t, m in memory if t >= seconds - 30]
     low, high = min(last), max(last)
