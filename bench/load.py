@@ -1,6 +1,6 @@
 """A bounded loopback load against `makegood serve --workers 2` on PostgreSQL.
 
-    python bench/load.py                          # 60 s at 500 requests/s, 30 s warm-up
+    python bench/load.py                          # 60 s at 500 requests/s after a warm-up
     python bench/load.py --seconds 20 --rate 200 --warmup 10
 
 A service desk's traffic during a disruption: agents preview what the customer on the
@@ -10,8 +10,9 @@ follow-up feed. Per 100 requests: 93 previews, 3 status reads, 1 decision page, 
 follow-up feed, 1 new incident, 1 escalation. Requests leave on a fixed schedule (an open
 loop, `bench/openloop.py`), so a slow server shows up as latency, not as less load.
 
-A warm-up at the same rate comes first (each worker decides every situation of the open
-incidents once; see offers/preview.py) and is reported on its own line. Then: requests,
+A warm-up at a fifth of the rate comes first (each worker has the engine decide every
+situation of the open incidents once; see offers/preview.py) and is reported on its own
+line. Then: requests,
 errors, p50/p99 per kind, and the workers' resident memory, which must stay flat (within
 10%) over the last 30 s.
 """
@@ -129,7 +130,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--rate", type=float, default=500.0, help="requests per second")
-    parser.add_argument("--warmup", type=int, default=30, help="seconds, not counted")
+    parser.add_argument("--warmup", type=int, default=60, help="seconds at rate/5, not counted")
     args = parser.parse_args()
 
     schema = f"load_{uuid.uuid4().hex[:8]}"
@@ -179,11 +180,11 @@ def run(base: str, key: str, seconds: int, rate: float, warmup: int, pid: int) -
     asyncio.run(open_incidents())
     lines = [f"open loop at {rate:.0f} requests/s, 2 workers on PostgreSQL"]
     if warmup:
-        warm = asyncio.run(openloop.run(base, key, desk.next, rate, warmup))
+        warm = asyncio.run(openloop.run(base, key, desk.next, rate / 5, warmup))
         every = sorted(x for v in warm.latencies.values() for x in v)
         lines.append(
-            f"warm-up {warmup} s: p50 {statistics.median(every):.1f} ms, "
-            f"p99 {_p99(every):.1f} ms, "
+            f"warm-up {warmup} s at {rate / 5:.0f} requests/s: "
+            f"p50 {statistics.median(every):.1f} ms, p99 {_p99(every):.1f} ms, "
             f"errors {sum(warm.errors.values())}"
         )
     memory: list[tuple[float, float]] = []

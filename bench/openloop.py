@@ -44,14 +44,28 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     return status
 
 
-async def run(base: str, key: str, next_request: Next, rate: float, seconds: float) -> Result:
+async def run(
+    base: str,
+    key: str,
+    next_request: Next,
+    rate: float,
+    seconds: float,
+    max_connections: int = 512,
+) -> Result:
     """Send `rate` requests per second for `seconds`; `next_request(i)` says what the i-th is."""
     url = urlsplit(base)
     host, port = url.hostname or "127.0.0.1", url.port or 80
     idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     result = Result()
+    # A server that falls behind makes requests pile up; past this many at once they wait
+    # for a connection (their latency still counts from when they were due).
+    slots = asyncio.Semaphore(max_connections)
 
     async def one(due: float, kind: str, raw: bytes) -> None:
+        async with slots:
+            await send(due, kind, raw)
+
+    async def send(due: float, kind: str, raw: bytes) -> None:
         reused = bool(idle)
         conn = idle.pop() if reused else await asyncio.open_connection(host, port)
         try:

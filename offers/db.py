@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,14 +59,64 @@ def upgrade(engine: sa.Engine) -> None:
         command.upgrade(config, "heads")
 
 
+class _Readers:
+    """Driver connections for `Read`, outside the pool and in autocommit: a read is then
+    one round trip, without the pool's ping before and rollback after. Kept idle on a
+    short stack (one per reading thread at a time), closed with the engine's pool."""
+
+    def __init__(self, engine: sa.Engine, keep: int = 4) -> None:
+        self.engine, self.keep = engine, keep
+        self.idle: list[Any] = []
+        self.lock = threading.Lock()
+        sa.event.listen(engine, "engine_disposed", self.close_idle)
+
+    def take(self) -> tuple[Any, bool]:
+        """A connection, and whether it was used before (so it may have gone stale)."""
+        with self.lock:
+            if self.idle:
+                return self.idle.pop(), True
+        fairy = self.engine.raw_connection()
+        fairy.detach()  # ours now: closing it closes it
+        if self.engine.dialect.name == "postgresql":
+            driver: Any = fairy.dbapi_connection
+            driver.rollback()
+            driver.autocommit = True
+        return fairy, False
+
+    def give(self, fairy: Any) -> None:
+        with self.lock:
+            if len(self.idle) < self.keep:
+                self.idle.append(fairy)
+                return
+        fairy.close()
+
+    def close_idle(self, *_: Any) -> None:
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for fairy in idle:
+            fairy.close()
+
+
+_READERS: weakref.WeakKeyDictionary[sa.Engine, _Readers] = weakref.WeakKeyDictionary()
+_READERS_LOCK = threading.Lock()
+
+
+def _readers(engine: sa.Engine) -> _Readers:
+    with _READERS_LOCK:
+        found = _READERS.get(engine)
+        if found is None:
+            found = _READERS[engine] = _Readers(engine)
+        return found
+
+
 class Read:
-    """One SELECT compiled once for an engine, run on a pooled driver connection.
+    """One SELECT compiled once for an engine, run straight on a driver connection.
 
     For the few reads every request makes (an API key's row, a customer's past), where
-    SQLAlchemy's per-call work (connection events, a transaction, result objects) costs
-    more than the query itself. Each call is one statement on its own, no transaction;
-    rows come back as the driver gives them. Parameters must be plain strings or numbers:
-    pass times through `db_time`.
+    SQLAlchemy's per-call work (pool checkout with its ping, a transaction, result
+    objects) costs more than the query itself. Each call is one statement on its own;
+    rows come back as the driver gives them, errors as SQLAlchemy's. Parameters must be
+    plain strings or numbers: pass times through `db_time`.
     """
 
     def __init__(self, engine: sa.Engine, statement: sa.ClauseElement) -> None:
@@ -72,28 +124,34 @@ class Read:
         compiled: Any = statement.compile(dialect=engine.dialect)  # a SQLCompiler
         self._compiled = compiled
         self._order: list[str] | None = compiled.positiontup if compiled.positional else None
+        self._readers = _readers(engine)
 
     def __call__(self, **params: Any) -> list[tuple[Any, ...]]:
         values = self._compiled.construct_params(params)
         args = tuple(values[name] for name in self._order) if self._order else values
         sql, dialect = self._compiled.string, self.engine.dialect
         error = dialect.loaded_dbapi.Error
-        try:
-            conn = self.engine.raw_connection()
-        except error as exc:  # as SQLAlchemy would raise it: callers handle one family
-            raise sa.exc.DBAPIError.instance(sql, args, exc, error) from exc
-        try:
-            cursor = conn.cursor()
-            cursor.execute(sql, args)
-            rows: list[tuple[Any, ...]] = list(cursor.fetchall())
-            cursor.close()
-        except error as exc:
-            if dialect.is_disconnect(exc, conn.dbapi_connection, None):
-                conn.invalidate()  # the pool must not hand this connection out again
-            raise sa.exc.DBAPIError.instance(sql, args, exc, error) from exc
-        finally:
-            conn.close()
-        return rows
+        for _attempt in range(2):
+            try:
+                fairy, reused = self._readers.take()
+            except error as exc:  # as SQLAlchemy would raise it: callers handle one family
+                raise sa.exc.DBAPIError.instance(sql, args, exc, error) from exc
+            try:
+                cursor = fairy.cursor()
+                cursor.execute(sql, args)
+                rows: list[tuple[Any, ...]] = list(cursor.fetchall())
+                cursor.close()
+            except error as exc:
+                if not dialect.is_disconnect(exc, fairy.dbapi_connection, None):
+                    self._readers.give(fairy)
+                    raise sa.exc.DBAPIError.instance(sql, args, exc, error) from exc
+                fairy.close()
+                if not reused:  # a fresh connection failed too: the database is away
+                    raise sa.exc.DBAPIError.instance(sql, args, exc, error) from exc
+                continue  # an idle connection went stale (a restart): once more, afresh
+            self._readers.give(fairy)
+            return rows
+        raise AssertionError("unreachable")
 
 
 def db_time(engine: sa.Engine, at: datetime) -> Any:

@@ -186,9 +186,25 @@ def _situation(
         tuple(values),
         _channel(profile),
         tuple(sorted((r[1:] for r in history), key=repr)),
-        tuple(sorted((r[1:] for r in recent), key=repr)),
+        _recent(recent),
         share > 0 and unit_value(customer_id, incident.incident_id) < share,
         exploring,
+    )
+
+
+def _recent(recent: list[tuple[Any, ...]]) -> Hashable:
+    """What the engine reads of the customer's other incidents in the window: how many,
+    how many carried a perk, and per perk in how many (never which: incident ids would
+    make every customer a situation of their own)."""
+    per_perk: dict[str, set[str]] = {}
+    for _, incident_id, perk_id in recent:
+        if perk_id is not None:
+            per_perk.setdefault(perk_id, set()).add(incident_id)
+    with_perk = set().union(*per_perk.values()) if per_perk else set()
+    return (
+        len({r[1] for r in recent}),
+        len(with_perk),
+        tuple(sorted((perk, len(ids)) for perk, ids in per_perk.items())),
     )
 
 

@@ -86,19 +86,27 @@ def test_every_preview_is_what_the_engine_decides_for_that_customer(runtime: Run
     # a past incident in the contact window (caps, second-failure flags) for some of them,
     # and this incident's first steps for others (updates, upgrades, perks held)
     apply_update(parts, incident(200, "EARLIER"), ids[:120], NOW - timedelta(days=3))
+    apply_update(parts, incident(100, "EARLIER-2"), ids[60:140], NOW - timedelta(days=2))
+    apply_update(parts, incident(100, "EARLIER-3"), ids[90:130], NOW - timedelta(days=1))
     apply_update(parts, incident(50), ids[80:200], NOW - timedelta(minutes=30))
     previews = Previews()
     later = incident(140)
+    seen: set[str] = set()
     for customer_id in ids:
         mine = previews(parts, later, customer_id, NOW)
         oracle = engine_alone(parts, later, customer_id)
+        reasons = oracle["reasons"]
+        seen |= {
+            k for k in ("contact cap", "holdout", "flagged", "learning", "update") if k in reasons
+        }
         assert mine is not None and mine["customer_id"] == customer_id
         if oracle["perk_code"] is not None:
             assert mine["perk_code"] is not None and len(mine["perk_code"]) == 8
             oracle["text"] = oracle["text"].replace(oracle["perk_code"], mine["perk_code"])
             oracle["perk_code"] = mine["perk_code"]
         assert mine == oracle, customer_id
-    # most answers came from remembered situations, and each kind of answer was checked
+    # each kind of answer was checked, and most came from remembered situations
+    assert seen == {"contact cap", "holdout", "flagged", "learning", "update"}
     assert previews.hits > 30 and previews.misses > 30
     assert (
         previews(parts, later, ids[0], NOW)["perk_code"]
