@@ -54,6 +54,8 @@ class Previews:
         self._memo: OrderedDict[Hashable, dict[str, Any]] = OrderedDict()
         self._owners: tuple[object, ...] = ()
         self._lock = threading.Lock()
+        self._running: dict[Hashable, threading.Event] = {}
+        self._engine = threading.BoundedSemaphore(2)
 
     def __call__(
         self,
@@ -116,12 +118,42 @@ class Previews:
             return _personal(shell, customer_id, first_name)
 
         def decided() -> dict[str, Any]:
-            shell = _shell(parts, ctx, table, customer_id, history, recent)
-            if "first_name" not in {c for r in table.rules for c in r.when}:
-                self._remember(key, shell)
+            if "first_name" in {c for r in table.rules for c in r.when}:
+                shell = _shell(parts, ctx, table, customer_id, history, recent)  # personal
+            else:
+                shell = self._once(
+                    key, lambda: _shell(parts, ctx, table, customer_id, history, recent)
+                )
             return _personal(shell, customer_id, first_name)
 
         return decided
+
+    def _once(self, key: Hashable, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The situation's shell, made by the engine once however many ask at the same time
+        (a new incident's first previews arrive together); the others wait for it."""
+        with self._lock:
+            running = self._running.get(key)
+            if running is None:
+                running = self._running[key] = threading.Event()
+                leader = True
+            else:
+                leader = False
+        if not leader:
+            running.wait()
+            with self._lock:
+                shell = self._memo.get(key)
+            if shell is not None:
+                return shell
+        try:
+            with self._engine:  # a few at a time: the engine's own threads use every core
+                shell = make()
+            self._remember(key, shell)
+        finally:
+            if leader:
+                with self._lock:
+                    self._running.pop(key, None)
+                running.set()
+        return shell
 
     def _remember(self, key: Hashable, shell: dict[str, Any]) -> None:
         with self._lock:

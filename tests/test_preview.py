@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -158,3 +160,22 @@ def test_posteriors_read_again_but_unchanged_keep_what_previews_remember(
     previews(parts, incident(100), customer, NOW)
     previews(parts, incident(100), customer, NOW)
     assert (previews.misses, previews.hits) == (1, 1)
+
+
+def test_a_new_situation_asked_by_many_at_once_is_decided_once(runtime: Runtime) -> None:
+    """A new incident's first previews arrive together: the engine runs once, the others
+    wait for its answer."""
+    parts = replace(runtime.parts(), contact=ContactPolicy(holdout_share=0.0))
+    previews = Previews()
+    customer = runtime.book.frame["customer_id"][0]
+    pending = [previews.look(parts, incident(100), customer, NOW) for _ in range(8)]
+    assert all(callable(p) for p in pending)  # nobody has decided it yet
+    engine = previews._engine
+    engine.acquire(), engine.acquire()  # hold the engine until all eight are waiting
+    with ThreadPoolExecutor(8) as pool:
+        answers = [pool.submit(p) for p in pending if callable(p)]
+        time.sleep(0.5)
+        engine.release(), engine.release()
+        rows = [a.result(timeout=60) for a in answers]
+    assert previews.misses == 1
+    assert len({(r["perk_id"], r["text"].replace(r["perk_code"] or "", "")) for r in rows}) == 1
