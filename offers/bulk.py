@@ -68,13 +68,26 @@ def _csv(rows: pl.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
+def _copy(cursor: Any, sql: str, rows: pl.DataFrame, chunk: int = 50_000) -> None:
+    """COPY `rows` as CSV a chunk at a time through a queue that a psycopg thread drains.
+
+    The server parses one chunk while polars (which lets go of the GIL) encodes the next,
+    so the encoding costs no wall time on a machine with a second core.
+    """
+    from psycopg.copy import QueuedLibpqWriter  # only where PostgreSQL is installed
+
+    with cursor.copy(sql, writer=QueuedLibpqWriter(cursor)) as copy:
+        for start in range(0, rows.height, chunk):
+            copy.write(_csv(rows.slice(start, chunk)))
+
+
 def _postgres_copy(
     conn: sa.Connection, table: sa.Table, rows: pl.DataFrame, names: list[str]
 ) -> int:
     raw: Any = conn.connection.dbapi_connection
     sql = f"COPY {table.name} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv, NULL '{_NULL}')"
-    with raw.cursor() as cursor, cursor.copy(sql) as copy:
-        copy.write(_csv(rows))
+    with raw.cursor() as cursor:
+        _copy(cursor, sql, rows)
     return rows.height
 
 
@@ -123,8 +136,7 @@ def _postgres(conn: sa.Connection, table: sa.Table, rows: pl.DataFrame, names: l
             f"CREATE TEMP TABLE {staging} (LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DROP"
         )
         copy_sql = f"COPY {staging} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '{_NULL}')"
-        with cursor.copy(copy_sql) as copy:
-            copy.write(_csv(rows))
+        _copy(cursor, copy_sql, rows)
         cursor.execute(
             f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {staging} "
             "ON CONFLICT DO NOTHING"
