@@ -77,15 +77,20 @@ decision_reasons = sa.Table(
     sa.Column("entitlements", sa.Text),
 )
 
-#: Follow-up messages scheduled with decisions, served to the messaging system when due.
+#: Follow-up messages scheduled with decisions, served to the messaging system when due:
+#: one row per customer and incident, holding the first follow-up (`kind` at `due_at`) and
+#: the one after it, if any (`then_kind` at `then_at`, never earlier). Half the rows and
+#: index entries of a row per follow-up; the due index on the first still finds both.
 followups = sa.Table(
     "followups",
     metadata,
     sa.Column("incident_id", sa.String(128), primary_key=True),
     sa.Column("customer_id", sa.String(64), primary_key=True),
-    sa.Column("kind", sa.String(32), primary_key=True),
-    sa.Column("step", sa.Integer, nullable=False),  # the decision it was scheduled with
+    sa.Column("step", sa.Integer, nullable=False),  # the decision they were scheduled with
+    sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("then_kind", sa.String(32)),
+    sa.Column("then_at", sa.DateTime(timezone=True)),
     sa.Column("channel", sa.String(16)),
     sa.Column("language", sa.String(16)),
 )
