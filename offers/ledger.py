@@ -9,11 +9,13 @@ on the (incident, step, customer) key makes a repeated write a no-op.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -115,9 +117,40 @@ def unpaired(stored: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([first, then])
 
 
+#: Decision columns the same for every customer given one wording (of a segment, a perk
+#: in a language, a step), kept once per wording in decision_reasons with the reasons.
+SHARED = ("segment_description", "perk_title", "perk_value", "currency", "valid_until")
 #: Decision columns kept once per wording in decision_reasons (see `Tx.record`).
-WORDS = ("reasons", "entitlements")
+WORDS = ("reasons", "entitlements", *SHARED)
 _COLUMNS = tuple(c for c in DECISION_COLUMNS if c not in WORDS)
+
+
+def wordings(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`frame` with `reason_id` naming its whole wording, and the distinct wordings.
+
+    The engine's `reason_id` names the reasons and entitlements; the shared columns go into
+    the id too (a stable hash, so a later update of the incident finds the ones stored).
+    """
+    key = ["reason_id", *SHARED]
+    distinct = frame.select("incident_id", *key, "reasons", "entitlements").unique(
+        key, maintain_order=True
+    )
+    ids = [
+        int.from_bytes(
+            hashlib.blake2b(msgspec.json.encode(row), digest_size=8).digest(), "big", signed=True
+        )
+        for row in distinct.select(key).iter_rows()
+    ]
+    distinct = distinct.with_columns(_wording=pl.Series(ids, dtype=pl.Int64))
+    keyed = frame.join(
+        distinct.select(*key, "_wording"),
+        on=key,
+        how="left",
+        nulls_equal=True,
+        maintain_order="left",
+    )
+    words = distinct.drop("reason_id").rename({"_wording": "reason_id"})
+    return keyed.drop("reason_id").rename({"_wording": "reason_id"}), words
 
 
 def with_words(query: sa.Select[Any]) -> sa.Select[Any]:
@@ -330,13 +363,12 @@ class Tx:
         Called under the incident's lock with decisions for customers that have none at
         this step, so every key is new and the rows go in without a conflict check.
         """
-        words = frame.select("incident_id", "reason_id", "reasons", "entitlements").unique(
-            "reason_id"
-        )  # an earlier update may have stored some of these wordings already
+        keyed, words = wordings(frame)
+        # an earlier update may have stored some of these wordings already
         bulk_insert(self.conn, decision_reasons, words, skip_existing=True)
-        rows = frame.select(
-            *(c for c in DECISION_COLUMNS if c not in WORDS), "reason_id"
-        ).with_columns(created_at=pl.lit(now, dtype=pl.Datetime("us", "UTC")))
+        rows = keyed.select(*_COLUMNS, "reason_id").with_columns(
+            created_at=pl.lit(now, dtype=pl.Datetime("us", "UTC"))
+        )
         return bulk_insert(self.conn, decisions, rows, skip_existing=False)
 
     def schedule(self, frame: pl.DataFrame) -> None:

@@ -55,6 +55,8 @@ decisions = sa.Table(
     sa.Column("valid_until", sa.Date),
     sa.Column("propensity", sa.Float, nullable=False),
     # Written by the first ledger versions only; now in decision_reasons under reason_id.
+    # So are segment_description, perk_title, perk_value, currency and valid_until above
+    # (rows written before migration 0010 keep their own).
     sa.Column("reasons", sa.Text),
     sa.Column("charged_cost", sa.Float),
     sa.Column("replaces", sa.String(64)),
@@ -66,8 +68,10 @@ decisions = sa.Table(
 )
 sa.Index("ix_decisions_customer", decisions.c.customer_id, decisions.c.created_at)
 
-#: The words of a decision (reasons and entitlements, JSON lists), stored once per distinct
-#: wording in an incident: a million decisions share a few hundred of them.
+#: The words of a decision (reasons and entitlements, JSON lists) and the columns that go
+#: with them (segment description, perk title, value, currency, validity), stored once per
+#: distinct wording in an incident: a million decisions share a few hundred of them, and
+#: their rows in `decisions` are narrower by the same columns.
 decision_reasons = sa.Table(
     "decision_reasons",
     metadata,
@@ -75,6 +79,11 @@ decision_reasons = sa.Table(
     sa.Column("reason_id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("reasons", sa.Text, nullable=False),
     sa.Column("entitlements", sa.Text),
+    sa.Column("segment_description", sa.String(256)),
+    sa.Column("perk_title", sa.String(256)),
+    sa.Column("perk_value", sa.Float),
+    sa.Column("currency", sa.String(3)),
+    sa.Column("valid_until", sa.Date),
 )
 
 #: Follow-up messages scheduled with decisions, served to the messaging system when due:
