@@ -154,8 +154,8 @@ def wordings(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def with_words(query: sa.Select[Any]) -> sa.Select[Any]:
-    """`query` on decisions, with the reasons and entitlements columns read from where each
-    row keeps them (its own columns in the oldest rows, decision_reasons since)."""
+    """`query` on decisions, with the `WORDS` columns read from where each row keeps them
+    (its own columns in older rows, decision_reasons since: see migrations 0005, 0010)."""
     words = decision_reasons
     joined = decisions.outerjoin(
         words,
