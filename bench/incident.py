@@ -2,6 +2,7 @@
 
     python bench/incident.py                       # 1,000,000 customers, SQLite + PostgreSQL
     python bench/incident.py --customers 200000 --no-postgres
+    python bench/incident.py --no-sqlite --no-http    # the PostgreSQL end to end only
 
 Prints, as ratios against the alternatives measured in the same run:
 - engine only (segment assignment + rule match + policy + allocation + rendered message)
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -212,7 +214,8 @@ def end_to_end(book: ProfileBook, url: str, label: str, n: int) -> None:
     inc = incident(f"BENCH-{uuid.uuid4().hex[:8]}")
     t_first, first = timed(lambda: apply_update(parts, inc, ids, datetime.now(UTC)))
     t_again, again = timed(lambda: apply_update(parts, inc, ids, datetime.now(UTC)))
-    print(f"end to end into {label}, {n:,} customers:")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"end to end into {label}, {n:,} customers (load average before: {load}):")
     print(f"  first update (decide + write)     {t_first:8.3f} s   {first.issued:,} issued")
     print(f"  same update again                 {t_again:8.3f} s   {again.issued:,} issued")
     engine.dispose()
@@ -251,6 +254,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--sample", type=int, default=100_000)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--no-http", action="store_true", help="skip bench/preview.py")
     parser.add_argument("--postgres", default=POSTGRES)
     args = parser.parse_args()
@@ -259,8 +263,9 @@ def main() -> None:
     model = train(profiles.sample(min(n, 20_000), seed=1), version="bench", k=5, seed=7)
     book = ProfileBook(profiles, model)
     engine_only(book, model, n, min(args.sample, n))
-    with tempfile.TemporaryDirectory() as tmp:
-        end_to_end(book, f"sqlite:///{tmp}/bench.db", "SQLite", n)
+    if not args.no_sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            end_to_end(book, f"sqlite:///{tmp}/bench.db", "SQLite", n)
     if not args.no_postgres:
         schema = f"bench_{uuid.uuid4().hex[:8]}"
         admin = create_engine(args.postgres)

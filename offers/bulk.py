@@ -3,14 +3,13 @@
 A million-customer step is one statement batch, not a million ORM round trips: SQLite gets
 `INSERT … ON CONFLICT DO NOTHING` through the driver's `executemany` over plain tuples
 (a NOT NULL violation still fails loudly), PostgreSQL gets
-the frame as CSV through `COPY` into a temporary table and one `INSERT … ON CONFLICT DO
-NOTHING` from there. Both run inside the caller's transaction and return how many rows
-were new.
+the frame in the binary COPY format (`offers.pgbinary`) through `COPY` into a temporary
+table and one `INSERT … ON CONFLICT DO NOTHING` from there. Both run inside the caller's
+transaction and return how many rows were new.
 """
 
 from __future__ import annotations
 
-import io
 import itertools
 import uuid
 from collections.abc import Iterable, Iterator
@@ -19,11 +18,11 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
-_NULL = r"\N"
+from offers import pgbinary
 
 
 def _as_text(frame: pl.DataFrame, table: sa.Table) -> pl.DataFrame:
-    """Dates and times as the text each database stores or parses, in column order."""
+    """Dates and times as the text SQLite stores, in column order."""
     exprs = []
     for column in table.columns:
         if column.name not in frame.columns:
@@ -53,28 +52,44 @@ def bulk_insert(
     """
     if frame.is_empty():
         return 0
-    rows = _as_text(frame, table)
-    names = rows.columns
     if conn.dialect.name == "postgresql":
+        rows = frame.select(c.name for c in table.columns if c.name in frame.columns)
         if not skip_existing:
-            return _postgres_copy(conn, table, rows, names)
-        return _postgres(conn, table, rows, names)
-    return _sqlite(conn, table, rows, names)
+            return _postgres_copy(conn, table, rows)
+        return _postgres(conn, table, rows)
+    rows = _as_text(frame, table)
+    return _sqlite(conn, table, rows, rows.columns)
 
 
-def _csv(rows: pl.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    rows.write_csv(buffer, include_header=False, null_value=_NULL)
-    return buffer.getvalue()
+def _copy(
+    cursor: Any, target: str, table: sa.Table, rows: pl.DataFrame, chunk: int = 50_000
+) -> None:
+    """COPY `rows` in the binary format a chunk at a time, through a queue that a psycopg
+    thread drains: the server stores one chunk while numpy encodes the next."""
+    from psycopg.copy import QueuedLibpqWriter  # only where PostgreSQL is installed
+
+    names = rows.columns
+    column_kinds = pgbinary.kinds(table, names)
+    sql = f"COPY {target} ({', '.join(names)}) FROM STDIN WITH (FORMAT binary)"
+    with cursor.copy(sql, writer=QueuedLibpqWriter(cursor)) as copy:
+        copy.write(pgbinary.HEADER)
+        for start, size in _chunks(rows.height, chunk):
+            copy.write(pgbinary.encode(rows.slice(start, size), column_kinds))
+        copy.write(pgbinary.TRAILER)
 
 
-def _postgres_copy(
-    conn: sa.Connection, table: sa.Table, rows: pl.DataFrame, names: list[str]
-) -> int:
+def _chunks(n: int, chunk: int) -> Iterator[tuple[int, int]]:
+    """(start, size) of each chunk; the first is small, so the server starts sooner."""
+    start, size = 0, min(chunk, 5_000)
+    while start < n:
+        yield start, size
+        start, size = start + size, chunk
+
+
+def _postgres_copy(conn: sa.Connection, table: sa.Table, rows: pl.DataFrame) -> int:
     raw: Any = conn.connection.dbapi_connection
-    sql = f"COPY {table.name} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv, NULL '{_NULL}')"
-    with raw.cursor() as cursor, cursor.copy(sql) as copy:
-        copy.write(_csv(rows))
+    with raw.cursor() as cursor:
+        _copy(cursor, table.name, table, rows)
     return rows.height
 
 
@@ -114,17 +129,15 @@ def _tuples(rows: pl.DataFrame, chunk: int = 100_000) -> Iterator[tuple[Any, ...
         yield from zip(*columns, strict=True)
 
 
-def _postgres(conn: sa.Connection, table: sa.Table, rows: pl.DataFrame, names: list[str]) -> int:
+def _postgres(conn: sa.Connection, table: sa.Table, rows: pl.DataFrame) -> int:
     staging = f"staging_{uuid.uuid4().hex[:12]}"
-    columns = ", ".join(names)
+    columns = ", ".join(rows.columns)
     raw: Any = conn.connection.dbapi_connection
     with raw.cursor() as cursor:
         cursor.execute(
             f"CREATE TEMP TABLE {staging} (LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DROP"
         )
-        copy_sql = f"COPY {staging} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '{_NULL}')"
-        with cursor.copy(copy_sql) as copy:
-            copy.write(_csv(rows))
+        _copy(cursor, staging, table, rows)
         cursor.execute(
             f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {staging} "
             "ON CONFLICT DO NOTHING"

@@ -9,6 +9,7 @@ decisions. All of it runs in one transaction that holds the incident's lock.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -31,6 +32,17 @@ PLANNED_SCHEMA: dict[str, Any] = {
     "customer_id": pl.String,
     "kind": pl.String,
     "due_at": pl.Datetime("us", "UTC"),
+}
+
+#: A follow-up as planned and stored: `PLANNED_SCHEMA` with where and how it goes.
+_PLAN_SCHEMA: dict[str, Any] = {
+    "incident_id": pl.String,
+    "customer_id": pl.String,
+    "kind": pl.String,
+    "step": pl.Int32,
+    "due_at": pl.Datetime("us", "UTC"),
+    "channel": pl.String,
+    "language": pl.String,
 }
 
 
@@ -185,9 +197,17 @@ def apply_update(
             )
         before = tx.count(incident.incident_id, step)
         progress(f"recording {fresh.height:,} decisions", 0.6)
-        issued = tx.record(fresh, now)
+        busy = _busy(tx, incident.incident_id, now, parts.contact)
+        with ThreadPoolExecutor(1) as pool:
+            # Planning follow-ups is polars work: it runs while the database stores the
+            # decisions instead of after.
+            plan = pool.submit(_plan, fresh, customers, busy, now, parts.contact)
+            issued = tx.record(fresh, now)
+            planned = plan.result()
+        if planned.height:
+            tx.schedule(planned)
+        planned = planned.select(list(PLANNED_SCHEMA))
         fresh = fresh.drop("reason_id")
-        planned = _schedule(tx, fresh, customers, now, parts.contact)
         spent += float(fresh["charged_cost"].fill_null(0.0).sum())  # under the lock: exact
     progress("done", 1.0)
     ledger, incident_id = parts.ledger, incident.incident_id
@@ -263,19 +283,30 @@ def _with_followups(fresh: pl.DataFrame, planned: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _schedule(
-    tx: Tx, fresh: pl.DataFrame, customers: pl.DataFrame, now: datetime, policy: ContactPolicy
+def _busy(tx: Tx, incident_id: str, now: datetime, policy: ContactPolicy) -> pl.DataFrame:
+    """This incident's customers with follow-ups of another incident in the window (what
+    this update writes cannot change it, so it is read before)."""
+    if policy.marketing_contacts_per_window == 0:
+        return pl.DataFrame(schema={"customer_id": pl.String})
+    return tx.followup_customers(incident_id, now - timedelta(days=policy.window_days))
+
+
+def _plan(
+    fresh: pl.DataFrame,
+    customers: pl.DataFrame,
+    busy: pl.DataFrame,
+    now: datetime,
+    policy: ContactPolicy,
 ) -> pl.DataFrame:
     """Follow-ups for customers apologized to now, who consented and have none pending.
 
     Check-in and feedback about one incident make up the marketing-contact allowance of the
-    window; a customer with follow-ups from another incident in the window gets none.
+    window; a customer with follow-ups from another incident in the window (`busy`) gets
+    none. One row per follow-up, as `Tx.schedule` takes them.
     """
-    none = pl.DataFrame(schema=PLANNED_SCHEMA)
+    none = pl.DataFrame(schema=_PLAN_SCHEMA)
     if policy.marketing_contacts_per_window == 0:
         return none
-    incident_id = fresh["incident_id"][0] if fresh.height else ""
-    busy = tx.followup_customers(incident_id, now - timedelta(days=policy.window_days))
     eligible = (
         fresh.select("incident_id", "customer_id", "step", "channel", "language", "message_kind")
         .filter((pl.col("message_kind") == "apology") & pl.col("channel").is_not_null())
@@ -290,9 +321,7 @@ def _schedule(
     kinds = due.filter(
         pl.int_range(pl.len()).over("customer_id") < policy.marketing_contacts_per_window
     )
-    planned = kinds.join(
+    return kinds.join(
         eligible.select("incident_id", "customer_id", "step", "channel", "language"),
         on="customer_id",
-    ).select("incident_id", "customer_id", "kind", "step", "due_at", "channel", "language")
-    tx.schedule(planned)
-    return planned.select(list(PLANNED_SCHEMA))
+    ).select(list(_PLAN_SCHEMA))

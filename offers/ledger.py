@@ -9,11 +9,13 @@ on the (incident, step, customer) key makes a repeated write a no-op.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -79,14 +81,81 @@ def _frame(rows: Sequence[Any], schema: dict[str, Any]) -> pl.DataFrame:
     return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
 
 
+#: A stored follow-up row: a customer's first follow-up and the one after it, if any.
+PAIRED_SCHEMA: dict[str, Any] = {
+    "customer_id": pl.String,
+    "step": pl.Int32,
+    "kind": pl.String,
+    "due_at": pl.Datetime("us", "UTC"),
+    "then_kind": pl.String,
+    "then_at": pl.Datetime("us", "UTC"),
+}
+
+
+def paired(planned: pl.DataFrame) -> pl.DataFrame:
+    """Follow-ups, one row each, as stored: one row per customer with the next one beside.
+
+    Sorting and shifting, not grouping: a million customers cost two passes, no hash table.
+    """
+    rows = planned.sort("customer_id", "due_at")
+    same = pl.col("customer_id")
+    if rows.select((same == same.shift(2)).any()).item():
+        raise ValueError("at most two follow-ups per customer are stored")
+    nxt = same.shift(-1) == same
+    return rows.with_columns(
+        then_kind=pl.when(nxt).then(pl.col("kind").shift(-1)),
+        then_at=pl.when(nxt).then(pl.col("due_at").shift(-1)),
+    ).filter(same.shift(1).ne_missing(same))
+
+
+def unpaired(stored: pl.DataFrame) -> pl.DataFrame:
+    """(customer_id, step, kind, due_at), a row per follow-up, from stored rows."""
+    first = stored.select("customer_id", "step", "kind", "due_at")
+    then = stored.filter(pl.col("then_kind").is_not_null()).select(
+        "customer_id", "step", kind="then_kind", due_at="then_at"
+    )
+    return pl.concat([first, then])
+
+
+#: Decision columns the same for every customer given one wording (of a segment, a perk
+#: in a language, a step), kept once per wording in decision_reasons with the reasons.
+SHARED = ("segment_description", "perk_title", "perk_value", "currency", "valid_until")
 #: Decision columns kept once per wording in decision_reasons (see `Tx.record`).
-WORDS = ("reasons", "entitlements")
+WORDS = ("reasons", "entitlements", *SHARED)
 _COLUMNS = tuple(c for c in DECISION_COLUMNS if c not in WORDS)
 
 
+def wordings(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`frame` with `reason_id` naming its whole wording, and the distinct wordings.
+
+    The engine's `reason_id` names the reasons and entitlements; the shared columns go into
+    the id too (a stable hash, so a later update of the incident finds the ones stored).
+    """
+    key = ["reason_id", *SHARED]
+    distinct = frame.select("incident_id", *key, "reasons", "entitlements").unique(
+        key, maintain_order=True
+    )
+    ids = [
+        int.from_bytes(
+            hashlib.blake2b(msgspec.json.encode(row), digest_size=8).digest(), "big", signed=True
+        )
+        for row in distinct.select(key).iter_rows()
+    ]
+    distinct = distinct.with_columns(_wording=pl.Series(ids, dtype=pl.Int64))
+    keyed = frame.join(
+        distinct.select(*key, "_wording"),
+        on=key,
+        how="left",
+        nulls_equal=True,
+        maintain_order="left",
+    )
+    words = distinct.drop("reason_id").rename({"_wording": "reason_id"})
+    return keyed.drop("reason_id").rename({"_wording": "reason_id"}), words
+
+
 def with_words(query: sa.Select[Any]) -> sa.Select[Any]:
-    """`query` on decisions, with the reasons and entitlements columns read from where each
-    row keeps them (its own columns in the oldest rows, decision_reasons since)."""
+    """`query` on decisions, with the `WORDS` columns read from where each row keeps them
+    (its own columns in older rows, decision_reasons since: see migrations 0005, 0010)."""
     words = decision_reasons
     joined = decisions.outerjoin(
         words,
@@ -319,18 +388,20 @@ class Tx:
         Called under the incident's lock with decisions for customers that have none at
         this step, so every key is new and the rows go in without a conflict check.
         """
-        words = frame.select("incident_id", "reason_id", "reasons", "entitlements").unique(
-            "reason_id"
-        )  # an earlier update may have stored some of these wordings already
+        keyed, words = wordings(frame)
+        # an earlier update may have stored some of these wordings already
         bulk_insert(self.conn, decision_reasons, words, skip_existing=True)
-        rows = frame.select(
-            *(c for c in DECISION_COLUMNS if c not in WORDS), "reason_id"
-        ).with_columns(created_at=pl.lit(now, dtype=pl.Datetime("us", "UTC")))
+        rows = keyed.select(*_COLUMNS, "reason_id").with_columns(
+            created_at=pl.lit(now, dtype=pl.Datetime("us", "UTC"))
+        )
         return bulk_insert(self.conn, decisions, rows, skip_existing=False)
 
     def schedule(self, frame: pl.DataFrame) -> None:
-        """Follow-ups of customers apologized to in this update (new keys, under the lock)."""
-        bulk_insert(self.conn, followups, frame, skip_existing=False)
+        """Follow-ups of customers apologized to in this update (new keys, under the lock).
+
+        `frame` has a row per follow-up; the ledger keeps a customer's first two in one row.
+        """
+        bulk_insert(self.conn, followups, paired(frame), skip_existing=False)
 
     def followup_customers(self, incident_id: str, since: datetime) -> pl.DataFrame:
         """This incident's customers with follow-ups of another incident due since `since`."""
@@ -343,7 +414,10 @@ class Tx:
                     ic.c.customer_id == followups.c.customer_id, ic.c.incident_id == incident_id
                 ),
             )
-            .where(followups.c.due_at >= since, followups.c.incident_id != incident_id)
+            .where(
+                sa.or_(followups.c.due_at >= since, followups.c.then_at >= since),
+                followups.c.incident_id != incident_id,
+            )
             .distinct()
         )
         return self._plain(query, {"customer_id": pl.String})
@@ -369,20 +443,12 @@ class Tx:
             query = query.limit(limit)
         read = {c: DECISION_SCHEMA[c] for c in (*_COLUMNS, *WORDS)}
         frame = _frame(self.conn.execute(query).all(), read).select(DECISION_COLUMNS)
-        due = sa.select(
-            followups.c.customer_id, followups.c.step, followups.c.kind, followups.c.due_at
-        ).where(followups.c.incident_id == incident_id)
+        due = sa.select(*(followups.c[c] for c in PAIRED_SCHEMA)).where(
+            followups.c.incident_id == incident_id
+        )
         if customer_id is not None:
             due = due.where(followups.c.customer_id == customer_id)
-        planned = _frame(
-            self.conn.execute(due).all(),
-            {
-                "customer_id": pl.String,
-                "step": pl.Int32,
-                "kind": pl.String,
-                "due_at": pl.Datetime("us", "UTC"),
-            },
-        )
+        planned = unpaired(_frame(self.conn.execute(due).all(), PAIRED_SCHEMA))
         lists = (
             planned.sort("due_at")
             .group_by("customer_id", "step")
@@ -497,10 +563,22 @@ class Ledger:
             return _frame(tx.conn.execute(query).all(), schema)
 
     def followups_due(self, before: datetime, limit: int = 1000) -> pl.DataFrame:
+        """Follow-ups due before `before`, earliest first. A row's second follow-up is never
+        due before its first, so both halves are found through the index on the first."""
+        f = followups.c
+        first = sa.select(*(f[c] for c in FOLLOWUP_SCHEMA)).where(f.due_at < before)
+        then = sa.select(
+            f.incident_id,
+            f.customer_id,
+            f.then_kind.label("kind"),
+            f.then_at.label("due_at"),
+            f.channel,
+            f.language,
+        ).where(f.due_at < before, f.then_at < before)
+        both = sa.union_all(first, then).subquery()
         query = (
-            sa.select(*(followups.c[c] for c in FOLLOWUP_SCHEMA))
-            .where(followups.c.due_at < before)
-            .order_by(followups.c.due_at, followups.c.customer_id)
+            sa.select(*(both.c[c] for c in FOLLOWUP_SCHEMA))
+            .order_by(both.c.due_at, both.c.customer_id)
             .limit(limit)
         )
         with self.reading() as tx:

@@ -55,6 +55,8 @@ decisions = sa.Table(
     sa.Column("valid_until", sa.Date),
     sa.Column("propensity", sa.Float, nullable=False),
     # Written by the first ledger versions only; now in decision_reasons under reason_id.
+    # So are segment_description, perk_title, perk_value, currency and valid_until above
+    # (rows written before migration 0010 keep their own).
     sa.Column("reasons", sa.Text),
     sa.Column("charged_cost", sa.Float),
     sa.Column("replaces", sa.String(64)),
@@ -66,8 +68,10 @@ decisions = sa.Table(
 )
 sa.Index("ix_decisions_customer", decisions.c.customer_id, decisions.c.created_at)
 
-#: The words of a decision (reasons and entitlements, JSON lists), stored once per distinct
-#: wording in an incident: a million decisions share a few hundred of them.
+#: The words of a decision (reasons and entitlements, JSON lists) and the columns that go
+#: with them (segment description, perk title, value, currency, validity), stored once per
+#: distinct wording in an incident: a million decisions share a few hundred of them, and
+#: their rows in `decisions` are narrower by the same columns.
 decision_reasons = sa.Table(
     "decision_reasons",
     metadata,
@@ -75,17 +79,27 @@ decision_reasons = sa.Table(
     sa.Column("reason_id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("reasons", sa.Text, nullable=False),
     sa.Column("entitlements", sa.Text),
+    sa.Column("segment_description", sa.String(256)),
+    sa.Column("perk_title", sa.String(256)),
+    sa.Column("perk_value", sa.Float),
+    sa.Column("currency", sa.String(3)),
+    sa.Column("valid_until", sa.Date),
 )
 
-#: Follow-up messages scheduled with decisions, served to the messaging system when due.
+#: Follow-up messages scheduled with decisions, served to the messaging system when due:
+#: one row per customer and incident, holding the first follow-up (`kind` at `due_at`) and
+#: the one after it, if any (`then_kind` at `then_at`, never earlier). Half the rows and
+#: index entries of a row per follow-up; the due index on the first still finds both.
 followups = sa.Table(
     "followups",
     metadata,
     sa.Column("incident_id", sa.String(128), primary_key=True),
     sa.Column("customer_id", sa.String(64), primary_key=True),
-    sa.Column("kind", sa.String(32), primary_key=True),
-    sa.Column("step", sa.Integer, nullable=False),  # the decision it was scheduled with
+    sa.Column("step", sa.Integer, nullable=False),  # the decision they were scheduled with
+    sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("then_kind", sa.String(32)),
+    sa.Column("then_at", sa.DateTime(timezone=True)),
     sa.Column("channel", sa.String(16)),
     sa.Column("language", sa.String(16)),
 )

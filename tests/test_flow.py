@@ -140,26 +140,32 @@ def test_decisions_follow_segments_and_carry_reasons(runtime: Runtime) -> None:
 
 
 def test_each_wording_is_stored_once_and_old_rows_still_read(runtime: Runtime) -> None:
-    """Reasons and entitlements live once per distinct wording; rows from ledgers written
-    before that (words on the row itself) read back with their own words."""
+    """Reasons, entitlements and the columns shared by a wording live once per distinct
+    wording; rows from ledgers written before that (all on the row itself) read back with
+    their own values."""
     import sqlalchemy as sa
 
+    from offers.ledger import WORDS
     from offers.schema import decision_reasons, decisions
 
     ids = passengers(runtime, 300)
     fresh = apply_update(runtime.parts(), incident(60), ids, datetime.now(UTC)).decisions
     stored = runtime.ledger.decisions("MG123-2026-11-23")
-    assert stored.select("customer_id", "reasons", "entitlements").equals(
-        fresh.select("customer_id", "reasons", "entitlements")
-    )
+    assert stored.select("customer_id", *WORDS).equals(fresh.select("customer_id", *WORDS))
     with runtime.engine.begin() as conn:
         kept = conn.execute(sa.select(sa.func.count()).select_from(decision_reasons)).scalar()
-        assert kept == stored["reasons"].n_unique() < len(ids) / 5
+        assert kept == stored.select(*WORDS).n_unique() < len(ids) / 5
         old = stored["customer_id"][0]
         conn.execute(
             decisions.update()
             .where(decisions.c.customer_id == old)
-            .values(reasons='["written the old way"]', entitlements="[]", reason_id=None)
+            .values(
+                reasons='["written the old way"]',
+                entitlements="[]",
+                perk_title="an old title",
+                reason_id=None,
+            )
         )
     again = runtime.ledger.decisions("MG123-2026-11-23", customer_id=old)
     assert json.loads(again["reasons"][0]) == ["written the old way"]
+    assert again["perk_title"][0] == "an old title"

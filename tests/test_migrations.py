@@ -66,3 +66,41 @@ def test_sqlite_keeps_incident_customers_in_their_key(tmp_path: Path) -> None:
         ).scalar()
     engine.dispose()
     assert "WITHOUT ROWID" in str(sql) and "PRIMARY KEY (incident_id, customer_id)" in str(sql)
+
+
+def test_followups_of_a_customer_are_paired_into_one_row(db_url: str) -> None:
+    """Follow-ups stored a row per kind before migration 0009 are still all due after it."""
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from offers.db import MIGRATIONS
+    from offers.ledger import Ledger
+    from offers.schema import followups
+
+    engine = create_engine(db_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0008")
+        insert = sa.text(
+            "INSERT INTO followups (incident_id, customer_id, kind, step, due_at, channel,"
+            " language) VALUES ('i', :c, :k, 1, :at, 'sms', 'en')"
+        )
+        conn.execute(insert, {"c": "a", "k": "feedback", "at": datetime(2026, 12, 2, tzinfo=UTC)})
+        conn.execute(insert, {"c": "a", "k": "check-in", "at": datetime(2026, 11, 27, tzinfo=UTC)})
+        conn.execute(insert, {"c": "b", "k": "check-in", "at": datetime(2026, 11, 28, tzinfo=UTC)})
+    upgrade(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(sa.func.count()).select_from(followups)).scalar()
+    due = Ledger(engine).followups_due(datetime(2027, 1, 1, tzinfo=UTC))
+    engine.dispose()
+    assert rows == 2
+    assert due.select("customer_id", "kind").rows() == [
+        ("a", "check-in"),
+        ("b", "check-in"),
+        ("a", "feedback"),
+    ]
