@@ -3,12 +3,16 @@
     python bench/preview.py                  # 10 s per measurement, one worker, SQLite
     python bench/preview.py --seconds 20 --rate 500
 
-One `makegood serve` worker on a fresh data folder (loopback only). In the same run:
+One `makegood serve` worker on a fresh data folder (loopback only), called with a desk
+key (the per-key rate lifted, as for a busy desk integration). Previews cycle through every
+customer of the bootstrapped profiles, a 50-minute delay. In the same run:
+- a first pass of previews, while each situation is decided by the engine once
+  (offers/preview.py);
 - most requests per second with wrk at 64 connections: `GET /healthz` (the trivial
-  endpoint: same app, same middleware, no work) and `POST /v1/decisions/preview`
-  (a real customer, a 50-minute delay), and their ratio;
-- latency of the preview at a fixed rate (open loop: requests leave on schedule whether or
-  not earlier ones came back), p50 and p99.
+  endpoint: same app, same middleware, no work) and `POST /v1/decisions/preview`, and
+  their ratio;
+- latency of the preview at a fixed rate (open loop, bench/openloop.py: requests leave on
+  schedule whether or not earlier ones came back), p50 and p99.
 
 Needs wrk (`apt-get install wrk`).
 """

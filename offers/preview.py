@@ -83,7 +83,7 @@ class Previews:
         now: datetime,
         budget: float | None = None,
     ) -> dict[str, Any] | Callable[[], dict[str, Any]] | None:
-        """`__call__` where the answer is cheap (a remembered situation: two indexed reads
+        """`__call__` where the answer is cheap (a remembered situation: one indexed read
         and a lookup); otherwise a function that asks the engine or the ledger, for the
         caller to run where slow work belongs (the HTTP layer: a worker thread)."""
         profile = _profile(parts, customer_id)
