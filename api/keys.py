@@ -98,9 +98,10 @@ class KeyStore:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        #: keys whose secret was verified, by the whole key: a right secret stays right, so
-        #: only revocation (read on every use) can end an entry
-        self._cache: dict[str, KeyInfo] = {}
+        #: keys whose secret was verified, by a fast digest of the whole key (never the key
+        #: itself): a right secret stays right, so only revocation (read on every use) ends
+        #: an entry
+        self._cache: dict[bytes, KeyInfo] = {}
         self._revoked_at = Read(
             engine, sa.select(api_keys.c.revoked_at).where(api_keys.c.id == _ID)
         )
@@ -206,13 +207,14 @@ class KeyStore:
         if parsed is None:
             return None, False
         key_id, secret = parsed
+        seen = hashlib.sha256(key.encode()).digest()
         state = self._revoked_at(id=key_id)  # on every use: a revocation counts at once
         if not state or state[0][0] is not None:
             with self._lock:
-                self._cache.pop(key, None)
+                self._cache.pop(seen, None)
             return None, False
         with self._lock:
-            cached = self._cache.get(key)
+            cached = self._cache.get(seen)
         if cached is not None:
             return cached, False
         if not slow:
@@ -227,7 +229,7 @@ class KeyStore:
         with self._lock:
             if len(self._cache) > 10_000:  # many distinct keys: start over rather than grow
                 self._cache.clear()
-            self._cache[key] = info
+            self._cache[seen] = info
         return info, False
 
 
