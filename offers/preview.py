@@ -47,7 +47,7 @@ class Previews:
     perk handed out elsewhere is never answered from an older decision.
     """
 
-    def __init__(self, size: int = 4096) -> None:
+    def __init__(self, size: int = 16_384) -> None:  # ~2 KB each: ~32 MB per worker at most
         self.size = size
         self.hits = 0
         self.misses = 0
