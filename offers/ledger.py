@@ -309,29 +309,15 @@ class Tx:
             result.close()
         return pl.DataFrame(rows, schema=schema, orient="row")
 
-    def history(self, incident_id: str, customer_id: str | None = None) -> pl.DataFrame:
-        """What each customer (or just `customer_id`) already got in this incident."""
+    def history(self, incident_id: str) -> pl.DataFrame:
+        """What each customer already got in this incident."""
         query = sa.select(
             decisions.c.customer_id,
             decisions.c.step,
             decisions.c.perk_id,
             decisions.c.charged_cost,
         ).where(decisions.c.incident_id == incident_id)
-        if customer_id is not None:
-            query = query.where(decisions.c.customer_id == customer_id)
         return self._plain(query, HISTORY_SCHEMA)
-
-    def recent_of(self, customer_id: str, incident_id: str, since: datetime) -> pl.DataFrame:
-        """`recent` for one customer, by the customer index: a preview reads one customer's
-        rows, never the whole incident's."""
-        query = sa.select(
-            decisions.c.customer_id, decisions.c.incident_id, decisions.c.perk_id
-        ).where(
-            decisions.c.customer_id == customer_id,
-            decisions.c.created_at >= since,
-            decisions.c.incident_id != incident_id,
-        )
-        return self._plain(query, RECENT_SCHEMA)
 
     def recent(self, incident_id: str, since: datetime) -> pl.DataFrame:
         """This incident's customers' decisions in other incidents since `since`.
@@ -477,9 +463,9 @@ class Ledger:
     def customer_past(
         self, incident_id: str, customer_id: str, since: datetime
     ) -> tuple[tuple[bool, float | None], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """((whether the incident exists, its budget), `Tx.history(incident_id, customer_id)`,
-        `Tx.recent_of`) as plain rows, from one statement on the customer index: all a
-        preview needs to read."""
+        """(whether the incident exists and its budget, the customer's rows of `Tx.history`,
+        their decisions in other incidents since `since`) as plain rows, from one statement
+        on the customer index: all a preview needs to read."""
         rows = self._preview_read(
             customer=customer_id, incident=incident_id, since=db_time(self.engine, since)
         )

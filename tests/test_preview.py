@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 import polars as pl
+import sqlalchemy as sa
 
 from api.runtime import Runtime
 from api.wire import decision_out, decisions_out
@@ -18,8 +19,9 @@ from offers.flow import Parts, apply_update, step_context
 from offers.incidents import FlightFacts, Incident
 from offers.learning import ExploreConfig, Learning, LearningSource, posteriors
 from offers.ledger import DECISION_SCHEMA
-from offers.policy import ContactPolicy
+from offers.policy import RECENT_SCHEMA, ContactPolicy
 from offers.preview import Previews
+from offers.schema import decisions
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -44,10 +46,14 @@ def engine_alone(parts: Parts, facts: Incident, customer_id: str) -> dict[str, A
         owed = parts.entitlements(facts)
         ctx = step_context(parts, tx, table, facts, step, NOW, owed, budget, spent)
         since = NOW - timedelta(days=parts.contact.window_days)
+        d = decisions.c
+        recent = sa.select(d.customer_id, d.incident_id, d.perk_id).where(
+            d.customer_id == customer_id, d.created_at >= since, d.incident_id != facts.incident_id
+        )
         fresh = decide(
             parts.select_profiles([customer_id]),
-            tx.history(facts.incident_id, customer_id),
-            tx.recent_of(customer_id, facts.incident_id, since),
+            tx.history(facts.incident_id).filter(pl.col("customer_id") == customer_id),
+            pl.DataFrame(tx.conn.execute(recent).all(), schema=RECENT_SCHEMA, orient="row"),
             ctx,
             table,
             parts.book,
