@@ -65,7 +65,8 @@ class _Readers:
     short stack (one per reading thread at a time), closed with the engine's pool."""
 
     def __init__(self, engine: sa.Engine, keep: int = 4) -> None:
-        self.engine, self.keep = engine, keep
+        # weakly: `_READERS` keys on the engine, and a value holding its key keeps it alive
+        self.engine, self.keep = weakref.ref(engine), keep
         self.idle: list[Any] = []
         self.lock = threading.Lock()
         sa.event.listen(engine, "engine_disposed", self.close_idle)
@@ -75,9 +76,11 @@ class _Readers:
         with self.lock:
             if self.idle:
                 return self.idle.pop(), True
-        fairy = self.engine.raw_connection()
+        engine = self.engine()
+        assert engine is not None  # a `Read` holds it
+        fairy = engine.raw_connection()
         fairy.detach()  # ours now: closing it closes it
-        if self.engine.dialect.name == "postgresql":
+        if engine.dialect.name == "postgresql":
             driver: Any = fairy.dbapi_connection
             driver.rollback()
             driver.autocommit = True

@@ -222,14 +222,19 @@ def _stock(frame: pl.DataFrame, stock_left: dict[str, int]) -> pl.Series:
     return ranked.select(ok.alias("in_stock")).to_series()
 
 
+def _scalar_facts(incident: Incident) -> dict[str, Any]:
+    facts = msgspec.structs.asdict(incident.facts)
+    return {k: v for k, v in facts.items() if not isinstance(v, (dict, list))}
+
+
 #: Columns every step adds to the facts (see `_fact_columns`).
 _STEP_FACTS = ("incident_id", "kind", "step", "delay_minutes", "subject", "airport")
 
 
 def _fact_columns(incident: Incident, step: int) -> dict[str, pl.Expr]:
     """Incident facts as literal columns, so rules can name them like profile columns."""
-    facts = msgspec.structs.asdict(incident.facts)
-    columns = {k: pl.lit(v) for k, v in facts.items() if not isinstance(v, (dict, list))}
+    facts = _scalar_facts(incident)
+    columns = {k: pl.lit(v) for k, v in facts.items()}
     columns.update(
         incident_id=pl.lit(incident.incident_id),
         kind=pl.lit(incident.kind),
@@ -246,7 +251,7 @@ def profile_columns(table: OfferTable, available: Sequence[str], incident: Incid
     """The profile columns a decision reads: the engine's own and those the rules name
     (an incident fact of the same name wins over a profile column)."""
     rule_columns = sorted({c for r in table.rules for c in r.when})
-    facts = {*msgspec.structs.asdict(incident.facts), *_STEP_FACTS}
+    facts = {*_scalar_facts(incident), *_STEP_FACTS}  # the names `_fact_columns` gives
     return [
         c
         for c in dict.fromkeys([*_ENGINE_COLUMNS, *rule_columns])

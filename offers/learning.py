@@ -152,9 +152,11 @@ class LearningSource:
         clock = time.monotonic()
         if self._cached is None or clock - self._read_at > self.ttl:
             fresh = load_learning(self.ledger, now, self.config, self.seed)
+            # Unchanged posteriors keep their object, so what previews remember (by it)
+            # stays valid until feedback moves them.
             if self._cached is None or not fresh.posteriors.equals(self._cached.posteriors):
-                self._cached = fresh  # unchanged posteriors keep their object: what previews
-            self._read_at = clock  # remember stays valid until feedback moves them
+                self._cached = fresh
+            self._read_at = clock
         return self._cached
 
 
