@@ -12,11 +12,18 @@ least `min_events` delivered decisions, else marketing's first hit. Until the se
 `min_events` delivered decisions over its candidates, nothing changes. The logged
 probability of the choice is `(1 - share) * [choice is the best] + share * P_TS(choice)`,
 with P_TS estimated by Monte Carlo per (segment, candidate set), not per customer.
+
+An explorer's perk is drawn from P_TS itself with a uniform number hashed from the
+customer, incident and step (the same distribution as drawing from the posteriors), and
+each (segment, candidate set) has its own random stream: a customer's choice and its
+logged probability do not depend on who else is decided in the same call, so a preview
+of one customer and an update of thousands agree.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
@@ -194,20 +201,28 @@ def interchangeable(frame: pl.DataFrame, table: OfferTable, band: float) -> pl.D
     return frame.with_columns(_options=pl.concat_list(exprs).list.drop_nulls())
 
 
-def _ts_probabilities(groups: pl.DataFrame, draws: int, rng: np.random.Generator) -> pl.DataFrame:
+def _ts_probabilities(
+    groups: pl.DataFrame, draws: int, rng: Callable[[str], np.random.Generator]
+) -> pl.DataFrame:
     """P(Thompson sampling picks each perk) per (segment, _set), by Monte Carlo.
 
-    Laplace-smoothed, so a perk that can win is never logged with probability zero.
+    Each (segment, _set) draws from `rng` of its own name, so its estimate is the same
+    whichever other groups are estimated with it. Laplace-smoothed, so a perk that can win
+    is never logged with probability zero.
     """
-    alpha = np.repeat(groups["alpha"].to_numpy(), draws)
-    beta = np.repeat(groups["beta"].to_numpy(), draws)
+    groups = groups.sort("segment", "_set", maintain_order=True)
+    samples = []
+    for (segment, perks), group in groups.group_by("segment", "_set", maintain_order=True):
+        alpha = np.repeat(group["alpha"].to_numpy(), draws)
+        beta = np.repeat(group["beta"].to_numpy(), draws)
+        samples.append(rng(f"{segment}#{perks}").beta(alpha, beta))
     long = (
         groups.select("segment", "_set", "perk")
         .with_row_index("_g")
         .select(pl.all().repeat_by(draws).explode())
     )
     long = long.with_columns(
-        _draw=pl.int_range(pl.len()).over("_g"), _sample=pl.Series(rng.beta(alpha, beta))
+        _draw=pl.int_range(pl.len()).over("_g"), _sample=pl.Series(np.concatenate(samples))
     )
     wins = (
         long.sort("_sample", descending=True)
@@ -217,24 +232,32 @@ def _ts_probabilities(groups: pl.DataFrame, draws: int, rng: np.random.Generator
         .agg(_wins=pl.len())
     )
     sizes = groups.group_by("segment", "_set").agg(_k=pl.len())
-    return (
+    counts = (
         groups.select("segment", "_set", "perk")
         .join(wins, on=["segment", "_set", "perk"], how="left")
         .join(sizes, on=["segment", "_set"])
-        .select(
-            "segment",
-            "_set",
-            "perk",
-            _p_ts=(pl.col("_wins").fill_null(0) + 1) / (draws + pl.col("_k")),
-        )
     )
+    # numpy divides each pair exactly; polars may multiply by a reciprocal instead, which
+    # moves the last bit with the number of rows
+    p_ts = np.divide(
+        counts["_wins"].fill_null(0).to_numpy() + 1.0, counts["_k"].to_numpy() + float(draws)
+    )
+    return counts.select("segment", "_set", "perk").with_columns(_p_ts=pl.Series(p_ts))
 
 
-def _rng(learning: Learning, incident_id: str, step: int) -> np.random.Generator:
+def _streams(
+    learning: Learning, incident_id: str, step: int
+) -> Callable[[str], np.random.Generator]:
+    """A random stream per name, reproducible for the incident and step when seeded."""
     if learning.seed is None:
-        return np.random.default_rng()
-    salt = int(fnv1a(pl.Series([incident_id]))[0])
-    return np.random.default_rng([learning.seed, salt, step])
+        return lambda _name: np.random.default_rng()
+    seed = learning.seed
+
+    def stream(name: str) -> np.random.Generator:
+        salt = fnv1a(pl.Series([incident_id, name]))
+        return np.random.default_rng([seed, int(salt[0]), step, int(salt[1])])
+
+    return stream
 
 
 def choose(
@@ -288,25 +311,36 @@ def choose(
     ).drop("_options", "_row")
     if opts.is_empty():
         return none
-    rng = _rng(learning, incident_id, step)
+    streams = _streams(learning, incident_id, step)
     best = (
         opts.sort(pl.col("_mean").fill_null(-1.0), "_opt", descending=[True, False])
         .group_by("_row")
         .agg(_best=pl.col("perk").first())
     )
-    explore_u = unit_interval(frame["customer_id"], f"{incident_id}#explore", hashes)
-    explorers = frame.select("_row").filter(pl.Series(explore_u < cfg.share))
-    sampled = opts.join(explorers, on="_row", how="semi")
-    sampled = sampled.with_columns(
-        _sample=pl.Series(rng.beta(sampled["alpha"].to_numpy(), sampled["beta"].to_numpy()))
-    )
-    drawn = (
-        sampled.sort("_sample", descending=True).group_by("_row").agg(_drawn=pl.col("perk").first())
-    )
     groups = opts.select("segment", "_set", "perk", "alpha", "beta").unique(
         ["segment", "_set", "perk"], maintain_order=True
     )
-    p_ts = _ts_probabilities(groups, cfg.draws, rng)
+    p_ts = _ts_probabilities(groups, cfg.draws, streams)
+    explore_u = unit_interval(frame["customer_id"], f"{incident_id}#explore", hashes)
+    if learning.seed is None:
+        draw_u = streams("draw").random(frame.height)
+    else:
+        draw_u = unit_interval(frame["customer_id"], f"{incident_id}#{step}#draw", hashes)
+    explorers = (
+        frame.select("_row")
+        .with_columns(_u=pl.Series(draw_u))
+        .filter(pl.Series(explore_u < cfg.share))
+    )
+    drawn = (  # the first option whose cumulative P_TS reaches the customer's uniform
+        opts.join(explorers, on="_row")
+        .join(p_ts, on=["segment", "_set", "perk"], how="left")
+        .sort("_row", "_opt")
+        .with_columns(_cum=pl.col("_p_ts").cum_sum().over("_row"))
+        .with_columns(_reach=pl.col("_cum") >= pl.col("_u") * pl.col("_p_ts").sum().over("_row"))
+        .filter(pl.col("_reach"))
+        .group_by("_row")
+        .agg(_drawn=pl.col("perk").first())
+    )
     picked = (
         opts.join(best, on="_row")
         .join(drawn, on="_row", how="left")

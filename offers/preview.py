@@ -12,6 +12,12 @@ customer's *situation*. The engine decides the first customer of each situation 
 placeholder for the name); the next customer in the same situation gets that decision
 with their own id and name and a new perk code spliced in. The answer is the engine's
 answer either way, which tests/test_preview.py checks customer by customer.
+
+New situations are decided in batches: while the engine works, the new situations that
+arrive for the same step wait for it together and are then decided in one call, which
+costs about what one customer costs. Budget and stock are the only things one customer's
+decision takes from another's, so a batch is decided without them and any customer whom
+they would stop on their own is decided alone.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from dataclasses import replace as with_changes
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,7 +62,9 @@ class Previews:
         self._memo: OrderedDict[Hashable, dict[str, Any]] = OrderedDict()
         self._owners: tuple[object, ...] = ()
         self._lock = threading.Lock()
-        self._running: dict[Hashable, threading.Event] = {}
+        self.engine_calls = 0
+        self._open: dict[Hashable, _Batch] = {}  # gathering, by step
+        self._deciding: dict[Hashable, _Batch] = {}  # with the engine, by situation
         self._engine = threading.BoundedSemaphore(2)
 
     def __call__(
@@ -117,50 +127,81 @@ class Previews:
         if shell is not None:
             return _personal(shell, customer_id, first_name)
 
+        asked = _Asked(customer_id, history, recent)
+
         def decided() -> dict[str, Any]:
-            if "first_name" in {c for r in table.rules for c in r.when}:
-                shell = _shell(parts, ctx, table, customer_id, history, recent)  # personal
+            if "first_name" in {c for r in table.rules for c in r.when}:  # personal
+                with self._engine:
+                    shell = _shells(parts, ctx, table, {key: asked})[key]
+                self._count(1)
             else:
-                shell = self._once(
-                    key, lambda: _shell(parts, ctx, table, customer_id, history, recent)
+                step_key = (key[:5], id(table), id(ctx.learning))
+                shell = self._batched(
+                    step_key, key, asked, lambda wanted: _shells(parts, ctx, table, wanted)
                 )
             return _personal(shell, customer_id, first_name)
 
         return decided
 
-    def _once(self, key: Hashable, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """The situation's shell, made by the engine once however many ask at the same time
-        (a new incident's first previews arrive together); the others wait for it."""
+    def _batched(
+        self,
+        step_key: Hashable,
+        key: Hashable,
+        asked: _Asked,
+        make: Callable[[dict[Hashable, _Asked]], dict[Hashable, dict[str, Any]]],
+    ) -> dict[str, Any]:
+        """The situation's shell, decided in one engine call with every other new situation
+        of the same step asked meanwhile (a new incident's first previews arrive together);
+        a situation already on its way is waited for, not decided again."""
         with self._lock:
-            running = self._running.get(key)
-            if running is None:
-                running = self._running[key] = threading.Event()
-                leader = True
-            else:
-                leader = False
-        if not leader:
-            running.wait()
-            with self._lock:
-                shell = self._memo.get(key)
+            shell = self._memo.get(key)
             if shell is not None:
                 return shell
+            batch = self._deciding.get(key) or self._open.get(step_key)
+            leader = batch is None
+            if batch is None:
+                batch = self._open[step_key] = _Batch()
+            if key not in batch.wanted and any(
+                a.customer_id == asked.customer_id for a in batch.wanted.values()
+            ):
+                batch, leader = _Batch(), True  # one row per customer in a batch
+            batch.wanted.setdefault(key, asked)
+        if not leader:
+            batch.done.wait()
+            if batch.error is not None:
+                raise batch.error
+            return batch.shells[key]
         try:
             with self._engine:  # a few at a time: the engine's own threads use every core
-                shell = make()
-            self._remember(key, shell)
+                with self._lock:  # closed: who asks from now on starts the next batch
+                    if self._open.get(step_key) is batch:
+                        del self._open[step_key]
+                    self._deciding.update(dict.fromkeys(batch.wanted, batch))
+                batch.shells = make(batch.wanted)
+            self._remember(batch.shells)
+        except BaseException as error:
+            batch.error = error
+            raise
         finally:
-            if leader:
-                with self._lock:
-                    self._running.pop(key, None)
-                running.set()
-        return shell
+            with self._lock:
+                for wanted in batch.wanted:
+                    if self._deciding.get(wanted) is batch:
+                        del self._deciding[wanted]
+            batch.done.set()
+        return batch.shells[key]
 
-    def _remember(self, key: Hashable, shell: dict[str, Any]) -> None:
+    def _remember(self, shells: dict[Hashable, dict[str, Any]]) -> None:
         with self._lock:
-            self.misses += 1
-            self._memo[key] = shell
+            self.engine_calls += 1
+            self.misses += len(shells)
+            self._memo.update(shells)
             while len(self._memo) > self.size:
                 self._memo.popitem(last=False)
+
+    def _count(self, misses: int) -> None:
+        with self._lock:
+            self.engine_calls += 1
+            self.misses += misses
 
     def _keep_for(self, table: OfferTable, parts: Parts, ctx: StepContext) -> None:
         """Forget every situation when a part they were decided with is replaced (the
@@ -173,6 +214,25 @@ class Previews:
             if not same or self._owners[3:] != (parts.contact, parts.value):
                 self._memo.clear()
                 self._owners = (*owners, parts.contact, parts.value)
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """A customer in a new situation: who, and what they hold (this incident, others)."""
+
+    customer_id: str
+    history: list[tuple[Any, ...]]
+    recent: list[tuple[Any, ...]]
+
+
+@dataclass
+class _Batch:
+    """New situations of one step, decided by the engine in one call."""
+
+    wanted: dict[Hashable, _Asked] = field(default_factory=dict)
+    shells: dict[Hashable, dict[str, Any]] = field(default_factory=dict)
+    error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
 
 
 def _profile(parts: Parts, customer_id: str) -> dict[str, Any] | None:
@@ -188,7 +248,7 @@ def _situation(
     profile: dict[str, Any],
     history: list[tuple[Any, ...]],
     recent: list[tuple[Any, ...]],
-) -> Hashable:
+) -> tuple[Any, ...]:
     """Everything the decision depends on except who the customer is."""
     incident, customer_id = ctx.incident, profile["customer_id"]
     columns = profile_columns(table, list(profile), incident)
@@ -251,31 +311,51 @@ def _channel(profile: dict[str, Any]) -> str | None:
     return preferred if preferred in allowed else (allowed[0] if allowed else None)
 
 
-def _shell(
-    parts: Parts,
-    ctx: StepContext,
-    table: OfferTable,
-    customer_id: str,
-    history: list[tuple[Any, ...]],
-    recent: list[tuple[Any, ...]],
-) -> dict[str, Any]:
-    """The engine's decision for this customer with placeholders for name and code."""
-    customers = parts.select_profiles([customer_id])
+def _shells(
+    parts: Parts, ctx: StepContext, table: OfferTable, wanted: dict[Hashable, _Asked]
+) -> dict[Hashable, dict[str, Any]]:
+    """The engine's decisions for these customers, placeholders for name and code.
+
+    Decided together without the budget and stock left, which are the only things one
+    customer's decision takes from another's; a customer whom either would stop on their
+    own (their perk costs more than the budget left, or none is left in stock) is decided
+    again alone with them.
+    """
+    free = with_changes(ctx, budget_left=None, stock_left={})
+    rows = _decide(parts, free, table, list(wanted.values()))
+    shells = {}
+    for key, asked in wanted.items():
+        row = rows[asked.customer_id]
+        cost, perk = row["charged_cost"], row["perk_id"]
+        if (ctx.budget_left is not None and cost is not None and cost > ctx.budget_left) or (
+            perk in ctx.stock_left and ctx.stock_left[perk] < 1
+        ):
+            row = _decide(parts, ctx, table, [asked])[asked.customer_id]
+        shells[key] = row
+    return shells
+
+
+def _decide(
+    parts: Parts, ctx: StepContext, table: OfferTable, asked: list[_Asked]
+) -> dict[str, dict[str, Any]]:
+    customers = parts.select_profiles([a.customer_id for a in asked])
     if "first_name" in customers.columns:
         customers = customers.with_columns(first_name=pl.lit(NAME_MARK, pl.String))
     fresh = decide(
         customers,
-        pl.DataFrame(history, schema=HISTORY_SCHEMA, orient="row"),
-        pl.DataFrame(recent, schema=RECENT_SCHEMA, orient="row"),
+        pl.DataFrame([h for a in asked for h in a.history], schema=HISTORY_SCHEMA, orient="row"),
+        pl.DataFrame([r for a in asked for r in a.recent], schema=RECENT_SCHEMA, orient="row"),
         ctx,
         table,
         parts.book,
     )
-    row = fresh.cast(DECISION_SCHEMA).drop("reason_id").to_dicts()[0]  # type: ignore[arg-type]
-    if row["perk_code"] is not None and row["text"] is not None:
-        row["text"] = row["text"].replace(row["perk_code"], CODE_MARK)
-    row["followups"] = []
-    return row
+    rows = {}
+    for row in fresh.cast(DECISION_SCHEMA).drop("reason_id").to_dicts():  # type: ignore[arg-type]
+        if row["perk_code"] is not None and row["text"] is not None:
+            row["text"] = row["text"].replace(row["perk_code"], CODE_MARK)
+        row["followups"] = []
+        rows[row["customer_id"]] = row
+    return rows
 
 
 def _personal(shell: dict[str, Any], customer_id: str, first_name: str | None) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from offers.ledger import DECISION_SCHEMA
 from offers.policy import RECENT_SCHEMA, ContactPolicy
 from offers.preview import Previews
 from offers.schema import decisions
+from offers.tables import OfferTable, Stock
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -35,13 +36,16 @@ def incident(delay: int, incident_id: str = "MG1") -> Incident:
     )
 
 
-def engine_alone(parts: Parts, facts: Incident, customer_id: str) -> dict[str, Any]:
+def engine_alone(
+    parts: Parts, facts: Incident, customer_id: str, budget: float | None = None
+) -> dict[str, Any]:
     """The oracle: the incident engine on this one customer's real row, nothing remembered."""
     step = parts.escalation(facts.kind).step(facts.facts.delay_minutes)
     with parts.ledger.reading() as tx:
         exists = tx.incident(facts.incident_id) is not None
         spent = tx.spent(facts.incident_id) if exists else 0.0
-        budget = tx.incident(facts.incident_id)["budget"] if exists else None  # type: ignore[index]
+        if budget is None and exists:
+            budget = tx.incident(facts.incident_id)["budget"]  # type: ignore[index]
         table = parts.table()
         owed = parts.entitlements(facts)
         ctx = step_context(parts, tx, table, facts, step, NOW, owed, budget, spent)
@@ -83,36 +87,52 @@ def learned(runtime: Runtime) -> Learning:
     return Learning(posteriors(evidence), ExploreConfig(share=0.3, min_events=1), seed=5)
 
 
-def test_every_preview_is_what_the_engine_decides_for_that_customer(runtime: Runtime) -> None:
+def with_pasts(runtime: Runtime, table: OfferTable | None = None) -> tuple[Parts, list[str]]:
+    """300 customers, some with incidents in the contact window (caps, second-failure
+    flags), some with this incident's first steps (updates, upgrades, perks held)."""
     learning = learned(runtime)
     parts = replace(
         runtime.parts(),
         contact=ContactPolicy(holdout_share=0.25),
         learning=lambda _now: learning,
     )
+    if table is not None:
+        parts = replace(parts, table=lambda: table)
     ids = runtime.book.frame["customer_id"].sample(300, seed=11).to_list()
-    # a past incident in the contact window (caps, second-failure flags) for some of them,
-    # and this incident's first steps for others (updates, upgrades, perks held)
     apply_update(parts, incident(200, "EARLIER"), ids[:120], NOW - timedelta(days=3))
     apply_update(parts, incident(100, "EARLIER-2"), ids[60:140], NOW - timedelta(days=2))
     apply_update(parts, incident(100, "EARLIER-3"), ids[90:130], NOW - timedelta(days=1))
     apply_update(parts, incident(50), ids[80:200], NOW - timedelta(minutes=30))
-    previews = Previews()
-    later = incident(140)
+    return parts, ids
+
+
+def same_as_alone(
+    parts: Parts,
+    later: Incident,
+    answers: dict[str, dict[str, Any] | None],
+    budget: float | None = None,
+) -> set[str]:
+    """Each answer is the engine's for that customer alone; returns the kinds of reason seen."""
     seen: set[str] = set()
-    for customer_id in ids:
-        mine = previews(parts, later, customer_id, NOW)
-        oracle = engine_alone(parts, later, customer_id)
-        reasons = oracle["reasons"]
-        seen |= {
-            k for k in ("contact cap", "holdout", "flagged", "learning", "update") if k in reasons
-        }
+    kinds = ("contact cap", "holdout", "flagged", "learning", "update", "stock:", "budget:")
+    for customer_id, mine in answers.items():
+        oracle = engine_alone(parts, later, customer_id, budget)
+        seen |= {k for k in kinds if k in oracle["reasons"]}
         assert mine is not None and mine["customer_id"] == customer_id
         if oracle["perk_code"] is not None:
             assert mine["perk_code"] is not None and len(mine["perk_code"]) == 8
             oracle["text"] = oracle["text"].replace(oracle["perk_code"], mine["perk_code"])
             oracle["perk_code"] = mine["perk_code"]
         assert mine == oracle, customer_id
+    return seen
+
+
+def test_every_preview_is_what_the_engine_decides_for_that_customer(runtime: Runtime) -> None:
+    parts, ids = with_pasts(runtime)
+    previews = Previews()
+    later = incident(140)
+    answers = {c: previews(parts, later, c, NOW) for c in ids}
+    seen = same_as_alone(parts, later, answers)
     # each kind of answer was checked, and most came from remembered situations
     assert seen == {"contact cap", "holdout", "flagged", "learning", "update"}
     assert previews.hits > 30 and previews.misses > 30
@@ -185,3 +205,53 @@ def test_a_new_situation_asked_by_many_at_once_is_decided_once(runtime: Runtime)
         rows = [a.result(timeout=60) for a in answers]
     assert previews.misses == 1
     assert len({(r["perk_id"], r["text"].replace(r["perk_code"] or "", "")) for r in rows}) == 1
+
+
+def ask_together(
+    parts: Parts, later: Incident, ids: list[str], budget: float | None
+) -> tuple[Previews, dict[str, dict[str, Any] | None]]:
+    """Every customer's preview asked at once, while the engine is busy."""
+    previews = Previews()
+    pending = {c: previews.look(parts, later, c, NOW, budget) for c in ids}
+    engine = previews._engine
+    engine.acquire(), engine.acquire()  # hold the engine until every asker is waiting
+    with ThreadPoolExecutor(len(ids)) as pool:
+        asked = {c: pool.submit(p) for c, p in pending.items() if callable(p)}
+        time.sleep(1.0)
+        engine.release(), engine.release()
+        answers = {c: f.result(timeout=120) for c, f in asked.items()}
+    assert len(answers) == len(ids)  # all new: nothing was remembered yet
+    return previews, answers
+
+
+def lounges_per_day(runtime: Runtime, per_day: int) -> OfferTable:
+    live = runtime.table()
+    stock = [Stock(airport="TPE", per_day=per_day)]
+    perks = [
+        msgspec.structs.replace(p, stock=stock) if p.id == "lounge-1h" else p for p in live.perks
+    ]
+    return msgspec.structs.replace(live, perks=perks)
+
+
+def test_new_situations_asked_together_are_decided_together_yet_as_each_alone(
+    runtime: Runtime,
+) -> None:
+    """A batch of new situations is one engine call; budget and stock, which customers
+    decided together would share, still answer each customer as if alone."""
+    parts, ids = with_pasts(runtime, lounges_per_day(runtime, 1))
+    later = incident(140)
+    # 15 left after the incident's first step: a lounge pass (12) each, not a credit (20)
+    budget = runtime.ledger.spent("MG1") + 15.0
+    previews, answers = ask_together(parts, later, ids, budget)
+    assert previews.misses > 100 and previews.engine_calls <= 3
+    seen = same_as_alone(parts, later, answers, budget)
+    assert {"budget:", "holdout", "update", "learning"} <= seen
+    lounges = [a for a in answers.values() if a and a["perk_id"] == "lounge-1h"]
+    assert len(lounges) > 10  # one left in stock, and one each when asked alone
+    # none left: each customer for whom the engine picks a lounge pass is told so
+    none_left = lounges_per_day(runtime, 0)
+    parts = replace(parts, table=lambda: none_left)
+    previews, answers = ask_together(parts, later, ids[:100], None)
+    assert previews.engine_calls <= 3
+    assert "stock:" in same_as_alone(parts, later, answers)
+    assert any(a and a["perk_id"] == "credit-50" for a in answers.values())
