@@ -9,7 +9,7 @@ from __future__ import annotations
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from prometheus_client import Counter
 
-__all__ = ["MetricsController", "prometheus_config", "record_outcome"]
+__all__ = ["PREVIEWS", "MetricsController", "prometheus_config", "record_outcome"]
 
 DECISIONS = Counter("makegood_decisions_total", "Decisions recorded, by incident kind.", ["kind"])
 PERKS = Counter("makegood_perks_total", "Perks issued, by incident kind.", ["kind"])
@@ -18,6 +18,13 @@ BUDGET_REFUSALS = Counter(
     "makegood_budget_refusals_total",
     "Perks not given because the incident budget ran out, by incident kind.",
     ["kind"],
+)
+
+PREVIEWS = Counter(
+    "makegood_previews_total",
+    "Previews answered, by source: memory (a remembered situation, no engine) or worked_out "
+    "out (the engine for a new situation, or the ledger for a customer already decided).",
+    ["source"],
 )
 
 

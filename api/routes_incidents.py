@@ -23,7 +23,7 @@ from litestar.status_codes import (
 )
 
 from api.background import live_progress, start_incident_job
-from api.metrics import record_outcome
+from api.metrics import PREVIEWS, record_outcome
 from api.runtime import Runtime
 from api.wire import (
     DecisionOut,
@@ -298,6 +298,7 @@ async def preview_decision(state: State, data: JSONBody[PreviewRequest]) -> Deci
     found = runtime.previews.look(  # a remembered situation costs less than a thread switch
         runtime.parts(), data.incident(), data.customer_id, datetime.now(UTC), data.budget
     )
+    PREVIEWS.labels("worked_out" if callable(found) else "memory").inc()
     mine = await anyio.to_thread.run_sync(found) if callable(found) else found
     if mine is None:
         raise ClientException(

@@ -24,6 +24,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -31,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,6 +166,14 @@ def main() -> None:
         shutil.rmtree(data, ignore_errors=True)
 
 
+def _previews(base: str) -> dict[str, float]:
+    """`makegood_previews_total` by source, summed over the workers (`/metrics`)."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as answer:
+        text = answer.read().decode()
+    found = re.findall(r'^makegood_previews_total\{source="(\w+)"\} (\S+)$', text, re.M)
+    return {source: float(n) for source, n in found}
+
+
 def run(base: str, key: str, seconds: int, rate: float, warmup: int, pid: int) -> str:
     desk = Desk()
 
@@ -197,7 +207,9 @@ def run(base: str, key: str, seconds: int, rate: float, warmup: int, pid: int) -
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    before = _previews(base)
     result = asyncio.run(openloop.run(base, key, desk.next, rate, seconds))
+    after = _previews(base)
     done.set()
     sampler.join()
 
@@ -212,6 +224,12 @@ def run(base: str, key: str, seconds: int, rate: float, warmup: int, pid: int) -
         lines.append(
             f"  {kind:<10} n={len(values):>6}  p50 {statistics.median(values):7.1f} ms"
             f"  p99 {_p99(values):7.1f} ms  errors {result.errors.get(kind, 0)}"
+        )
+    memo, worked = (after.get(k, 0.0) - before.get(k, 0.0) for k in ("memory", "worked_out"))
+    if memo + worked:
+        lines.append(
+            f"previews answered from memory: {100 * memo / (memo + worked):.1f}% "
+            f"({worked:.0f} worked out by the engine or read from the ledger)"
         )
     last = [m for t, m in memory if t >= seconds - 30]
     low, high = min(last), max(last)

@@ -278,25 +278,28 @@ def _situation(
         tuple(values),
         _channel(profile),
         tuple(sorted((r[1:] for r in history), key=repr)),
-        _recent(recent),
+        _recent(recent, table, ctx.policy.max_perks),
         share > 0 and unit_value(customer_id, incident.incident_id) < share,
         exploring,
     )
 
 
-def _recent(recent: list[tuple[Any, ...]]) -> Hashable:
-    """What the engine reads of the customer's other incidents in the window: how many,
-    how many carried a perk, and per perk in how many (never which: incident ids would
-    make every customer a situation of their own)."""
+def _recent(recent: list[tuple[Any, ...]], table: OfferTable, max_perks: int) -> Hashable:
+    """What the engine reads of the customer's other incidents in the window: how many
+    (the second-failure flag says it), how many carried a perk once that reaches the cap
+    (below it the number changes nothing), and for each perk a rule limits per customer,
+    in how many. Never which incidents, nor anything else: every new incident would make
+    its customers situations of their own."""
+    limited = {r.perk for r in table.rules if r.per_customer_limit}
     per_perk: dict[str, set[str]] = {}
     for _, incident_id, perk_id in recent:
         if perk_id is not None:
             per_perk.setdefault(perk_id, set()).add(incident_id)
-    with_perk = set().union(*per_perk.values()) if per_perk else set()
+    with_perk = len(set().union(*per_perk.values())) if per_perk else 0
     return (
         len({r[1] for r in recent}),
-        len(with_perk),
-        tuple(sorted((perk, len(ids)) for perk, ids in per_perk.items())),
+        with_perk if with_perk >= max_perks else None,
+        tuple(sorted((perk, len(ids)) for perk, ids in per_perk.items() if perk in limited)),
     )
 
 

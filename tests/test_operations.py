@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -107,3 +108,29 @@ def test_metrics_are_open_and_count_requests_and_outcomes(
     assert 'makegood_decisions_total{kind="flight_delay"}' in text
     assert 'makegood_budget_refusals_total{kind="flight_delay"}' in text
     assert "/metrics" not in client.app.openapi_schema.paths  # type: ignore[operator]
+
+
+def previews_counted(text: str) -> dict[str, float]:
+    found = re.findall(r'^makegood_previews_total\{source="(\w+)"\} (\S+)$', text, re.M)
+    return {source: float(n) for source, n in found}
+
+
+def test_metrics_say_how_many_previews_came_from_memory(
+    runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    customer = runtime.book.frame["customer_id"][0]
+    body = {
+        "incident_id": "MET-1",
+        "kind": "flight_delay",
+        "occurred_at": "2026-11-25T07:05:00Z",
+        "facts": {"delay_minutes": 100, "flight": "MG1"},
+        "customer_id": customer,
+    }
+    with TestClient(app=create_app(runtime)) as client:
+        before = previews_counted(client.get("/metrics").text)
+        for _ in range(3):
+            answer = client.post("/v1/decisions/preview", json=body, headers=admin_headers)
+            assert answer.status_code == 200, answer.text
+        after = previews_counted(client.get("/metrics").text)
+    gained = {k: after[k] - before.get(k, 0.0) for k in after}
+    assert gained == {"worked_out": 1.0, "memory": 2.0}

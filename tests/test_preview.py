@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from api.runtime import Runtime
 from api.wire import decision_out, decisions_out
-from offers.engine import decide
+from offers.engine import decide, profile_columns
 from offers.flow import Parts, apply_update, step_context
 from offers.incidents import FlightFacts, Incident
 from offers.learning import ExploreConfig, Learning, LearningSource, posteriors
@@ -255,3 +255,61 @@ def test_new_situations_asked_together_are_decided_together_yet_as_each_alone(
     assert previews.engine_calls <= 3
     assert "stock:" in same_as_alone(parts, later, answers)
     assert any(a and a["perk_id"] == "credit-50" for a in answers.values())
+
+
+def twins(runtime: Runtime, later: Incident) -> tuple[str, str]:
+    """Two customers alike in every column the engine reads."""
+    frame = runtime.book.frame
+    alike = [
+        c
+        for c in profile_columns(runtime.table(), frame.columns, later)
+        if c not in ("customer_id", "first_name")
+    ]
+    found = frame.group_by(alike).agg("customer_id").filter(pl.col("customer_id").list.len() > 1)
+    first, second = found["customer_id"][0].to_list()[:2]
+    return first, second
+
+
+def test_the_cap_tells_apart_customers_in_as_many_other_incidents(runtime: Runtime) -> None:
+    """Alike customers, each in three other incidents: perks from all three reach the
+    cap, perks from two do not."""
+    parts = replace(runtime.parts(), contact=ContactPolicy(holdout_share=0.0))
+    later = incident(140)
+    capped, under = twins(runtime, later)
+    bare = replace(parts, table=lambda: msgspec.structs.replace(runtime.table(), rules=[]))
+    for days, who, p in [
+        (4, [capped, under], parts),
+        (3, [capped, under], parts),
+        (2, [capped], parts),
+        (2, [under], bare),
+    ]:
+        apply_update(p, incident(200, f"E-{days}-{who[0]}"), who, NOW - timedelta(days=days))
+    previews = Previews()
+    answers = {c: previews(parts, later, c, NOW) for c in (capped, under)}
+    assert previews.misses == 2
+    assert "contact cap" in same_as_alone(parts, later, {capped: answers[capped]})
+    assert "contact cap" not in same_as_alone(parts, later, {under: answers[under]})
+
+
+def test_a_rule_limit_tells_apart_customers_who_got_its_perk_elsewhere(
+    runtime: Runtime,
+) -> None:
+    later = incident(140)
+    live = runtime.table()
+    limited = msgspec.structs.replace(
+        live, rules=[msgspec.structs.replace(r, per_customer_limit=1) for r in live.rules]
+    )
+    parts = replace(
+        runtime.parts(), contact=ContactPolicy(holdout_share=0.0), table=lambda: limited
+    )
+    got, not_yet = twins(runtime, later)
+    bare = replace(parts, table=lambda: msgspec.structs.replace(live, rules=[]))
+    apply_update(parts, incident(140, "ELSEWHERE-1"), [got], NOW - timedelta(days=1))
+    apply_update(bare, incident(140, "ELSEWHERE-2"), [not_yet], NOW - timedelta(days=1))
+    previews = Previews()
+    answers = {c: previews(parts, later, c, NOW) for c in (got, not_yet)}
+    assert previews.misses == 2
+    same_as_alone(parts, later, answers)
+    assert answers[got] is not None and answers[got]["perk_id"] is None
+    assert "at most 1 times per customer" in answers[got]["reasons"]
+    assert answers[not_yet] is not None and answers[not_yet]["perk_id"] is not None
