@@ -5,7 +5,9 @@ A million-customer step is one statement batch, not a million ORM round trips: S
 (a NOT NULL violation still fails loudly), PostgreSQL gets
 the frame in the binary COPY format (`offers.pgbinary`) through `COPY` into a temporary
 table and one `INSERT … ON CONFLICT DO NOTHING` from there. Both run inside the caller's
-transaction and return how many rows were new.
+transaction and return how many rows were new. A few hundred rows (a small incident, an
+update adding customers) go to PostgreSQL as one pipelined `executemany` instead: a
+temporary table and the encoder's per-column set-up cost more than the rows.
 """
 
 from __future__ import annotations
@@ -54,11 +56,17 @@ def bulk_insert(
         return 0
     if conn.dialect.name == "postgresql":
         rows = frame.select(c.name for c in table.columns if c.name in frame.columns)
+        if rows.height <= SMALL:
+            return _postgres_small(conn, table, rows, skip_existing)
         if not skip_existing:
             return _postgres_copy(conn, table, rows)
         return _postgres(conn, table, rows)
     rows = _as_text(frame, table)
     return _sqlite(conn, table, rows, rows.columns)
+
+
+#: Up to this many rows, PostgreSQL gets an `executemany` rather than a COPY.
+SMALL = 1_000
 
 
 def _copy(
@@ -127,6 +135,21 @@ def _tuples(rows: pl.DataFrame, chunk: int = 100_000) -> Iterator[tuple[Any, ...
             for c in part.iter_columns()
         ]
         yield from zip(*columns, strict=True)
+
+
+def _postgres_small(
+    conn: sa.Connection, table: sa.Table, rows: pl.DataFrame, skip_existing: bool
+) -> int:
+    names = rows.columns
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(names)}) "
+        f"VALUES ({', '.join('%s' for _ in names)})"
+        + (" ON CONFLICT DO NOTHING" if skip_existing else "")
+    )
+    raw: Any = conn.connection.dbapi_connection
+    with raw.cursor() as cursor:
+        cursor.executemany(sql, list(_tuples(rows)))
+        return int(cursor.rowcount)
 
 
 def _postgres(conn: sa.Connection, table: sa.Table, rows: pl.DataFrame) -> int:

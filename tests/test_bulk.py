@@ -1,4 +1,5 @@
-"""Bulk writes store every type as given, on both databases (binary COPY on PostgreSQL)."""
+"""Bulk writes store every type as given, on both databases (on PostgreSQL both ways:
+binary COPY for large frames, statements for small ones)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
+from offers import bulk
 from offers.bulk import bulk_insert
 from offers.db import create_engine
 
@@ -44,6 +46,13 @@ _ROWS = pl.DataFrame(
 )
 
 
+@pytest.fixture(params=["copy", "statements"], autouse=True)
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which way PostgreSQL is written: every frame as COPY, or every frame as statements."""
+    monkeypatch.setattr(bulk, "SMALL", 0 if request.param == "copy" else 10**9)
+    return str(request.param)
+
+
 @pytest.mark.parametrize("skip_existing", [True, False])
 def test_rows_read_back_as_written(db_url: str, skip_existing: bool) -> None:
     engine = create_engine(db_url)
@@ -67,11 +76,15 @@ def test_rows_read_back_as_written(db_url: str, skip_existing: bool) -> None:
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
-def test_an_integer_out_of_range_fails_instead_of_wrapping(db_url: str) -> None:
-    """The binary format has no text for the server to reject: the encoder refuses."""
+def test_an_integer_out_of_range_fails_instead_of_wrapping(db_url: str, path: str) -> None:
+    """The binary format has no text for the server to reject: the encoder refuses; a
+    statement's parameter the server refuses."""
+    from psycopg.errors import NumericValueOutOfRange
+
+    refused = pl.exceptions.InvalidOperationError if path == "copy" else NumericValueOutOfRange
     engine = create_engine(db_url)
     with engine.begin() as conn:
         _TABLE.create(conn)
-        with pytest.raises(pl.exceptions.InvalidOperationError):
+        with pytest.raises(refused):
             bulk_insert(conn, _TABLE, pl.DataFrame({"key": ["a"], "n": [2**40]}))
     engine.dispose()
