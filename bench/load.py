@@ -92,14 +92,20 @@ class Desk:
 
     def __init__(self, seed: int = 7) -> None:
         self.rng = random.Random(seed)
-        self.created: list[tuple[float, str]] = []  # (when sent, incident id)
+        self.sent: dict[int, str] = {}  # request number -> incident it creates
+        self.created: list[str] = []  # incidents whose creation was answered, in order
 
     def customers(self, n: int) -> list[str]:
         return sorted({f"c{self.rng.randrange(1, 10_001):06d}" for _ in range(n)})
 
+    def answered(self, i: int, status: int) -> None:
+        incident = self.sent.pop(i, None)
+        if incident is not None and 200 <= status < 300:
+            self.created.append(incident)
+
     def next(self, i: int) -> tuple[str, str, str, bytes | None]:
         kind = MIX[i % len(MIX)]
-        ready = [x for t, x in self.created[-200:] if time.monotonic() - t > 2.0]
+        ready = self.created[-200:]  # escalate and page only what exists
         if kind in ("escalate", "page") and not ready:
             kind = "status"
         if kind == "preview":
@@ -114,7 +120,7 @@ class Desk:
             return kind, "POST", "/v1/decisions/preview", json.dumps(body).encode()
         if kind == "create":
             incident = f"LOAD-{uuid.uuid4().hex[:10]}"
-            self.created.append((time.monotonic(), incident))
+            self.sent[i] = incident
             return kind, "POST", "/v1/incidents", _incident(incident, self.customers(50), 30)
         if kind == "escalate":
             incident = self.rng.choice(ready)
@@ -190,7 +196,9 @@ def run(base: str, key: str, seconds: int, rate: float, warmup: int, pid: int) -
     asyncio.run(open_incidents())
     lines = [f"open loop at {rate:.0f} requests/s, 2 workers on PostgreSQL"]
     if warmup:
-        warm = asyncio.run(openloop.run(base, key, desk.next, rate / 5, warmup))
+        warm = asyncio.run(
+            openloop.run(base, key, desk.next, rate / 5, warmup, answered=desk.answered)
+        )
         every = sorted(x for v in warm.latencies.values() for x in v)
         lines.append(
             f"warm-up {warmup} s at {rate / 5:.0f} requests/s: "
@@ -208,7 +216,7 @@ def run(base: str, key: str, seconds: int, rate: float, warmup: int, pid: int) -
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     before = _previews(base)
-    result = asyncio.run(openloop.run(base, key, desk.next, rate, seconds))
+    result = asyncio.run(openloop.run(base, key, desk.next, rate, seconds, answered=desk.answered))
     after = _previews(base)
     done.set()
     sampler.join()
@@ -224,6 +232,9 @@ def run(base: str, key: str, seconds: int, rate: float, warmup: int, pid: int) -
         lines.append(
             f"  {kind:<10} n={len(values):>6}  p50 {statistics.median(values):7.1f} ms"
             f"  p99 {_p99(values):7.1f} ms  errors {result.errors.get(kind, 0)}"
+            + "".join(
+                f" ({n} x {s or 'no answer'})" for s, n in result.statuses.get(kind, {}).items()
+            )
         )
     memo, worked = (after.get(k, 0.0) - before.get(k, 0.0) for k in ("memory", "worked_out"))
     if memo + worked:

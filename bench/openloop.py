@@ -23,6 +23,7 @@ Next = Callable[[int], tuple[str, str, str, bytes | None]]
 class Result:
     latencies: dict[str, list[float]] = field(default_factory=dict)  # ms, per kind
     errors: dict[str, int] = field(default_factory=dict)  # status >= 400 or no answer
+    statuses: dict[str, dict[int, int]] = field(default_factory=dict)  # of errors; 0: none
     late_ms: float = 0.0  # how far behind schedule the sender fell at worst
 
 
@@ -51,8 +52,10 @@ async def run(
     rate: float,
     seconds: float,
     max_connections: int = 512,
+    answered: Callable[[int, int], None] = lambda _i, _status: None,
 ) -> Result:
-    """Send `rate` requests per second for `seconds`; `next_request(i)` says what the i-th is."""
+    """Send `rate` requests per second for `seconds`; `next_request(i)` says what the i-th is
+    and `answered(i, status)` hears how it went (status 0: no answer)."""
     url = urlsplit(base)
     host, port = url.hostname or "127.0.0.1", url.port or 80
     idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
@@ -61,11 +64,16 @@ async def run(
     # for a connection (their latency still counts from when they were due).
     slots = asyncio.Semaphore(max_connections)
 
-    async def one(due: float, kind: str, raw: bytes) -> None:
+    async def one(i: int, due: float, kind: str, raw: bytes) -> None:
         async with slots:
-            await send(due, kind, raw)
+            status = await send(due, kind, raw)
+        if status == 0 or status >= 400:
+            result.errors[kind] = result.errors.get(kind, 0) + 1
+            seen = result.statuses.setdefault(kind, {})
+            seen[status] = seen.get(status, 0) + 1
+        answered(i, status)
 
-    async def send(due: float, kind: str, raw: bytes) -> None:
+    async def send(due: float, kind: str, raw: bytes) -> int:
         reused = bool(idle)
         conn = idle.pop() if reused else await asyncio.open_connection(host, port)
         try:
@@ -80,13 +88,11 @@ async def run(
                 conn = await asyncio.open_connection(host, port)
                 status = await _exchange(*conn, raw)
         except (OSError, asyncio.IncompleteReadError, ValueError):
-            result.errors[kind] = result.errors.get(kind, 0) + 1
             conn[1].close()
-            return
+            return 0
         result.latencies.setdefault(kind, []).append((time.perf_counter() - due) * 1000)
-        if status >= 400:
-            result.errors[kind] = result.errors.get(kind, 0) + 1
         idle.append(conn)
+        return status
 
     start = time.perf_counter()
     tasks = []
@@ -98,7 +104,7 @@ async def run(
             result.late_ms = max(result.late_ms, -pause * 1000)
         kind, method, path, body = next_request(i)
         raw = _request(host, key, method, path, body)
-        tasks.append(asyncio.create_task(one(due, kind, raw)))
+        tasks.append(asyncio.create_task(one(i, due, kind, raw)))
     await asyncio.gather(*tasks)
     for _, writer in idle:
         writer.close()

@@ -274,6 +274,11 @@ def choose(
     `_learn` is null (table's choice), "explore" or "exploit", `_set` the candidate set.
     """
     cfg = learning.config
+    if learning.posteriors.is_empty() or not _alternatives(table, cfg.value_band):
+        # no evidence yet, or nothing interchangeable: the table decides (as below, cheaply)
+        return frame.with_columns(
+            choice_p=pl.lit(1.0), _learn=pl.lit(None, pl.String), _set=pl.lit(None, pl.String)
+        )
     frame = interchangeable(frame, table, cfg.value_band).with_row_index("_row")
     opts = (
         frame.filter(pl.col("_options").list.len() > 1)

@@ -66,7 +66,7 @@ def render_texts(
     the boolean column `with_perk` is true, the `perk_line` template of the same language
     and channel fills the message's {perk_line}.
     """
-    compiled = [compile_template(t.text) for t in book.templates]
+    compiled, found = _prepared(book, incident)
     used = {f for pieces in compiled for _, f in pieces if f}
     personal = [v for v in PERSONAL if v in used and v in frame.columns]
     shared = sorted(used - set(PERSONAL) - {PERK_LINE} & set(frame.columns))
@@ -86,7 +86,7 @@ def render_texts(
             *(pl.col(v).cast(pl.String).fill_null("") for v in shared),
         )
     )
-    shells = _shells(situations, compiled, resolve(book, incident), shared)
+    shells = _shells(situations, compiled, found, shared)
     width = max((len(v) for v in shells["_vars"]), default=0) if shells.height else 0
     texts = pl.concat([keyed, frame.select(personal)], how="horizontal") if personal else keyed
     joined = texts.join(
@@ -120,12 +120,34 @@ def _pick(slot: str, personal: list[str]) -> pl.Expr:
     return chain.otherwise(pl.lit(None, pl.String)) if personal else pl.lit(None, pl.String)
 
 
+Lookup = dict[tuple[str, str, str], tuple[int, str]]
+
+#: id(book) -> (book, its compiled templates, per incident kind its template lookup)
+_PREPARED: dict[int, tuple[MessageBook, list[list[Piece]], dict[str, Lookup]]] = {}
+
+
+def _prepared(book: MessageBook, incident: str) -> tuple[list[list[Piece]], Lookup]:
+    """The book's templates compiled, and which one each (kind, language, channel) uses for
+    this incident kind: worked out once per book, where every call used to (a few ms, most
+    of a small incident's rendering)."""
+    entry = _PREPARED.get(id(book))
+    if entry is None or entry[0] is not book:
+        if len(_PREPARED) >= 8:
+            _PREPARED.clear()
+        compiled = [compile_template(t.text) for t in book.templates]
+        entry = _PREPARED[id(book)] = (book, compiled, {})
+    lookups = entry[2]
+    if incident not in lookups:
+        rows = resolve(book, incident).iter_rows()
+        lookups[incident] = {(k, lang, ch): (int(t), tl) for k, lang, ch, t, tl in rows}
+    return entry[1], lookups[incident]
+
+
 def _shells(
-    situations: pl.DataFrame, compiled: list[list[Piece]], lookup: pl.DataFrame, shared: list[str]
+    situations: pl.DataFrame, compiled: list[list[Piece]], found: Lookup, shared: list[str]
 ) -> pl.DataFrame:
     """Per situation: the template's literal segments, the personal variables between
     them, the language the text is in, and whether any template applies."""
-    found = {(k, lang, ch): (int(t), tl) for k, lang, ch, t, tl in lookup.iter_rows()}
     rows: list[tuple[Any, ...]] = []
     for s in situations.iter_rows(named=True):
         main = found.get((s["_kind"], s["_lang"], s["_channel"]))
