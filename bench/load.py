@@ -1,14 +1,18 @@
 """A bounded loopback load against `makegood serve --workers 2` on PostgreSQL.
 
     python bench/load.py                          # 60 s at 500 requests/s after a warm-up
+    python bench/load.py --rate 500 --writes 10   # five times the incident writes
     python bench/load.py --seconds 20 --rate 200 --warmup 10
 
 A service desk's traffic during a disruption: agents preview what the customer on the
 line would get from one of the open incidents, while the desk's systems open new
 incidents (50 customers each), escalate them, and read status, decision pages and the
-follow-up feed. Per 100 requests: 93 previews, 3 status reads, 1 decision page, 1
-follow-up feed, 1 new incident, 1 escalation. Requests leave on a fixed schedule (an open
-loop, `bench/openloop.py`), so a slow server shows up as latency, not as less load.
+follow-up feed. Per 100 requests: 3 status reads, 1 decision page, 1 follow-up feed, the
+rest previews; and `--writes` incident writes per second, half new incidents and half
+escalations (2 by default: 3,600 new incidents an hour, more than a hub's worst day
+brings; `--writes` at 2% of the rate is the old write-heavy mix). Requests leave on a
+fixed schedule (an open loop, `bench/openloop.py`), so a slow server shows up as
+latency, not as less load.
 
 A warm-up at a fifth of the rate comes first (each worker has the engine decide every
 situation of the open incidents once; see offers/preview.py) and is reported on its own
@@ -52,7 +56,7 @@ OCCURRED = "2026-11-25T07:05:00Z"
 OPEN = [f"OPEN-{k}" for k in range(1, 4)]
 
 #: What each of 100 consecutive requests is (the schedule repeats).
-MIX = ["preview"] * 93 + ["status"] * 3 + ["page", "followups", "create", "escalate"]
+MIX = ["preview"] * 95 + ["status"] * 3 + ["page", "followups"]
 
 
 def _rss_mib(pids: list[int]) -> float:
@@ -90,7 +94,8 @@ def _incident(incident_id: str, customers: list[str], delay: int) -> bytes:
 class Desk:
     """The schedule of requests: `next(i)` says what the i-th one is."""
 
-    def __init__(self, seed: int = 7) -> None:
+    def __init__(self, every: int, seed: int = 7) -> None:
+        self.every = every  # requests from one new incident to the next
         self.rng = random.Random(seed)
         self.sent: dict[int, str] = {}  # request number -> incident it creates
         self.created: list[str] = []  # incidents whose creation was answered, in order
@@ -105,6 +110,10 @@ class Desk:
 
     def next(self, i: int) -> tuple[str, str, str, bytes | None]:
         kind = MIX[i % len(MIX)]
+        if i % self.every == 0:
+            kind = "create"
+        elif i % self.every == self.every // 2:
+            kind = "escalate"
         ready = self.created[-200:]  # escalate and page only what exists
         if kind in ("escalate", "page") and not ready:
             kind = "status"
@@ -139,6 +148,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--rate", type=float, default=500.0, help="requests per second")
     parser.add_argument("--warmup", type=int, default=60, help="seconds at rate/5, not counted")
+    parser.add_argument(
+        "--writes", type=float, default=2.0, help="incident writes per second (create, escalate)"
+    )
     args = parser.parse_args()
 
     schema = f"load_{uuid.uuid4().hex[:8]}"
@@ -161,7 +173,7 @@ def main() -> None:
             engine = create_engine(url)
             key = KeyStore(engine).create("load-desk", "desk", datetime.now(UTC))[1]
             engine.dispose()
-            print(run(base, key, args.seconds, args.rate, args.warmup, server.pid))
+            print(run(base, key, args.seconds, args.rate, args.warmup, args.writes, server.pid))
         finally:
             server.terminate()
             server.wait(timeout=60)
@@ -172,6 +184,14 @@ def main() -> None:
         shutil.rmtree(data, ignore_errors=True)
 
 
+def _per_window(timeline: list[tuple[float, float]], width: float) -> list[float]:
+    """p99 latency (ms) of the requests due in each `width`-second window, in order."""
+    windows: dict[int, list[float]] = {}
+    for due, took in timeline:
+        windows.setdefault(int(due // width), []).append(took)
+    return [_p99(sorted(v)) for _, v in sorted(windows.items())]
+
+
 def _previews(base: str) -> dict[str, float]:
     """`makegood_previews_total` by source, summed over the workers (`/metrics`)."""
     with urllib.request.urlopen(f"{base}/metrics", timeout=30) as answer:
@@ -180,8 +200,10 @@ def _previews(base: str) -> dict[str, float]:
     return {source: float(n) for source, n in found}
 
 
-def run(base: str, key: str, seconds: int, rate: float, warmup: int, pid: int) -> str:
-    desk = Desk()
+def run(
+    base: str, key: str, seconds: int, rate: float, warmup: int, writes: float, pid: int
+) -> str:
+    desk = Desk(every=max(2, round(2 * rate / writes)))
 
     async def open_incidents() -> None:  # the incidents agents preview against
         for incident in OPEN:
@@ -194,7 +216,10 @@ def run(base: str, key: str, seconds: int, rate: float, warmup: int, pid: int) -
             assert not opened.errors, f"could not open {incident}"
 
     asyncio.run(open_incidents())
-    lines = [f"open loop at {rate:.0f} requests/s, 2 workers on PostgreSQL"]
+    lines = [
+        f"open loop at {rate:.0f} requests/s ({writes:g} incident writes/s), "
+        "2 workers on PostgreSQL"
+    ]
     if warmup:
         warm = asyncio.run(
             openloop.run(base, key, desk.next, rate / 5, warmup, answered=desk.answered)
@@ -236,6 +261,7 @@ def run(base: str, key: str, seconds: int, rate: float, warmup: int, pid: int) -
                 f" ({n} x {s or 'no answer'})" for s, n in result.statuses.get(kind, {}).items()
             )
         )
+    lines.append("p99 per 5 s: " + " ".join(f"{v:.0f}" for v in _per_window(result.timeline, 5)))
     memo, worked = (after.get(k, 0.0) - before.get(k, 0.0) for k in ("memory", "worked_out"))
     if memo + worked:
         lines.append(

@@ -25,6 +25,7 @@ class Result:
     errors: dict[str, int] = field(default_factory=dict)  # status >= 400 or no answer
     statuses: dict[str, dict[int, int]] = field(default_factory=dict)  # of errors; 0: none
     late_ms: float = 0.0  # how far behind schedule the sender fell at worst
+    timeline: list[tuple[float, float]] = field(default_factory=list)  # (s due, ms) each
 
 
 def _request(host: str, key: str, method: str, path: str, body: bytes | None) -> bytes:
@@ -90,7 +91,9 @@ async def run(
         except (OSError, asyncio.IncompleteReadError, ValueError):
             conn[1].close()
             return 0
-        result.latencies.setdefault(kind, []).append((time.perf_counter() - due) * 1000)
+        took = (time.perf_counter() - due) * 1000
+        result.latencies.setdefault(kind, []).append(took)
+        result.timeline.append((due - start, took))
         idle.append(conn)
         return status
 

@@ -65,7 +65,7 @@ class Previews:
         self.engine_calls = 0
         self._open: dict[Hashable, _Batch] = {}  # gathering, by step
         self._deciding: dict[Hashable, _Batch] = {}  # with the engine, by situation
-        self._engine = threading.BoundedSemaphore(2)
+        self._engine = threading.Lock()
 
     def __call__(
         self,
@@ -172,7 +172,7 @@ class Previews:
                 raise batch.error
             return batch.shells[key]
         try:
-            with self._engine:  # a few at a time: the engine's own threads use every core
+            with self._engine:  # one at a time: the engine's own threads use every core
                 with self._lock:  # closed: who asks from now on starts the next batch
                     if self._open.get(step_key) is batch:
                         del self._open[step_key]

@@ -197,11 +197,11 @@ def test_a_new_situation_asked_by_many_at_once_is_decided_once(runtime: Runtime)
     pending = [previews.look(parts, incident(100), customer, NOW) for _ in range(8)]
     assert all(callable(p) for p in pending)  # nobody has decided it yet
     engine = previews._engine
-    engine.acquire(), engine.acquire()  # hold the engine until all eight are waiting
+    engine.acquire()  # hold the engine until all eight are waiting
     with ThreadPoolExecutor(8) as pool:
         answers = [pool.submit(p) for p in pending if callable(p)]
         time.sleep(0.5)
-        engine.release(), engine.release()
+        engine.release()
         rows = [a.result(timeout=60) for a in answers]
     assert previews.misses == 1
     assert len({(r["perk_id"], r["text"].replace(r["perk_code"] or "", "")) for r in rows}) == 1
@@ -214,11 +214,11 @@ def ask_together(
     previews = Previews()
     pending = {c: previews.look(parts, later, c, NOW, budget) for c in ids}
     engine = previews._engine
-    engine.acquire(), engine.acquire()  # hold the engine until every asker is waiting
+    engine.acquire()  # hold the engine until every asker is waiting
     with ThreadPoolExecutor(len(ids)) as pool:
         asked = {c: pool.submit(p) for c, p in pending.items() if callable(p)}
         time.sleep(1.0)
-        engine.release(), engine.release()
+        engine.release()
         answers = {c: f.result(timeout=120) for c, f in asked.items()}
     assert len(answers) == len(ids)  # all new: nothing was remembered yet
     return previews, answers
