@@ -45,6 +45,8 @@ from segmentation.ids import unit_value
 #: characters, so no template or name contains them.
 NAME_MARK = "\ue000"
 CODE_MARK = "\ue001"
+#: Where the reasons say how many other incidents flagged the customer for a human.
+OTHERS_MARK = "\ue002"
 
 
 class Previews:
@@ -124,8 +126,9 @@ class Previews:
                 self._memo.move_to_end(key)
                 self.hits += 1
         first_name = profile.get("first_name")
+        others = len({r[1] for r in recent})
         if shell is not None:
-            return _personal(shell, customer_id, first_name)
+            return _personal(shell, customer_id, first_name, others)
 
         asked = _Asked(customer_id, history, recent)
 
@@ -139,7 +142,7 @@ class Previews:
                 shell = self._batched(
                     step_key, key, asked, lambda wanted: _shells(parts, ctx, table, wanted)
                 )
-            return _personal(shell, customer_id, first_name)
+            return _personal(shell, customer_id, first_name, others)
 
         return decided
 
@@ -285,8 +288,9 @@ def _situation(
 
 
 def _recent(recent: list[tuple[Any, ...]], table: OfferTable, max_perks: int) -> Hashable:
-    """What the engine reads of the customer's other incidents in the window: how many
-    (the second-failure flag says it), how many carried a perk once that reaches the cap
+    """What the engine reads of the customer's other incidents in the window: whether
+    there are any (the second-failure flag; the reasons' count is spliced in per customer
+    like the name), how many carried a perk once that reaches the cap
     (below it the number changes nothing), and for each perk a rule limits per customer,
     in how many. Never which incidents, nor anything else: every new incident would make
     its customers situations of their own."""
@@ -297,7 +301,7 @@ def _recent(recent: list[tuple[Any, ...]], table: OfferTable, max_perks: int) ->
             per_perk.setdefault(perk_id, set()).add(incident_id)
     with_perk = len(set().union(*per_perk.values())) if per_perk else 0
     return (
-        len({r[1] for r in recent}),
+        bool(recent),
         with_perk if with_perk >= max_perks else None,
         tuple(sorted((perk, len(ids)) for perk, ids in per_perk.items() if perk in limited)),
     )
@@ -352,18 +356,30 @@ def _decide(
         table,
         parts.book,
     )
+    counts = {a.customer_id: len({r[1] for r in a.recent}) for a in asked}
     rows = {}
     for row in fresh.cast(DECISION_SCHEMA).drop("reason_id").to_dicts():  # type: ignore[arg-type]
         if row["perk_code"] is not None and row["text"] is not None:
             row["text"] = row["text"].replace(row["perk_code"], CODE_MARK)
+        others = _others(counts[row["customer_id"]])
+        row["reasons"] = row["reasons"].replace(others, OTHERS_MARK)
         row["followups"] = []
         rows[row["customer_id"]] = row
     return rows
 
 
-def _personal(shell: dict[str, Any], customer_id: str, first_name: str | None) -> dict[str, Any]:
-    """`shell` for this customer: their id and name, and a new perk code if a perk is given."""
+def _others(count: int) -> str:
+    """How the engine's reasons word the count of other incidents behind a human flag."""
+    return f"({count} other incidents)"
+
+
+def _personal(
+    shell: dict[str, Any], customer_id: str, first_name: str | None, others: int
+) -> dict[str, Any]:
+    """`shell` for this customer: their id, name and count of other incidents, and a new
+    perk code if a perk is given."""
     row = dict(shell, customer_id=customer_id, followups=[])
+    row["reasons"] = row["reasons"].replace(OTHERS_MARK, _others(others))
     if row["perk_code"] is not None:
         row["perk_code"] = perk_code()
     if row["text"] is not None:
