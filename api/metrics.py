@@ -22,8 +22,8 @@ BUDGET_REFUSALS = Counter(
 
 PREVIEWS = Counter(
     "makegood_previews_total",
-    "Previews answered, by source: memory (a remembered situation, no engine) or worked_out "
-    "out (the engine for a new situation, or the ledger for a customer already decided).",
+    "Previews answered, by source: memory (a remembered situation, no engine) or "
+    "worked_out (the engine for a new situation, or the ledger for a customer already decided).",
     ["source"],
 )
 

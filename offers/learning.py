@@ -341,7 +341,10 @@ def choose(
         .join(p_ts, on=["segment", "_set", "perk"], how="left")
         .sort("_row", "_opt")
         .with_columns(_cum=pl.col("_p_ts").cum_sum().over("_row"))
-        .with_columns(_reach=pl.col("_cum") >= pl.col("_u") * pl.col("_p_ts").sum().over("_row"))
+        .with_columns(  # the last option always reaches: sums may differ in the last bit
+            _reach=(pl.col("_cum") >= pl.col("_u") * pl.col("_p_ts").sum().over("_row"))
+            | (pl.col("_opt") == pl.col("_opt").max().over("_row"))
+        )
         .filter(pl.col("_reach"))
         .group_by("_row")
         .agg(_drawn=pl.col("perk").first())

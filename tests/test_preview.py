@@ -217,7 +217,13 @@ def ask_together(
     engine.acquire()  # hold the engine until every asker is waiting
     with ThreadPoolExecutor(len(ids)) as pool:
         asked = {c: pool.submit(p) for c, p in pending.items() if callable(p)}
-        time.sleep(1.0)
+        joined, steady_since = -1, time.monotonic()
+        while time.monotonic() - steady_since < 0.5:  # until nobody new joins for 0.5 s
+            with previews._lock:
+                now = sum(len(batch.wanted) for batch in previews._open.values())
+            if now != joined:
+                joined, steady_since = now, time.monotonic()
+            time.sleep(0.02)
         engine.release()
         answers = {c: f.result(timeout=120) for c, f in asked.items()}
     assert len(answers) == len(ids)  # all new: nothing was remembered yet
