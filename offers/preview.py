@@ -126,7 +126,7 @@ class Previews:
                 self._memo.move_to_end(key)
                 self.hits += 1
         first_name = profile.get("first_name")
-        others = len({r[1] for r in recent})
+        others = _other_incidents(recent)
         if shell is not None:
             return _personal(shell, customer_id, first_name, others)
 
@@ -356,7 +356,7 @@ def _decide(
         table,
         parts.book,
     )
-    counts = {a.customer_id: len({r[1] for r in a.recent}) for a in asked}
+    counts = {a.customer_id: _other_incidents(a.recent) for a in asked}
     rows = {}
     for row in fresh.cast(DECISION_SCHEMA).drop("reason_id").to_dicts():  # type: ignore[arg-type]
         if row["perk_code"] is not None and row["text"] is not None:
@@ -366,6 +366,11 @@ def _decide(
         row["followups"] = []
         rows[row["customer_id"]] = row
     return rows
+
+
+def _other_incidents(recent: list[tuple[Any, ...]]) -> int:
+    """How many other incidents the customer had in the window (rows are per decision)."""
+    return len({r[1] for r in recent})
 
 
 def _others(count: int) -> str:
