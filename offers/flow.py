@@ -9,7 +9,6 @@ decisions. All of it runs in one transaction that holds the incident's lock.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -20,7 +19,7 @@ import polars as pl
 from offers.engine import StepContext, decide
 from offers.incidents import EscalationPolicy, Incident, entitlements
 from offers.learning import Learning
-from offers.ledger import DECISION_SCHEMA, FOLLOWUP_LIST, Ledger, Tx
+from offers.ledger import DECISION_SCHEMA, FOLLOWUP_LIST, Ledger, Tx, followup_lists, paired
 from offers.messages import MessageBook
 from offers.policy import ContactPolicy, ValuePolicy, schedule_followups
 from offers.tables import OfferTable
@@ -32,17 +31,6 @@ PLANNED_SCHEMA: dict[str, Any] = {
     "customer_id": pl.String,
     "kind": pl.String,
     "due_at": pl.Datetime("us", "UTC"),
-}
-
-#: A follow-up as planned and stored: `PLANNED_SCHEMA` with where and how it goes.
-_PLAN_SCHEMA: dict[str, Any] = {
-    "incident_id": pl.String,
-    "customer_id": pl.String,
-    "kind": pl.String,
-    "step": pl.Int32,
-    "due_at": pl.Datetime("us", "UTC"),
-    "channel": pl.String,
-    "language": pl.String,
 }
 
 
@@ -196,16 +184,10 @@ def apply_update(
                 spent,
             )
         before = tx.count(incident.incident_id, step)
-        progress(f"recording {fresh.height:,} decisions", 0.6)
         busy = _busy(tx, incident.incident_id, now, parts.contact)
-        with ThreadPoolExecutor(1) as pool:
-            # Planning follow-ups is polars work: it runs while the database stores the
-            # decisions instead of after.
-            plan = pool.submit(_plan, fresh, customers, busy, now, parts.contact)
-            issued = tx.record(fresh, now)
-            planned = plan.result()
-        if planned.height:
-            tx.schedule(planned)
+        planned = _plan(fresh, customers, busy, now, parts.contact)
+        progress(f"recording {fresh.height:,} decisions", 0.6)
+        issued = tx.record(fresh, now, planned)
         planned = planned.select(list(PLANNED_SCHEMA))
         fresh = fresh.drop("reason_id")
         spent += float(fresh["charged_cost"].fill_null(0.0).sum())  # under the lock: exact
@@ -275,12 +257,8 @@ def _stock_left(
 
 def _with_followups(fresh: pl.DataFrame, planned: pl.DataFrame) -> pl.DataFrame:
     """Attach the follow-ups just scheduled, as the ledger's reader would."""
-    lists = (
-        planned.sort("due_at").group_by("customer_id").agg(followups=pl.struct("due_at", "kind"))
-    )
-    return fresh.join(lists, on="customer_id", how="left").with_columns(
-        pl.col("followups").fill_null(pl.lit([], dtype=FOLLOWUP_LIST))
-    )
+    stored = fresh.join(paired(planned), on="customer_id", how="left", maintain_order="left")
+    return stored.select(*fresh.columns, followup_lists())
 
 
 def _busy(tx: Tx, incident_id: str, now: datetime, policy: ContactPolicy) -> pl.DataFrame:
@@ -302,15 +280,15 @@ def _plan(
 
     Check-in and feedback about one incident make up the marketing-contact allowance of the
     window; a customer with follow-ups from another incident in the window (`busy`) gets
-    none. One row per follow-up, as `Tx.schedule` takes them.
+    none. One row per follow-up (`PLANNED_SCHEMA`), as `Tx.record` takes them.
     """
-    none = pl.DataFrame(schema=_PLAN_SCHEMA)
+    none = pl.DataFrame(schema=PLANNED_SCHEMA)
     if policy.marketing_contacts_per_window == 0:
         return none
     eligible = (
-        fresh.select("incident_id", "customer_id", "step", "channel", "language", "message_kind")
+        fresh.select("customer_id", "channel", "message_kind")
         .filter((pl.col("message_kind") == "apology") & pl.col("channel").is_not_null())
-        .drop("message_kind")
+        .select("customer_id")
         .join(customers.select("customer_id", "timezone", "consent_marketing"), on="customer_id")
         .filter("consent_marketing")
         .join(busy, on="customer_id", how="anti")
@@ -318,10 +296,7 @@ def _plan(
     if eligible.is_empty():
         return none
     due = schedule_followups(eligible.select("customer_id", "timezone"), now, policy)
-    kinds = due.filter(
-        pl.int_range(pl.len()).over("customer_id") < policy.marketing_contacts_per_window
-    )
-    return kinds.join(
-        eligible.select("incident_id", "customer_id", "step", "channel", "language"),
-        on="customer_id",
-    ).select(list(_PLAN_SCHEMA))
+    if policy.marketing_contacts_per_window >= 2:  # the policy plans two: both fit
+        return due
+    same = pl.col("customer_id")  # sorted by customer, then due time: keep each one's first
+    return due.filter(same.shift(1).ne_missing(same))

@@ -29,7 +29,6 @@ from offers.policy import RECENT_SCHEMA
 from offers.schema import (
     decision_reasons,
     decisions,
-    followups,
     idempotency,
     incident_customers,
     incidents,
@@ -81,19 +80,17 @@ def _frame(rows: Sequence[Any], schema: dict[str, Any]) -> pl.DataFrame:
     return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
 
 
-#: A stored follow-up row: a customer's first follow-up and the one after it, if any.
-PAIRED_SCHEMA: dict[str, Any] = {
-    "customer_id": pl.String,
-    "step": pl.Int32,
-    "kind": pl.String,
-    "due_at": pl.Datetime("us", "UTC"),
+#: A decision's follow-ups as stored on its row: the first, and the one after it if any.
+STORED_FOLLOWUPS: dict[str, Any] = {
+    "followup_kind": pl.String,
+    "followup_at": pl.Datetime("us", "UTC"),
     "then_kind": pl.String,
     "then_at": pl.Datetime("us", "UTC"),
 }
 
 
 def paired(planned: pl.DataFrame) -> pl.DataFrame:
-    """Follow-ups, one row each, as stored: one row per customer with the next one beside.
+    """Follow-ups, one row each, as stored: one row per customer, the next one beside.
 
     Sorting and shifting, not grouping: a million customers cost two passes, no hash table.
     """
@@ -102,19 +99,27 @@ def paired(planned: pl.DataFrame) -> pl.DataFrame:
     if rows.select((same == same.shift(2)).any()).item():
         raise ValueError("at most two follow-ups per customer are stored")
     nxt = same.shift(-1) == same
-    return rows.with_columns(
+    return rows.select(
+        "customer_id",
+        followup_kind="kind",
+        followup_at="due_at",
         then_kind=pl.when(nxt).then(pl.col("kind").shift(-1)),
         then_at=pl.when(nxt).then(pl.col("due_at").shift(-1)),
     ).filter(same.shift(1).ne_missing(same))
 
 
-def unpaired(stored: pl.DataFrame) -> pl.DataFrame:
-    """(customer_id, step, kind, due_at), a row per follow-up, from stored rows."""
-    first = stored.select("customer_id", "step", "kind", "due_at")
-    then = stored.filter(pl.col("then_kind").is_not_null()).select(
-        "customer_id", "step", kind="then_kind", due_at="then_at"
+def followup_lists() -> pl.Expr:
+    """`followups` (a list of (due_at, kind), earliest first) from a row's stored columns."""
+    first = pl.struct(due_at="followup_at", kind="followup_kind")
+    then = pl.struct(due_at="then_at", kind="then_kind")
+    return (
+        pl.when(pl.col("followup_kind").is_null())
+        .then(pl.lit([], dtype=FOLLOWUP_LIST))
+        .when(pl.col("then_kind").is_null())
+        .then(pl.concat_list(first))
+        .otherwise(pl.concat_list(first, then))
+        .alias("followups")
     )
-    return pl.concat([first, then])
 
 
 #: Decision columns the same for every customer given one wording (of a segment, a perk
@@ -368,8 +373,12 @@ class Tx:
         )
         return float(self.conn.execute(query).scalar_one())
 
-    def record(self, frame: pl.DataFrame, now: datetime) -> int:
-        """Insert decisions not yet in the ledger; return how many were new.
+    def record(
+        self, frame: pl.DataFrame, now: datetime, planned: pl.DataFrame | None = None
+    ) -> int:
+        """Insert decisions not yet in the ledger, with the follow-ups `planned` for them
+        (customer_id, kind, due_at: a row per follow-up, at most two per customer); return
+        how many were new.
 
         Called under the incident's lock with decisions for customers that have none at
         this step, so every key is new and the rows go in without a conflict check.
@@ -380,29 +389,22 @@ class Tx:
         rows = keyed.select(*_COLUMNS, "reason_id").with_columns(
             created_at=pl.lit(now, dtype=pl.Datetime("us", "UTC"))
         )
+        if planned is not None and planned.height:
+            rows = rows.join(paired(planned), on="customer_id", how="left", maintain_order="left")
         return bulk_insert(self.conn, decisions, rows, skip_existing=False)
-
-    def schedule(self, frame: pl.DataFrame) -> None:
-        """Follow-ups of customers apologized to in this update (new keys, under the lock).
-
-        `frame` has a row per follow-up; the ledger keeps a customer's first two in one row.
-        """
-        bulk_insert(self.conn, followups, paired(frame), skip_existing=False)
 
     def followup_customers(self, incident_id: str, since: datetime) -> pl.DataFrame:
         """This incident's customers with follow-ups of another incident due since `since`."""
-        ic = incident_customers
+        ic, d = incident_customers, decisions.c
         query = (
-            sa.select(followups.c.customer_id)
+            sa.select(d.customer_id)
             .join(
                 ic,
-                sa.and_(
-                    ic.c.customer_id == followups.c.customer_id, ic.c.incident_id == incident_id
-                ),
+                sa.and_(ic.c.customer_id == d.customer_id, ic.c.incident_id == incident_id),
             )
             .where(
-                sa.or_(followups.c.due_at >= since, followups.c.then_at >= since),
-                followups.c.incident_id != incident_id,
+                sa.or_(d.followup_at >= since, d.then_at >= since),
+                d.incident_id != incident_id,
             )
             .distinct()
         )
@@ -417,9 +419,9 @@ class Tx:
         customer_id: str | None = None,
     ) -> pl.DataFrame:
         """Stored decisions of an incident, by step then customer id, with their follow-ups."""
-        query = with_words(sa.select(*(decisions.c[c] for c in _COLUMNS))).where(
-            decisions.c.incident_id == incident_id
-        )
+        query = with_words(
+            sa.select(*(decisions.c[c] for c in (*_COLUMNS, *STORED_FOLLOWUPS)))
+        ).where(decisions.c.incident_id == incident_id)
         if step is not None:
             query = query.where(decisions.c.step == step)
         if customer_id is not None:
@@ -427,22 +429,13 @@ class Tx:
         query = query.order_by(decisions.c.step, decisions.c.customer_id).offset(offset)
         if limit is not None:
             query = query.limit(limit)
-        read = {c: DECISION_SCHEMA[c] for c in (*_COLUMNS, *WORDS)}
-        frame = _frame(self.conn.execute(query).all(), read).select(DECISION_COLUMNS)
-        due = sa.select(*(followups.c[c] for c in PAIRED_SCHEMA)).where(
-            followups.c.incident_id == incident_id
-        )
-        if customer_id is not None:
-            due = due.where(followups.c.customer_id == customer_id)
-        planned = unpaired(_frame(self.conn.execute(due).all(), PAIRED_SCHEMA))
-        lists = (
-            planned.sort("due_at")
-            .group_by("customer_id", "step")
-            .agg(followups=pl.struct("due_at", "kind"))
-        )
-        return frame.join(
-            lists, on=["customer_id", "step"], how="left", maintain_order="left"
-        ).with_columns(pl.col("followups").fill_null(pl.lit([], dtype=FOLLOWUP_LIST)))
+        read = {
+            **{c: DECISION_SCHEMA[c] for c in _COLUMNS},
+            **STORED_FOLLOWUPS,
+            **{c: DECISION_SCHEMA[c] for c in WORDS},
+        }
+        frame = _frame(self.conn.execute(query).all(), read)
+        return frame.select(*DECISION_COLUMNS, followup_lists())
 
     def count(self, incident_id: str, step: int | None = None) -> int:
         query = (
@@ -551,8 +544,15 @@ class Ledger:
     def followups_due(self, before: datetime, limit: int = 1000) -> pl.DataFrame:
         """Follow-ups due before `before`, earliest first. A row's second follow-up is never
         due before its first, so both halves are found through the index on the first."""
-        f = followups.c
-        first = sa.select(*(f[c] for c in FOLLOWUP_SCHEMA)).where(f.due_at < before)
+        f = decisions.c
+        first = sa.select(
+            f.incident_id,
+            f.customer_id,
+            f.followup_kind.label("kind"),
+            f.followup_at.label("due_at"),
+            f.channel,
+            f.language,
+        ).where(f.followup_at < before)
         then = sa.select(
             f.incident_id,
             f.customer_id,
@@ -560,7 +560,7 @@ class Ledger:
             f.then_at.label("due_at"),
             f.channel,
             f.language,
-        ).where(f.due_at < before, f.then_at < before)
+        ).where(f.followup_at < before, f.then_at < before)
         both = sa.union_all(first, then).subquery()
         query = (
             sa.select(*(both.c[c] for c in FOLLOWUP_SCHEMA))

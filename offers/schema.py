@@ -65,8 +65,23 @@ decisions = sa.Table(
     sa.Column("entitlements", sa.Text),  # as reasons: older rows only
     sa.Column("airport", sa.String(3)),  # where a stocked perk is counted
     sa.Column("reason_id", sa.BigInteger),  # -> decision_reasons
+    # Follow-ups scheduled with this decision (an apology): the first (`followup_kind` at
+    # `followup_at`) and the one after it, if any (`then_kind` at `then_at`, never
+    # earlier), sent on the decision's channel in its language. On the decision's own row
+    # (migration 0011), a million-customer step writes no second table and key index.
+    sa.Column("followup_kind", sa.String(32)),
+    sa.Column("followup_at", sa.DateTime(timezone=True)),
+    sa.Column("then_kind", sa.String(32)),
+    sa.Column("then_at", sa.DateTime(timezone=True)),
 )
 sa.Index("ix_decisions_customer", decisions.c.customer_id, decisions.c.created_at)
+#: Follow-ups by due time; only rows that have one are in it.
+sa.Index(
+    "ix_decisions_followup_due",
+    decisions.c.followup_at,
+    postgresql_where=decisions.c.followup_at.is_not(None),
+    sqlite_where=decisions.c.followup_at.is_not(None),
+)
 
 #: The words of a decision (reasons and entitlements, JSON lists) and the columns that go
 #: with them (segment description, perk title, value, currency, validity), stored once per
@@ -85,25 +100,6 @@ decision_reasons = sa.Table(
     sa.Column("currency", sa.String(3)),
     sa.Column("valid_until", sa.Date),
 )
-
-#: Follow-up messages scheduled with decisions, served to the messaging system when due:
-#: one row per customer and incident, holding the first follow-up (`kind` at `due_at`) and
-#: the one after it, if any (`then_kind` at `then_at`, never earlier). Half the rows and
-#: index entries of a row per follow-up; the due index on the first still finds both.
-followups = sa.Table(
-    "followups",
-    metadata,
-    sa.Column("incident_id", sa.String(128), primary_key=True),
-    sa.Column("customer_id", sa.String(64), primary_key=True),
-    sa.Column("step", sa.Integer, nullable=False),  # the decision they were scheduled with
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("then_kind", sa.String(32)),
-    sa.Column("then_at", sa.DateTime(timezone=True)),
-    sa.Column("channel", sa.String(16)),
-    sa.Column("language", sa.String(16)),
-)
-sa.Index("ix_followups_due", followups.c.due_at)
 
 #: Background work (large incidents): status and progress any worker can report.
 jobs = sa.Table(

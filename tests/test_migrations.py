@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 
-from offers.db import create_engine, upgrade
+from offers.db import MIGRATIONS, create_engine, upgrade
+from offers.ledger import Ledger
 from offers.schema import metadata
 
 
@@ -68,18 +73,19 @@ def test_sqlite_keeps_incident_customers_in_their_key(tmp_path: Path) -> None:
     assert "WITHOUT ROWID" in str(sql) and "PRIMARY KEY (incident_id, customer_id)" in str(sql)
 
 
+def _decided(conn: sa.Connection, customer: str) -> None:
+    """A decision row as every revision since 0001 can hold it."""
+    conn.execute(
+        sa.text(
+            "INSERT INTO decisions (incident_id, step, customer_id, created_at, message_kind,"
+            " channel, language, propensity) VALUES ('i', 1, :c, :at, 'apology', 'sms', 'en', 1)"
+        ),
+        {"c": customer, "at": datetime(2026, 11, 25, tzinfo=UTC)},
+    )
+
+
 def test_followups_of_a_customer_are_paired_into_one_row(db_url: str) -> None:
     """Follow-ups stored a row per kind before migration 0009 are still all due after it."""
-    from datetime import UTC, datetime
-
-    import sqlalchemy as sa
-    from alembic import command
-    from alembic.config import Config
-
-    from offers.db import MIGRATIONS
-    from offers.ledger import Ledger
-    from offers.schema import followups
-
     engine = create_engine(db_url)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
@@ -90,17 +96,71 @@ def test_followups_of_a_customer_are_paired_into_one_row(db_url: str) -> None:
             "INSERT INTO followups (incident_id, customer_id, kind, step, due_at, channel,"
             " language) VALUES ('i', :c, :k, 1, :at, 'sms', 'en')"
         )
+        for customer in ("a", "b"):
+            _decided(conn, customer)
         conn.execute(insert, {"c": "a", "k": "feedback", "at": datetime(2026, 12, 2, tzinfo=UTC)})
         conn.execute(insert, {"c": "a", "k": "check-in", "at": datetime(2026, 11, 27, tzinfo=UTC)})
         conn.execute(insert, {"c": "b", "k": "check-in", "at": datetime(2026, 11, 28, tzinfo=UTC)})
     upgrade(engine)
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(sa.func.count()).select_from(followups)).scalar()
     due = Ledger(engine).followups_due(datetime(2027, 1, 1, tzinfo=UTC))
     engine.dispose()
-    assert rows == 2
     assert due.select("customer_id", "kind").rows() == [
         ("a", "check-in"),
         ("b", "check-in"),
         ("a", "feedback"),
     ]
+
+
+def test_followups_move_onto_their_decisions_and_back(db_url: str) -> None:
+    """Migration 0011: each follow-up row lands on the decision it was scheduled with; the
+    downgrade gives the table back with the same rows."""
+    engine = create_engine(db_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    paired_rows = sa.text(
+        "SELECT customer_id, step, kind, due_at, then_kind, then_at, channel, language"
+        " FROM followups ORDER BY customer_id"
+    )
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0010")
+        for customer in ("a", "b", "c"):
+            _decided(conn, customer)
+        conn.execute(
+            sa.text(
+                "INSERT INTO followups (incident_id, customer_id, step, kind, due_at, then_kind,"
+                " then_at, channel, language) VALUES ('i', :c, 1, 'check-in', :at, :tk, :tat,"
+                " 'sms', 'en')"
+            ),
+            [
+                {
+                    "c": "a",
+                    "at": datetime(2026, 11, 27, tzinfo=UTC),
+                    "tk": "feedback",
+                    "tat": datetime(2026, 12, 2, tzinfo=UTC),
+                },
+                {"c": "b", "at": datetime(2026, 11, 28, tzinfo=UTC), "tk": None, "tat": None},
+            ],
+        )
+        before = conn.execute(paired_rows).all()
+        command.upgrade(config, "0011")
+        assert not sa.inspect(conn).has_table("followups")
+    ledger = Ledger(engine)
+    read = ledger.decisions("i").select("customer_id", "followups").rows()
+    due = ledger.followups_due(datetime(2027, 1, 1, tzinfo=UTC))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0010")
+        after = conn.execute(paired_rows).all()
+    engine.dispose()
+    assert [(c, [f["kind"] for f in fs]) for c, fs in read] == [
+        ("a", ["check-in", "feedback"]),
+        ("b", ["check-in"]),
+        ("c", []),
+    ]
+    assert due.select("customer_id", "kind", "channel").rows() == [
+        ("a", "check-in", "sms"),
+        ("b", "check-in", "sms"),
+        ("a", "feedback", "sms"),
+    ]
+    assert [tuple(r) for r in after] == [tuple(r) for r in before]

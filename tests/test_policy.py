@@ -149,6 +149,19 @@ def test_followups_are_scheduled_outside_quiet_hours(runtime: Runtime) -> None:
     assert runtime.ledger.followups_due(NOW + timedelta(days=60)).height == 60
 
 
+def test_an_allowance_of_one_contact_keeps_only_the_first_followup(runtime: Runtime) -> None:
+    contact = ContactPolicy(holdout_share=0, marketing_contacts_per_window=1)
+    parts = replace(runtime.parts(), contact=contact)
+    ids = runtime.book.frame.filter(pl.col("consent_marketing"))["customer_id"].head(20).to_list()
+    out = apply_update(parts, incident(30), ids, NOW)
+    kinds = out.decisions["followups"].list.eval(pl.element().struct.field("kind"))
+    stored = runtime.ledger.decisions(out.incident_id)["followups"]
+    assert all(k.to_list() == ["check-in"] for k in kinds)
+    assert stored.to_list() == out.decisions["followups"].to_list()
+    due = runtime.ledger.followups_due(NOW + timedelta(days=30))
+    assert due["kind"].to_list() == ["check-in"] * 20
+
+
 @pytest.mark.parametrize(
     ("tz", "decided", "due_utc"),
     [
