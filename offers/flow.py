@@ -153,6 +153,7 @@ def apply_update(
                 spent=spent,
             )
         progress(f"loading {len(affected):,} profiles", 0.1)
+        tx.stage(affected)
         customers = parts.select_profiles(affected)
         table = parts.table()
         ctx = step_context(parts, tx, table, incident, step, now, (owed, note), budget, spent)

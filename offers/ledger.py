@@ -35,6 +35,16 @@ from offers.schema import (
     offer_tables,
 )
 
+#: The customers of the update in progress, for the joins that must stay proportional to
+#: them (caps, follow-up allowances): a temporary table of the transaction, never logged.
+AFFECTED = sa.Table(
+    "affected_customers",
+    sa.MetaData(),
+    sa.Column("customer_id", sa.String(64), nullable=False),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)
+
 DECISION_SCHEMA: dict[str, Any] = {
     "incident_id": pl.String,
     "step": pl.Int32,
@@ -204,6 +214,7 @@ class Tx:
 
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
+        self.staged = False
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         self._insert = dialect.insert
 
@@ -242,6 +253,8 @@ class Tx:
 
         The stored step never goes down: a delay that shrinks claws nothing back. The
         incident row is created first and then locked, so concurrent creators queue up.
+        Customers new to the incident are counted; at `step` 0 nobody is decided, so they
+        are written down, and from step 1 the decisions of this update name them.
         """
         facts = {f: getattr(incident.facts, f) for f in incident.facts.__struct_fields__}
         created = (
@@ -256,6 +269,7 @@ class Tx:
                     created_at=now,
                     updated_at=now,
                     budget=budget,
+                    customers=0,
                 ),
             ).first()
             is not None
@@ -263,8 +277,24 @@ class Tx:
         self.lock(incident.incident_id)
         stored = self.incident(incident.incident_id)
         assert stored is not None
+        incoming = pl.DataFrame(
+            {"customer_id": list(customer_ids)}, schema={"customer_id": pl.String}
+        )
+        known = pl.DataFrame(
+            {"customer_id": [] if created else self.customers(incident.incident_id)},
+            schema={"customer_id": pl.String},
+        )
+        # Under the lock: only ids the incident does not have yet are new (a replay of a
+        # million ids writes nothing).
+        new = incoming.unique("customer_id", maintain_order=True).join(
+            known, on="customer_id", how="anti"
+        )
         values: dict[str, Any] = dict(
-            facts=facts, kind=incident.kind, step=max(step, stored["step"]), updated_at=now
+            facts=facts,
+            kind=incident.kind,
+            step=max(step, stored["step"]),
+            updated_at=now,
+            customers=incidents.c.customers + new.height,
         )
         if budget is not None:
             values["budget"] = budget
@@ -273,35 +303,46 @@ class Tx:
             .where(incidents.c.incident_id == incident.incident_id)
             .values(**values)
         )
-        incoming = pl.DataFrame(
-            {"customer_id": list(customer_ids)}, schema={"customer_id": pl.String}
-        )
-        known = pl.DataFrame(
-            {"customer_id": [] if created else self.customers(incident.incident_id)},
-            schema={"customer_id": pl.String},
-        )
-        # Under the lock: only ids the incident does not have yet are written, without a
-        # conflict check (a replay of a million ids writes nothing).
-        new = incoming.unique("customer_id", maintain_order=True).join(
-            known, on="customer_id", how="anti"
-        )
-        bulk_insert(
-            self.conn,
-            incident_customers,
-            new.select(incident_id=pl.lit(incident.incident_id), customer_id="customer_id"),
-            skip_existing=False,
-        )
+        if step == 0:
+            bulk_insert(
+                self.conn,
+                incident_customers,
+                new.select(incident_id=pl.lit(incident.incident_id), customer_id="customer_id"),
+                skip_existing=False,
+            )
         return pl.concat([known, new])["customer_id"].to_list()
 
     def customers(self, incident_id: str) -> list[str]:
-        query = (
-            sa.select(incident_customers.c.customer_id)
-            .where(incident_customers.c.incident_id == incident_id)
-            .order_by(incident_customers.c.customer_id)
+        """Everyone the incident affects: those written down and those it decided for."""
+        listed = sa.select(incident_customers.c.customer_id).where(
+            incident_customers.c.incident_id == incident_id
         )
+        decided = sa.select(decisions.c.customer_id).where(decisions.c.incident_id == incident_id)
+        query = sa.union(listed, decided).order_by("customer_id")
         return self._plain(query, {"customer_id": pl.String})["customer_id"].to_list()
 
-    def _plain(self, query: sa.Select[Any], schema: dict[str, Any]) -> pl.DataFrame:
+    def stage(self, customer_ids: Sequence[str]) -> None:
+        """Hold the update's customers in `AFFECTED` for `recent` and `followup_customers`.
+
+        A temporary table: PostgreSQL drops it at commit, SQLite when the transaction ends
+        (`Ledger.writing`, `Ledger.reading`)."""
+        self.unstage()
+        AFFECTED.create(self.conn)
+        self.staged = True
+        frame = pl.DataFrame({"customer_id": list(customer_ids)}, schema={"customer_id": pl.String})
+        bulk_insert(self.conn, AFFECTED, frame, skip_existing=False)
+        if self.conn.dialect.name == "postgresql":
+            self.conn.exec_driver_sql(f"ANALYZE {AFFECTED.name}")  # temp tables get no autovacuum
+
+    def unstage(self) -> None:
+        """Drop what `stage` held (SQLite would keep it with the pooled connection)."""
+        if self.staged:
+            AFFECTED.drop(self.conn)
+        self.staged = False
+
+    def _plain(
+        self, query: sa.Select[Any] | sa.CompoundSelect[Any], schema: dict[str, Any]
+    ) -> pl.DataFrame:
         """Rows of a query over text and number columns, from the driver's cursor.
 
         SQLAlchemy still compiles and binds; only its per-row result objects are skipped,
@@ -325,20 +366,14 @@ class Tx:
         return self._plain(query, HISTORY_SCHEMA)
 
     def recent(self, incident_id: str, since: datetime) -> pl.DataFrame:
-        """This incident's customers' decisions in other incidents since `since`.
+        """The staged customers' decisions in other incidents since `since`.
 
-        What caps and human flags count; joined on the incident's customers in the database
-        so the answer is proportional to them, not to the whole ledger.
+        What caps and human flags count; joined on the update's customers (`stage`) in the
+        database so the answer is proportional to them, not to the whole ledger.
         """
-        ic = incident_customers
         query = (
             sa.select(decisions.c.customer_id, decisions.c.incident_id, decisions.c.perk_id)
-            .join(
-                ic,
-                sa.and_(
-                    ic.c.customer_id == decisions.c.customer_id, ic.c.incident_id == incident_id
-                ),
-            )
+            .join(AFFECTED, AFFECTED.c.customer_id == decisions.c.customer_id)
             .where(decisions.c.created_at >= since, decisions.c.incident_id != incident_id)
         )
         return self._plain(query, RECENT_SCHEMA)
@@ -394,14 +429,11 @@ class Tx:
         return bulk_insert(self.conn, decisions, rows, skip_existing=False)
 
     def followup_customers(self, incident_id: str, since: datetime) -> pl.DataFrame:
-        """This incident's customers with follow-ups of another incident due since `since`."""
-        ic, d = incident_customers, decisions.c
+        """The staged customers with follow-ups of another incident due since `since`."""
+        d = decisions.c
         query = (
             sa.select(d.customer_id)
-            .join(
-                ic,
-                sa.and_(ic.c.customer_id == d.customer_id, ic.c.incident_id == incident_id),
-            )
+            .join(AFFECTED, AFFECTED.c.customer_id == d.customer_id)
             .where(
                 sa.or_(d.followup_at >= since, d.then_at >= since),
                 d.incident_id != incident_id,
@@ -477,12 +509,16 @@ class Ledger:
         with self.engine.connect() as conn:
             conn = conn.execution_options(**{WRITE_LOCK: True})
             with conn.begin():
-                yield Tx(conn)
+                tx = Tx(conn)
+                yield tx
+                tx.unstage()
 
     @contextmanager
     def reading(self) -> Iterator[Tx]:
         with self.engine.connect() as conn, conn.begin():
-            yield Tx(conn)
+            tx = Tx(conn)
+            yield tx
+            tx.unstage()
 
     def incident(self, incident_id: str) -> dict[str, Any] | None:
         with self.reading() as tx:
@@ -504,9 +540,9 @@ class Ledger:
             return tx.count(incident_id, step)
 
     def customer_count(self, incident_id: str) -> int:
-        query = sa.select(sa.func.count()).where(incident_customers.c.incident_id == incident_id)
+        query = sa.select(incidents.c.customers).where(incidents.c.incident_id == incident_id)
         with self.reading() as tx:
-            return int(tx.conn.execute(query).scalar_one())
+            return int(tx.conn.execute(query).scalar() or 0)
 
     def spent(self, incident_id: str) -> float:
         with self.reading() as tx:

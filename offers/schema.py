@@ -21,8 +21,14 @@ incidents = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("budget", sa.Float),
+    #: How many customers the incident affects: those in incident_customers and those
+    #: with a decision in it (migration 0012), counted as they join, under its lock.
+    sa.Column("customers", sa.Integer, nullable=False, server_default="0"),
 )
 
+#: Customers named for an incident while nobody was decided (its delay below notice). All
+#: others affected are found by their decisions in it, so a million-customer step does not
+#: write its customers a second time (migration 0012; rows written before stay).
 incident_customers = sa.Table(
     "incident_customers",
     metadata,

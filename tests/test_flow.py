@@ -123,6 +123,30 @@ def test_customers_added_later_get_an_apology_at_the_current_step(runtime: Runti
     assert {kinds[c] for c in first} == {"update"}
 
 
+def test_customers_named_before_notice_or_later_are_each_counted_once(runtime: Runtime) -> None:
+    """Customers named while nothing is sent wait in incident_customers; the rest are
+    found by their decisions. Either way each is affected, decided and counted once."""
+    import sqlalchemy as sa
+
+    from offers.schema import incident_customers
+
+    ids = passengers(runtime, 6)
+    parts, now, incident_id = runtime.parts(), datetime.now(UTC), "MG123-2026-11-23"
+    assert apply_update(parts, incident(20), ids[:3], now).issued == 0  # below notice
+    assert runtime.ledger.customer_count(incident_id) == 3
+    assert apply_update(parts, incident(50), ids[:5], now).issued == 5
+    assert runtime.ledger.customer_count(incident_id) == 5
+    out = apply_update(parts, incident(95), ids[4:], now)  # step 3: the six
+    assert out.issued == 6 and sorted(out.decisions["customer_id"]) == sorted(ids)
+    assert apply_update(parts, incident(95), ids, now).issued == 0
+    with runtime.ledger.reading() as tx:
+        assert tx.customers(incident_id) == sorted(ids)
+        listed = tx.conn.execute(sa.select(incident_customers.c.customer_id)).scalars().all()
+    assert sorted(listed) == sorted(ids[:3])  # the decided were not written a second time
+    assert runtime.ledger.customer_count(incident_id) == 6
+    assert runtime.ledger.summary(incident_id)["decisions"].to_list() == [5, 6]
+
+
 def test_decisions_follow_segments_and_carry_reasons(runtime: Runtime) -> None:
     ids = runtime.book.frame["customer_id"].to_list()[:600]
     out = apply_update(runtime.parts(), incident(30), ids, datetime.now(UTC))

@@ -90,6 +90,20 @@ def test_perk_cap_per_window_and_second_failure_flagged(runtime: Runtime) -> Non
     assert later.decisions["perk_id"].null_count() == 0  # outside the 30-day window again
 
 
+def test_large_overlapping_incidents_flag_and_spare_exactly_the_overlap(runtime: Runtime) -> None:
+    """Above the size written by COPY: the second incident's customers who were in the
+    first are flagged for a human and get no second round of follow-ups; nobody else."""
+    parts = replace(runtime.parts(), contact=ContactPolicy(holdout_share=0))
+    ids = runtime.book.frame["customer_id"].to_list()
+    first, second = ids[:2000], ids[1000:3000]
+    apply_update(parts, incident(30, "BIG-1"), first, NOW)
+    out = apply_update(parts, incident(30, "BIG-2"), second, NOW + timedelta(days=1))
+    flagged = set(out.decisions.filter("needs_human")["customer_id"])
+    assert flagged == set(first) & set(second)
+    followed = out.decisions.filter(pl.col("followups").list.len() > 0)["customer_id"]
+    assert followed.len() > 0 and not set(followed) & set(first)
+
+
 def test_budget_is_never_exceeded_and_cuts_are_explained(runtime: Runtime) -> None:
     parts = replace(runtime.parts(), contact=ContactPolicy(holdout_share=0))
     ids = runtime.book.frame["customer_id"].head(200).to_list()

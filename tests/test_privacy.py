@@ -75,7 +75,7 @@ def test_export_then_erase_keeps_counts_and_costs(
     assert export.status_code == 200, export.text
     held = export.json()
     assert held["profile"]["email"] == who["email"] and held["segment"]["name"] == who["segment"]
-    assert len(held["ledger"]["decisions"]) == 2 and held["ledger"]["incident_customers"]
+    assert [d["incident_id"] for d in held["ledger"]["decisions"]] == [INCIDENT] * 2
     assert any(name in d["text"] for d in held["ledger"]["decisions"])
 
     erased = client.delete(f"/v1/profiles/{ids[0]}")
