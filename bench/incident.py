@@ -212,13 +212,42 @@ def end_to_end(book: ProfileBook, url: str, label: str, n: int) -> None:
     parts = Parts(book.select, book.unknown, ledger, lambda: table, messages, EscalationPolicy())
     ids = book.frame["customer_id"].to_list()
     inc = incident(f"BENCH-{uuid.uuid4().hex[:8]}")
+    wal = _wal_position(engine)
     t_first, first = timed(lambda: apply_update(parts, inc, ids, datetime.now(UTC)))
+    written = _written(engine, wal)
     t_again, again = timed(lambda: apply_update(parts, inc, ids, datetime.now(UTC)))
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"end to end into {label}, {n:,} customers (load average before: {load}):")
     print(f"  first update (decide + write)     {t_first:8.3f} s   {first.issued:,} issued")
     print(f"  same update again                 {t_again:8.3f} s   {again.issued:,} issued")
+    print(f"  stored: {written}")
     engine.dispose()
+
+
+def _wal_position(engine: Any) -> str | None:
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as conn:
+        return str(conn.exec_driver_sql("SELECT pg_current_wal_lsn()").scalar())
+
+
+def _written(engine: Any, wal: str | None) -> str:
+    """What the first update left on disk: tables with their indexes, and WAL written."""
+    mib = 1024 * 1024
+    with engine.connect() as conn:
+        if engine.dialect.name != "postgresql":
+            files = [Path(engine.url.database), Path(f"{engine.url.database}-wal")]
+            size = sum(f.stat().st_size for f in files if f.exists())
+            return f"database and its WAL file {size / mib:,.0f} MiB"
+        sizes = conn.exec_driver_sql(
+            "SELECT relname, pg_total_relation_size(oid) FROM pg_class WHERE relkind = 'r'"
+            " AND relnamespace = current_schema()::regnamespace ORDER BY 2 DESC LIMIT 3"
+        ).all()
+        logged = conn.exec_driver_sql(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", (wal,)
+        ).scalar()
+    tables = ", ".join(f"{name} {size / mib:,.0f} MiB" for name, size in sizes)
+    return f"{tables}; WAL {float(logged or 0) / mib:,.0f} MiB"
 
 
 def peak_memory(n: int) -> None:

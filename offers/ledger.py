@@ -318,8 +318,8 @@ class Tx:
             incident_customers.c.incident_id == incident_id
         )
         decided = sa.select(decisions.c.customer_id).where(decisions.c.incident_id == incident_id)
-        query = sa.union(listed, decided).order_by("customer_id")
-        return self._plain(query, {"customer_id": pl.String})["customer_id"].to_list()
+        found = self._plain(sa.union(listed, decided), {"customer_id": pl.String})
+        return found["customer_id"].sort().to_list()  # sorted here: cheaper than in SQL
 
     def stage(self, customer_ids: Sequence[str]) -> None:
         """Hold the update's customers in `AFFECTED` for `recent` and `followup_customers`.
