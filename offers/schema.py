@@ -44,6 +44,8 @@ decisions = sa.Table(
     sa.Column("message_kind", sa.String(16), nullable=False),
     sa.Column("channel", sa.String(16)),
     sa.Column("language", sa.String(16), nullable=False),
+    # Rows written before migration 0012 only: since, the text is the wording's shell with
+    # the row's perk code and `first_name` spliced in (see offers.ledger.with_words).
     sa.Column("text", sa.Text),
     sa.Column("rule_id", sa.String(64)),
     sa.Column("perk_id", sa.String(64)),
@@ -65,13 +67,15 @@ decisions = sa.Table(
     sa.Column("entitlements", sa.Text),  # as reasons: older rows only
     sa.Column("airport", sa.String(3)),  # where a stocked perk is counted
     sa.Column("reason_id", sa.BigInteger),  # -> decision_reasons
+    sa.Column("first_name", sa.Text),  # where the text has the name; see `text`
 )
 sa.Index("ix_decisions_customer", decisions.c.customer_id, decisions.c.created_at)
 
 #: The words of a decision (reasons and entitlements, JSON lists) and the columns that go
-#: with them (segment description, perk title, value, currency, validity), stored once per
-#: distinct wording in an incident: a million decisions share a few hundred of them, and
-#: their rows in `decisions` are narrower by the same columns.
+#: with them (segment description, perk title, value, currency, validity, the message text
+#: with marks where the name and perk code go), stored once per distinct wording in an
+#: incident: a million decisions share a few hundred of them, and their rows in
+#: `decisions` are narrower by the same columns.
 decision_reasons = sa.Table(
     "decision_reasons",
     metadata,
@@ -84,6 +88,7 @@ decision_reasons = sa.Table(
     sa.Column("perk_value", sa.Float),
     sa.Column("currency", sa.String(3)),
     sa.Column("valid_until", sa.Date),
+    sa.Column("text_shell", sa.Text),  # null: no message
 )
 
 #: Follow-up messages scheduled with decisions, served to the messaging system when due:
