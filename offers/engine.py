@@ -5,10 +5,10 @@ Input is a frame of affected customers (profile columns plus `segment` and
 incidents in the contact window. Output is one decision row per customer: message kind,
 channel, language, text, perk (or why none), entitlements and reasons, and for the ledger
 alone (`LEDGER_ONLY`) the `reason_id` under which it keeps each wording once, the text's
-shell and the name spliced into it. Nothing here loops
-over customers; nothing here writes anywhere. With `StepContext.learning`, the first hit may
-give way to an interchangeable perk learned from feedback (`offers.learning`); every
-decision logs the probability of its choice in `propensity`.
+shell and the name spliced into it. Nothing here loops over customers; nothing here
+writes anywhere. With `StepContext.learning`, the first hit may give way to an
+interchangeable perk learned from feedback (`offers.learning`); every decision logs the
+probability of its choice in `propensity`.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ def _shell(pieces: list[Piece], shared: dict[str, str]) -> tuple[list[str], list
     return segments, personal
 
 
-def marked(segments: list[str], personal: list[str]) -> str:
+def _marked(segments: list[str], personal: list[str]) -> str:
     """The shell as one text: its segments with each personal variable's mark between."""
     out = segments[0]
     for field, segment in zip(personal, segments[1:], strict=True):
@@ -122,7 +122,7 @@ def render_texts(
         )
     )
     shells = _shells(situations, compiled, found, shared)
-    kinds = pl.Enum(shells["_shell"].drop_nulls().unique(maintain_order=True))
+    shell_dtype = pl.Enum(shells["_shell"].drop_nulls().unique(maintain_order=True))
     width = max((len(v) for v in shells["_vars"]), default=0) if shells.height else 0
     texts = pl.concat([keyed, frame.select(personal)], how="horizontal") if personal else keyed
     joined = texts.join(
@@ -130,7 +130,7 @@ def render_texts(
             "_sit",
             "_text_language",
             "_has",
-            pl.col("_shell").cast(kinds),
+            pl.col("_shell").cast(shell_dtype),
             pl.col("_vars").list.contains("first_name").alias("_named"),
             *(
                 pl.col("_segments").list.get(i, null_on_oob=True).alias(f"_s{i}")
@@ -205,7 +205,7 @@ def _shells(
         line = found.get((PERK_LINE, s["_lang"], s["_channel"])) if s["_with_perk"] else None
         pieces = _splice(compiled[main[0]], compiled[line[0]] if line else None)
         segments, personal = _shell(pieces, {v: s[v] for v in shared})
-        rows.append((s["_sit"], main[1], True, segments, personal, marked(segments, personal)))
+        rows.append((s["_sit"], main[1], True, segments, personal, _marked(segments, personal)))
     return pl.DataFrame(
         rows,
         schema={
