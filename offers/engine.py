@@ -3,11 +3,12 @@
 Input is a frame of affected customers (profile columns plus `segment` and
 `segment_description`), what each already received in this incident, and their other
 incidents in the contact window. Output is one decision row per customer: message kind,
-channel, language, text, perk (or why none), entitlements and reasons (with `reason_id`,
-under which the ledger keeps each wording once). Nothing here loops
-over customers; nothing here writes anywhere. With `StepContext.learning`, the first hit may
-give way to an interchangeable perk learned from feedback (`offers.learning`); every
-decision logs the probability of its choice in `propensity`.
+channel, language, text, perk (or why none), entitlements and reasons, and for the ledger
+alone (`LEDGER_ONLY`) the `reason_id` under which it keeps each wording once, the text's
+shell and the name spliced into it. Nothing here loops over customers; nothing here
+writes anywhere. With `StepContext.learning`, the first hit may give way to an
+interchangeable perk learned from feedback (`offers.learning`); every decision logs the
+probability of its choice in `propensity`.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ DECISION_COLUMNS = (
     "entitlements",
     "airport",
 )
+
+#: Columns `decide` adds for the ledger alone (see `offers.ledger.Tx.record`), never part of
+#: a decision as answered: the wording's id, the text with marks where the name and code go
+#: (`offers.rendering`), and the name where the text has one (else null).
+LEDGER_ONLY = ("reason_id", "text_shell", "first_name")
 
 #: What the engine needs to know of earlier decisions in the same incident.
 HISTORY_SCHEMA = {
@@ -396,8 +402,13 @@ def decide(
         needs_human=pl.col("other_incidents") > 0,
     )
     frame = _perk_facts(frame, table, ctx.now).with_columns(_given=given)
-    text, text_language = render_texts(frame, book, incident.kind, "message_kind", "_given")
-    frame = frame.with_columns(text=text, text_language=text_language)
+    rendered = render_texts(frame, book, incident.kind, "message_kind", "_given")
+    frame = frame.with_columns(
+        text=rendered.text,
+        text_language=rendered.text_language,
+        text_shell=rendered.text_shell,
+        _kept_name=rendered.first_name,
+    )
     frame = _with_reasons(frame, ctx)
     return frame.with_columns(
         entitlements=pl.lit(_entitlements_json(ctx)),
@@ -408,6 +419,8 @@ def decide(
             for c in DECISION_COLUMNS
         ),
         "reason_id",
+        "text_shell",
+        pl.col("_kept_name").alias("first_name"),
     )
 
 

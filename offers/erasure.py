@@ -2,7 +2,9 @@
 
 Every table with a `customer_id` column gets a pseudonym instead (`erased-<sha256 prefix>`),
 so caps, budgets and per-incident totals still add up; the customer's first name is
-replaced in stored message texts, and in responses kept for Idempotency-Key replays.
+replaced in stored message texts, and in responses kept for Idempotency-Key replays. A
+decision kept as its wording's shell plus the name (migration 0013) gets `PLACEHOLDER` as
+its name, so its text reads with `PLACEHOLDER` where the name was.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import msgspec
 import sqlalchemy as sa
 
 from offers.db import WRITE_LOCK
-from offers.ledger import WORDS, with_words
-from offers.schema import decisions, idempotency, metadata
+from offers.ledger import FROM_WORDING, with_words
+from offers.rendering import NAME_MARK
+from offers.schema import decision_reasons, decisions, idempotency, metadata
 
 __all__ = ["PLACEHOLDER", "LedgerErasure", "erase_customer", "export_customer", "pseudonym"]
 
@@ -74,9 +77,28 @@ def erase_customer(
     with engine.connect() as conn:
         conn = conn.execution_options(**{WRITE_LOCK: True})
         with conn.begin():
-            texts = 0
-            query = sa.select(decisions.c.incident_id, decisions.c.step, decisions.c.text).where(
-                decisions.c.customer_id == customer_id, decisions.c.text.is_not(None)
+            d, w = decisions.c, decision_reasons.c
+            named = sa.and_(  # rows kept as a shell and a name (`text` is theirs before)
+                d.customer_id == customer_id,
+                d.text.is_(None),
+                d.first_name != "",
+                d.first_name != PLACEHOLDER,
+            )
+            in_text = (
+                sa.select(w.reason_id)
+                .where(
+                    w.incident_id == d.incident_id,
+                    w.reason_id == d.reason_id,
+                    w.text_shell.contains(NAME_MARK),
+                )
+                .exists()
+            )
+            texts = conn.execute(
+                sa.select(sa.func.count()).select_from(decisions).where(named, in_text)
+            ).scalar_one()
+            conn.execute(decisions.update().where(named).values(first_name=PLACEHOLDER))
+            query = sa.select(d.incident_id, d.step, d.text).where(
+                d.customer_id == customer_id, d.text.is_not(None)
             )
             for incident_id, step, text in conn.execute(query).all():
                 cleaned = _scrub(text, names)
@@ -85,9 +107,9 @@ def erase_customer(
                     conn.execute(
                         decisions.update()
                         .where(
-                            decisions.c.incident_id == incident_id,
-                            decisions.c.step == step,
-                            decisions.c.customer_id == customer_id,
+                            d.incident_id == incident_id,
+                            d.step == step,
+                            d.customer_id == customer_id,
                         )
                         .values(text=cleaned)
                     )
@@ -120,7 +142,7 @@ def export_customer(engine: sa.Engine, customer_id: str) -> dict[str, list[dict[
     with engine.connect() as conn:
         for table in _customer_tables():
             query = (
-                with_words(sa.select(*(c for c in table.c if c.name not in WORDS)))
+                with_words(sa.select(*(c for c in table.c if c.name not in FROM_WORDING)))
                 if table is decisions
                 else sa.select(table)
             ).where(table.c.customer_id == customer_id)

@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from offers.engine import StepContext, decide
+from offers.engine import LEDGER_ONLY, StepContext, decide
 from offers.incidents import EscalationPolicy, Incident, entitlements
 from offers.learning import Learning
 from offers.ledger import DECISION_SCHEMA, FOLLOWUP_LIST, Ledger, Tx, followup_lists, paired
@@ -170,7 +170,7 @@ def apply_update(
         fresh = fresh.cast(DECISION_SCHEMA)  # type: ignore[arg-type]
         if dry_run:
             stored_now = tx.decisions(incident.incident_id, step=step)
-            unsaved = fresh.drop("reason_id").with_columns(
+            unsaved = fresh.drop(LEDGER_ONLY).with_columns(
                 followups=pl.lit([], dtype=FOLLOWUP_LIST)
             )
             both = pl.concat([stored_now, unsaved]).sort("customer_id")
@@ -190,7 +190,7 @@ def apply_update(
         progress(f"recording {fresh.height:,} decisions", 0.6)
         issued = tx.record(fresh, now, planned)
         planned = planned.select(list(PLANNED_SCHEMA))
-        fresh = fresh.drop("reason_id")
+        fresh = fresh.drop(LEDGER_ONLY)
         spent += float(fresh["charged_cost"].fill_null(0.0).sum())  # under the lock: exact
     progress("done", 1.0)
     ledger, incident_id = parts.ledger, incident.incident_id

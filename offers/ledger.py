@@ -26,6 +26,7 @@ from offers.engine import DECISION_COLUMNS, HISTORY_SCHEMA
 from offers.incidents import Incident
 from offers.lifecycle import insert_version
 from offers.policy import RECENT_SCHEMA
+from offers.rendering import CODE_MARK, NAME_MARK
 from offers.schema import (
     decision_reasons,
     decisions,
@@ -137,24 +138,31 @@ def followup_lists() -> pl.Expr:
 SHARED = ("segment_description", "perk_title", "perk_value", "currency", "valid_until")
 #: Decision columns kept once per wording in decision_reasons (see `Tx.record`).
 WORDS = ("reasons", "entitlements", *SHARED)
-_COLUMNS = tuple(c for c in DECISION_COLUMNS if c not in WORDS)
+#: Decision columns `with_words` reads: the words, and the text spliced from its shell.
+FROM_WORDING = (*WORDS, "text")
+#: Decision columns every row keeps itself.
+_COLUMNS = tuple(c for c in DECISION_COLUMNS if c not in FROM_WORDING)
 
 
 def wordings(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """`frame` with `reason_id` naming its whole wording, and the distinct wordings.
 
-    The engine's `reason_id` names the reasons and entitlements; the shared columns go into
-    the id too (a stable hash, so a later update of the incident finds the ones stored).
+    The engine's `reason_id` names the reasons and entitlements; the shared columns and the
+    text's shell go into the id too (a stable hash, so a later update of the incident finds
+    the ones stored). The engine hands the shell as a `pl.Enum`, so telling a million rows'
+    wordings apart costs integer work, not a pass over the texts.
     """
-    key = ["reason_id", *SHARED]
-    distinct = frame.select("incident_id", *key, "reasons", "entitlements").unique(
-        key, maintain_order=True
+    key = ["reason_id", *SHARED, "text_shell"]
+    distinct = (
+        frame.select("incident_id", *key, "reasons", "entitlements")
+        .unique(key, maintain_order=True)
+        .with_columns(pl.col("text_shell").cast(pl.String).alias("_shell"))
     )
     ids = [
         int.from_bytes(
             hashlib.blake2b(msgspec.json.encode(row), digest_size=8).digest(), "big", signed=True
         )
-        for row in distinct.select(key).iter_rows()
+        for row in distinct.select(*key[:-1], "_shell").iter_rows()
     ]
     distinct = distinct.with_columns(_wording=pl.Series(ids, dtype=pl.Int64))
     keyed = frame.join(
@@ -164,23 +172,31 @@ def wordings(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         nulls_equal=True,
         maintain_order="left",
     )
-    words = distinct.drop("reason_id").rename({"_wording": "reason_id"})
+    words = distinct.drop("reason_id", "text_shell").rename(
+        {"_wording": "reason_id", "_shell": "text_shell"}
+    )
     return keyed.drop("reason_id").rename({"_wording": "reason_id"}), words
 
 
+def spliced(shell: Any, perk_code: Any, first_name: Any) -> Any:
+    """A message text in SQL from its shell: the code spliced in first, then the name, so
+    a name is never scanned for marks (NULL shell, NULL text)."""
+    with_code = sa.func.replace(shell, CODE_MARK, sa.func.coalesce(perk_code, ""))
+    return sa.func.replace(with_code, NAME_MARK, sa.func.coalesce(first_name, ""))
+
+
 def with_words(query: sa.Select[Any]) -> sa.Select[Any]:
-    """`query` on decisions, with the `WORDS` columns read from where each row keeps them
-    (its own columns in older rows, decision_reasons since: see migrations 0005, 0010)."""
-    words = decision_reasons
+    """`query` on decisions, with the `FROM_WORDING` columns read from where each row keeps
+    them (its own columns in older rows, decision_reasons since: see migrations 0005, 0010,
+    and 0013 for the text, spliced from its wording's shell and the row's name and code)."""
+    words, d = decision_reasons, decisions.c
     joined = decisions.outerjoin(
         words,
-        sa.and_(
-            words.c.incident_id == decisions.c.incident_id,
-            words.c.reason_id == decisions.c.reason_id,
-        ),
+        sa.and_(words.c.incident_id == d.incident_id, words.c.reason_id == d.reason_id),
     )
+    text = sa.func.coalesce(d.text, spliced(words.c.text_shell, d.perk_code, d.first_name))
     return query.add_columns(
-        *(sa.func.coalesce(decisions.c[c], words.c[c]).label(c) for c in WORDS)
+        *(sa.func.coalesce(d[c], words.c[c]).label(c) for c in WORDS), text.label("text")
     ).select_from(joined)
 
 
@@ -416,12 +432,14 @@ class Tx:
         how many were new.
 
         Called under the incident's lock with decisions for customers that have none at
-        this step, so every key is new and the rows go in without a conflict check.
+        this step, so every key is new and the rows go in without a conflict check. `frame`
+        is `decide`'s, with its `LEDGER_ONLY` columns: a row keeps the name, not the text,
+        whose shell is kept once with the wording.
         """
         keyed, words = wordings(frame)
         # an earlier update may have stored some of these wordings already
         bulk_insert(self.conn, decision_reasons, words, skip_existing=True)
-        rows = keyed.select(*_COLUMNS, "reason_id").with_columns(
+        rows = keyed.select(*_COLUMNS, "first_name", "reason_id").with_columns(
             created_at=pl.lit(now, dtype=pl.Datetime("us", "UTC"))
         )
         if planned is not None and planned.height:
@@ -464,7 +482,7 @@ class Tx:
         read = {
             **{c: DECISION_SCHEMA[c] for c in _COLUMNS},
             **STORED_FOLLOWUPS,
-            **{c: DECISION_SCHEMA[c] for c in WORDS},
+            **{c: DECISION_SCHEMA[c] for c in FROM_WORDING},
         }
         frame = _frame(self.conn.execute(query).all(), read)
         return frame.select(*DECISION_COLUMNS, followup_lists())

@@ -8,10 +8,11 @@ step, day, budget and stock left, entitlements, the live table, messages, learne
 posteriors, policies), the profile columns the engine and the rules read, what the
 customer holds from this incident, their other incidents in the contact window, and
 whether they fall in the holdout or the exploring share. Together those are the
-customer's *situation*. The engine decides the first customer of each situation (with a
-placeholder for the name); the next customer in the same situation gets that decision
-with their own id and name and a new perk code spliced in. The answer is the engine's
-answer either way, which tests/test_preview.py checks customer by customer.
+customer's *situation*. The engine decides the first customer of each situation and
+hands back the text's shell (marks where the name and the code go, `offers.rendering`);
+the next customer in the same situation gets that decision with their own id and name
+and a new perk code spliced in. The answer is the engine's answer either way, which
+tests/test_preview.py checks customer by customer.
 
 New situations are decided in batches: while the engine works, the new situations that
 arrive for the same step wait for it together and are then decided in one call, which
@@ -33,18 +34,22 @@ from typing import Any
 import msgspec
 import polars as pl
 
-from offers.engine import HISTORY_SCHEMA, StepContext, decide, perk_code, profile_columns
+from offers.engine import (
+    HISTORY_SCHEMA,
+    LEDGER_ONLY,
+    StepContext,
+    decide,
+    perk_code,
+    profile_columns,
+)
 from offers.flow import Parts, UnknownCustomers, step_context
 from offers.incidents import Incident
 from offers.ledger import DECISION_SCHEMA
 from offers.policy import RECENT_SCHEMA
+from offers.rendering import CODE_MARK, NAME_MARK
 from offers.tables import OfferTable
 from segmentation.ids import unit_value
 
-#: Placeholders the engine writes where the name and the perk code go; private-use
-#: characters, so no template or name contains them.
-NAME_MARK = "\ue000"
-CODE_MARK = "\ue001"
 #: Where the reasons say how many other incidents flagged the customer for a human.
 OTHERS_MARK = "\ue002"
 
@@ -346,8 +351,6 @@ def _decide(
     parts: Parts, ctx: StepContext, table: OfferTable, asked: list[_Asked]
 ) -> dict[str, dict[str, Any]]:
     customers = parts.select_profiles([a.customer_id for a in asked])
-    if "first_name" in customers.columns:
-        customers = customers.with_columns(first_name=pl.lit(NAME_MARK, pl.String))
     fresh = decide(
         customers,
         pl.DataFrame([h for a in asked for h in a.history], schema=HISTORY_SCHEMA, orient="row"),
@@ -358,9 +361,9 @@ def _decide(
     )
     counts = {a.customer_id: _other_incidents(a.recent) for a in asked}
     rows = {}
-    for row in fresh.cast(DECISION_SCHEMA).drop("reason_id").to_dicts():  # type: ignore[arg-type]
-        if row["perk_code"] is not None and row["text"] is not None:
-            row["text"] = row["text"].replace(row["perk_code"], CODE_MARK)
+    shells = fresh["text_shell"].cast(pl.String)
+    fresh = fresh.drop(LEDGER_ONLY).with_columns(text=shells)  # the shell: no one's name
+    for row in fresh.cast(DECISION_SCHEMA).to_dicts():  # type: ignore[arg-type]
         others = _others(counts[row["customer_id"]])
         row["reasons"] = row["reasons"].replace(others, OTHERS_MARK)
         row["followups"] = []
@@ -387,7 +390,7 @@ def _personal(
     row["reasons"] = row["reasons"].replace(OTHERS_MARK, _others(others))
     if row["perk_code"] is not None:
         row["perk_code"] = perk_code()
-    if row["text"] is not None:
-        text: str = row["text"].replace(NAME_MARK, first_name or "")
-        row["text"] = text.replace(CODE_MARK, row["perk_code"] or "")
+    if row["text"] is not None:  # code first, then the name: a name is never scanned
+        text: str = row["text"].replace(CODE_MARK, row["perk_code"] or "")
+        row["text"] = text.replace(NAME_MARK, first_name or "")
     return row

@@ -6,11 +6,18 @@ code); every other one takes a few values in an incident. So each distinct situa
 template filled in once, leaving a shell of literal segments around the personal
 variables; per customer, one `concat_str` splices the name and code into the shell. A
 million rows cost one join and one string pass.
+
+The shell also goes to the ledger as text, with `NAME_MARK` and `CODE_MARK` where the name
+and the code go, so a decision row need only keep the name (the ledger stores each shell
+once with its wording; readers splice). Marks are unambiguous because the engine drops
+both mark characters from every literal it writes into a shell (template text and shared
+values: facts, perk titles), so the engine's text and the stored one agree; names and codes
+keep theirs, and they are spliced in code first, name last, so neither is scanned again.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import polars as pl
 
@@ -22,6 +29,26 @@ PERK_LINE = "perk_line"
 
 #: Variables that differ from customer to customer: spliced in per row, not per situation.
 PERSONAL = ("first_name", "perk_code")
+
+#: Where a shell takes the name and the perk code: private-use characters, removed from
+#: every literal of a shell (see the module docstring), shared with `offers.preview`.
+NAME_MARK = "\ue000"
+CODE_MARK = "\ue001"
+_MARKS = {"first_name": NAME_MARK, "perk_code": CODE_MARK}
+_UNMARKED = str.maketrans("", "", NAME_MARK + CODE_MARK)
+
+
+class Rendered(NamedTuple):
+    """`render_texts`' columns, a value per row."""
+
+    text: pl.Series
+    #: the language the text is in (a fallback's where the customer's has no template)
+    text_language: pl.Series
+    #: the text with marks for the name and code, as a `pl.Enum` of this call's shells:
+    #: a small code per row, so grouping by it costs what grouping by an integer costs
+    text_shell: pl.Series
+    #: the name where the shell has a place for it, else null: what the ledger keeps
+    first_name: pl.Series
 
 
 def _splice(main: list[Piece], line: list[Piece] | None) -> list[Piece]:
@@ -38,18 +65,26 @@ def _splice(main: list[Piece], line: list[Piece] | None) -> list[Piece]:
 
 def _shell(pieces: list[Piece], shared: dict[str, str]) -> tuple[list[str], list[str]]:
     """Literal segments and the personal variables between them (one more segment than
-    variables), with every shared variable written in."""
+    variables), with every shared variable written in and no mark character left."""
     segments, personal = [""], []
     for literal, field in pieces:
-        segments[-1] += literal
+        segments[-1] += literal.translate(_UNMARKED)
         if field is None:
             continue
         if field in PERSONAL:
             personal.append(field)
             segments.append("")
         else:
-            segments[-1] += shared.get(field, "")
+            segments[-1] += shared.get(field, "").translate(_UNMARKED)
     return segments, personal
+
+
+def _marked(segments: list[str], personal: list[str]) -> str:
+    """The shell as one text: its segments with each personal variable's mark between."""
+    out = segments[0]
+    for field, segment in zip(personal, segments[1:], strict=True):
+        out += _MARKS[field] + segment
+    return out
 
 
 def render_texts(
@@ -58,8 +93,8 @@ def render_texts(
     incident: str,
     kind_column: str,
     with_perk: str | None = None,
-) -> tuple[pl.Series, pl.Series]:
-    """(text, text_language) for every row; null where no template applies.
+) -> Rendered:
+    """Text, language, shell and kept name for every row; null where no template applies.
 
     Templates are chosen by (kind, language, channel) with the fallbacks of
     `offers.messages.resolve`; `text_language` says which language the text is in. Where
@@ -87,6 +122,7 @@ def render_texts(
         )
     )
     shells = _shells(situations, compiled, found, shared)
+    shell_dtype = pl.Enum(shells["_shell"].drop_nulls().unique(maintain_order=True))
     width = max((len(v) for v in shells["_vars"]), default=0) if shells.height else 0
     texts = pl.concat([keyed, frame.select(personal)], how="horizontal") if personal else keyed
     joined = texts.join(
@@ -94,6 +130,8 @@ def render_texts(
             "_sit",
             "_text_language",
             "_has",
+            pl.col("_shell").cast(shell_dtype),
+            pl.col("_vars").list.contains("first_name").alias("_named"),
             *(
                 pl.col("_segments").list.get(i, null_on_oob=True).alias(f"_s{i}")
                 for i in range(width + 1)
@@ -108,8 +146,18 @@ def render_texts(
     for i in range(width):
         parts += [_pick(f"_v{i}", personal), pl.col(f"_s{i + 1}")]
     text = pl.when(pl.col("_has")).then(pl.concat_str(parts, ignore_nulls=True))
-    out = joined.select(text.alias("text"), pl.col("_text_language").alias("text_language"))
-    return out["text"], out["text_language"]
+    name = (
+        pl.when(pl.col("_named")).then(pl.col("first_name").cast(pl.String))
+        if "first_name" in personal
+        else pl.lit(None, pl.String)
+    )
+    out = joined.select(
+        text.alias("text"),
+        pl.col("_text_language").alias("text_language"),
+        pl.col("_shell").alias("text_shell"),
+        name.alias("first_name"),
+    )
+    return Rendered(*out.iter_columns())
 
 
 def _pick(slot: str, personal: list[str]) -> pl.Expr:
@@ -147,17 +195,17 @@ def _shells(
     situations: pl.DataFrame, compiled: list[list[Piece]], found: Lookup, shared: list[str]
 ) -> pl.DataFrame:
     """Per situation: the template's literal segments, the personal variables between
-    them, the language the text is in, and whether any template applies."""
+    them, the language the text is in, whether any template applies, and the shell."""
     rows: list[tuple[Any, ...]] = []
     for s in situations.iter_rows(named=True):
         main = found.get((s["_kind"], s["_lang"], s["_channel"]))
         if main is None:
-            rows.append((s["_sit"], None, False, [""], []))
+            rows.append((s["_sit"], None, False, [""], [], None))
             continue
         line = found.get((PERK_LINE, s["_lang"], s["_channel"])) if s["_with_perk"] else None
         pieces = _splice(compiled[main[0]], compiled[line[0]] if line else None)
         segments, personal = _shell(pieces, {v: s[v] for v in shared})
-        rows.append((s["_sit"], main[1], True, segments, personal))
+        rows.append((s["_sit"], main[1], True, segments, personal, _marked(segments, personal)))
     return pl.DataFrame(
         rows,
         schema={
@@ -166,6 +214,7 @@ def _shells(
             "_has": pl.Boolean,
             "_segments": pl.List(pl.String),
             "_vars": pl.List(pl.String),
+            "_shell": pl.String,
         },
         orient="row",
     )

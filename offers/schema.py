@@ -50,6 +50,8 @@ decisions = sa.Table(
     sa.Column("message_kind", sa.String(16), nullable=False),
     sa.Column("channel", sa.String(16)),
     sa.Column("language", sa.String(16), nullable=False),
+    # Rows written before migration 0013 only: since, the text is the wording's shell with
+    # the row's perk code and `first_name` spliced in (see offers.ledger.with_words).
     sa.Column("text", sa.Text),
     sa.Column("rule_id", sa.String(64)),
     sa.Column("perk_id", sa.String(64)),
@@ -79,6 +81,7 @@ decisions = sa.Table(
     sa.Column("followup_at", sa.DateTime(timezone=True)),
     sa.Column("then_kind", sa.String(32)),
     sa.Column("then_at", sa.DateTime(timezone=True)),
+    sa.Column("first_name", sa.Text),  # where the text has the name; see `text`
 )
 sa.Index("ix_decisions_customer", decisions.c.customer_id, decisions.c.created_at)
 #: Follow-ups by due time; only rows that have one are in it.
@@ -90,9 +93,10 @@ sa.Index(
 )
 
 #: The words of a decision (reasons and entitlements, JSON lists) and the columns that go
-#: with them (segment description, perk title, value, currency, validity), stored once per
-#: distinct wording in an incident: a million decisions share a few hundred of them, and
-#: their rows in `decisions` are narrower by the same columns.
+#: with them (segment description, perk title, value, currency, validity, the message text
+#: with marks where the name and perk code go), stored once per distinct wording in an
+#: incident: a million decisions share a few hundred of them, and their rows in
+#: `decisions` are narrower by the same columns.
 decision_reasons = sa.Table(
     "decision_reasons",
     metadata,
@@ -105,6 +109,7 @@ decision_reasons = sa.Table(
     sa.Column("perk_value", sa.Float),
     sa.Column("currency", sa.String(3)),
     sa.Column("valid_until", sa.Date),
+    sa.Column("text_shell", sa.Text),  # null: no message
 )
 
 #: Background work (large incidents): status and progress any worker can report.

@@ -178,7 +178,11 @@ def test_each_wording_is_stored_once_and_old_rows_still_read(runtime: Runtime) -
     assert stored.select("customer_id", *WORDS).equals(fresh.select("customer_id", *WORDS))
     with runtime.engine.begin() as conn:
         kept = conn.execute(sa.select(sa.func.count()).select_from(decision_reasons)).scalar()
-        assert kept == stored.select(*WORDS).n_unique() < len(ids) / 5
+        # a wording also has its message's shell, which the channel may change
+        assert (
+            stored.select(*WORDS).n_unique() <= kept <= stored.select(*WORDS, "channel").n_unique()
+        )
+        assert kept < len(ids) / 5
         old = stored["customer_id"][0]
         conn.execute(
             decisions.update()
@@ -187,9 +191,10 @@ def test_each_wording_is_stored_once_and_old_rows_still_read(runtime: Runtime) -
                 reasons='["written the old way"]',
                 entitlements="[]",
                 perk_title="an old title",
+                text="an old text",
                 reason_id=None,
             )
         )
     again = runtime.ledger.decisions("MG123-2026-11-23", customer_id=old)
     assert json.loads(again["reasons"][0]) == ["written the old way"]
-    assert again["perk_title"][0] == "an old title"
+    assert again["perk_title"][0] == "an old title" and again["text"][0] == "an old text"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import polars as pl
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -14,6 +15,7 @@ from alembic.migration import MigrationContext
 from offers.db import MIGRATIONS, create_engine, upgrade
 from offers.ledger import Ledger
 from offers.schema import metadata
+from segmentation.model import Segmentation
 
 
 def test_migrations_match_the_declared_schema(db_url: str) -> None:
@@ -145,6 +147,7 @@ def test_followups_move_onto_their_decisions_and_back(db_url: str) -> None:
         before = conn.execute(paired_rows).all()
         command.upgrade(config, "0011")
         assert not sa.inspect(conn).has_table("followups")
+    upgrade(engine)  # the ledger reads the head's columns
     ledger = Ledger(engine)
     read = ledger.decisions("i").select("customer_id", "followups").rows()
     due = ledger.followups_due(datetime(2027, 1, 1, tzinfo=UTC))
@@ -164,3 +167,85 @@ def test_followups_move_onto_their_decisions_and_back(db_url: str) -> None:
         ("a", "feedback", "sms"),
     ]
     assert [tuple(r) for r in after] == [tuple(r) for r in before]
+
+
+def test_message_shells_keep_old_texts_and_give_them_back_on_downgrade(
+    db_url: str, population: pl.DataFrame, model: Segmentation
+) -> None:
+    """Rows written before migration 0013 keep their text; rows written as a shell and a
+    name since get their text written back when it is undone."""
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from offers.db import MIGRATIONS
+    from offers.flow import Parts, apply_update
+    from offers.incidents import EscalationPolicy, FlightFacts, Incident
+    from offers.ledger import Ledger
+    from offers.messages import load_default_book
+    from offers.rendering import CODE_MARK, NAME_MARK
+    from offers.tables import load_default_table
+    from segmentation.book import ProfileBook
+
+    engine = create_engine(db_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0010")
+        conn.execute(
+            sa.text(
+                "INSERT INTO decisions (incident_id, step, customer_id, created_at,"
+                " message_kind, language, text, propensity)"
+                " VALUES ('OLD', 1, 'c000001', :at, 'apology', 'en', 'Dear Ann, sorry.', 1.0)"
+            ),
+            {"at": datetime(2026, 11, 20, tzinfo=UTC)},
+        )
+    upgrade(engine)
+    profiles = population.drop("latent_kind").with_columns(
+        first_name=pl.when(pl.col("customer_id") == "c000002")
+        .then(pl.lit(f"A{CODE_MARK}{NAME_MARK}B"))
+        .otherwise(pl.col("first_name"))
+    )
+    book = ProfileBook(profiles, model)
+    ledger = Ledger(engine)
+    table = load_default_table()
+    parts = Parts(
+        book.select, book.unknown, ledger, lambda: table, load_default_book(), EscalationPolicy()
+    )
+    new = Incident(
+        incident_id="NEW",
+        kind="flight_delay",
+        occurred_at=datetime(2026, 11, 24, 7, tzinfo=UTC),
+        facts=FlightFacts(delay_minutes=60, flight="MG1"),
+    )
+    decided = apply_update(parts, new, [f"c{i:06d}" for i in range(1, 41)], datetime.now(UTC))
+
+    def texts() -> dict[tuple[str, str], str | None]:
+        return {
+            (i, c): t
+            for i in ("OLD", "NEW")
+            for c, t in ledger.decisions(i).select("customer_id", "text").rows()
+        }
+
+    read = texts()
+    assert read[("OLD", "c000001")] == "Dear Ann, sorry."
+    assert {c: t for (i, c), t in read.items() if i == "NEW"} == dict(
+        decided.decisions.select("customer_id", "text").rows()
+    )
+    assert f"A{CODE_MARK}{NAME_MARK}B" in read[("NEW", "c000002")]
+
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0012")
+        stored = conn.execute(sa.text("SELECT incident_id, customer_id, text FROM decisions"))
+        assert {(i, c): t for i, c, t in stored} == read
+    columns = sa.inspect(engine)
+    assert "first_name" not in {c["name"] for c in columns.get_columns("decisions")}
+    assert "text_shell" not in {c["name"] for c in columns.get_columns("decision_reasons")}
+    upgrade(engine)  # and back: every row has its own text now
+    again = texts()
+    engine.dispose()
+    assert again == read

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from api.runtime import Runtime
 from api.wire import decision_out, decisions_out
-from offers.engine import decide, profile_columns
+from offers.engine import LEDGER_ONLY, decide, profile_columns
 from offers.flow import Parts, apply_update, step_context
 from offers.incidents import FlightFacts, Incident
 from offers.learning import ExploreConfig, Learning, LearningSource, posteriors
@@ -62,7 +62,7 @@ def engine_alone(
             table,
             parts.book,
         )
-    row = fresh.cast(DECISION_SCHEMA).drop("reason_id").to_dicts()[0]  # type: ignore[arg-type]
+    row = fresh.cast(DECISION_SCHEMA).drop(LEDGER_ONLY).to_dicts()[0]  # type: ignore[arg-type]
     return row | {"followups": []}
 
 

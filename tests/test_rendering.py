@@ -10,15 +10,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from offers.messages import compile_template, load_default_book, resolve
-from offers.rendering import PERK_LINE, render_texts
+from offers.rendering import CODE_MARK, NAME_MARK, PERK_LINE, render_texts
 from segmentation.profiles import CHANNELS, LANGUAGES
 
 BOOK = load_default_book()
 INCIDENTS = ["flight_delay", "cancellation", "lost_baggage", "order_late"]
 
 
+def unmarked(text: str) -> str:
+    """Literal text as the engine writes it: without the shells' mark characters."""
+    return text.replace(NAME_MARK, "").replace(CODE_MARK, "")
+
+
 def by_hand(row: dict[str, Any], incident: str) -> tuple[str | None, str | None]:
-    """One row the slow, obvious way: look the template up, fill every placeholder."""
+    """One row the slow, obvious way: look the template up, fill every placeholder (only
+    the name and the code keep mark characters)."""
     lookup = {(k, lang, ch): (t, tl) for k, lang, ch, t, tl in resolve(BOOK, incident).rows()}
     found = lookup.get((row["message_kind"], row["language"], row["channel"]))
     if found is None:
@@ -28,18 +34,23 @@ def by_hand(row: dict[str, Any], incident: str) -> tuple[str | None, str | None]
     def fill(index: int) -> str:
         out = ""
         for literal, field in compile_template(BOOK.templates[index].text):
-            out += literal
+            out += unmarked(literal)
             if field == PERK_LINE:
                 out += fill(line[0]) if line else ""
             elif field is not None:
                 value = row.get(field)
-                out += "" if value is None else str(value)
+                value = "" if value is None else str(value)
+                out += value if field in ("first_name", "perk_code") else unmarked(value)
         return out
 
     return fill(found[0]), found[1]
 
 
-names = st.one_of(st.none(), st.text(min_size=1, max_size=12))
+names = st.one_of(
+    st.none(),
+    st.text(min_size=1, max_size=12),
+    st.sampled_from([NAME_MARK, f"A{CODE_MARK}{NAME_MARK}B", f"{CODE_MARK}"]),
+)
 rows = st.fixed_dictionaries(
     {
         "message_kind": st.sampled_from(["apology", "update", None]),
@@ -51,7 +62,7 @@ rows = st.fixed_dictionaries(
         "perk_title": names,
         "valid_until": st.one_of(st.none(), st.just(date(2027, 1, 2))),
         "flight": st.just("MG1"),
-        "subject": st.sampled_from(["MG1", "ORD-9 {x}"]),
+        "subject": st.sampled_from(["MG1", "ORD-9 {x}", f"M{NAME_MARK}G{CODE_MARK}1"]),
         "delay_minutes": st.sampled_from([50, 95]),
         "reference": st.just("ORD-9"),
     }
@@ -80,5 +91,13 @@ def test_rendering_matches_filling_each_template_by_hand(
             "reference": pl.String,
         },
     )
-    text, language = render_texts(frame, BOOK, incident, "message_kind", "_given")
+    text, language, shell, name = render_texts(frame, BOOK, incident, "message_kind", "_given")
     assert list(zip(text, language, strict=True)) == [by_hand(r, incident) for r in batch]
+    # the shell gives the text back with the code spliced in first, then the name
+    for row, expected, kept, shape in zip(batch, text, name, shell, strict=True):
+        if shape is None:
+            assert expected is None and kept is None
+            continue
+        spliced = shape.replace(CODE_MARK, row["perk_code"] or "").replace(NAME_MARK, kept or "")
+        assert spliced == expected
+        assert kept == (row["first_name"] if NAME_MARK in shape else None)
