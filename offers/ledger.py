@@ -468,17 +468,30 @@ class Tx:
         offset: int = 0,
         customer_id: str | None = None,
     ) -> pl.DataFrame:
-        """Stored decisions of an incident, by step then customer id, with their follow-ups."""
-        query = with_words(
-            sa.select(*(decisions.c[c] for c in (*_COLUMNS, *STORED_FOLLOWUPS)))
-        ).where(decisions.c.incident_id == incident_id)
+        """Stored decisions of an incident, by step then customer id, with their follow-ups.
+
+        A page is chosen on the key alone and only its rows are joined to their wordings:
+        otherwise a planner without statistics yet (a million rows just written) may splice
+        every text of the incident before it sorts and cuts the page."""
+        d = decisions.c
+        which = [d.incident_id == incident_id]
         if step is not None:
-            query = query.where(decisions.c.step == step)
+            which.append(d.step == step)
         if customer_id is not None:
-            query = query.where(decisions.c.customer_id == customer_id)
-        query = query.order_by(decisions.c.step, decisions.c.customer_id).offset(offset)
-        if limit is not None:
-            query = query.limit(limit)
+            which.append(d.customer_id == customer_id)
+        query = with_words(sa.select(*(d[c] for c in (*_COLUMNS, *STORED_FOLLOWUPS))))
+        if limit is None and offset == 0:
+            query = query.where(*which)
+        else:
+            page = (
+                sa.select(d.incident_id, d.step, d.customer_id)
+                .where(*which)
+                .order_by(d.step, d.customer_id)
+                .offset(offset)
+                .limit(limit)
+            )
+            query = query.where(sa.tuple_(d.incident_id, d.step, d.customer_id).in_(page))
+        query = query.order_by(d.step, d.customer_id)
         read = {
             **{c: DECISION_SCHEMA[c] for c in _COLUMNS},
             **STORED_FOLLOWUPS,

@@ -104,6 +104,9 @@ def test_decisions_are_paginated(client: TestClient[Any], runtime: Runtime) -> N
         "/v1/incidents/MG123-2026-11-23/decisions", params={"limit": 40, "offset": 20}
     ).json()
     assert len(rest["decisions"]) == 30 and rest["next_offset"] is None
+    whole = runtime.ledger.decisions("MG123-2026-11-23").select("step", "customer_id").rows()
+    paged = [(d["step"], d["customer_id"]) for d in page["decisions"] + rest["decisions"]]
+    assert paged == whole  # in order, each once
     step2 = client.get("/v1/incidents/MG123-2026-11-23/decisions", params={"step": 2}).json()
     assert step2["total"] == 25 and {d["step"] for d in step2["decisions"]} == {2}
 
