@@ -249,3 +249,36 @@ def test_message_shells_keep_old_texts_and_give_them_back_on_downgrade(
     again = texts()
     engine.dispose()
     assert again == read
+
+
+def test_incident_customers_are_counted_and_given_back_on_downgrade(db_url: str) -> None:
+    """Migration 0012 counts each incident's customers, listed or decided, once; undone, every
+    decided customer is listed in incident_customers again."""
+    engine = create_engine(db_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    listed = sa.text("SELECT customer_id FROM incident_customers ORDER BY customer_id")
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0011")
+        at = datetime(2026, 11, 25, tzinfo=UTC)
+        conn.execute(
+            sa.text(
+                "INSERT INTO incidents (incident_id, kind, occurred_at, facts, step, created_at,"
+                " updated_at) VALUES (:i, 'flight_delay', :at, '{}', 1, :at, :at)"
+            ),
+            [{"i": "i", "at": at}, {"i": "quiet", "at": at}],
+        )
+        conn.execute(
+            sa.text("INSERT INTO incident_customers (incident_id, customer_id) VALUES ('i', :c)"),
+            [{"c": "a"}, {"c": "b"}],
+        )
+        for customer in ("b", "c"):
+            _decided(conn, customer)
+        command.upgrade(config, "0012")
+        counts = dict(conn.execute(sa.text("SELECT incident_id, customers FROM incidents")).all())
+        command.downgrade(config, "0011")
+        after = conn.execute(listed).scalars().all()
+    engine.dispose()
+    assert counts == {"i": 3, "quiet": 0}
+    assert after == ["a", "b", "c"]
