@@ -19,7 +19,7 @@ import polars as pl
 from offers.engine import LEDGER_ONLY, StepContext, decide
 from offers.incidents import EscalationPolicy, Incident, entitlements
 from offers.learning import Learning
-from offers.ledger import DECISION_SCHEMA, FOLLOWUP_LIST, Ledger, Tx, followup_lists, paired
+from offers.ledger import DECISION_SCHEMA, FOLLOWUP_LIST, Ledger, Tx, paired, with_followup_lists
 from offers.messages import MessageBook
 from offers.policy import ContactPolicy, ValuePolicy, schedule_followups
 from offers.tables import OfferTable
@@ -259,7 +259,7 @@ def _stock_left(
 def _with_followups(fresh: pl.DataFrame, planned: pl.DataFrame) -> pl.DataFrame:
     """Attach the follow-ups just scheduled, as the ledger's reader would."""
     stored = fresh.join(paired(planned), on="customer_id", how="left", maintain_order="left")
-    return stored.select(*fresh.columns, followup_lists())
+    return with_followup_lists(stored)
 
 
 def _busy(tx: Tx, incident_id: str, now: datetime, policy: ContactPolicy) -> pl.DataFrame:
