@@ -20,7 +20,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from offers.bulk import bulk_insert
+from offers.bulk import SMALL, bulk_insert
 from offers.db import WRITE_LOCK, Read, db_time
 from offers.engine import DECISION_COLUMNS, HISTORY_SCHEMA
 from offers.incidents import Incident
@@ -264,7 +264,8 @@ class Tx:
 
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
-        self.staged = False
+        self.staged = False  # `AFFECTED` holds the update's customers
+        self.listed: list[str] | None = None  # or this list does
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         self._insert = dialect.insert
 
@@ -372,11 +373,15 @@ class Tx:
         return found["customer_id"].sort().to_list()  # sorted here: cheaper than in SQL
 
     def stage(self, customer_ids: Sequence[str]) -> None:
-        """Hold the update's customers in `AFFECTED` for `recent` and `followup_customers`.
+        """Hold the update's customers for `recent` and `followup_customers`.
 
-        A temporary table: PostgreSQL drops it at commit, SQLite when the transaction ends
-        (`Ledger.writing`, `Ledger.reading`)."""
+        Up to `SMALL` of them (most incidents) as a list the queries name; more in the
+        temporary table `AFFECTED`, which PostgreSQL drops at commit and SQLite when the
+        transaction ends (`Ledger.writing`, `Ledger.reading`)."""
         self.unstage()
+        self.listed = list(customer_ids) if len(customer_ids) <= SMALL else None
+        if self.listed is not None:
+            return
         AFFECTED.create(self.conn)
         self.staged = True
         frame = pl.DataFrame({"customer_id": list(customer_ids)}, schema={"customer_id": pl.String})
@@ -388,7 +393,14 @@ class Tx:
         """Drop what `stage` held (SQLite would keep it with the pooled connection)."""
         if self.staged:
             AFFECTED.drop(self.conn)
-        self.staged = False
+        self.staged, self.listed = False, None
+
+    def _of_staged(self, query: sa.Select[Any], customer: sa.ColumnElement[Any]) -> sa.Select[Any]:
+        """`query` narrowed to the staged customers, whose id `customer` holds."""
+        if self.listed is not None:
+            return query.where(customer.in_(self.listed))
+        assert self.staged, "stage() the update's customers first"
+        return query.join(AFFECTED, AFFECTED.c.customer_id == customer)
 
     def _plain(
         self, query: sa.Select[Any] | sa.CompoundSelect[Any], schema: dict[str, Any]
@@ -436,12 +448,11 @@ class Tx:
         What caps and human flags count; joined on the update's customers (`stage`) in the
         database so the answer is proportional to them, not to the whole ledger.
         """
-        query = (
-            sa.select(decisions.c.customer_id, decisions.c.incident_id, decisions.c.perk_id)
-            .join(AFFECTED, AFFECTED.c.customer_id == decisions.c.customer_id)
-            .where(decisions.c.created_at >= since, decisions.c.incident_id != incident_id)
+        d = decisions.c
+        query: sa.Select[Any] = sa.select(d.customer_id, d.incident_id, d.perk_id).where(
+            d.created_at >= since, d.incident_id != incident_id
         )
-        return self._plain(query, RECENT_SCHEMA)
+        return self._plain(self._of_staged(query, d.customer_id), RECENT_SCHEMA)
 
     def stock_used(self, airport: str, perk_ids: Sequence[str], day: datetime) -> dict[str, int]:
         """How many of each stocked perk `airport` gave out on `day` (UTC), under a lock.
@@ -498,15 +509,11 @@ class Tx:
     def followup_customers(self, incident_id: str, since: datetime) -> pl.DataFrame:
         """The staged customers with follow-ups of another incident due since `since`."""
         d = decisions.c
-        query = (
-            sa.select(d.customer_id)
-            .join(AFFECTED, AFFECTED.c.customer_id == d.customer_id)
-            .where(
-                sa.or_(d.followup_at >= since, d.then_at >= since),
-                d.incident_id != incident_id,
-            )
-            .distinct()
+        query = sa.select(d.customer_id).where(
+            sa.or_(d.followup_at >= since, d.then_at >= since),
+            d.incident_id != incident_id,
         )
+        query = self._of_staged(query, d.customer_id).distinct()
         return self._plain(query, {"customer_id": pl.String})
 
     def decisions(
