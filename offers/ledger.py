@@ -668,22 +668,13 @@ class Ledger:
         """Follow-ups due before `before`, earliest first. A row's second follow-up is never
         due before its first, so both halves are found through the index on the first."""
         f = decisions.c
-        first = sa.select(
-            f.incident_id,
-            f.customer_id,
-            f.followup_kind.label("kind"),
-            f.followup_at.label("due_at"),
-            f.channel,
-            f.language,
-        ).where(f.followup_at < before)
-        then = sa.select(
-            f.incident_id,
-            f.customer_id,
-            f.then_kind.label("kind"),
-            f.then_at.label("due_at"),
-            f.channel,
-            f.language,
-        ).where(f.followup_at < before, f.then_at < before)
+
+        def half(kind: Any, at: Any, *due: Any) -> sa.Select[Any]:
+            columns = (f.incident_id, f.customer_id, kind.label("kind"), at.label("due_at"))
+            return sa.select(*columns, f.channel, f.language).where(*due)
+
+        first = half(f.followup_kind, f.followup_at, f.followup_at < before)
+        then = half(f.then_kind, f.then_at, f.followup_at < before, f.then_at < before)
         both = sa.union_all(first, then).subquery()
         query = (
             sa.select(*(both.c[c] for c in FOLLOWUP_SCHEMA))

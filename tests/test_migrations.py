@@ -18,6 +18,13 @@ from offers.schema import metadata
 from segmentation.model import Segmentation
 
 
+def _alembic() -> Config:
+    """Alembic's configuration for the project's migrations, to step through revisions."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
 def test_migrations_match_the_declared_schema(db_url: str) -> None:
     engine = create_engine(db_url)
     upgrade(engine)
@@ -37,14 +44,11 @@ def test_publication_order_is_carried_over_from_publish_times(db_url: str) -> No
     """Versions published before migration 0006 keep the order the engine saw them in."""
     import sqlalchemy as sa
     from alembic import command
-    from alembic.config import Config
 
-    from offers.db import MIGRATIONS
     from offers.schema import offer_tables
 
     engine = create_engine(db_url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config = _alembic()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "0005")
@@ -89,8 +93,7 @@ def _decided(conn: sa.Connection, customer: str) -> None:
 def test_followups_of_a_customer_are_paired_into_one_row(db_url: str) -> None:
     """Follow-ups stored a row per kind before migration 0009 are still all due after it."""
     engine = create_engine(db_url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config = _alembic()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "0008")
@@ -117,8 +120,7 @@ def test_followups_move_onto_their_decisions_and_back(db_url: str) -> None:
     """Migration 0011: each follow-up row lands on the decision it was scheduled with; the
     downgrade gives the table back with the same rows."""
     engine = create_engine(db_url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config = _alembic()
     paired_rows = sa.text(
         "SELECT customer_id, step, kind, due_at, then_kind, then_at, channel, language"
         " FROM followups ORDER BY customer_id"
@@ -178,9 +180,7 @@ def test_message_shells_keep_old_texts_and_give_them_back_on_downgrade(
 
     import sqlalchemy as sa
     from alembic import command
-    from alembic.config import Config
 
-    from offers.db import MIGRATIONS
     from offers.flow import Parts, apply_update
     from offers.incidents import EscalationPolicy, FlightFacts, Incident
     from offers.ledger import Ledger
@@ -190,8 +190,7 @@ def test_message_shells_keep_old_texts_and_give_them_back_on_downgrade(
     from segmentation.book import ProfileBook
 
     engine = create_engine(db_url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config = _alembic()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "0010")
@@ -255,8 +254,7 @@ def test_incident_customers_are_counted_and_given_back_on_downgrade(db_url: str)
     """Migration 0012 counts each incident's customers, listed or decided, once; undone, every
     decided customer is listed in incident_customers again."""
     engine = create_engine(db_url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config = _alembic()
     listed = sa.text("SELECT customer_id FROM incident_customers ORDER BY customer_id")
     with engine.begin() as conn:
         config.attributes["connection"] = conn
