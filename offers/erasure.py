@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from offers.db import WRITE_LOCK
 from offers.ledger import FROM_WORDING, with_words
-from offers.rendering import NAME_MARK
+from offers.messages import NAME_MARK
 from offers.schema import decision_reasons, decisions, idempotency, metadata
 
 __all__ = ["PLACEHOLDER", "LedgerErasure", "erase_customer", "export_customer", "pseudonym"]

@@ -25,8 +25,8 @@ from offers.db import WRITE_LOCK, Read, db_time
 from offers.engine import DECISION_COLUMNS, HISTORY_SCHEMA
 from offers.incidents import Incident
 from offers.lifecycle import insert_version
+from offers.messages import CODE_MARK, NAME_MARK
 from offers.policy import RECENT_SCHEMA
-from offers.rendering import CODE_MARK, NAME_MARK
 from offers.schema import (
     decision_reasons,
     decisions,

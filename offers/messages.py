@@ -45,6 +45,15 @@ VARIABLES = frozenset(
     }
 )
 
+#: Variables that differ from customer to customer: spliced in per row, not per situation.
+PERSONAL = ("first_name", "perk_code")
+
+#: Where a message's shell takes the name and the perk code (`offers.rendering`): private-use
+#: characters, dropped from every other part of a message so that they mark only slots.
+NAME_MARK = "\ue000"
+CODE_MARK = "\ue001"
+UNMARKED = str.maketrans("", "", NAME_MARK + CODE_MARK)
+
 #: Where a language without its own template borrows one from, in order.
 LANGUAGE_FALLBACK: dict[str, tuple[str, ...]] = {
     "zh-Hant": ("zh-Hant", "zh-Hans", "en"),
@@ -161,14 +170,19 @@ def resolve(book: MessageBook, incident: str) -> pl.DataFrame:
 
 
 def _render_partition(part: pl.DataFrame, pieces: list[Piece], out: str) -> pl.DataFrame:
+    """Fill one template for its rows, dropping marks as the engine does (`UNMARKED`)."""
     exprs: list[pl.Expr] = []
     for literal, field in pieces:
-        if literal:
-            exprs.append(pl.lit(literal))
+        if literal.translate(UNMARKED):
+            exprs.append(pl.lit(literal.translate(UNMARKED)))
         if field is not None:
-            exprs.append(pl.col(field).cast(pl.String).fill_null(""))
+            value = pl.col(field).cast(pl.String).fill_null("")
+            exprs.append(value if field in PERSONAL else value.str.replace_all(_MARKED, ""))
     text = pl.concat_str(exprs) if exprs else pl.lit("")
     return part.with_columns(text.alias(out))
+
+
+_MARKED = f"[{NAME_MARK}{CODE_MARK}]"
 
 
 def render(

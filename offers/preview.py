@@ -45,8 +45,8 @@ from offers.engine import (
 from offers.flow import Parts, UnknownCustomers, step_context
 from offers.incidents import Incident
 from offers.ledger import DECISION_SCHEMA
+from offers.messages import CODE_MARK, NAME_MARK
 from offers.policy import RECENT_SCHEMA
-from offers.rendering import CODE_MARK, NAME_MARK
 from offers.tables import OfferTable
 from segmentation.ids import unit_value
 

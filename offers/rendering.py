@@ -21,21 +21,22 @@ from typing import Any, NamedTuple
 
 import polars as pl
 
-from offers.messages import MessageBook, Piece, compile_template, resolve
+from offers.messages import (
+    CODE_MARK,
+    NAME_MARK,
+    PERSONAL,
+    UNMARKED,
+    MessageBook,
+    Piece,
+    compile_template,
+    resolve,
+)
 from offers.situations import situation_key
 
 #: The variable a message template uses for the (optional) perk sentence.
 PERK_LINE = "perk_line"
 
-#: Variables that differ from customer to customer: spliced in per row, not per situation.
-PERSONAL = ("first_name", "perk_code")
-
-#: Where a shell takes the name and the perk code: private-use characters, removed from
-#: every literal of a shell (see the module docstring), shared with `offers.preview`.
-NAME_MARK = "\ue000"
-CODE_MARK = "\ue001"
 _MARKS = {"first_name": NAME_MARK, "perk_code": CODE_MARK}
-_UNMARKED = str.maketrans("", "", NAME_MARK + CODE_MARK)
 
 
 class Rendered(NamedTuple):
@@ -68,14 +69,14 @@ def _shell(pieces: list[Piece], shared: dict[str, str]) -> tuple[list[str], list
     variables), with every shared variable written in and no mark character left."""
     segments, personal = [""], []
     for literal, field in pieces:
-        segments[-1] += literal.translate(_UNMARKED)
+        segments[-1] += literal.translate(UNMARKED)
         if field is None:
             continue
         if field in PERSONAL:
             personal.append(field)
             segments.append("")
         else:
-            segments[-1] += shared.get(field, "").translate(_UNMARKED)
+            segments[-1] += shared.get(field, "").translate(UNMARKED)
     return segments, personal
 
 

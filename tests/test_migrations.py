@@ -184,8 +184,7 @@ def test_message_shells_keep_old_texts_and_give_them_back_on_downgrade(
     from offers.flow import Parts, apply_update
     from offers.incidents import EscalationPolicy, FlightFacts, Incident
     from offers.ledger import Ledger
-    from offers.messages import load_default_book
-    from offers.rendering import CODE_MARK, NAME_MARK
+    from offers.messages import CODE_MARK, NAME_MARK, load_default_book
     from offers.tables import load_default_table
     from segmentation.book import ProfileBook
 

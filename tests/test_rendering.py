@@ -9,8 +9,8 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from offers.messages import compile_template, load_default_book, resolve
-from offers.rendering import CODE_MARK, NAME_MARK, PERK_LINE, render_texts
+from offers.messages import CODE_MARK, NAME_MARK, compile_template, load_default_book, resolve
+from offers.rendering import PERK_LINE, render_texts
 from segmentation.profiles import CHANNELS, LANGUAGES
 
 BOOK = load_default_book()
@@ -101,3 +101,27 @@ def test_rendering_matches_filling_each_template_by_hand(
         spliced = shape.replace(CODE_MARK, row["perk_code"] or "").replace(NAME_MARK, kept or "")
         assert spliced == expected
         assert kept == (row["first_name"] if NAME_MARK in shape else None)
+
+
+def test_marketing_previews_drop_mark_characters_as_decisions_do() -> None:
+    """A template or value carrying the shells' mark characters previews exactly as the
+    same message without them, which is what the engine sends."""
+    import msgspec
+
+    from offers.messages import preview, sample_values
+
+    marked = msgspec.structs.replace(
+        BOOK,
+        templates=[
+            msgspec.structs.replace(t, text=f"{NAME_MARK}{t.text}{CODE_MARK}")
+            for t in BOOK.templates
+        ],
+    )
+    values = sample_values(perk_title="a meal voucher", valid_until=date(2026, 12, 1))
+    odd = values | {"flight": f"MG{CODE_MARK}123{NAME_MARK}"}
+    for kind in ("apology", "update"):
+        for language in LANGUAGES:
+            where = {"incident": "flight_delay", "kind": kind, "language": language}
+            plain = preview(BOOK, channel="sms", values=values, **where)
+            with_marks = preview(marked, channel="sms", values=odd, **where)
+            assert with_marks.text == plain.text and plain.text

@@ -19,7 +19,7 @@ from offers.engine import DECISION_COLUMNS
 from offers.erasure import PLACEHOLDER, erase_customer, pseudonym
 from offers.flow import apply_update
 from offers.incidents import FlightFacts, Incident
-from offers.rendering import CODE_MARK, NAME_MARK
+from offers.messages import CODE_MARK, NAME_MARK
 from offers.schema import decision_reasons, decisions
 from segmentation.book import ProfileBook
 
