@@ -34,6 +34,10 @@ PLANNED_SCHEMA: dict[str, Any] = {
 }
 
 
+#: Decisions written in one update after which the planner's statistics are renewed.
+REFRESH_STATISTICS_AFTER = 100_000
+
+
 class UnknownCustomers(ValueError):
     """Customer ids with no profile; nothing was recorded."""
 
@@ -194,6 +198,8 @@ def apply_update(
         spent += float(fresh["charged_cost"].fill_null(0.0).sum())  # under the lock: exact
     progress("done", 1.0)
     ledger, incident_id = parts.ledger, incident.incident_id
+    if issued >= REFRESH_STATISTICS_AFTER:
+        ledger.refresh_statistics()  # after the commit, outside the lock
     only_fresh = before == 0 and issued == fresh.height
 
     def load() -> pl.DataFrame:

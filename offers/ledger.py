@@ -10,6 +10,7 @@ on the (incident, step, customer) key makes a repeated write a no-op.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,8 @@ from offers.schema import (
     incidents,
     offer_tables,
 )
+
+log = logging.getLogger(__name__)
 
 #: The customers of the update in progress, for the joins that must stay proportional to
 #: them (caps, follow-up allowances): a temporary table of the transaction, never logged.
@@ -589,6 +592,20 @@ class Ledger:
     def stock_used(self, airport: str, perk_ids: Sequence[str], day: datetime) -> dict[str, int]:
         with self.reading() as tx:
             return tx.stock_used(airport, perk_ids, day)
+
+    def refresh_statistics(self) -> None:
+        """Renew PostgreSQL's statistics of the decisions, after a large write: until
+        autovacuum gets there (a minute or more), reads of the new rows are planned as if
+        they were not there, and a page of them can take seconds instead of milliseconds."""
+        if self.engine.dialect.name != "postgresql":
+            return
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+                    "ANALYZE decisions"
+                )
+        except sa.exc.SQLAlchemyError as exc:  # the decisions are committed: only slower reads
+            log.warning("could not refresh the statistics of decisions: %s", type(exc).__name__)
 
     @contextmanager
     def writing(self) -> Iterator[Tx]:

@@ -198,3 +198,26 @@ def test_each_wording_is_stored_once_and_old_rows_still_read(runtime: Runtime) -
     again = runtime.ledger.decisions("MG123-2026-11-23", customer_id=old)
     assert json.loads(again["reasons"][0]) == ["written the old way"]
     assert again["perk_title"][0] == "an old title" and again["text"][0] == "an old text"
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_large_update_leaves_the_planner_statistics_of_its_rows(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a large write PostgreSQL knows the rows are there (pg_class.reltuples), so a
+    page of them is read through the key at once instead of after autovacuum's visit."""
+    import sqlalchemy as sa
+
+    import offers.flow
+
+    def known_rows() -> float:
+        with runtime.engine.connect() as conn:
+            query = "SELECT reltuples FROM pg_class WHERE oid = 'decisions'::regclass"
+            return float(conn.execute(sa.text(query)).scalar_one())
+
+    ids = runtime.book.frame["customer_id"].to_list()[:1500]
+    monkeypatch.setattr(offers.flow, "REFRESH_STATISTICS_AFTER", 1000)
+    apply_update(runtime.parts(), incident(60, "SMALL"), ids[:500], datetime.now(UTC))
+    assert known_rows() < 500  # below the threshold: left to autovacuum (-1: never analysed)
+    apply_update(runtime.parts(), incident(60, "LARGE"), ids, datetime.now(UTC))
+    assert known_rows() == 2000
