@@ -90,10 +90,6 @@ FOLLOWUP_SCHEMA: dict[str, Any] = {
 }
 
 
-def _frame(rows: Sequence[Any], schema: dict[str, Any]) -> pl.DataFrame:
-    return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
-
-
 #: A decision's follow-ups as stored on its row: the first, and the one after it if any.
 STORED_FOLLOWUPS: dict[str, Any] = {
     "followup_kind": pl.String,
@@ -372,7 +368,7 @@ class Tx:
             incident_customers.c.incident_id == incident_id
         )
         decided = sa.select(decisions.c.customer_id).where(decisions.c.incident_id == incident_id)
-        found = self._plain(sa.union(listed, decided), {"customer_id": pl.String})
+        found = self.plain(sa.union(listed, decided), {"customer_id": pl.String})
         return found["customer_id"].sort().to_list()  # sorted here: cheaper than in SQL
 
     def stage(self, customer_ids: Sequence[str]) -> None:
@@ -405,7 +401,7 @@ class Tx:
         assert self.staged, "stage() the update's customers first"
         return query.join(AFFECTED, AFFECTED.c.customer_id == customer)
 
-    def _plain(
+    def plain(
         self, query: sa.Select[Any] | sa.CompoundSelect[Any], schema: dict[str, Any]
     ) -> pl.DataFrame:
         """Rows of a query as columns of `schema`, from the driver's cursor.
@@ -443,7 +439,7 @@ class Tx:
             decisions.c.perk_id,
             decisions.c.charged_cost,
         ).where(decisions.c.incident_id == incident_id)
-        return self._plain(query, HISTORY_SCHEMA)
+        return self.plain(query, HISTORY_SCHEMA)
 
     def recent(self, incident_id: str, since: datetime) -> pl.DataFrame:
         """The staged customers' decisions in other incidents since `since`.
@@ -455,7 +451,7 @@ class Tx:
         query: sa.Select[Any] = sa.select(d.customer_id, d.incident_id, d.perk_id).where(
             d.created_at >= since, d.incident_id != incident_id
         )
-        return self._plain(self._of_staged(query, d.customer_id), RECENT_SCHEMA)
+        return self.plain(self._of_staged(query, d.customer_id), RECENT_SCHEMA)
 
     def stock_used(self, airport: str, perk_ids: Sequence[str], day: datetime) -> dict[str, int]:
         """How many of each stocked perk `airport` gave out on `day` (UTC), under a lock.
@@ -517,7 +513,7 @@ class Tx:
             d.incident_id != incident_id,
         )
         query = self._of_staged(query, d.customer_id).distinct()
-        return self._plain(query, {"customer_id": pl.String})
+        return self.plain(query, {"customer_id": pl.String})
 
     def decisions(
         self,
@@ -556,7 +552,7 @@ class Tx:
             **STORED_FOLLOWUPS,
             **{c: DECISION_SCHEMA[c] for c in FROM_WORDING},
         }
-        frame = self._plain(query, read)
+        frame = self.plain(query, read)
         return with_followup_lists(frame.select(*DECISION_COLUMNS, *STORED_FOLLOWUPS))
 
     def count(self, incident_id: str, step: int | None = None) -> int:
@@ -679,7 +675,7 @@ class Ledger:
             "cost": pl.Float64,
         }
         with self.reading() as tx:
-            return _frame(tx.conn.execute(query).all(), schema)
+            return tx.plain(query, schema)
 
     def followups_due(self, before: datetime, limit: int = 1000) -> pl.DataFrame:
         """Follow-ups due before `before`, earliest first. A row's second follow-up is never
@@ -699,7 +695,7 @@ class Ledger:
             .limit(limit)
         )
         with self.reading() as tx:
-            return _frame(tx.conn.execute(query).all(), FOLLOWUP_SCHEMA)
+            return tx.plain(query, FOLLOWUP_SCHEMA)
 
     def remembered(self, key: str) -> tuple[str, int, bytes] | None:
         """(body digest, status, response) stored under an Idempotency-Key, if any."""
