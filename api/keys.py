@@ -21,8 +21,8 @@ from typing import Any, Literal, get_args
 import msgspec
 import sqlalchemy as sa
 
-from offers.db import Read
-from offers.schema import api_keys, ended_sessions
+from offers.ledger.db import Read
+from offers.ledger.schema import api_keys, ended_sessions
 
 __all__ = [
     "LOCAL_ADMIN",

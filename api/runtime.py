@@ -18,14 +18,14 @@ import polars as pl
 import sqlalchemy as sa
 
 from api.settings import Settings
-from offers.db import create_engine, upgrade
+from offers.catalog.tables import DEFAULTS, OfferTable, parse_table
 from offers.flow import Parts
-from offers.incidents import EscalationPolicy
-from offers.learning import LearningSource
-from offers.ledger import Ledger
-from offers.messages import MessageBook, load_default_book
+from offers.incidents.kinds import EscalationPolicy
+from offers.learning.evidence import LearningSource
+from offers.ledger.db import create_engine, upgrade
+from offers.ledger.store import Ledger
+from offers.messages.book import MessageBook, load_default_book
 from offers.preview import Previews
-from offers.tables import DEFAULTS, OfferTable, parse_table
 from segmentation.book import ProfileBook
 from segmentation.model import Segmentation
 from segmentation.registry import Registry, RegistryError

@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from api.keys import KeyStore  # noqa: E402
 from bench import openloop  # noqa: E402
-from offers.db import create_engine  # noqa: E402
+from offers.ledger.db import create_engine  # noqa: E402
 from tests.servers import start  # noqa: E402
 
 POSTGRES = os.environ.get("MAKEGOOD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

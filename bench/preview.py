@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from api.keys import KeyStore  # noqa: E402
 from api.settings import Settings  # noqa: E402
 from bench import openloop  # noqa: E402
-from offers.db import create_engine  # noqa: E402
+from offers.ledger.db import create_engine  # noqa: E402
 from tests.servers import start  # noqa: E402
 
 _LUA = """

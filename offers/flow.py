@@ -16,13 +16,20 @@ from typing import Any
 
 import polars as pl
 
-from offers.engine import LEDGER_ONLY, StepContext, decide
-from offers.incidents import EscalationPolicy, Incident, entitlements
-from offers.learning import Learning
-from offers.ledger import DECISION_SCHEMA, FOLLOWUP_LIST, Ledger, Tx, paired, with_followup_lists
-from offers.messages import MessageBook
-from offers.policy import ContactPolicy, ValuePolicy, schedule_followups
-from offers.tables import OfferTable
+from offers.catalog.tables import OfferTable
+from offers.decide.engine import LEDGER_ONLY, StepContext, decide
+from offers.decide.policy import ContactPolicy, ValuePolicy, schedule_followups
+from offers.incidents.kinds import EscalationPolicy, Incident, entitlements
+from offers.learning.evidence import Learning
+from offers.ledger.store import (
+    DECISION_SCHEMA,
+    FOLLOWUP_LIST,
+    Ledger,
+    Tx,
+    paired,
+    with_followup_lists,
+)
+from offers.messages.book import MessageBook
 
 #: Reports phases of a long update: (what is happening, share done in [0, 1]).
 Progress = Callable[[str, float], None]
@@ -89,7 +96,7 @@ class Parts:
     contact: ContactPolicy = field(default_factory=ContactPolicy)
     value: ValuePolicy = field(default_factory=ValuePolicy)
     entitlements: Callable[[Incident], tuple[list[dict[str, Any]], str | None]] = entitlements
-    #: Posteriors for exploring interchangeable perks (offers.learning.LearningSource).
+    #: Posteriors for exploring interchangeable perks (offers.learning.evidence.LearningSource).
     learning: Callable[[datetime], Learning | None] | None = None
     #: One segmented profile by id, in O(1) (ProfileBook.one); previews use it.
     profile: Callable[[str], dict[str, Any] | None] | None = None

@@ -9,7 +9,7 @@ posteriors, policies), the profile columns the engine and the rules read, what t
 customer holds from this incident, their other incidents in the contact window, and
 whether they fall in the holdout or the exploring share. Together those are the
 customer's *situation*. The engine decides the first customer of each situation and
-hands back the text's shell (marks where the name and the code go, `offers.rendering`);
+hands back the text's shell (marks where the name and the code go, `offers.messages.rendering`);
 the next customer in the same situation gets that decision with their own id and name
 and a new perk code spliced in. The answer is the engine's answer either way, which
 tests/test_preview.py checks customer by customer.
@@ -34,7 +34,8 @@ from typing import Any
 import msgspec
 import polars as pl
 
-from offers.engine import (
+from offers.catalog.tables import OfferTable
+from offers.decide.engine import (
     HISTORY_SCHEMA,
     LEDGER_ONLY,
     StepContext,
@@ -42,12 +43,11 @@ from offers.engine import (
     perk_code,
     profile_columns,
 )
+from offers.decide.policy import RECENT_SCHEMA
 from offers.flow import Parts, UnknownCustomers, step_context
-from offers.incidents import Incident
-from offers.ledger import DECISION_SCHEMA
-from offers.messages import CODE_MARK, NAME_MARK
-from offers.policy import RECENT_SCHEMA
-from offers.tables import OfferTable
+from offers.incidents.kinds import Incident
+from offers.ledger.store import DECISION_SCHEMA
+from offers.messages.book import CODE_MARK, NAME_MARK
 from segmentation.ids import unit_value
 
 #: Where the reasons say how many other incidents flagged the customer for a human.

@@ -15,10 +15,10 @@ import sqlalchemy as sa
 
 from api.runtime import Runtime
 from api.settings import Settings
-from offers.db import create_engine, upgrade
-from offers.ledger import Ledger
-from offers.messages import load_default_book
-from offers.tables import DEFAULTS
+from offers.catalog.tables import DEFAULTS
+from offers.ledger.db import create_engine, upgrade
+from offers.ledger.store import Ledger
+from offers.messages.book import load_default_book
 from segmentation.book import ProfileBook
 from segmentation.model import Segmentation, train
 from segmentation.synth import synth_profiles

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from api.app import create_app
+from api.http.app import create_app
 from api.keys import KeyStore, Role
 from api.runtime import Runtime
 
@@ -226,7 +226,7 @@ def test_a_value_that_cannot_be_read_is_shown_on_its_cell(marketer: TestClient[A
 def test_segment_pages_rename_inline_and_refuse_a_used_name(
     client: TestClient[Any], runtime: Runtime, model: Any, population: Any
 ) -> None:
-    from api.routes_segments import used_names
+    from api.http.segments import used_names
 
     registry = active_registry(runtime, model)
     profiles = runtime.settings.data_dir / "profiles"

@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from offers import bulk
-from offers.bulk import bulk_insert
-from offers.db import create_engine
+from offers.ledger import bulk
+from offers.ledger.bulk import bulk_insert
+from offers.ledger.db import create_engine
 
 _TABLE = sa.Table(
     "bulk_probe",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from offers.db import create_engine
+from offers.ledger.db import create_engine
 from segmentation.synth import synth_profiles, write_profiles
 from tests.servers import call, start
 

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from offers.entitlements import (
+from offers.incidents.law import (
     DEFAULTS,
     EARTH_RADIUS_KM,
     DistanceBands,

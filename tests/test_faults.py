@@ -18,11 +18,11 @@ from click.testing import CliRunner
 from litestar.testing import TestClient
 from sqlalchemy.engine import make_url
 
-from api.app import create_app
 from api.cli import cli
+from api.http.app import create_app
 from api.runtime import Runtime
-from offers.db import create_engine
-from offers.ledger import Ledger
+from offers.ledger.db import create_engine
+from offers.ledger.store import Ledger
 from segmentation.model import Segmentation
 from segmentation.registry import Registry, RegistryError
 
@@ -160,7 +160,16 @@ def test_a_full_disk_is_one_clear_error_and_leaves_the_ledger_intact(tmp_path: P
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     result = subprocess.run(
-        [sys.executable, "-m", "api.cli", "--data", str(data), "incidents", "apply", str(path)],
+        [
+            sys.executable,
+            "-m",
+            "api.cli",
+            "--data",
+            str(data),
+            "incidents",
+            "apply",
+            str(path),
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,

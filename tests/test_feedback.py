@@ -17,22 +17,22 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.testing import TestClient
 
-from api import routes_feedback
-from api.cli_feedback import group, read_events, simulate_cmd
+from api.cli.feedback import group, read_events, simulate_cmd
+from api.http import feedback as routes_feedback
 from api.runtime import Runtime
 from api.settings import Settings
-from offers.feedback import (
+from offers.decide.policy import ContactPolicy
+from offers.flow import apply_update
+from offers.incidents.kinds import FlightFacts, Incident
+from offers.learning.feedback import (
     FeedbackEvent,
     decision_id,
     events_frame,
     record_feedback,
     with_decision_ids,
 )
-from offers.flow import apply_update
-from offers.incidents import FlightFacts, Incident
-from offers.ledger import Ledger
-from offers.policy import ContactPolicy
-from offers.schema import feedback_events
+from offers.ledger.schema import feedback_events
+from offers.ledger.store import Ledger
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 

@@ -11,7 +11,7 @@ import pytest
 
 from api.runtime import Runtime
 from offers.flow import UnknownCustomers, apply_update
-from offers.incidents import EscalationPolicy, FlightFacts, Incident
+from offers.incidents.kinds import EscalationPolicy, FlightFacts, Incident
 
 
 def incident(delay: int, incident_id: str = "MG123-2026-11-23") -> Incident:
@@ -128,7 +128,7 @@ def test_customers_named_before_notice_or_later_are_each_counted_once(runtime: R
     found by their decisions. Either way each is affected, decided and counted once."""
     import sqlalchemy as sa
 
-    from offers.schema import incident_customers
+    from offers.ledger.schema import incident_customers
 
     ids = passengers(runtime, 6)
     parts, now, incident_id = runtime.parts(), datetime.now(UTC), "MG123-2026-11-23"
@@ -169,8 +169,8 @@ def test_each_wording_is_stored_once_and_old_rows_still_read(runtime: Runtime) -
     their own values."""
     import sqlalchemy as sa
 
-    from offers.ledger import WORDS
-    from offers.schema import decision_reasons, decisions
+    from offers.ledger.schema import decision_reasons, decisions
+    from offers.ledger.store import WORDS
 
     ids = passengers(runtime, 300)
     fresh = apply_update(runtime.parts(), incident(60), ids, datetime.now(UTC)).decisions

@@ -8,14 +8,15 @@ import polars as pl
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from offers.messages import TemplateError, compile_template, parse_book
-from offers.tables import DEFAULTS, TableError, parse_table
+from offers.catalog.tables import DEFAULTS, TableError, parse_table
+from offers.messages.book import DEFAULTS as BOOK_DEFAULTS
+from offers.messages.book import TemplateError, compile_template, parse_book
 from segmentation.importer import import_profiles
 from segmentation.synth import synth_profiles
 
 FAST = settings(max_examples=60, deadline=None, derandomize=True, database=None)
 TABLE = (DEFAULTS / "offers.toml").read_text(encoding="utf-8")
-BOOK = (DEFAULTS / "messages.toml").read_text(encoding="utf-8")
+BOOK = (BOOK_DEFAULTS / "messages.toml").read_text(encoding="utf-8")
 
 
 def _mutations(base: str) -> st.SearchStrategy[str]:

@@ -9,14 +9,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from api.background import start_incident_job
+from api.http.background import start_incident_job
 from api.runtime import Runtime
 from api.settings import Settings
-from offers import jobs
-from offers.incidents import FlightFacts, Incident
-from offers.ledger import Ledger
-from offers.messages import load_default_book
-from offers.tables import DEFAULTS
+from offers.catalog.tables import DEFAULTS
+from offers.incidents.kinds import FlightFacts, Incident
+from offers.ledger import jobs
+from offers.ledger.store import Ledger
+from offers.messages.book import load_default_book
 from segmentation.book import ProfileBook
 from segmentation.model import Segmentation
 from segmentation.synth import synth_profiles

@@ -6,15 +6,15 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from offers.learning import (
+from offers.catalog.tables import OfferTable, Perk, Rule, load_default_table, match
+from offers.learning.evidence import (
     ExploreConfig,
     Learning,
     choose,
     interchangeable,
     posteriors,
 )
-from offers.tables import OfferTable, Perk, Rule, load_default_table, match
-from offers.world import make_world, world_table
+from offers.learning.world import make_world, world_table
 
 SEGMENTS = ["leisure-family", "road-warrior"]
 

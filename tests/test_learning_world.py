@@ -7,9 +7,9 @@ import io
 import polars as pl
 from rich.console import Console
 
-from api.demo_learn import learn
+from api.cli.demo_learn import learn
 from api.runtime import Runtime
-from offers.learning import top_perks
+from offers.learning.evidence import top_perks
 
 
 def test_the_engine_finds_each_segments_best_perk_in_a_simulated_world(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from offers.messages import (
+from offers.catalog.tables import load_default_table
+from offers.messages.book import (
     MESSAGE_KINDS,
     WORST_CASE,
     TemplateError,
@@ -16,7 +17,6 @@ from offers.messages import (
     sms_info,
     validate_book,
 )
-from offers.tables import load_default_table
 from segmentation.profiles import CHANNELS, LANGUAGES
 
 TITLES = [dict(p.title) for p in load_default_table().perks]

@@ -12,9 +12,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 
-from offers.db import MIGRATIONS, create_engine, upgrade
-from offers.ledger import Ledger
-from offers.schema import metadata
+from offers.ledger.db import MIGRATIONS, create_engine, upgrade
+from offers.ledger.schema import metadata
+from offers.ledger.store import Ledger
 from segmentation.model import Segmentation
 
 
@@ -45,7 +45,7 @@ def test_publication_order_is_carried_over_from_publish_times(db_url: str) -> No
     import sqlalchemy as sa
     from alembic import command
 
-    from offers.schema import offer_tables
+    from offers.ledger.schema import offer_tables
 
     engine = create_engine(db_url)
     config = _alembic()
@@ -181,11 +181,11 @@ def test_message_shells_keep_old_texts_and_give_them_back_on_downgrade(
     import sqlalchemy as sa
     from alembic import command
 
+    from offers.catalog.tables import load_default_table
     from offers.flow import Parts, apply_update
-    from offers.incidents import EscalationPolicy, FlightFacts, Incident
-    from offers.ledger import Ledger
-    from offers.messages import CODE_MARK, NAME_MARK, load_default_book
-    from offers.tables import load_default_table
+    from offers.incidents.kinds import EscalationPolicy, FlightFacts, Incident
+    from offers.ledger.store import Ledger
+    from offers.messages.book import CODE_MARK, NAME_MARK, load_default_book
     from segmentation.book import ProfileBook
 
     engine = create_engine(db_url)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from offers.messages import (
+from offers.catalog.tables import TableError, dump_table, load_default_table, match, parse_table
+from offers.messages.book import (
     TemplateError,
     compile_template,
     load_default_book,
@@ -13,7 +14,6 @@ from offers.messages import (
     render,
     sms_segments,
 )
-from offers.tables import TableError, dump_table, load_default_table, match, parse_table
 from segmentation.profiles import CHANNELS, LANGUAGES
 
 PERK = (

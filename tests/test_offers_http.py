@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from api.app import create_app
+from api.http.app import create_app
 from api.runtime import Runtime
-from offers.tables import DEFAULTS, dump_table, load_default_table
+from offers.catalog.tables import DEFAULTS, dump_table, load_default_table
 
 BODY = (DEFAULTS / "offers.toml").read_text(encoding="utf-8")
 TOML = {"content-type": "application/toml"}

@@ -11,12 +11,12 @@ import pytest
 from litestar.testing import TestClient
 
 from api.admin.session import CSRF_FIELD, LOGIN_COOKIE
-from api.app import create_app
+from api.http.app import create_app
+from api.http.metrics import record_outcome
 from api.keys import KeyStore
 from api.limits import Limits
-from api.metrics import record_outcome
 from api.runtime import Runtime
-from offers.tables import DEFAULTS
+from offers.catalog.tables import DEFAULTS
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 

@@ -13,16 +13,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from api.runtime import Runtime
-from offers.allocation import allocate
-from offers.flow import apply_update
-from offers.incidents import FlightFacts, Incident
-from offers.policy import (
+from offers.decide.allocation import allocate
+from offers.decide.policy import (
     ContactPolicy,
     ValueBand,
     ValuePolicy,
     holdout_mask,
     schedule_followups,
 )
+from offers.flow import apply_update
+from offers.incidents.kinds import FlightFacts, Incident
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 
@@ -231,7 +231,7 @@ def test_value_band_keeps_everyone_in_the_same_band(runtime: Runtime) -> None:
 
 
 def _publish_with_stock(runtime: Runtime, per_day: int) -> None:
-    from offers.tables import DEFAULTS
+    from offers.catalog.tables import DEFAULTS
 
     body = (DEFAULTS / "offers.toml").read_text(encoding="utf-8")
     body = body.replace(
@@ -305,7 +305,7 @@ def test_channel_opt_outs_fall_back_or_send_nothing(runtime: Runtime) -> None:
 
 
 def test_per_customer_limit_of_a_rule(runtime: Runtime) -> None:
-    from offers.tables import DEFAULTS
+    from offers.catalog.tables import DEFAULTS
 
     body = (DEFAULTS / "offers.toml").read_text(encoding="utf-8")
     body = body.replace('id = "fallback-meal"\n', 'id = "fallback-meal"\nper_customer_limit = 1\n')

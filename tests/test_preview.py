@@ -12,17 +12,17 @@ import msgspec
 import polars as pl
 import sqlalchemy as sa
 
+from api.http.wire import decision_out, decisions_out
 from api.runtime import Runtime
-from api.wire import decision_out, decisions_out
-from offers.engine import LEDGER_ONLY, decide, profile_columns
+from offers.catalog.tables import OfferTable, Stock
+from offers.decide.engine import LEDGER_ONLY, decide, profile_columns
+from offers.decide.policy import RECENT_SCHEMA, ContactPolicy
 from offers.flow import Parts, apply_update, step_context
-from offers.incidents import FlightFacts, Incident
-from offers.learning import ExploreConfig, Learning, LearningSource, posteriors
-from offers.ledger import DECISION_SCHEMA
-from offers.policy import RECENT_SCHEMA, ContactPolicy
+from offers.incidents.kinds import FlightFacts, Incident
+from offers.learning.evidence import ExploreConfig, Learning, LearningSource, posteriors
+from offers.ledger.schema import decisions
+from offers.ledger.store import DECISION_SCHEMA
 from offers.preview import Previews
-from offers.schema import decisions
-from offers.tables import OfferTable, Stock
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 

@@ -10,10 +10,10 @@ import pytest
 import sqlalchemy as sa
 from litestar.testing import TestClient
 
-from api.app import create_app
+from api.http.app import create_app
 from api.runtime import Runtime
-from offers.erasure import PLACEHOLDER, pseudonym
-from offers.schema import metadata
+from offers.ledger.erasure import PLACEHOLDER, pseudonym
+from offers.ledger.schema import metadata
 from segmentation.book import ProfileBook
 from segmentation.model import Segmentation
 from segmentation.profiles import UNSEGMENTED

@@ -8,7 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from api.ratelimit import RateLimiter
+from api.http.ratelimit import RateLimiter
 from tests.servers import call, start
 
 

@@ -21,10 +21,10 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy.engine import make_url
 
-from api.app import create_app
+from api.http.app import create_app
 from api.runtime import Runtime
-from offers.db import create_engine
-from offers.ledger import Ledger
+from offers.ledger.db import create_engine
+from offers.ledger.store import Ledger
 from tests.servers import call, free_port, start
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +68,10 @@ def bootstrapped() -> Iterator[Path]:
         path.write_text(json.dumps(incident("RO-1")))
         args = ["--data", str(data), "incidents", "apply", str(path), "-o", f"{base}/out.json"]
         done = subprocess.run(
-            [sys.executable, "-m", "api.cli", *args], cwd=ROOT, capture_output=True, check=False
+            [sys.executable, "-m", "api.cli", *args],
+            cwd=ROOT,
+            capture_output=True,
+            check=False,
         )
         assert done.returncode == 0, done.stderr
         yield data

@@ -9,8 +9,8 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from offers.messages import CODE_MARK, NAME_MARK, compile_template, load_default_book, resolve
-from offers.rendering import PERK_LINE, render_texts
+from offers.messages.book import CODE_MARK, NAME_MARK, compile_template, load_default_book, resolve
+from offers.messages.rendering import PERK_LINE, render_texts
 from segmentation.profiles import CHANNELS, LANGUAGES
 
 BOOK = load_default_book()
@@ -108,7 +108,7 @@ def test_marketing_previews_drop_mark_characters_as_decisions_do() -> None:
     same message without them, which is what the engine sends."""
     import msgspec
 
-    from offers.messages import preview, sample_values
+    from offers.messages.book import preview, sample_values
 
     marked = msgspec.structs.replace(
         BOOK,

@@ -17,7 +17,7 @@ import pytest
 
 from api.runtime import Runtime
 from offers.flow import apply_update
-from offers.incidents import EscalationPolicy, FlightFacts, Incident
+from offers.incidents.kinds import EscalationPolicy, FlightFacts, Incident
 
 DAY = Path(__file__).parent / "data" / "nyc_flights_2013_03_08.parquet"
 PER_FLIGHT = 20

@@ -9,14 +9,14 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from api.cli_feedback import reports_group
+from api.cli.feedback import reports_group
 from api.runtime import Runtime
-from offers.feedback import record_feedback
+from offers.decide.policy import ContactPolicy
 from offers.flow import apply_update
-from offers.outcomes import load_outcomes
-from offers.policy import ContactPolicy
-from offers.report import offers_tables
-from offers.world import make_world
+from offers.learning.feedback import record_feedback
+from offers.learning.outcomes import load_outcomes
+from offers.learning.report import offers_tables
+from offers.learning.world import make_world
 from tests.test_feedback import settings_of
 
 
@@ -64,7 +64,7 @@ def test_report_numbers_and_page(runtime: Runtime, tmp_path: Path) -> None:
 
 
 def test_an_empty_ledger_still_gives_a_page(runtime: Runtime) -> None:
-    from offers.report import render_offers_report
+    from offers.learning.report import render_offers_report
 
     html = render_offers_report(runtime.ledger, datetime.now(UTC), timedelta(days=90))
     assert "no delivered perks in this period" in html

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from api.cli import cli
-from offers.db import create_engine, upgrade
-from offers.ledger import Ledger
-from offers.tables import DEFAULTS
+from offers.catalog.tables import DEFAULTS
+from offers.ledger.db import create_engine, upgrade
+from offers.ledger.store import Ledger
 
 
 @pytest.fixture

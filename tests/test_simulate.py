@@ -18,18 +18,18 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.testing import TestClient
 
-from api import routes_feedback
-from api.cli_feedback import simulate_cmd
+from api.cli.feedback import simulate_cmd
+from api.http import feedback as routes_feedback
 from api.runtime import Runtime
-from offers.feedback import record_feedback
+from offers.catalog.lifecycle import Store
+from offers.catalog.tables import DEFAULTS, dump_table, load_default_table
+from offers.decide.policy import ContactPolicy
 from offers.flow import apply_update
-from offers.incidents import FlightFacts, Incident
-from offers.lifecycle import Store
-from offers.policy import ContactPolicy
-from offers.schema import metadata
-from offers.simulate import estimate, parse_since, simulate
-from offers.tables import DEFAULTS, dump_table, load_default_table
-from offers.world import logged_world, make_world
+from offers.incidents.kinds import FlightFacts, Incident
+from offers.learning.feedback import record_feedback
+from offers.learning.simulate import estimate, parse_since, simulate
+from offers.learning.world import logged_world, make_world
+from offers.ledger.schema import metadata
 from tests.test_feedback import settings_of
 
 SEGMENTS = ("road-warrior", "premium-business", "duty-free-shopper", "leisure-family", "other")

@@ -11,15 +11,15 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from api import cli_messages
 from api.cli import cli
+from api.cli import messages as cli_messages
 from api.settings import Settings
-from offers.db import create_engine, upgrade
-from offers.ledger import Ledger
-from offers.lifecycle import NotFound, PublishRefused, Store
-from offers.schema import offer_table_drafts
-from offers.tables import DEFAULTS, OfferTable, decode_table, dump_table, load_default_table
-from offers.validate import Checks
+from offers.catalog.lifecycle import NotFound, PublishRefused, Store
+from offers.catalog.tables import DEFAULTS, OfferTable, decode_table, dump_table, load_default_table
+from offers.catalog.validate import Checks
+from offers.ledger.db import create_engine, upgrade
+from offers.ledger.schema import offer_table_drafts
+from offers.ledger.store import Ledger
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 SEGMENTS = frozenset({"road-warrior", "premium-business", "duty-free-shopper", "leisure-family"})

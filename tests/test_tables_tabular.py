@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from offers.tables import (
+from offers.catalog.tables import (
     OfferTable,
     Perk,
     Range,
@@ -20,7 +20,7 @@ from offers.tables import (
     dump_table,
     load_default_table,
 )
-from offers.tabular import (
+from offers.catalog.tabular import (
     perks_path,
     read_table_file,
     table_frames,

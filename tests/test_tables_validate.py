@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from offers.tables import Range, TableError, decode_table, load_default_table
-from offers.validate import Checks, Finding, contains, default_columns, validate
+from offers.catalog.tables import Range, TableError, decode_table, load_default_table
+from offers.catalog.validate import Checks, Finding, contains, default_columns, validate
 
 SEGMENTS = frozenset({"road-warrior", "duty-free-shopper", "leisure-family"})
 TITLES = 'title = { en = "a meal", "zh-Hans" = "餐券", "zh-Hant" = "餐券" }'

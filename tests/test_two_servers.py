@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from offers.db import create_engine
+from offers.ledger.db import create_engine
 from tests.conftest import postgres_schema
 from tests.servers import call, start
 

@@ -1,6 +1,6 @@
 """The offer-table editor's grid: rows of text cells, in the spreadsheet layout.
 
-A table becomes cells through `offers.tabular.table_frames` and comes back through
+A table becomes cells through `offers.catalog.tabular.table_frames` and comes back through
 `table_from_frames`, exactly as an exported spreadsheet does, so the page adds no rules of
 its own. What this module adds is placement: a parse error or a validation finding that
 names a rule (or perk) and a field is put on that cell, so the page can show it there.
@@ -15,9 +15,9 @@ from typing import Literal
 
 import polars as pl
 
-from offers.tables import OfferTable
-from offers.tabular import table_frames, table_from_frames
-from offers.validate import Finding
+from offers.catalog.tables import OfferTable
+from offers.catalog.tabular import table_frames, table_from_frames
+from offers.catalog.validate import Finding
 
 __all__ = [
     "Grid",

@@ -22,7 +22,7 @@ from api.admin.session import (
     check_login_csrf,
     cookie_value,
 )
-from api.auth import checked_key
+from api.http.auth import checked_key
 from api.keys import LOCAL_ADMIN, KeyStore, is_loopback
 
 __all__ = ["form_work", "handlers", "posted"]

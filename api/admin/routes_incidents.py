@@ -1,6 +1,6 @@
 """Incident pages for the service desk: recent incidents, their steps and cost, one decision.
 
-Reads only, through the ledger calls the JSON routes use (`api.routes_incidents`), so a
+Reads only, through the ledger calls the JSON routes use (`api.http.incidents`), so a
 decision looks here exactly as it did in the API answer, reasons and entitlements included.
 """
 
@@ -14,9 +14,9 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
 from api.admin.render import page, see_other
+from api.http.wire import decisions_out
 from api.runtime import Runtime
-from api.wire import decisions_out
-from offers.recent import recent_incidents
+from offers.ledger.recent import recent_incidents
 
 __all__ = ["handlers"]
 

@@ -1,7 +1,7 @@
 """Offer-table pages for marketing: the live table, a draft to edit, diff, simulate, publish.
 
-Every change goes through `offers.lifecycle.Store` with the checks the JSON routes use
-(`api.routes_offers.table_checks`), so a page can do nothing the API could not. Bad input
+Every change goes through `offers.catalog.lifecycle.Store` with the checks the JSON routes use
+(`api.http.offers.table_checks`), so a page can do nothing the API could not. Bad input
 re-renders the page with each error beside its field and a 4xx status; nothing is saved.
 """
 
@@ -19,13 +19,13 @@ from api.admin.grid import Grid, Kind, grid_from_form, grid_from_table, table_fr
 from api.admin.render import page, see_other
 from api.admin.routes_auth import form_work
 from api.admin.session import Session
-from api.routes_offers import table_checks
+from api.http.offers import table_checks
 from api.runtime import Runtime
-from offers.diff import diff_tables
-from offers.lifecycle import NotFound, PublishRefused, Store
-from offers.simulate import parse_since, simulate
-from offers.tables import OfferTable, PerkKind, TableError, dump_table
-from offers.validate import errors
+from offers.catalog.diff import diff_tables
+from offers.catalog.lifecycle import NotFound, PublishRefused, Store
+from offers.catalog.tables import OfferTable, PerkKind, TableError, dump_table
+from offers.catalog.validate import errors
+from offers.learning.simulate import parse_since, simulate
 
 __all__ = ["handlers"]
 

@@ -16,7 +16,7 @@ from litestar.params import FromPath
 
 from api.admin.render import page, see_other
 from api.admin.routes_auth import form_work
-from api.routes_segments import used_names
+from api.http.segments import used_names
 from api.runtime import Runtime
 from segmentation.model import ModelCard
 from segmentation.registry import Registry, RegistryError, UnknownVersion

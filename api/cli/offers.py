@@ -1,0 +1,263 @@
+"""`makegood offers …`: offer tables for marketing, as files (TOML, CSV, XLSX) and versions.
+
+Commands open the database of the data folder (or MAKEGOOD_DATABASE_URL), validate against
+the active segmentation when there is one, and print findings and changes as tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from api.settings import Settings
+from offers.catalog.diff import Change, diff_tables
+from offers.catalog.lifecycle import PublishRefused, Ref, Store
+from offers.catalog.tables import OfferTable
+from offers.catalog.tabular import read_table_file, write_table_file
+from offers.catalog.validate import Checks, Finding
+
+console = Console()
+FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@contextmanager
+def _store(settings: Settings) -> Iterator[Store]:
+    from offers.ledger.db import create_engine, upgrade
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.db_url)
+    try:
+        upgrade(engine)
+        yield Store(engine)
+    finally:
+        engine.dispose()
+
+
+def _checks(settings: Settings) -> Checks:
+    """Segment names of the active segmentation, when the data folder has one."""
+    from segmentation.registry import Registry
+
+    root = settings.data_dir / "models"
+    active = Registry(root).active() if root.exists() else None
+    if active is None:
+        return Checks()
+    names = frozenset(s.name for s in Registry(root).card(active).segments)
+    return Checks(segment_names=names)
+
+
+def print_findings(findings: list[Finding]) -> None:
+    if not findings:
+        console.print("no findings")
+        return
+    table = Table("severity", "rule", "perk", "field", "problem", title="findings")
+    for f in findings:
+        style = "red" if f.severity == "error" else "yellow"
+        table.add_row(
+            f"[{style}]{f.severity}[/]", f.rule or "", f.perk or "", f.field or "", f.message
+        )
+    console.print(table)
+
+
+def print_changes(changes: list[Change]) -> None:
+    if not changes:
+        console.print("no changes")
+        return
+    table = Table("change", "what", "id", "field", "before", "after", title="changes")
+    for c in changes:
+        table.add_row(c.change, c.what, c.id, c.field or "", c.before or "", c.after or "")
+    console.print(table)
+
+
+def _live_name(store: Store, name: str | None) -> str:
+    if name is not None:
+        return name
+    live = store.live()
+    if live is None:
+        raise click.ClickException("no offer table is published; give --table")
+    return live.info.name
+
+
+def _version_ref(text: str) -> Ref | None:
+    digits = text.removeprefix("v")
+    if text.startswith("v") and digits.isdigit():
+        return int(digits)
+    return text if text in ("draft", "live") else None  # type: ignore[return-value]
+
+
+@click.group("offers")
+def group() -> None:
+    """Offer tables: validate, diff, publish, roll back, import, export."""
+
+
+@group.command("validate")
+@click.argument("file", type=FILE)
+@click.option("--max-step", default=6, show_default=True, type=click.IntRange(1, 100))
+@click.pass_obj
+def validate_cmd(settings: Settings, file: Path, max_step: int) -> None:
+    """Check FILE (TOML, CSV or XLSX); exit 1 when there is any error."""
+    table, _ = read_table_file(file)
+    checks = _checks(settings)
+    findings = Checks(segment_names=checks.segment_names, max_step=max_step).run(table)
+    print_findings(findings)
+    errors = sum(f.severity == "error" for f in findings)
+    console.print(f"{table.name}: {errors} errors, {len(findings) - errors} warnings")
+    if errors:
+        raise click.exceptions.Exit(1)
+
+
+@group.command("diff")
+@click.argument("before")
+@click.argument("after")
+@click.option("--table", "name", help="Table for vN/draft/live (default: the live table).")
+@click.pass_obj
+def diff_cmd(settings: Settings, before: str, after: str, name: str | None) -> None:
+    """Changes from BEFORE to AFTER: files, or versions written vN, `draft` or `live`."""
+    refs = [_version_ref(x) for x in (before, after)]
+    tables: list[OfferTable] = []
+    if all(r is None for r in refs):
+        tables = [read_table_file(Path(x))[0] for x in (before, after)]
+    else:
+        with _store(settings) as store:
+            from_file = [
+                read_table_file(Path(x))[0]
+                for x, r in zip((before, after), refs, strict=True)
+                if r is None
+            ]
+            table_name = name or (from_file[0].name if from_file else _live_name(store, None))
+            for text, ref in zip((before, after), refs, strict=True):
+                tables.append(
+                    read_table_file(Path(text))[0] if ref is None else store.table(table_name, ref)
+                )
+    print_changes(diff_tables(tables[0], tables[1]))
+
+
+@group.command("import")
+@click.argument("file", type=FILE)
+@click.option("--by", default="cli", show_default=True)
+@click.pass_obj
+def import_cmd(settings: Settings, file: Path, by: str) -> None:
+    """Store FILE as the draft of its table (publish it with `offers publish`)."""
+    table, body = read_table_file(file)
+    with _store(settings) as store:
+        store.save_draft(table, by, datetime.now(UTC), body=body)
+    findings = _checks(settings).run(table)
+    print_findings(findings)
+    console.print(f"draft of {table.name} saved from {file.name}")
+
+
+@group.command("publish")
+@click.argument("file", type=FILE, required=False)
+@click.option("--draft", "draft_name", help="Publish this table's draft instead of a file.")
+@click.option("--reason", required=True, help="Why: kept with the version.")
+@click.option("--by", default=lambda: _user(), show_default="$USER")
+@click.pass_obj
+def publish_cmd(
+    settings: Settings, file: Path | None, draft_name: str | None, reason: str, by: str
+) -> None:
+    """Validate and publish FILE (or a draft) as the next version of its table."""
+    if (file is None) == (draft_name is None):
+        raise click.UsageError("give FILE or --draft NAME")
+    with _store(settings) as store:
+        checks = _checks(settings)
+        now = datetime.now(UTC)
+        try:
+            if file is not None:
+                table, body = read_table_file(file)
+                done = store.publish(
+                    table.name, by=by, reason=reason, now=now, checks=checks, body=body
+                )
+            else:
+                assert draft_name is not None
+                done = store.publish(draft_name, by=by, reason=reason, now=now, checks=checks)
+        except PublishRefused as exc:
+            print_findings(exc.findings)
+            raise click.ClickException(f"not published: {len(exc.findings)} findings") from exc
+    if done.findings:
+        print_findings(done.findings)
+    info = done.info
+    console.print(f"published {info.name} v{info.version} by {info.published_by}: {info.reason}")
+
+
+@group.command("rollback")
+@click.argument("version")
+@click.option("--reason", required=True)
+@click.option("--table", "name", help="Table to roll back (default: the live table).")
+@click.option("--by", default=lambda: _user(), show_default="$USER")
+@click.pass_obj
+def rollback_cmd(settings: Settings, version: str, reason: str, name: str | None, by: str) -> None:
+    """Publish VERSION (N or vN) again as a new version: "rollback to vN"."""
+    number = version.removeprefix("v")
+    if not number.isdigit():
+        raise click.BadParameter("a version number such as 3 or v3", param_hint="VERSION")
+    with _store(settings) as store:
+        table_name = _live_name(store, name)
+        try:
+            done = store.rollback(
+                table_name,
+                int(number),
+                by=by,
+                reason=reason,
+                now=datetime.now(UTC),
+                checks=_checks(settings),
+            )
+        except PublishRefused as exc:
+            print_findings(exc.findings)
+            raise click.ClickException("rollback refused") from exc
+    info = done.info
+    console.print(f"published {info.name} v{info.version} by {info.published_by}: {info.reason}")
+
+
+@group.command("export")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="FILE.toml, FILE.csv (plus FILE.perks.csv) or FILE.xlsx",
+)
+@click.option("--version", "version", type=int, help="Version number (default: newest).")
+@click.option("--draft", is_flag=True, help="Export the draft instead.")
+@click.option("--table", "name", help="Table (default: the live table).")
+@click.pass_obj
+def export_cmd(
+    settings: Settings, output: Path, version: int | None, draft: bool, name: str | None
+) -> None:
+    """Write a published version (or the draft) as TOML, CSV or XLSX."""
+    with _store(settings) as store:
+        table_name = _live_name(store, name)
+        ref: Ref = "draft" if draft else (version if version is not None else "live")
+        body = store.body(table_name, ref)
+        table = store.table(table_name, ref)
+    written = write_table_file(table, output, body=body)
+    console.print(f"wrote {', '.join(str(p) for p in written)}")
+
+
+@group.command("versions")
+@click.option("--table", "name", help="Table (default: the live table).")
+@click.pass_obj
+def versions_cmd(settings: Settings, name: str | None) -> None:
+    """Published versions: who, when and why."""
+    with _store(settings) as store:
+        table_name = _live_name(store, name)
+        versions = store.versions(table_name)
+    table = Table("version", "published at", "by", "reason", title=table_name)
+    for v in versions:
+        table.add_row(
+            f"v{v.version}", v.published_at.isoformat(timespec="seconds"), v.published_by, v.reason
+        )
+    console.print(table)
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"

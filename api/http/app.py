@@ -1,0 +1,215 @@
+"""The HTTP application: one factory, thin handlers, errors that name the field."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from typing import Any
+
+from litestar import Litestar, Request, Response, get
+from litestar.datastructures import State
+from litestar.exceptions import ValidationException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.logging.config import LoggingConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from api.admin import admin_router
+from api.datadir import write_failure
+from api.http import feedback as routes_feedback
+from api.http import incidents as routes_incidents
+from api.http import keys as routes_keys
+from api.http import offers as routes_offers
+from api.http import profiles as routes_profiles
+from api.http import segments as routes_segments
+from api.http.audit import audit_middleware
+from api.http.auth import require_key
+from api.http.metrics import MetricsController, prometheus_config
+from api.http.ratelimit import RateLimiter
+from api.keys import KeyStore
+from api.runtime import Runtime, open_runtime
+from api.settings import Settings
+from offers.flow import UnknownCustomers, UnknownIncident
+from offers.incidents.kinds import FactsError
+
+log = logging.getLogger("makegood")
+
+
+@get("/healthz", sync_to_thread=False, tags=["operations"])
+def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@get("/readyz", sync_to_thread=True, tags=["operations"])
+def readyz(state: State) -> Response[dict[str, Any]]:
+    """The ledger answers and a model and offer table are loaded."""
+    runtime: Runtime = state.runtime
+    try:
+        runtime.ready()
+    except Exception as exc:  # any database failure means "not ready", never a crash
+        log.warning("not ready: %s", type(exc).__name__)
+        return Response(
+            {"status": "unavailable", "reason": "database"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+    name, version = runtime.table_version
+    return Response(
+        {
+            "status": "ready",
+            "segmentation": runtime.model.card.version,
+            "offer_table": f"{name} v{version}",
+            "profiles": len(runtime.book),
+        }
+    )
+
+
+def _unknown_customers(_: Request[Any, Any, Any], exc: UnknownCustomers) -> Response[Any]:
+    return Response(
+        {
+            "status_code": 422,
+            "detail": f"customers: {exc}",
+            "extra": [{"key": "customers", "message": str(exc), "unknown": exc.ids[:100]}],
+        },
+        status_code=422,
+    )
+
+
+def _bad_facts(_request: Request[Any, Any, Any], exc: FactsError) -> Response[Any]:
+    field, _sep, message = str(exc).partition(": ")
+    return Response(
+        {"status_code": 422, "detail": str(exc), "extra": [{"key": field, "message": message}]},
+        status_code=422,
+    )
+
+
+def _unknown_incident(_: Request[Any, Any, Any], exc: UnknownIncident) -> Response[Any]:
+    return Response({"status_code": 404, "detail": f"incident {exc} not found"}, status_code=404)
+
+
+def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    """Schema violations are 422 and name the field; unparseable bodies stay 400."""
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    fields = [e for e in extra if isinstance(e, dict) and e.get("key")]
+    malformed = any(
+        "malformed" in str(e.get("message", "")).lower() for e in extra if isinstance(e, dict)
+    )
+    status = 400 if malformed or not fields else 422
+    detail = "; ".join(f"{e['key']}: {e['message']}" for e in fields) or exc.detail
+    return Response({"status_code": status, "detail": detail, "extra": extra}, status_code=status)
+
+
+def _database_down(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """The database is unreachable, busy or cannot be written: retry later; the server stays up.
+
+    A refused write rolled its whole transaction back, so nothing of the call was recorded.
+    """
+    reason = write_failure(exc)
+    if reason is None:
+        log.warning("database unavailable: %s", type(exc).__name__)
+        detail = "database unavailable, retry shortly"
+    else:
+        folder = request.app.state.runtime.settings.data_dir
+        log.warning("data folder %s cannot be written: %s", folder, reason)
+        detail = (
+            f"cannot write to the data folder ({reason}): it is read-only or full; "
+            "nothing was recorded, retry once an operator has fixed it"
+        )
+    return Response(
+        {"status_code": 503, "detail": detail}, status_code=503, headers={"Retry-After": "5"}
+    )
+
+
+def _os_error(request: Request[Any, Any, Any], exc: OSError) -> Response[Any]:
+    """Files the data folder refuses (profiles, models) are a 503 naming why; others a 500."""
+    if write_failure(exc) is not None:
+        return _database_down(request, exc)
+    # anything else is a bug: a plain 500, whose traceback litestar logs
+    return Response({"status_code": 500, "detail": "Internal Server Error"}, status_code=500)
+
+
+def _too_large(request: Request[Any, Any, Any], _exc: RequestEntityTooLarge) -> Response[Any]:
+    limit = request.route_handler.resolve_request_max_body_size()
+    detail = f"request body too large: the limit is {limit:,} bytes"
+    return Response({"status_code": 413, "detail": detail}, status_code=413)
+
+
+def create_app(runtime: Runtime) -> Litestar:
+    """The app over ready parts; tests hand it a runtime on a temporary data folder."""
+    limits = runtime.settings.limits
+    prometheus = prometheus_config()
+    return Litestar(
+        route_handlers=[
+            healthz,
+            readyz,
+            *routes_incidents.handlers,
+            *routes_profiles.handlers,
+            *routes_segments.handlers,
+            *routes_offers.handlers,
+            *routes_keys.handlers,
+            *routes_feedback.handlers,
+            MetricsController,
+            admin_router(),
+        ],
+        guards=[require_key],
+        request_max_body_size=limits.max_body_bytes,
+        state=State(
+            {
+                "runtime": runtime,
+                "key_store": KeyStore(runtime.engine),
+                "rate_limiter": RateLimiter(
+                    limits.rate_per_second, limits.rate_burst, limits.rate_file
+                ),
+                "failed_keys": RateLimiter(
+                    limits.failed_keys_per_minute / 60,
+                    limits.failed_keys_per_minute,
+                    limits.failed_keys_file,
+                ),
+            }
+        ),
+        middleware=[audit_middleware, prometheus.middleware],
+        exception_handlers={
+            UnknownCustomers: _unknown_customers,
+            UnknownIncident: _unknown_incident,
+            FactsError: _bad_facts,
+            ValidationException: _validation,
+            RequestEntityTooLarge: _too_large,
+            OperationalError: _database_down,
+            InterfaceError: _database_down,
+            sqlite3.OperationalError: _database_down,  # bulk writes use the driver directly
+            OSError: _os_error,
+        },
+        openapi_config=OpenAPIConfig(
+            title="makegood",
+            version="0.1.0",
+            description="Apology, perk and entitlements for every customer a failure touches.",
+            path="/schema",
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(type="http", scheme="bearer"),
+                    "apiKey": SecurityScheme(
+                        type="apiKey", name="X-API-Key", security_scheme_in="header"
+                    ),
+                }
+            ),
+            security=[{"bearer": []}, {"apiKey": []}],
+        ),
+        on_shutdown=[runtime.close],
+        # litestar's records go to the root logger, which `makegood serve` writes as JSON
+        logging_config=LoggingConfig(
+            configure_root_logger=False,
+            log_exceptions="always",
+            disable_stack_trace=set(range(400, 500)),  # client mistakes are not server errors
+            loggers={"litestar": {"level": "INFO", "handlers": [], "propagate": True}},
+        ),
+    )
+
+
+def app_from_env() -> Litestar:
+    """Factory for `makegood serve` workers: settings from the environment."""
+    return create_app(open_runtime(Settings.from_env()))
+
+
+__all__ = ["app_from_env", "create_app"]

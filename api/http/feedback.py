@@ -1,0 +1,132 @@
+"""Feedback intake, draft simulation and the offers report: thin handlers over offers.*."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+import polars as pl
+from litestar import Response, get, post
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException, NotFoundException
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_200_OK
+
+from api.runtime import Runtime
+from offers.catalog.lifecycle import NotFound, Ref, Store
+from offers.catalog.tables import TableError
+from offers.learning.feedback import EventResult, FeedbackEvent, events_frame, record_feedback
+from offers.learning.report import render_offers_report
+from offers.learning.simulate import Simulation, parse_since, simulate
+
+MAX_EVENTS = 10_000
+
+
+class FeedbackBatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Events about decisions; each is answered on its own."""
+
+    events: Annotated[list[FeedbackEvent], msgspec.Meta(min_length=1, max_length=MAX_EVENTS)]
+
+
+class FeedbackAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    accepted: int
+    duplicate: int
+    unknown_decision: int
+    results: list[EventResult]
+
+
+def answer(results: pl.DataFrame) -> FeedbackAnswer:
+    """Counts per status and one result per event, in the order sent."""
+    counts = dict(results.group_by("status").len().iter_rows())
+    return FeedbackAnswer(
+        accepted=counts.get("accepted", 0),
+        duplicate=counts.get("duplicate", 0),
+        unknown_decision=counts.get("unknown_decision", 0),
+        results=msgspec.convert(results.to_dicts(), list[EventResult]),
+    )
+
+
+@post(
+    "/v1/feedback",
+    sync_to_thread=True,
+    tags=["feedback"],
+    operation_id="postFeedback",
+    status_code=HTTP_200_OK,
+    opt={"role": "desk"},
+)
+def post_feedback(state: State, data: JSONBody[FeedbackBatch]) -> FeedbackAnswer:
+    """Record delivered, opened, redeemed, complaint, rating and rebooked/returned events.
+
+    Keyed by `decision_id` ("{incident_id}:{step}:{customer_id}") or by the three parts.
+    Sending an event id again is harmless (`duplicate`); an event about no recorded
+    decision is `unknown_decision` and is not stored; the other events are still taken.
+    """
+    runtime: Runtime = state.runtime
+    results = record_feedback(runtime.ledger, events_frame(data.events), datetime.now(UTC))
+    return answer(results)
+
+
+def _ref(text: str) -> Ref:
+    if text in ("draft", "live"):
+        return text  # type: ignore[return-value]
+    digits = text.removeprefix("v")
+    if digits.isdigit() and int(digits) >= 1:
+        return int(digits)
+    raise HTTPException(status_code=422, detail=f"version {text!r}: use N, vN, draft or live")
+
+
+@post(
+    "/v1/offer-tables/{name:str}/simulate",
+    sync_to_thread=True,
+    tags=["offers"],
+    operation_id="simulateOfferTable",
+    status_code=HTTP_200_OK,
+    opt={"role": "marketing", "changes": False},
+)
+def simulate_table(
+    state: State,
+    name: FromPath[str],
+    ref: Annotated[
+        str, QueryParameter(name="version", description="draft (default), live, or N")
+    ] = "draft",
+    since: Annotated[str, QueryParameter(description="logged span to replay, e.g. 90d")] = "90d",
+) -> Simulation:
+    """Replay logged decisions under the draft: acceptance and cost per segment and in total
+    (IPS, SNIPS, DR with 95% intervals); where the logs never tried the draft's perk for a
+    segment the estimate is empty and `no_support` says so. Nothing is written."""
+    runtime: Runtime = state.runtime
+    try:
+        span = parse_since(since)
+        table = Store(runtime.engine).table(name, _ref(ref))
+        return simulate(runtime.ledger, table, datetime.now(UTC), span, runtime.book.select)
+    except NotFound as exc:
+        raise NotFoundException(str(exc)) from exc
+    except (TableError, ValueError) as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
+
+
+@get(
+    "/v1/reports/offers",
+    sync_to_thread=True,
+    tags=["reports"],
+    operation_id="offersReport",
+    opt={"role": "analyst"},
+    include_in_schema=False,
+)
+def offers_report(
+    state: State,
+    since: Annotated[str, QueryParameter(description="span to report, e.g. 90d")] = "90d",
+) -> Response[Any]:
+    """The offers report as one static HTML page (charts inline, nothing from the network)."""
+    runtime: Runtime = state.runtime
+    try:
+        span = parse_since(since)
+    except ValueError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
+    html = render_offers_report(runtime.ledger, datetime.now(UTC), span)
+    return Response(html, media_type="text/html")
+
+
+handlers: list[HTTPRouteHandler] = [post_feedback, simulate_table, offers_report]

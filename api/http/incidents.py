@@ -1,0 +1,369 @@
+"""Incident endpoints for the service desk: thin handlers over `offers.flow`."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import anyio.to_thread
+import msgspec
+import polars as pl
+from litestar import Request, Response, get, patch, post
+from litestar.datastructures import State
+from litestar.exceptions import ClientException, NotFoundException
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.status_codes import (
+    HTTP_200_OK,
+    HTTP_201_CREATED,
+    HTTP_202_ACCEPTED,
+    HTTP_409_CONFLICT,
+)
+
+from api.http.background import live_progress, start_incident_job
+from api.http.metrics import PREVIEWS, record_outcome
+from api.http.wire import (
+    DecisionOut,
+    DecisionPage,
+    FollowupDue,
+    IncidentCreate,
+    IncidentPatch,
+    IncidentResult,
+    IncidentStatus,
+    JobAccepted,
+    JobStatus,
+    PreviewRequest,
+    StepSummary,
+    decision_out,
+    decision_rows,
+    decisions_out,
+    patch_facts,
+)
+from api.runtime import Runtime
+from offers.flow import Outcome, UnknownCustomers, apply_update
+from offers.incidents.kinds import FLIGHT_KINDS, FactsError, Incident
+from offers.ledger import jobs
+
+log = logging.getLogger("makegood")
+
+NDJSON = "application/x-ndjson"
+PARQUET = "application/vnd.apache.parquet"
+
+
+def _result(outcome: Outcome) -> IncidentResult:
+    return IncidentResult(
+        incident_id=outcome.incident_id,
+        step=outcome.step,
+        delay_minutes=outcome.delay_minutes,
+        issued=outcome.issued,
+        cost=round(outcome.cost, 2),
+        budget=outcome.budget,
+        spent=round(outcome.spent, 2),
+        dry_run=outcome.dry_run,
+        decisions=decisions_out(outcome.decisions),
+    )
+
+
+def _log_outcome(action: str, outcome: Outcome, kind: str) -> None:
+    """Log the step and count it for /metrics (dry runs and replays count nothing)."""
+    if outcome.issued and not outcome.dry_run:
+        decided = outcome.decisions
+        record_outcome(
+            kind,
+            outcome.issued,
+            decided.filter(pl.col("perk_id").is_not_null()).height,
+            outcome.cost,
+            decided.filter(pl.col("reasons").str.contains('"budget: ')).height,
+        )
+    log.info(
+        "%s incident=%s step=%d issued=%d dry_run=%s",
+        action,
+        outcome.incident_id,
+        outcome.step,
+        outcome.issued,
+        outcome.dry_run,
+    )
+
+
+def _create(runtime: Runtime, data: IncidentCreate) -> tuple[int, IncidentResult]:
+    existed = runtime.ledger.incident(data.incident_id) is not None
+    outcome = apply_update(
+        runtime.parts(),
+        data.incident(),
+        data.customers,
+        datetime.now(UTC),
+        dry_run=data.dry_run,
+        budget=data.budget,
+    )
+    _log_outcome("create", outcome, data.kind)
+    return (HTTP_200_OK if existed else HTTP_201_CREATED), _result(outcome)
+
+
+@post(
+    "/v1/incidents",
+    opt={"role": "desk"},
+    sync_to_thread=True,
+    tags=["incidents"],
+    status_code=HTTP_201_CREATED,
+    operation_id="createIncident",
+    responses={},
+)
+def create_incident(
+    state: State, request: Request[Any, Any, Any], data: JSONBody[IncidentCreate]
+) -> Response[IncidentResult | JobAccepted]:
+    """Open an incident and decide its current step for every affected customer.
+
+    Repeating the same call is safe: decisions already in the ledger are returned, not
+    issued again (`issued` counts only what this call recorded). With an `Idempotency-Key`
+    header, the same key and body return the stored response; the same key with another
+    body is a 409. Incidents with more customers than the sync limit answer 202 with a job
+    to poll; their decisions land in the ledger all the same.
+    """
+    runtime: Runtime = state.runtime
+    if not data.dry_run and len(data.customers) > runtime.settings.sync_limit:
+        return _accepted(runtime, data.incident(), data.customers, data.budget)
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        status, result = _create(runtime, data)
+        return Response(result, status_code=status)
+    if not 1 <= len(key) <= 255:
+        raise ClientException("Idempotency-Key: must be 1 to 255 characters")
+    digest = hashlib.sha256(msgspec.json.encode(data)).hexdigest()
+    stored = runtime.ledger.remembered(key)
+    if stored is None:
+        status, result = _create(runtime, data)
+        runtime.ledger.remember(key, digest, status, msgspec.json.encode(result), datetime.now(UTC))
+        stored = runtime.ledger.remembered(key)
+        assert stored is not None
+    if stored[0] != digest:
+        raise ClientException(
+            "Idempotency-Key: already used with a different request body",
+            status_code=HTTP_409_CONFLICT,
+        )
+    return Response(msgspec.json.decode(stored[2], type=IncidentResult), status_code=stored[1])
+
+
+def _accepted(
+    runtime: Runtime,
+    incident: Incident,
+    customers: list[str],
+    budget: float | None,
+    *,
+    must_exist: bool = False,
+) -> Response[Any]:
+    unknown = runtime.book.unknown(customers)
+    if unknown:
+        raise UnknownCustomers(unknown)
+    job_id = start_incident_job(runtime, incident, customers, budget, must_exist=must_exist)
+    url = f"/v1/jobs/{job_id}"
+    body = JobAccepted(job_id=job_id, incident_id=incident.incident_id, status_url=url)
+    return Response(body, status_code=HTTP_202_ACCEPTED, headers={"Location": url})
+
+
+@patch(
+    "/v1/incidents/{incident_id:str}",
+    opt={"role": "desk"},
+    tags=["incidents"],
+    operation_id="updateIncident",
+)
+async def update_incident(
+    state: State, incident_id: FromPath[str], data: JSONBody[IncidentPatch]
+) -> Response[IncidentResult | JobAccepted]:
+    """New facts for an incident: decisions for a newly crossed step, nothing twice.
+
+    Patches touching more customers than the sync limit answer 202 with a job to poll.
+    """
+    # async with an explicit thread: litestar registers handlers of a shared path twice,
+    # which double-wraps a `sync_to_thread` handler that returns a Response
+    return await anyio.to_thread.run_sync(_update, state.runtime, incident_id, data)
+
+
+def _update(runtime: Runtime, incident_id: str, data: IncidentPatch) -> Response[Any]:
+    stored = runtime.ledger.incident(incident_id)
+    if stored is None:
+        raise NotFoundException(f"incident {incident_id!r} not found")
+    kind = data.kind or stored["kind"]
+    if data.kind is not None and stored["kind"] not in FLIGHT_KINDS:
+        raise FactsError(f"kind: a {stored['kind']} incident cannot become a {data.kind}")
+    incident = Incident(
+        incident_id=incident_id,
+        kind=kind,
+        occurred_at=stored["occurred_at"],
+        facts=patch_facts(kind, data.facts),
+    )
+    affected = runtime.ledger.customer_count(incident_id) + len(data.customers)
+    if not data.dry_run and affected > runtime.settings.sync_limit:
+        return _accepted(runtime, incident, data.customers, data.budget, must_exist=True)
+    outcome = apply_update(
+        runtime.parts(),
+        incident,
+        data.customers,
+        datetime.now(UTC),
+        dry_run=data.dry_run,
+        must_exist=True,
+        budget=data.budget,
+    )
+    _log_outcome("update", outcome, kind)
+    return Response(_result(outcome), status_code=HTTP_200_OK)
+
+
+@get(
+    "/v1/incidents/{incident_id:str}",
+    opt={"role": "desk"},
+    sync_to_thread=True,
+    tags=["incidents"],
+    operation_id="getIncident",
+)
+def get_incident(state: State, incident_id: FromPath[str]) -> IncidentStatus:
+    """An incident's facts, current step, budget and what each step issued and cost."""
+    runtime: Runtime = state.runtime
+    stored = runtime.ledger.incident(incident_id)
+    if stored is None:
+        raise NotFoundException(f"incident {incident_id!r} not found")
+    steps = runtime.ledger.summary(incident_id)
+    return IncidentStatus(
+        incident_id=incident_id,
+        kind=stored["kind"],
+        occurred_at=stored["occurred_at"],
+        facts=stored["facts"],
+        step=stored["step"],
+        budget=stored["budget"],
+        spent=round(float(steps["cost"].sum()), 2),
+        decisions=int(steps["decisions"].sum()),
+        steps=msgspec.convert(steps.to_dicts(), list[StepSummary]),
+    )
+
+
+@get(
+    "/v1/incidents/{incident_id:str}/decisions",
+    opt={"role": "desk"},
+    sync_to_thread=True,
+    tags=["incidents"],
+    operation_id="listDecisions",
+)
+def list_decisions(
+    state: State,
+    request: Request[Any, Any, Any],
+    incident_id: FromPath[str],
+    step: Annotated[int | None, QueryParameter(ge=1, description="only this step")] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=100_000)] = 1000,
+    offset: Annotated[int, QueryParameter(ge=0)] = 0,
+) -> Response[DecisionPage]:
+    """Decisions recorded for an incident, by step then customer id, a page at a time.
+
+    JSON by default; `Accept: application/x-ndjson` gives one decision per line and
+    `Accept: application/vnd.apache.parquet` a Parquet file of flat columns, both with the
+    page's position in `X-Total-Count` and `X-Next-Offset` headers.
+    """
+    runtime: Runtime = state.runtime
+    if runtime.ledger.incident(incident_id) is None:
+        raise NotFoundException(f"incident {incident_id!r} not found")
+    total = runtime.ledger.count(incident_id, step)
+    frame = runtime.ledger.decisions(incident_id, step=step, limit=limit, offset=offset)
+    next_offset = offset + limit if offset + limit < total else None
+    accept = request.headers.get("accept", "")
+    headers = {"X-Total-Count": str(total)}
+    if next_offset is not None:
+        headers["X-Next-Offset"] = str(next_offset)
+    if NDJSON in accept:
+        lines = b"".join(msgspec.json.encode(row) + b"\n" for row in decision_rows(frame))
+        return Response(lines, media_type=NDJSON, headers=headers)  # type: ignore[arg-type]
+    if PARQUET in accept or "application/x-parquet" in accept:
+        buffer = io.BytesIO()
+        frame.drop("followups").write_parquet(buffer)
+        return Response(buffer.getvalue(), media_type=PARQUET, headers=headers)  # type: ignore[arg-type]
+    page = DecisionPage(
+        incident_id=incident_id,
+        total=total,
+        offset=offset,
+        limit=limit,
+        next_offset=next_offset,
+        decisions=decisions_out(frame),
+    )
+    return Response(page, headers=headers)
+
+
+@post(
+    "/v1/decisions/preview",
+    opt={"role": "desk", "changes": False},
+    tags=["incidents"],
+    status_code=HTTP_200_OK,
+    operation_id="previewDecision",
+)
+async def preview_decision(state: State, data: JSONBody[PreviewRequest]) -> DecisionOut:
+    """What one customer would get for these facts now; nothing recorded, no cap moved."""
+    runtime: Runtime = state.runtime
+    found = runtime.previews.look(  # a remembered situation costs less than a thread switch
+        runtime.parts(), data.incident(), data.customer_id, datetime.now(UTC), data.budget
+    )
+    PREVIEWS.labels("worked_out" if callable(found) else "memory").inc()
+    mine = await anyio.to_thread.run_sync(found) if callable(found) else found
+    if mine is None:
+        raise ClientException(
+            f"facts.delay_minutes: below the noticeability threshold "
+            f"({runtime.policy.notice_minutes} min): nothing would be sent",
+            status_code=422,
+        )
+    return decision_out(mine)
+
+
+@get(
+    "/v1/followups",
+    opt={"role": "desk"},
+    sync_to_thread=True,
+    tags=["incidents"],
+    operation_id="listFollowups",
+)
+def list_followups(
+    state: State,
+    due_before: Annotated[datetime, QueryParameter(description="ISO time with timezone")],
+    limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000,
+) -> list[FollowupDue]:
+    """Follow-up messages due before a time, for the messaging system to send."""
+    if due_before.tzinfo is None:
+        raise ClientException("due_before: needs a timezone, e.g. 2026-11-30T00:00:00Z")
+    runtime: Runtime = state.runtime
+    frame = runtime.ledger.followups_due(due_before, limit)
+    return msgspec.convert(frame.to_dicts(), list[FollowupDue])
+
+
+@get(
+    "/v1/jobs/{job_id:str}",
+    opt={"role": "desk"},
+    sync_to_thread=True,
+    tags=["incidents"],
+    operation_id="getJob",
+)
+def get_job(state: State, job_id: FromPath[str]) -> JobStatus:
+    """Where a background incident update is: queued, running (with its phase), done, failed."""
+    runtime: Runtime = state.runtime
+    job = jobs.get(runtime.ledger, job_id)
+    if job is None:
+        raise NotFoundException(f"job {job_id!r} not found")
+    message, progress = job.message, job.progress
+    live = live_progress(job_id) if job.status == "running" else None
+    if live is not None:
+        message, progress = live
+    return JobStatus(
+        job_id=job.job_id,
+        subject=job.subject,
+        status=job.status,
+        progress=progress,
+        message=message,
+        result=job.result,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+    )
+
+
+handlers = [
+    get_job,
+    create_incident,
+    update_incident,
+    get_incident,
+    list_decisions,
+    preview_decision,
+    list_followups,
+]

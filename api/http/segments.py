@@ -1,0 +1,311 @@
+"""Segmentation endpoints for analysts (`/v1/segmentations`).
+
+Training can take minutes on large snapshots, so it runs as a background job: POST answers
+202 with a job id and a `Location` to poll for status and progress. Jobs run one at a time
+in this process (training is CPU- and memory-heavy, and versions are numbered in order).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+import msgspec
+from litestar import Response, get, patch, post
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException, NotFoundException
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_202_ACCEPTED
+
+from api.cli.segments import segment_names_used
+from api.runtime import Runtime
+from offers.catalog.tables import parse_table
+from segmentation.model import ModelCard, SegmentInfo
+from segmentation.registry import PromotionRefused, Registry, RegistryError, UnknownVersion
+from segmentation.spec import FeatureSpec
+
+log = logging.getLogger("makegood")
+
+Snapshot = Annotated[str, msgspec.Meta(pattern=r"^snapshot-[A-Za-z0-9_.-]+\.parquet$")]
+SegmentName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+
+
+class TrainRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Train a new version on a snapshot in the data folder (default: the newest)."""
+
+    k: Annotated[int, msgspec.Meta(ge=2, le=50)] | None = None
+    seed: int = 7
+    model: Literal["kmeans", "gmm"] = "kmeans"
+    snapshot: Snapshot | None = None
+    spec: FeatureSpec | None = None
+    promote: bool = False
+
+
+class Job(msgspec.Struct, kw_only=True):
+    """A training job's state; `done`/`total` count rows assigned so far."""
+
+    job_id: str
+    status: Literal["queued", "running", "succeeded", "failed"] = "queued"
+    phase: str = "queued"
+    done: int = 0
+    total: int | None = None
+    version: str | None = None
+    promoted: bool = False
+    error: str | None = None
+    created_at: datetime
+    finished_at: datetime | None = None
+
+
+class Summary(msgspec.Struct, frozen=True, kw_only=True):
+    version: str
+    active: bool
+    created_at: datetime
+    algorithm: str
+    k: int
+    rows: int
+    silhouette: float
+    parent: str | None
+    segments: list[str]
+
+
+class SegmentationOut(msgspec.Struct, frozen=True, kw_only=True):
+    active: bool
+    card: ModelCard
+
+
+class Promoted(msgspec.Struct, frozen=True, kw_only=True):
+    active: str
+
+
+class SegmentPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: SegmentName | None = None
+    description: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+
+
+_TRAINING = threading.Lock()  # one training at a time per process
+_JOBS_LOCK = threading.Lock()
+
+
+def _jobs(state: State) -> dict[str, Job]:
+    with _JOBS_LOCK:
+        jobs: dict[str, Job] = state.setdefault("segmentation_jobs", {})
+    return jobs
+
+
+def _registry(runtime: Runtime) -> Registry:
+    return Registry(runtime.settings.data_dir / "models")
+
+
+def used_names(runtime: Runtime) -> dict[str, list[str]]:
+    published = runtime.ledger.published_table()
+    if published is None:
+        return {}
+    name, version, body = published
+    return segment_names_used(parse_table(body, f"offer table {name} v{version}"))
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Domain errors as HTTP: unknown → 404, refused → 409, invalid → 422."""
+    try:
+        yield
+    except (UnknownVersion, LookupError) as exc:
+        raise NotFoundException(str(exc)) from exc
+    except PromotionRefused as exc:
+        raise HTTPException(detail=str(exc), status_code=409) from exc
+    except (ValueError, RegistryError) as exc:
+        raise HTTPException(detail=str(exc), status_code=422) from exc
+
+
+def _run(runtime: Runtime, job: Job, request: TrainRequest) -> None:
+    from segmentation.model import train
+
+    def say(message: str) -> None:
+        job.phase = message
+
+    def advance(done: int, total: int) -> None:
+        job.done, job.total = done, total
+
+    try:
+        with _TRAINING:
+            job.status = "running"
+            registry = _registry(runtime)
+            profiles = runtime.settings.data_dir / "profiles"
+            snapshots = sorted(profiles.glob("snapshot-*.parquet"))
+            source = profiles / request.snapshot if request.snapshot else None
+            if source is None and not snapshots:
+                raise LookupError(f"no profile snapshot in {profiles}")
+            source = source or snapshots[-1]
+            if not source.is_file():
+                raise LookupError(f"no snapshot {request.snapshot}")
+            active = registry.active()
+            model = train(
+                source,
+                version=registry.next_version(),
+                k=request.k,
+                seed=request.seed,
+                spec=request.spec,
+                algorithm=request.model,
+                parent=registry.load(active) if active else None,
+                progress=say,
+                advance=advance,
+            )
+            registry.save(model)
+            job.version = model.card.version
+            if request.promote:
+                registry.promote(model.card.version, used_names(runtime))
+                runtime.refresh_model()
+                job.promoted = True
+        job.status, job.phase = "succeeded", "done"
+    except Exception as exc:  # a failed job reports why; the server carries on
+        log.warning("segmentation job %s failed: %s", job.job_id, exc)
+        job.status, job.error = "failed", str(exc) or type(exc).__name__
+    finally:
+        job.finished_at = datetime.now(UTC)
+
+
+@get(
+    "/v1/segmentations",
+    opt={"role": "analyst"},
+    sync_to_thread=True,
+    tags=["segmentations"],
+    operation_id="listSegmentations",
+)
+def list_segmentations(state: State) -> list[Summary]:
+    """Every trained version, oldest first, with the active one marked."""
+    registry = _registry(state.runtime)
+    active = registry.active()
+    return [
+        Summary(
+            version=c.version,
+            active=c.version == active,
+            created_at=c.created_at,
+            algorithm=c.algorithm,
+            k=c.k,
+            rows=c.rows,
+            silhouette=c.silhouette,
+            parent=c.parent,
+            segments=[s.name for s in c.segments],
+        )
+        for c in registry.cards()
+    ]
+
+
+@get(
+    "/v1/segmentations/{version:str}",
+    opt={"role": "analyst"},
+    sync_to_thread=True,
+    tags=["segmentations"],
+    operation_id="getSegmentation",
+)
+def get_segmentation(state: State, version: FromPath[str]) -> SegmentationOut:
+    """One version's model card: spec, metrics, named segments, vanished names."""
+    registry = _registry(state.runtime)
+    with _errors():
+        card = registry.card(version)
+    return SegmentationOut(active=registry.active() == version, card=card)
+
+
+@post(
+    "/v1/segmentations",
+    opt={"role": "analyst"},
+    sync_to_thread=False,
+    tags=["segmentations"],
+    status_code=HTTP_202_ACCEPTED,
+    operation_id="trainSegmentation",
+)
+def train_segmentation(state: State, data: JSONBody[TrainRequest]) -> Response[Job]:
+    """Start training a new version (names carry over from the active one); poll `Location`."""
+    job = Job(job_id=uuid.uuid4().hex, created_at=datetime.now(UTC))
+    _jobs(state)[job.job_id] = job
+    thread = threading.Thread(
+        target=_run, args=(state.runtime, job, data), name=f"train-{job.job_id[:8]}", daemon=True
+    )
+    thread.start()
+    location = f"/v1/segmentations/jobs/{job.job_id}"
+    return Response(job, status_code=HTTP_202_ACCEPTED, headers={"Location": location})
+
+
+@get(
+    "/v1/segmentations/jobs/{job_id:str}",
+    opt={"role": "analyst"},
+    sync_to_thread=False,
+    tags=["segmentations"],
+    operation_id="getSegmentationJob",
+)
+def get_job(state: State, job_id: FromPath[str]) -> Job:
+    """Status and progress of a training job."""
+    job = _jobs(state).get(job_id)
+    if job is None:
+        raise NotFoundException(f"no training job {job_id!r}")
+    return job
+
+
+@post(
+    "/v1/segmentations/{version:str}/promote",
+    opt={"role": "analyst"},
+    sync_to_thread=True,
+    tags=["segmentations"],
+    status_code=200,
+    operation_id="promoteSegmentation",
+)
+def promote_segmentation(state: State, version: FromPath[str]) -> Promoted:
+    """Make a version active; 409 naming the rules if it drops a name the offer table uses."""
+    runtime: Runtime = state.runtime
+    with _errors():
+        _registry(runtime).promote(version, used_names(runtime))
+        runtime.refresh_model()
+    return Promoted(active=version)
+
+
+@post(
+    "/v1/segmentations/rollback",
+    opt={"role": "analyst"},
+    sync_to_thread=True,
+    tags=["segmentations"],
+    status_code=200,
+    operation_id="rollbackSegmentation",
+)
+def rollback_segmentation(state: State) -> Promoted:
+    """Re-activate the version that was active before the current one."""
+    runtime: Runtime = state.runtime
+    with _errors():
+        version = _registry(runtime).rollback(used_names(runtime))
+        runtime.refresh_model()
+    return Promoted(active=version)
+
+
+@patch(
+    "/v1/segmentations/{version:str}/segments/{name:str}",
+    opt={"role": "analyst"},
+    sync_to_thread=True,
+    tags=["segmentations"],
+    operation_id="renameSegment",
+)
+def rename_segment(
+    state: State, version: FromPath[str], name: FromPath[str], data: JSONBody[SegmentPatch]
+) -> SegmentInfo:
+    """Rename a segment and/or set its description; later versions carry it over."""
+    runtime: Runtime = state.runtime
+    new = data.name or name
+    with _errors():
+        card = _registry(runtime).rename(version, name, new, data.description, used_names(runtime))
+        runtime.refresh_model()
+    return card.segment(new)
+
+
+handlers: list[HTTPRouteHandler] = [
+    list_segmentations,
+    get_segmentation,
+    train_segmentation,
+    get_job,
+    promote_segmentation,
+    rollback_segmentation,
+    rename_segment,
+]

@@ -1,0 +1,416 @@
+"""Offer tables: marketing's ordered rules, compiled into one polars expression each.
+
+A table is data (TOML is its canonical form, `dump_table` writes it back). Matching never
+loops over customers: every rule becomes a boolean expression over the incident frame, and
+the first rule that holds (after ordering by priority under the `priority` hit policy, with
+fallback rules always last) picks the perk.
+
+Values in a condition are text without commas or surrounding spaces (and never the words
+true/false, which are booleans): that keeps every table exactly representable in a
+spreadsheet cell (see offers.catalog.tabular). A single value is stored as a one-item list.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+import polars as pl
+
+from offers.situations import per_situation
+from segmentation.profiles import PROTECTED_COLUMNS, UNSEGMENTED
+
+__all__ = [
+    "DEFAULTS",
+    "Condition",
+    "OfferTable",
+    "Perk",
+    "PerkKind",
+    "Range",
+    "Rule",
+    "Stock",
+    "TableError",
+    "canonical",
+    "check_table",
+    "decode_table",
+    "dump_table",
+    "load_default_table",
+    "match",
+    "ordered_rules",
+    "parse_table",
+    "perk_frame",
+    "perk_titles",
+    "rule_expr",
+    "table_from_builtins",
+]
+
+DEFAULTS = Path(__file__).parent / "defaults"
+
+PerkKind = Literal[
+    "voucher", "discount_percent", "lounge_pass", "miles", "meal", "upgrade", "credit"
+]
+Id = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+Airport = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
+LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"
+Language = Annotated[str, msgspec.Meta(pattern=LANGUAGE_PATTERN)]
+COLUMN_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+Column = Annotated[str, msgspec.Meta(pattern=COLUMN_PATTERN)]
+#: Free text: no control characters but tab and newline (a spreadsheet cannot hold them).
+TEXT_PATTERN = r"^[^\x00-\x08\x0b-\x1f\ufffe\uffff]*$"
+Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
+Text = Annotated[str, msgspec.Meta(max_length=2000, pattern=TEXT_PATTERN)]
+#: One value of a condition: spreadsheet-safe text (see the module docstring).
+VALUE_PATTERN = r"^(?!(?i:true|false)$)[^\s,](?:[^,]*[^\s,])?$"
+Value = Annotated[str, msgspec.Meta(pattern=VALUE_PATTERN)]
+VALUE_HELP = (
+    "a condition value is text without commas or surrounding spaces; "
+    "true/false are booleans, written without quotes"
+)
+
+
+class Stock(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How many of a perk one airport may hand out per day (the engine enforces it)."""
+
+    airport: Airport
+    per_day: Annotated[int, msgspec.Meta(ge=0)]
+
+
+class Perk(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Something of value a customer can be given; `value` is its face value to them,
+    `cost` what one costs the company, `usable_now` whether it works at the airport today."""
+
+    id: Id
+    kind: PerkKind
+    value: Annotated[float, msgspec.Meta(ge=0)]
+    cost: Annotated[float, msgspec.Meta(ge=0)]
+    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")] = "EUR"
+    validity_days: Annotated[int, msgspec.Meta(ge=0)] = 30
+    usable_now: bool = False
+    title: dict[Language, Title]
+    stock: list[Stock] = []
+
+
+class Range(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Inclusive numeric bounds; either side may be open, not both."""
+
+    min: float | None = None
+    max: float | None = None
+
+
+Condition = Value | bool | Annotated[list[Value], msgspec.Meta(min_length=1)] | Range
+
+
+class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """When every condition in `when` holds, offer `perk`.
+
+    Keys of `when` are columns of the incident frame: `segment`, profile columns such as
+    `tier` or `business_share`, and incident facts such as `step` or `delay_minutes`.
+    `weight` is the rule's relative share when the engine explores among rules of equal
+    priority; `per_customer_limit` caps how often one customer gets this rule's perk.
+    A `fallback` rule has no conditions and is evaluated after every other rule.
+    """
+
+    id: Id
+    perk: Id
+    priority: int = 0
+    weight: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    per_customer_limit: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    fallback: bool = False
+    when: dict[Column, Condition] = {}
+    description: Text = ""
+
+
+class OfferTable(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: Id
+    hit_policy: Literal["first", "priority"] = "first"
+    perks: list[Perk] = []
+    rules: list[Rule] = []
+
+    def perk(self, perk_id: str) -> Perk:
+        return next(p for p in self.perks if p.id == perk_id)
+
+
+class TableError(ValueError):
+    """A table that cannot be used; the message names the rule and field."""
+
+
+def canonical(table: OfferTable) -> OfferTable:
+    """The same table with every single-value condition as a one-item list."""
+    rules = [
+        msgspec.structs.replace(
+            r, when={c: [v] if isinstance(v, str) else v for c, v in r.when.items()}
+        )
+        for r in table.rules
+    ]
+    return msgspec.structs.replace(table, rules=rules)
+
+
+_PATH = re.compile(r"^(?P<what>.*?)(?: - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_HELP = {
+    VALUE_PATTERN: VALUE_HELP,
+    COLUMN_PATTERN: "a column name is letters, digits and _",
+    LANGUAGE_PATTERN: "a language is a tag such as en or zh-Hant",
+    TEXT_PATTERN: "text may not hold control characters (tab and newline are fine)",
+}
+_ITEM = re.compile(r"^\.(rules|perks)\[(\d+)\]\.?(.*)$")
+
+
+_VALUE = re.compile(VALUE_PATTERN)
+
+
+def _readable(cond: Any) -> bool:
+    """Whether a raw condition converts (checked in Python: msgspec is not re-entered here)."""
+    if isinstance(cond, bool):
+        return True
+    if isinstance(cond, str):
+        return _VALUE.match(cond) is not None
+    if isinstance(cond, list):
+        return bool(cond) and all(isinstance(v, str) and _readable(v) for v in cond)
+    if isinstance(cond, dict):
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in cond.values())
+        return set(cond) <= {"min", "max"} and numbers
+    return False
+
+
+def _locate(exc: msgspec.ValidationError, raw: Any, source: str) -> str:
+    """Turn msgspec's `$.rules[3].when[...]` into `rule <id>, field when.<column>`."""
+    found = _PATH.match(str(exc))
+    assert found is not None
+    what, path = found["what"], found["path"] or ""
+    pattern = re.search(r"matching regex '(.*)'$", what)
+    if pattern is not None and pattern[1].replace("\\\\", "\\") in _HELP:
+        what = _HELP[pattern[1].replace("\\\\", "\\")]
+    if found["key"]:
+        what = f"key: {what}"
+    item = _ITEM.match(path)
+    if item is None:
+        return f"{source}: {what}" + (f" (at {path.lstrip('.')})" if path else "")
+    section, index, field = item[1], int(item[2]), item[3]
+    entry = raw.get(section, [])[index] if isinstance(raw, dict) else None
+    ident = entry.get("id") if isinstance(entry, dict) else None
+    label = f"{section[:-1]} {ident}" if isinstance(ident, str) else f"{section}[{index}]"
+    when = entry.get("when") if isinstance(entry, dict) else None
+    if field.startswith("when[...]") and isinstance(when, dict):
+        field = next((f"when.{c}" for c, v in when.items() if not _readable(v)), field)
+    return f"{source}: {label}" + (f", field {field}" if field else "") + f": {what}"
+
+
+def table_from_builtins(raw: Any, source: str = "offer table") -> OfferTable:
+    """Convert parsed TOML/JSON into a canonical table; structure only, no cross-checks."""
+    try:
+        table = msgspec.convert(raw, OfferTable)
+    except msgspec.ValidationError as exc:
+        raise TableError(_locate(exc, raw, source)) from exc
+    for rule in table.rules:
+        for column, cond in rule.when.items():
+            if isinstance(cond, Range) and cond.min is None and cond.max is None:
+                raise TableError(
+                    f"{source}: rule {rule.id}, field when.{column}: a range needs min or max"
+                )
+    return canonical(table)
+
+
+def decode_table(text: str, source: str = "offer table") -> OfferTable:
+    """Read TOML into a table, refusing only what cannot be represented (see validate)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise TableError(f"{source}: not valid TOML: {exc}") from exc
+    return table_from_builtins(raw, source)
+
+
+def parse_table(text: str, source: str = "offer table") -> OfferTable:
+    """Read TOML and refuse a table that would break matching (see check_table)."""
+    table = decode_table(text, source)
+    check_table(table)
+    return table
+
+
+def load_default_table() -> OfferTable:
+    path = DEFAULTS / "offers.toml"
+    return parse_table(path.read_text(encoding="utf-8"), str(path.name))
+
+
+def check_table(table: OfferTable) -> None:
+    """Refuse what would break matching: unknown perks, duplicate ids, protected columns."""
+    perk_ids = {p.id for p in table.perks}
+    if len(perk_ids) != len(table.perks):
+        raise TableError(f"table {table.name}: duplicate perk id")
+    seen: set[str] = set()
+    for rule in table.rules:
+        where = f"table {table.name}, rule {rule.id}"
+        if rule.id in seen:
+            raise TableError(f"{where}: duplicate rule id")
+        seen.add(rule.id)
+        if rule.perk not in perk_ids:
+            raise TableError(f"{where}, field perk: unknown perk {rule.perk!r}")
+        for column in rule.when:
+            if column in PROTECTED_COLUMNS:
+                raise TableError(f"{where}, field when.{column}: protected attribute")
+
+
+# --- TOML writing: the canonical, diff-friendly form ---------------------------------
+
+_BARE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _toml_str(s: str) -> str:
+    return json.dumps(s, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _toml_key(k: str) -> str:
+    return k if _BARE.match(k) else _toml_str(k)
+
+
+def _toml_num(x: float) -> str:
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if math.isnan(x):
+        return "nan"
+    return repr(float(x))
+
+
+def _whole(x: float) -> float | int:
+    return int(x) if x.is_integer() and abs(x) < 2**53 else x
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return _toml_num(v)
+    if isinstance(v, str):
+        return _toml_str(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        if not v:
+            return "{}"
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    if isinstance(v, Range):  # bounds read best as integers where they are whole
+        bounds = {"min": v.min, "max": v.max}
+        return _toml_value({k: _whole(x) for k, x in bounds.items() if x is not None})
+    if isinstance(v, msgspec.Struct):
+        return _toml_value({f: getattr(v, f) for f in v.__struct_fields__})
+    raise TypeError(f"cannot write {type(v).__name__} as TOML")
+
+
+def dump_table(table: OfferTable) -> str:
+    """The table as TOML: one `[[perks]]`/`[[rules]]` block each, defaults left out."""
+    lines = [f"name = {_toml_str(table.name)}", f"hit_policy = {_toml_str(table.hit_policy)}"]
+    for perk in table.perks:
+        lines += ["", "[[perks]]"]
+        for field in Perk.__struct_fields__:
+            value = getattr(perk, field)
+            if field != "stock" or value:
+                lines.append(f"{field} = {_toml_value(value)}")
+    defaults = Rule(id="x", perk="x")
+    order = ("id", "description", "when", "perk", "priority", "weight")
+    for rule in table.rules:
+        lines += ["", "[[rules]]"]
+        for field in (*order, *(f for f in Rule.__struct_fields__ if f not in order)):
+            value = getattr(rule, field)
+            if field in ("id", "perk") or value != getattr(defaults, field):
+                lines.append(f"{field} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+# --- matching ------------------------------------------------------------------------
+
+
+def _condition(column: str, cond: Condition) -> pl.Expr:
+    col = pl.col(column)
+    if isinstance(cond, Range):
+        expr = pl.lit(True)
+        if cond.min is not None:
+            expr = expr & (col >= cond.min)
+        if cond.max is not None:
+            expr = expr & (col <= cond.max)
+        return expr
+    if isinstance(cond, bool):
+        return col == cond
+    values = [cond] if isinstance(cond, str) else cond
+    return col.cast(pl.String).is_in(values)
+
+
+def rule_expr(rule: Rule) -> pl.Expr:
+    expr = pl.lit(True)
+    for column, cond in rule.when.items():
+        expr = expr & _condition(column, cond)
+    return expr.fill_null(False)
+
+
+def ordered_rules(table: OfferTable) -> list[Rule]:
+    """Rules in evaluation order: as written, or by priority (stable) for `priority`;
+    fallback rules always come last."""
+    rules = list(table.rules)
+    if table.hit_policy == "priority":
+        rules = sorted(rules, key=lambda r: -r.priority)
+    return [r for r in rules if not r.fallback] + [r for r in rules if r.fallback]
+
+
+def match(frame: pl.DataFrame, table: OfferTable) -> pl.DataFrame:
+    """Add `rule_id` and `perk_id`: the first rule that holds for each row, else null."""
+    rules = ordered_rules(table)
+    missing = {c for r in rules for c in r.when} - set(frame.columns)
+    if missing:
+        raise TableError(f"table {table.name}: conditions on unknown columns {sorted(missing)}")
+    if not rules:
+        return frame.with_columns(rule_id=pl.lit(None, pl.String), perk_id=pl.lit(None, pl.String))
+    # Customers who objected to profiling get the fallback (base) rule only.
+    profiled = (
+        pl.col("segment").fill_null("") != UNSEGMENTED
+        if "segment" in frame.columns
+        else pl.lit(True)
+    )
+
+    def holds(rule: Rule) -> pl.Expr:
+        return rule_expr(rule) if rule.fallback else rule_expr(rule) & profiled
+
+    # Index of the first matching rule, as one pass: when/then chains stop at the first hit.
+    chain: Any = pl.when(holds(rules[0])).then(pl.lit(0, pl.Int32))
+    for i, rule in enumerate(rules[1:], start=1):
+        chain = chain.when(holds(rule)).then(pl.lit(i, pl.Int32))
+    first: pl.Expr = chain.otherwise(pl.lit(None, pl.Int32))
+    hits = list(range(len(rules)))
+    rule_ids = pl.Series([r.id for r in rules], dtype=pl.String)
+    perk_ids = pl.Series([r.perk for r in rules], dtype=pl.String)
+
+    def first_hit(situations: pl.DataFrame) -> pl.DataFrame:
+        return situations.with_columns(_hit=first).with_columns(
+            rule_id=pl.col("_hit").replace_strict(hits, rule_ids, default=None),
+            perk_id=pl.col("_hit").replace_strict(hits, perk_ids, default=None),
+        )
+
+    # Rule conditions read a few columns with few values: match each combination once.
+    keys = sorted({c for r in rules for c in r.when} | ({"segment"} & set(frame.columns)))
+    return per_situation(frame, keys, first_hit).drop("_hit", strict=False)
+
+
+def perk_frame(table: OfferTable) -> pl.DataFrame:
+    """The catalog as a frame, to join perk facts onto decisions."""
+    return pl.DataFrame(
+        {
+            "perk_id": [p.id for p in table.perks],
+            "perk_kind": [p.kind for p in table.perks],
+            "perk_value": [p.value for p in table.perks],
+            "perk_cost": [p.cost for p in table.perks],
+            "currency": [p.currency for p in table.perks],
+            "validity_days": [p.validity_days for p in table.perks],
+            "usable_now": [p.usable_now for p in table.perks],
+        },
+        schema_overrides={"validity_days": pl.Int32},
+    )
+
+
+def perk_titles(table: OfferTable) -> pl.DataFrame:
+    """(perk_id, language, perk_title) for every title the catalog has."""
+    rows = [(p.id, lang, title) for p in table.perks for lang, title in p.title.items()]
+    return pl.DataFrame(rows, schema=["perk_id", "language", "perk_title"], orient="row")

@@ -1,0 +1,388 @@
+"""Offer tables as spreadsheets: CSV and XLSX that round-trip exactly to the TOML form.
+
+Layout, for people who live in spreadsheets:
+
+* **rules** (the `rules` sheet, or `NAME.csv`): one row per rule, in evaluation order.
+  Columns: `table` and `hit_policy` (the table's name and `first`/`priority`; only the first
+  row needs them), `id`, `perk`, `priority`, `weight`, `per_customer_limit`, `fallback`,
+  `description`, then one column per condition:
+  - `when.COLUMN` holds values, comma-separated (`road-warrior, premium-business`),
+    or `true`/`false` for yes/no columns;
+  - `when.COLUMN.min` and `when.COLUMN.max` hold an inclusive range (either may be empty).
+  An empty cell means "no condition on this column".
+* **perks** (the `perks` sheet, or `NAME.perks.csv` next to the rules file): one row per
+  perk: `id`, `kind`, `value`, `cost`, `currency`, `validity_days`, `usable_now`, one
+  `title.LANG` column per language (`title.en`, `title.zh-Hant`…), and `stock` as
+  `AIRPORT:PER_DAY` pairs (`TPE:40, HKG:20`).
+
+Blank rows are ignored; unknown columns are refused, so nothing typed is silently lost.
+Numbers are written as spreadsheet numbers when that is exact, else as text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from offers.catalog.tables import OfferTable, Range, TableError, decode_table, dump_table
+from offers.catalog.tables import table_from_builtins as _from_builtins
+
+__all__ = [
+    "FORMATS",
+    "perks_path",
+    "read_csv",
+    "read_table_file",
+    "read_xlsx",
+    "table_frames",
+    "table_from_frames",
+    "write_csv",
+    "write_table_file",
+    "write_xlsx",
+]
+
+FORMATS = (".toml", ".csv", ".xlsx")
+RULE_COLUMNS = (
+    "table",
+    "hit_policy",
+    "id",
+    "perk",
+    "priority",
+    "weight",
+    "per_customer_limit",
+    "fallback",
+    "description",
+)
+PERK_COLUMNS = ("id", "kind", "value", "cost", "currency", "validity_days", "usable_now")
+_INTS = {"priority", "per_customer_limit", "validity_days"}
+_FLOATS = {"weight", "value", "cost"}
+_BOOLS = {"fallback", "usable_now"}
+
+
+# --- cells ---------------------------------------------------------------------------
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if x.is_integer() and abs(x) < 2**53 else repr(x)
+
+
+def _cell(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return _num(v)
+    if isinstance(v, list):
+        return ", ".join(str(x) for x in v)
+    return str(v)
+
+
+def _bool(text: str) -> bool | str:
+    low = text.strip().lower()
+    return {"true": True, "false": False}.get(low, text)
+
+
+def _parse_number(text: str, kind: type) -> Any:
+    try:
+        return int(text) if kind is int else float(text)
+    except ValueError:
+        try:
+            whole = float(text)
+        except ValueError:
+            return text  # left as text: msgspec names the rule and field
+        return int(whole) if kind is int and whole.is_integer() else text
+
+
+# --- table -> frames -----------------------------------------------------------------
+
+
+def table_frames(table: OfferTable) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(rules, perks) frames of text cells, columns as described in the module docstring."""
+    when_columns: list[str] = []
+    for rule in table.rules:
+        for column, cond in rule.when.items():
+            names = (
+                [f"when.{column}.min", f"when.{column}.max"]
+                if isinstance(cond, Range)
+                else [f"when.{column}"]
+            )
+            when_columns += [n for n in names if n not in when_columns]
+    first = {"when.segment": 0, "when.step": 1, "when.step.min": 1, "when.step.max": 1}
+    when_columns.sort(key=lambda c: first.get(c, 2))
+    rows: list[dict[str, str | None]] = []
+    for rule in table.rules:
+        row: dict[str, str | None] = {
+            "table": table.name,
+            "hit_policy": table.hit_policy,
+            **{f: _cell(getattr(rule, f)) for f in RULE_COLUMNS[2:]},
+        }
+        row["description"] = rule.description or None
+        for column, cond in rule.when.items():
+            if isinstance(cond, Range):
+                row[f"when.{column}.min"] = _cell(cond.min)
+                row[f"when.{column}.max"] = _cell(cond.max)
+            else:
+                row[f"when.{column}"] = _cell(cond)
+        rows.append(row)
+    if not rows:  # a table without rules still keeps its name and policy
+        rows.append({"table": table.name, "hit_policy": table.hit_policy})
+    header = [*RULE_COLUMNS, *when_columns]
+    rules = pl.DataFrame(
+        {c: [r.get(c) for r in rows] for c in header}, schema=dict.fromkeys(header, pl.String)
+    )
+    languages: list[str] = []
+    for perk in table.perks:
+        languages += [lang for lang in perk.title if lang not in languages]
+    perk_header = [*PERK_COLUMNS, *(f"title.{lang}" for lang in languages), "stock"]
+    perk_rows = [
+        {
+            **{f: _cell(getattr(p, f)) for f in PERK_COLUMNS},
+            **{f"title.{lang}": p.title.get(lang) for lang in languages},
+            "stock": ", ".join(f"{s.airport}:{s.per_day}" for s in p.stock) or None,
+        }
+        for p in table.perks
+    ]
+    perks = pl.DataFrame(
+        {c: [r[c] for r in perk_rows] for c in perk_header},
+        schema=dict.fromkeys(perk_header, pl.String),
+    )
+    return rules, perks
+
+
+# --- frames -> table -----------------------------------------------------------------
+
+
+def _check_header(
+    columns: Iterable[str],
+    fixed: tuple[str, ...],
+    prefixes: tuple[str, ...],
+    sheet: str,
+    source: str,
+) -> None:
+    for c in columns:
+        if c not in fixed and not c.startswith(prefixes):
+            raise TableError(f"{source}: {sheet}: unknown column {c!r}")
+
+
+def _rule_builtins(row: dict[str, str | None]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    when: dict[str, Any] = {}
+    for key, text in row.items():
+        if text is None or key in ("table", "hit_policy"):
+            continue
+        if key.startswith("when."):
+            column = key[5:]
+            if column.endswith((".min", ".max")):
+                bound = when.setdefault(column[:-4], {})
+                if isinstance(bound, dict):
+                    bound[column[-3:]] = _parse_number(text, float)
+                else:
+                    raise TableError(f"field when.{column[:-4]}: both values and a range")
+            elif column in when:
+                raise TableError(f"field when.{column}: both values and a range")
+            else:
+                value = _bool(text)
+                when[column] = (
+                    value if isinstance(value, bool) else [v.strip() for v in text.split(",")]
+                )
+        elif key in _INTS:
+            out[key] = _parse_number(text, int)
+        elif key in _FLOATS:
+            out[key] = _parse_number(text, float)
+        elif key in _BOOLS:
+            out[key] = _bool(text)
+        else:
+            out[key] = text
+    if when:
+        out["when"] = when
+    return out
+
+
+def _perk_builtins(row: dict[str, str | None]) -> dict[str, Any]:
+    out: dict[str, Any] = {"title": {}}
+    for key, text in row.items():
+        if text is None:
+            continue
+        if key.startswith("title."):
+            out["title"][key[6:]] = text
+        elif key == "stock":
+            stock = []
+            for pair in text.split(","):
+                airport, _, per_day = pair.strip().partition(":")
+                stock.append({"airport": airport.strip(), "per_day": _parse_number(per_day, int)})
+            out["stock"] = stock
+        elif key in _INTS:
+            out[key] = _parse_number(text, int)
+        elif key in _FLOATS:
+            out[key] = _parse_number(text, float)
+        elif key in _BOOLS:
+            out[key] = _bool(text)
+        else:
+            out[key] = text
+    return out
+
+
+def table_from_frames(
+    rules: pl.DataFrame, perks: pl.DataFrame, source: str = "spreadsheet"
+) -> OfferTable:
+    """Read (rules, perks) frames of text back into a table; errors name the rule and field."""
+    _check_header(rules.columns, RULE_COLUMNS, ("when.",), "rules", source)
+    _check_header(perks.columns, (*PERK_COLUMNS, "stock"), ("title.",), "perks", source)
+    settings: dict[str, str] = {}
+    raw_rules = []
+    for number, row in enumerate(rules.iter_rows(named=True), start=2):
+        for key in ("table", "hit_policy"):
+            text = row.get(key)
+            if text is not None and settings.setdefault(key, text) != text:
+                raise TableError(
+                    f"{source}: rules row {number}, field {key}: {text!r} differs from "
+                    f"{settings[key]!r} above"
+                )
+        if all(v is None for k, v in row.items() if k not in ("table", "hit_policy")):
+            continue
+        try:
+            raw_rules.append(_rule_builtins(row))
+        except TableError as exc:
+            where = row.get("id") or f"on row {number}"
+            raise TableError(f"{source}: rule {where}, {exc}") from exc
+    raw_perks = [
+        _perk_builtins(row)
+        for row in perks.iter_rows(named=True)
+        if any(v is not None for v in row.values())
+    ]
+    if "table" not in settings:
+        raise TableError(f"{source}: rules: the first row needs the table's name in `table`")
+    raw = {
+        **{"name": settings["table"]},
+        **({"hit_policy": settings["hit_policy"]} if "hit_policy" in settings else {}),
+        "perks": raw_perks,
+        "rules": raw_rules,
+    }
+    return _from_builtins(raw, source)
+
+
+# --- files ---------------------------------------------------------------------------
+
+
+def perks_path(path: Path) -> Path:
+    """The perks file that goes with a rules CSV: `NAME.perks.csv` beside `NAME.csv`."""
+    return path.with_name(path.name.removesuffix(".csv") + ".perks.csv")
+
+
+def write_csv(table: OfferTable, path: Path) -> list[Path]:
+    rules, perks = table_frames(table)
+    rules.write_csv(path)
+    perks.write_csv(perks_path(path))
+    return [path, perks_path(path)]
+
+
+def read_csv(path: Path) -> OfferTable:
+    if path.name.endswith(".perks.csv"):
+        path = path.with_name(path.name.removesuffix(".perks.csv") + ".csv")
+    companion = perks_path(path)
+    if not companion.exists():
+        raise TableError(f"{path.name}: its perks file {companion.name} is missing")
+    frames = [pl.read_csv(p, infer_schema=False) for p in (path, companion)]
+    return table_from_frames(frames[0], frames[1], path.name)
+
+
+def _xlsx_value(column: str, text: str | None) -> Any:
+    """A number where the spreadsheet can hold it exactly, else the text itself."""
+    numeric = column in _INTS | _FLOATS or column.endswith((".min", ".max"))
+    if text is None or not numeric:
+        return text
+    try:
+        x = float(text)
+    except ValueError:
+        return text
+    return x if float(f"{x:.16G}") == x and abs(x) < 1e300 else text
+
+
+def write_xlsx(table: OfferTable, path: Path) -> list[Path]:
+    import xlsxwriter
+
+    rules, perks = table_frames(table)
+    with xlsxwriter.Workbook(str(path)) as book:
+        bold = book.add_format({"bold": True})
+        text = book.add_format({"num_format": "@"})
+        for name, frame in (("rules", rules), ("perks", perks)):
+            sheet = book.add_worksheet(name)
+            sheet.freeze_panes(1, 0)
+            for j, column in enumerate(frame.columns):
+                sheet.write_string(0, j, column, bold)
+                sheet.set_column(j, j, max(10, min(40, len(column) + 2)))
+                for i, cell in enumerate(frame[column].to_list(), start=1):
+                    value = _xlsx_value(column, cell)
+                    if isinstance(value, float):
+                        sheet.write_number(i, j, value)
+                    elif value is not None:
+                        sheet.write_string(i, j, value, text)
+            sheet.autofilter(0, 0, frame.height, max(0, frame.width - 1))
+    return [path]
+
+
+def _xlsx_text(v: Any) -> str | None:
+    if v is None or v == "":
+        return None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return _num(v)
+    return str(v)
+
+
+def _sheet_frame(book: Any, name: str, source: str) -> pl.DataFrame:
+    if name not in book.sheetnames:
+        raise TableError(f"{source}: no {name!r} sheet")
+    rows = list(book[name].iter_rows(values_only=True))
+    if not rows:
+        return pl.DataFrame()
+    header = [str(h) for h in rows[0] if h is not None]
+    columns = {
+        h: [_xlsx_text(r[j]) if j < len(r) else None for r in rows[1:]]
+        for j, h in enumerate(header)
+    }
+    return pl.DataFrame(columns, schema=dict.fromkeys(header, pl.String))
+
+
+def read_xlsx(path: Path) -> OfferTable:
+    import openpyxl
+
+    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        rules = _sheet_frame(book, "rules", path.name)
+        perks = _sheet_frame(book, "perks", path.name)
+    finally:
+        book.close()
+    return table_from_frames(rules, perks, path.name)
+
+
+def read_table_file(path: Path) -> tuple[OfferTable, str]:
+    """A table from TOML, CSV or XLSX, with its TOML body (the TOML file's own text)."""
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        text = path.read_text(encoding="utf-8")
+        return decode_table(text, path.name), text
+    if suffix == ".csv":
+        table = read_csv(path)
+    elif suffix == ".xlsx":
+        table = read_xlsx(path)
+    else:
+        raise TableError(f"{path.name}: unknown format (use {', '.join(FORMATS)})")
+    return table, dump_table(table)
+
+
+def write_table_file(table: OfferTable, path: Path, body: str | None = None) -> list[Path]:
+    """Write `table` as TOML (its `body` text when given), CSV (two files) or XLSX."""
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        path.write_text(body if body is not None else dump_table(table), encoding="utf-8")
+        return [path]
+    if suffix == ".csv":
+        return write_csv(table, path)
+    if suffix == ".xlsx":
+        return write_xlsx(table, path)
+    raise TableError(f"{path.name}: unknown format (use {', '.join(FORMATS)})")

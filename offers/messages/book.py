@@ -1,0 +1,425 @@
+"""Message templates, rendered for a whole incident at once.
+
+Templates use `{variable}` placeholders and nothing else: no attribute access, no
+expressions, no code. That keeps marketing's text safe to render and lets a template be
+compiled into one `concat_str` over columns, so rendering never loops over customers.
+"""
+
+from __future__ import annotations
+
+import string
+import tomllib
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+import polars as pl
+
+from segmentation.profiles import CHANNELS, LANGUAGES
+
+DEFAULTS = Path(__file__).parent / "defaults"
+
+MessageKind = Literal["apology", "update", "perk_line", "followup_checkin", "followup_feedback"]
+MESSAGE_KINDS: tuple[str, ...] = (
+    "apology",
+    "update",
+    "perk_line",
+    "followup_checkin",
+    "followup_feedback",
+)
+
+#: Variables a template may use, each the name of a column of the decision frame.
+VARIABLES = frozenset(
+    {
+        "first_name",
+        "flight",
+        "delay_minutes",
+        "perk_title",
+        "perk_code",
+        "valid_until",
+        "perk_line",
+        "subject",
+        "reference",
+    }
+)
+
+#: Variables that differ from customer to customer: spliced in per row, not per situation.
+PERSONAL = ("first_name", "perk_code")
+
+#: Where a message's shell takes the name and the perk code (`offers.messages.rendering`):
+#: private-use characters, dropped from every other part of a message so that they mark only slots.
+NAME_MARK = "\ue000"
+CODE_MARK = "\ue001"
+UNMARKED = str.maketrans("", "", NAME_MARK + CODE_MARK)
+
+#: Where a language without its own template borrows one from, in order.
+LANGUAGE_FALLBACK: dict[str, tuple[str, ...]] = {
+    "zh-Hant": ("zh-Hant", "zh-Hans", "en"),
+    "zh-Hans": ("zh-Hans", "en"),
+    "en": ("en",),
+}
+
+
+class Template(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One text for an incident kind, message kind, language and channel (`*` for any)."""
+
+    incident: str
+    kind: MessageKind
+    language: str
+    channel: str = "*"
+    text: str
+
+
+class MessageBook(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    templates: list[Template]
+
+
+class TemplateError(ValueError):
+    """A template that cannot be rendered safely; the message names it."""
+
+
+Piece = tuple[str, str | None]
+
+
+def compile_template(text: str, where: str = "template") -> list[Piece]:
+    """Split a template into (literal, variable) pieces, refusing anything but plain names."""
+    pieces: list[Piece] = []
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise TemplateError(f"{where}: {exc}") from exc
+    for literal, field, spec, conversion in parsed:
+        if field is None:
+            pieces.append((literal, None))
+            continue
+        if spec or conversion or not field.isidentifier():
+            raise TemplateError(
+                f"{where}: only plain {{name}} placeholders are allowed, got {{{field}}}"
+            )
+        if field not in VARIABLES:
+            raise TemplateError(f"{where}: unknown variable {{{field}}}")
+        pieces.append((literal, field))
+    return pieces
+
+
+def parse_book(text: str, source: str = "messages") -> MessageBook:
+    try:
+        book = msgspec.convert(tomllib.loads(text), MessageBook)
+    except (tomllib.TOMLDecodeError, msgspec.ValidationError) as exc:
+        raise TemplateError(f"{source}: {exc}") from exc
+    for t in book.templates:
+        if t.language not in LANGUAGES:
+            raise TemplateError(f"{source}: template {_key(t)}: unknown language {t.language!r}")
+        if t.channel != "*" and t.channel not in CHANNELS:
+            raise TemplateError(f"{source}: template {_key(t)}: unknown channel {t.channel!r}")
+        compile_template(t.text, f"{source}: template {_key(t)}")
+    return book
+
+
+def load_default_book() -> MessageBook:
+    path = DEFAULTS / "messages.toml"
+    return parse_book(path.read_text(encoding="utf-8"), path.name)
+
+
+def _key(t: Template) -> str:
+    return f"{t.incident}/{t.kind}/{t.language}/{t.channel}"
+
+
+def resolve(book: MessageBook, incident: str) -> pl.DataFrame:
+    """For every (kind, language, channel), the template to use and the language it is in.
+
+    Falls back first to the channel-neutral text, then along LANGUAGE_FALLBACK, so a missing
+    zh-Hant SMS text becomes the zh-Hant generic one before it becomes zh-Hans. An incident
+    kind without texts of its own uses the templates written for `incident = "*"`.
+    """
+    own = any(t.incident == incident for t in book.templates)
+    wanted = incident if own else "*"
+    index: dict[tuple[str, str, str], int] = {
+        (t.kind, t.language, t.channel): i
+        for i, t in enumerate(book.templates)
+        if t.incident == wanted
+    }
+    rows = []
+    for kind in MESSAGE_KINDS:
+        for language in LANGUAGES:
+            for channel in CHANNELS:
+                found = next(
+                    (
+                        (index[(kind, lang, ch)], lang)
+                        for lang in LANGUAGE_FALLBACK[language]
+                        for ch in (channel, "*")
+                        if (kind, lang, ch) in index
+                    ),
+                    None,
+                )
+                if found is not None:
+                    rows.append((kind, language, channel, found[0], found[1]))
+    return pl.DataFrame(
+        rows,
+        schema={
+            "_kind": pl.String,
+            "language": pl.String,
+            "channel": pl.String,
+            "_template": pl.Int32,
+            "_text_language": pl.String,
+        },
+        orient="row",
+    )
+
+
+def _render_partition(part: pl.DataFrame, pieces: list[Piece], out: str) -> pl.DataFrame:
+    """Fill one template for its rows, dropping marks as the engine does (`UNMARKED`)."""
+    exprs: list[pl.Expr] = []
+    for literal, field in pieces:
+        if literal.translate(UNMARKED):
+            exprs.append(pl.lit(literal.translate(UNMARKED)))
+        if field is not None:
+            value = pl.col(field).cast(pl.String).fill_null("")
+            exprs.append(value if field in PERSONAL else value.str.replace_all(_MARKED, ""))
+    text = pl.concat_str(exprs) if exprs else pl.lit("")
+    return part.with_columns(text.alias(out))
+
+
+_MARKED = f"[{NAME_MARK}{CODE_MARK}]"
+
+
+def render(
+    frame: pl.DataFrame, book: MessageBook, incident: str, kind_column: str, out: str
+) -> pl.DataFrame:
+    """Render `out` for every row, choosing templates by (kind, language, channel).
+
+    Rows with a null kind or channel get a null text. Adds `<out>_language`, the language
+    the text is actually in (it differs from the customer's where a fallback was used).
+    """
+    lookup = resolve(book, incident)
+    keyed = (
+        frame.with_row_index("_row")
+        .with_columns(
+            _lang=pl.col("language").cast(pl.String), _channel=pl.col("channel").cast(pl.String)
+        )
+        .join(
+            lookup.rename({"language": "_lang", "channel": "_channel"}),
+            left_on=[kind_column, "_lang", "_channel"],
+            right_on=["_kind", "_lang", "_channel"],
+            how="left",
+        )
+    )
+    compiled = [compile_template(t.text) for t in book.templates]
+    parts = []
+    for part in keyed.partition_by("_template", maintain_order=False):
+        idx = part["_template"][0]
+        if idx is None:
+            parts.append(part.with_columns(pl.lit(None, pl.String).alias(out)))
+        else:
+            parts.append(_render_partition(part, compiled[idx], out))
+    result = (
+        pl.concat(parts, how="vertical_relaxed")
+        if parts
+        else keyed.with_columns(pl.lit(None, pl.String).alias(out))
+    )
+    return (
+        result.sort("_row")
+        .rename({"_text_language": f"{out}_language"})
+        .drop("_row", "_template", "_kind", "_lang", "_channel", strict=False)
+    )
+
+
+SMS_MAX_SEGMENTS = 2
+
+#: Worst-case lengths used to check SMS templates: the longest value each variable takes.
+#: `perk_title` is checked with every title of the table (the longest decides);
+#: `perk_line` is the perk_line template rendered with these values. Names are assumed
+#: to be written in the template's alphabet (a Chinese name turns GSM-7 into UCS-2).
+WORST_CASE: dict[str, str] = {
+    "first_name": "x" * 20,
+    "flight": "XX9999",
+    "delay_minutes": "9999",
+    "perk_code": "X" * 8,
+    "valid_until": "2026-12-31",
+    "subject": "X" * 16,
+    "reference": "X" * 16,
+}
+
+
+class SmsInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """How a text travels as SMS: alphabet, length in its units, and segments."""
+
+    encoding: Literal["GSM-7", "UCS-2"]
+    units: int
+    segments: int
+
+
+def sms_info(text: str) -> SmsInfo:
+    """GSM-7: 160 septets a segment (153 joined), extension characters take two; else
+    UCS-2: 70 UTF-16 units (67 joined), so an emoji counts twice."""
+    if all(ch in _GSM7 or ch in _GSM7_EXT for ch in text):
+        units = len(text) + sum(ch in _GSM7_EXT for ch in text)
+        single, joined, encoding = 160, 153, "GSM-7"
+    else:
+        units = len(text.encode("utf-16-le")) // 2
+        single, joined, encoding = 70, 67, "UCS-2"
+    segments = 1 if units <= single else -(-units // joined)
+    return SmsInfo(encoding=encoding, units=units, segments=segments)  # type: ignore[arg-type]
+
+
+def sms_segments(text: str) -> int:
+    """How many SMS a text takes (see sms_info)."""
+    return sms_info(text).segments
+
+
+_GSM7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM7_EXT = set("^{}\\[~]|€\f")
+
+
+class TemplateFinding(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A template problem: which template, for which customers' language, and what."""
+
+    severity: Literal["error", "warning"]
+    code: str
+    template: str
+    language: str
+    field: str = "text"
+    message: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.severity}: template {self.template} (for {self.language} customers), "
+            f"field {self.field}: {self.message}"
+        )
+
+
+def _fill(text: str, values: dict[str, str]) -> str:
+    return "".join(
+        lit + (values.get(var, "") if var else "") for lit, var in compile_template(text)
+    )
+
+
+def validate_book(
+    book: MessageBook,
+    titles: Sequence[dict[str, str]] = (),
+    max_segments: int = SMS_MAX_SEGMENTS,
+) -> list[TemplateFinding]:
+    """SMS length at worst case for every (incident, kind, language) an SMS is sent in.
+
+    `titles` are the perks' title maps (language -> title); a language without a title
+    uses the English one, as the engine does. More than `max_segments` is an error.
+    """
+    over: dict[int, list[tuple[SmsInfo, str]]] = {}
+    for incident in sorted({t.incident for t in book.templates}):
+        sms = resolve(book, incident).filter(pl.col("channel") == "sms")
+        lines = {
+            lang: book.templates[idx].text
+            for kind, lang, _, idx, _ in sms.iter_rows()
+            if kind == "perk_line"
+        }
+        for kind, lang, _, idx, _ in sms.iter_rows():
+            if kind == "perk_line":
+                continue
+            options = sorted({t.get(lang) or t.get("en", "") for t in titles}) or [""]
+            worst = max(
+                (_worst(book.templates[idx].text, lines.get(lang), title) for title in options),
+                key=lambda info: (info.segments, info.units),
+            )
+            if worst.segments > max_segments:
+                over.setdefault(idx, []).append((worst, lang))
+    out: list[TemplateFinding] = []
+    for idx, found in over.items():
+        worst = max((info for info, _ in found), key=lambda info: (info.segments, info.units))
+        out.append(
+            TemplateFinding(
+                severity="error",
+                code="sms-too-long",
+                template=_key(book.templates[idx]),
+                language=", ".join(lang for _, lang in found),
+                message=(
+                    f"worst case {worst.units} {worst.encoding} characters take "
+                    f"{worst.segments} SMS segments (at most {max_segments})"
+                ),
+            )
+        )
+    return out
+
+
+def _worst(text: str, perk_line: str | None, title: str) -> SmsInfo:
+    values = {**WORST_CASE, "perk_title": title}
+    values["perk_line"] = _fill(perk_line, values) if perk_line else ""
+    return sms_info(_fill(text, values))
+
+
+def check_book(book: MessageBook, titles: Sequence[dict[str, str]] = ()) -> None:
+    """Refuse a book with any error finding; the message lists them all."""
+    problems = [f for f in validate_book(book, titles) if f.severity == "error"]
+    if problems:
+        raise TemplateError("; ".join(str(f) for f in problems))
+
+
+class Preview(msgspec.Struct, frozen=True, kw_only=True):
+    """One rendered message: its text, the language it is in, and its SMS cost."""
+
+    text: str | None
+    language: str
+    text_language: str | None
+    channel: str
+    kind: str
+    fallback: bool
+    sms: SmsInfo | None
+
+
+def preview(
+    book: MessageBook,
+    *,
+    incident: str,
+    kind: str,
+    language: str,
+    channel: str,
+    values: dict[str, str],
+) -> Preview:
+    """Render one message as a customer would get it (`values` fill the variables)."""
+    row = {v: values.get(v, "") for v in VARIABLES} | {
+        "language": language,
+        "channel": channel,
+        "message_kind": kind,
+        "line_kind": "perk_line" if values.get("perk_title") else None,
+    }
+    frame = pl.DataFrame([row], schema={k: pl.String for k in row})
+    frame = render(frame, book, incident, "line_kind", "perk_line")
+    frame = frame.with_columns(pl.col("perk_line").fill_null(""))
+    out = render(frame, book, incident, "message_kind", "text").row(0, named=True)
+    text, used = out["text"], out["text_language"]
+    return Preview(
+        text=text,
+        language=language,
+        text_language=used,
+        channel=channel,
+        kind=kind,
+        fallback=used is not None and used != language,
+        sms=sms_info(text) if text is not None and channel == "sms" else None,
+    )
+
+
+def sample_values(
+    *,
+    perk_title: str | None,
+    valid_until: date | None,
+    first_name: str = "Mei",
+    flight: str = "MG123",
+    delay_minutes: int = 95,
+    perk_code: str = "K7QP2M9X",
+) -> dict[str, str]:
+    """Variables for a preview: realistic values, a perk only when one is given."""
+    values = {
+        "first_name": first_name,
+        "flight": flight,
+        "subject": flight,
+        "reference": flight,
+        "delay_minutes": str(delay_minutes),
+    }
+    if perk_title is not None:
+        values |= {"perk_title": perk_title, "perk_code": perk_code}
+        values["valid_until"] = valid_until.isoformat() if valid_until else ""
+    return values

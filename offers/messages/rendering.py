@@ -1,0 +1,221 @@
+"""Render message texts for a whole incident, cheaply.
+
+Only two variables differ from customer to customer (`PERSONAL`: the name and the perk
+code); every other one takes a few values in an incident. So each distinct situation
+(message kind, language, channel, perk line, and the shared variables' values) gets its
+template filled in once, leaving a shell of literal segments around the personal
+variables; per customer, one `concat_str` splices the name and code into the shell. A
+million rows cost one join and one string pass.
+
+The shell also goes to the ledger as text, with `NAME_MARK` and `CODE_MARK` where the name
+and the code go, so a decision row need only keep the name (the ledger stores each shell
+once with its wording; readers splice). Marks are unambiguous because the engine drops
+both mark characters from every literal it writes into a shell (template text and shared
+values: facts, perk titles), so the engine's text and the stored one agree; names and codes
+keep theirs, and they are spliced in code first, name last, so neither is scanned again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import polars as pl
+
+from offers.messages.book import (
+    CODE_MARK,
+    NAME_MARK,
+    PERSONAL,
+    UNMARKED,
+    MessageBook,
+    Piece,
+    compile_template,
+    resolve,
+)
+from offers.situations import situation_key
+
+#: The variable a message template uses for the (optional) perk sentence.
+PERK_LINE = "perk_line"
+
+_MARKS = {"first_name": NAME_MARK, "perk_code": CODE_MARK}
+
+
+class Rendered(NamedTuple):
+    """`render_texts`' columns, a value per row."""
+
+    text: pl.Series
+    #: the language the text is in (a fallback's where the customer's has no template)
+    text_language: pl.Series
+    #: the text with marks for the name and code, as a `pl.Enum` of this call's shells:
+    #: a small code per row, so grouping by it costs what grouping by an integer costs
+    text_shell: pl.Series
+    #: the name where the shell has a place for it, else null: what the ledger keeps
+    first_name: pl.Series
+
+
+def _splice(main: list[Piece], line: list[Piece] | None) -> list[Piece]:
+    """`main` with its {perk_line} replaced by the pieces of `line` (or by nothing)."""
+    out: list[Piece] = []
+    for literal, field in main:
+        if field != PERK_LINE:
+            out.append((literal, field))
+            continue
+        out.append((literal, None))
+        out.extend(line or [])
+    return out
+
+
+def _shell(pieces: list[Piece], shared: dict[str, str]) -> tuple[list[str], list[str]]:
+    """Literal segments and the personal variables between them (one more segment than
+    variables), with every shared variable written in and no mark character left."""
+    segments, personal = [""], []
+    for literal, field in pieces:
+        segments[-1] += literal.translate(UNMARKED)
+        if field is None:
+            continue
+        if field in PERSONAL:
+            personal.append(field)
+            segments.append("")
+        else:
+            segments[-1] += shared.get(field, "").translate(UNMARKED)
+    return segments, personal
+
+
+def _marked(segments: list[str], personal: list[str]) -> str:
+    """The shell as one text: its segments with each personal variable's mark between."""
+    out = segments[0]
+    for field, segment in zip(personal, segments[1:], strict=True):
+        out += _MARKS[field] + segment
+    return out
+
+
+def render_texts(
+    frame: pl.DataFrame,
+    book: MessageBook,
+    incident: str,
+    kind_column: str,
+    with_perk: str | None = None,
+) -> Rendered:
+    """Text, language, shell and kept name for every row; null where no template applies.
+
+    Templates are chosen by (kind, language, channel) with the fallbacks of
+    `offers.messages.book.resolve`; `text_language` says which language the text is in. Where
+    the boolean column `with_perk` is true, the `perk_line` template of the same language
+    and channel fills the message's {perk_line}.
+    """
+    compiled, found = _prepared(book, incident)
+    used = {f for pieces in compiled for _, f in pieces if f}
+    personal = [v for v in PERSONAL if v in used and v in frame.columns]
+    shared = sorted(used - set(PERSONAL) - {PERK_LINE} & set(frame.columns))
+    keys = frame.select(
+        pl.col(kind_column).alias("_kind"),
+        pl.col("language").alias("_lang"),
+        pl.col("channel").alias("_channel"),
+        (pl.col(with_perk) if with_perk else pl.lit(False)).alias("_with_perk"),
+        *shared,
+    )
+    keyed = keys.select(_sit=situation_key(keys.columns))
+    situations = (  # strings are made here, once per situation, not once per row
+        pl.concat([keyed, keys], how="horizontal")
+        .unique("_sit")
+        .with_columns(
+            pl.col("_kind", "_lang", "_channel").cast(pl.String),
+            *(pl.col(v).cast(pl.String).fill_null("") for v in shared),
+        )
+    )
+    shells = _shells(situations, compiled, found, shared)
+    shell_dtype = pl.Enum(shells["_shell"].drop_nulls().unique(maintain_order=True))
+    width = max((len(v) for v in shells["_vars"]), default=0) if shells.height else 0
+    texts = pl.concat([keyed, frame.select(personal)], how="horizontal") if personal else keyed
+    joined = texts.join(
+        shells.select(
+            "_sit",
+            "_text_language",
+            "_has",
+            pl.col("_shell").cast(shell_dtype),
+            pl.col("_vars").list.contains("first_name").alias("_named"),
+            *(
+                pl.col("_segments").list.get(i, null_on_oob=True).alias(f"_s{i}")
+                for i in range(width + 1)
+            ),
+            *(pl.col("_vars").list.get(i, null_on_oob=True).alias(f"_v{i}") for i in range(width)),
+        ),
+        on="_sit",
+        how="left",
+        maintain_order="left",
+    )
+    parts: list[pl.Expr] = [pl.col("_s0")]
+    for i in range(width):
+        parts += [_pick(f"_v{i}", personal), pl.col(f"_s{i + 1}")]
+    text = pl.when(pl.col("_has")).then(pl.concat_str(parts, ignore_nulls=True))
+    name = (
+        pl.when(pl.col("_named")).then(pl.col("first_name").cast(pl.String))
+        if "first_name" in personal
+        else pl.lit(None, pl.String)
+    )
+    out = joined.select(
+        text.alias("text"),
+        pl.col("_text_language").alias("text_language"),
+        pl.col("_shell").alias("text_shell"),
+        name.alias("first_name"),
+    )
+    return Rendered(*out.iter_columns())
+
+
+def _pick(slot: str, personal: list[str]) -> pl.Expr:
+    """The value of whichever personal variable the shell names in `slot`."""
+    chain: Any = pl
+    for name in personal:
+        chain = chain.when(pl.col(slot) == name).then(pl.col(name).cast(pl.String).fill_null(""))
+    return chain.otherwise(pl.lit(None, pl.String)) if personal else pl.lit(None, pl.String)
+
+
+Lookup = dict[tuple[str, str, str], tuple[int, str]]
+
+#: id(book) -> (book, its compiled templates, per incident kind its template lookup)
+_PREPARED: dict[int, tuple[MessageBook, list[list[Piece]], dict[str, Lookup]]] = {}
+
+
+def _prepared(book: MessageBook, incident: str) -> tuple[list[list[Piece]], Lookup]:
+    """The book's templates compiled, and which one each (kind, language, channel) uses for
+    this incident kind: worked out once per book, where every call used to (a few ms, most
+    of a small incident's rendering)."""
+    entry = _PREPARED.get(id(book))
+    if entry is None or entry[0] is not book:
+        if len(_PREPARED) >= 8:
+            _PREPARED.clear()
+        compiled = [compile_template(t.text) for t in book.templates]
+        entry = _PREPARED[id(book)] = (book, compiled, {})
+    lookups = entry[2]
+    if incident not in lookups:
+        rows = resolve(book, incident).iter_rows()
+        lookups[incident] = {(k, lang, ch): (int(t), tl) for k, lang, ch, t, tl in rows}
+    return entry[1], lookups[incident]
+
+
+def _shells(
+    situations: pl.DataFrame, compiled: list[list[Piece]], found: Lookup, shared: list[str]
+) -> pl.DataFrame:
+    """Per situation: the template's literal segments, the personal variables between
+    them, the language the text is in, whether any template applies, and the shell."""
+    rows: list[tuple[Any, ...]] = []
+    for s in situations.iter_rows(named=True):
+        main = found.get((s["_kind"], s["_lang"], s["_channel"]))
+        if main is None:
+            rows.append((s["_sit"], None, False, [""], [], None))
+            continue
+        line = found.get((PERK_LINE, s["_lang"], s["_channel"])) if s["_with_perk"] else None
+        pieces = _splice(compiled[main[0]], compiled[line[0]] if line else None)
+        segments, personal = _shell(pieces, {v: s[v] for v in shared})
+        rows.append((s["_sit"], main[1], True, segments, personal, _marked(segments, personal)))
+    return pl.DataFrame(
+        rows,
+        schema={
+            "_sit": pl.UInt64,
+            "_text_language": pl.String,
+            "_has": pl.Boolean,
+            "_segments": pl.List(pl.String),
+            "_vars": pl.List(pl.String),
+            "_shell": pl.String,
+        },
+        orient="row",
+    )
