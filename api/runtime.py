@@ -24,6 +24,7 @@ from offers.incidents.kinds import EscalationPolicy
 from offers.learning.evidence import LearningSource
 from offers.ledger.db import create_engine, upgrade
 from offers.ledger.store import Ledger
+from offers.ledger.versions import publish_table, published_table
 from offers.messages.book import MessageBook, load_default_book
 from offers.preview import Previews
 from segmentation.book import ProfileBook
@@ -72,10 +73,11 @@ def ensure_bootstrapped(settings: Settings, step: Step = log.info) -> None:
             registry.promote(model.card.version)
             names = ", ".join(s.name for s in model.card.segments)
             step(f"bootstrap: segmentation {model.card.version} active: {names}")
-        if ledger.published_table() is None:
+        if published_table(ledger) is None:
             body = (DEFAULTS / "offers.toml").read_text(encoding="utf-8")
             table = parse_table(body)
-            version = ledger.publish_table(
+            version = publish_table(
+                ledger,
                 table.name,
                 body,
                 "makegood bootstrap",
@@ -113,14 +115,14 @@ class Runtime:
         now = time.monotonic()
         if self._table is None or now - self._checked_at > 1.0:
             self._checked_at = now
-            published = self.ledger.published_table()
+            published = published_table(self.ledger)
             if published is None or (published[0], published[1]) != self.table_version:
                 self.reload_table()
         assert self._table is not None
         return self._table
 
     def reload_table(self) -> None:
-        published = self.ledger.published_table()
+        published = published_table(self.ledger)
         if published is None:
             raise RuntimeError("no offer table published")
         name, version, body = published

@@ -36,13 +36,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from offers.catalog.tables import OfferTable, Range, load_default_table, ordered_rules  # noqa: E402
-from offers.decide.engine import HISTORY_SCHEMA, StepContext, decide  # noqa: E402
-from offers.decide.policy import RECENT_SCHEMA  # noqa: E402
+from offers.decide.engine import StepContext, decide  # noqa: E402
 from offers.flow import Parts, apply_update  # noqa: E402
 from offers.incidents.kinds import EscalationPolicy, FlightFacts, Incident  # noqa: E402
 from offers.ledger.db import create_engine, upgrade  # noqa: E402
 from offers.ledger.store import Ledger  # noqa: E402
 from offers.messages.book import load_default_book  # noqa: E402
+from offers.record import HISTORY_SCHEMA, RECENT_SCHEMA  # noqa: E402
 from segmentation.book import ProfileBook  # noqa: E402
 from segmentation.model import Segmentation, train  # noqa: E402
 from segmentation.synth import synth_profiles  # noqa: E402

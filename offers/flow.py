@@ -17,10 +17,10 @@ from typing import Any
 import polars as pl
 
 from offers.catalog.tables import OfferTable
-from offers.decide.engine import LEDGER_ONLY, StepContext, decide
+from offers.decide.choice import Learning
+from offers.decide.engine import StepContext, decide
 from offers.decide.policy import ContactPolicy, ValuePolicy, schedule_followups
 from offers.incidents.kinds import EscalationPolicy, Incident, entitlements
-from offers.learning.evidence import Learning
 from offers.ledger.store import (
     DECISION_SCHEMA,
     FOLLOWUP_LIST,
@@ -30,6 +30,7 @@ from offers.ledger.store import (
     with_followup_lists,
 )
 from offers.messages.book import MessageBook
+from offers.record import LEDGER_ONLY
 
 #: Reports phases of a long update: (what is happening, share done in [0, 1]).
 Progress = Callable[[str, float], None]

@@ -35,19 +35,18 @@ import msgspec
 import polars as pl
 
 from offers.catalog.tables import OfferTable
-from offers.decide.engine import (
-    HISTORY_SCHEMA,
-    LEDGER_ONLY,
-    StepContext,
-    decide,
-    perk_code,
-    profile_columns,
-)
-from offers.decide.policy import RECENT_SCHEMA
+from offers.decide.engine import StepContext, decide, profile_columns
 from offers.flow import Parts, UnknownCustomers, step_context
 from offers.incidents.kinds import Incident
 from offers.ledger.store import DECISION_SCHEMA
-from offers.messages.book import CODE_MARK, NAME_MARK
+from offers.record import (
+    CODE_MARK,
+    HISTORY_SCHEMA,
+    LEDGER_ONLY,
+    NAME_MARK,
+    RECENT_SCHEMA,
+    perk_code,
+)
 from segmentation.ids import unit_value
 
 #: Where the reasons say how many other incidents flagged the customer for a human.

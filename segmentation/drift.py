@@ -9,38 +9,26 @@ stability index (PSI); segment shares are compared the same way. PSI above 0.2 i
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from segmentation.baseline import bin_counts
 from segmentation.features import Source, matrix_batches, source_rows, without_objectors
-
-if TYPE_CHECKING:
-    from segmentation.model import Segmentation
+from segmentation.model import Segmentation
 
 __all__ = [
     "FLAG_ABOVE",
     "DriftReport",
-    "FeatureBaseline",
     "FeatureDrift",
     "SegmentShift",
-    "baseline",
     "measure_drift",
     "psi",
 ]
 
 FLAG_ABOVE = 0.2
 _EPSILON = 1e-4  # share given to an empty bin, so the log stays finite
-
-
-class FeatureBaseline(msgspec.Struct, frozen=True, kw_only=True):
-    """A feature's decile edges and the training rows' share in each bin."""
-
-    name: str
-    edges: list[float]
-    shares: list[float]
 
 
 class FeatureDrift(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,31 +52,6 @@ class DriftReport(msgspec.Struct, frozen=True, kw_only=True):
     segment_psi: float
     flagged: bool
     threshold: float = FLAG_ABOVE
-
-
-def _bins(column: npt.NDArray[np.float32], edges: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
-    counts: npt.NDArray[np.intp] = np.bincount(
-        np.searchsorted(edges, column, side="right"), minlength=len(edges) + 1
-    )
-    return counts
-
-
-def baseline(matrix: npt.NDArray[np.float32], names: list[str]) -> list[FeatureBaseline]:
-    """Decile edges of each column (duplicates merged) and the rows' share per bin."""
-    result = []
-    deciles = np.quantile(matrix, np.linspace(0.1, 0.9, 9), axis=0)
-    for j, name in enumerate(names):
-        edges = np.unique(deciles[:, j].astype(np.float64))
-        counts = _bins(matrix[:, j], edges)
-        shares = counts / max(len(matrix), 1)
-        result.append(
-            FeatureBaseline(
-                name=name,
-                edges=[float(e) for e in edges],
-                shares=[round(float(s), 6) for s in shares],
-            )
-        )
-    return result
 
 
 def psi(expected: npt.ArrayLike, actual: npt.ArrayLike) -> float:
@@ -120,7 +83,7 @@ def measure_drift(
     total, done = source_rows(source), 0
     for matrix in matrix_batches(source, card.spec, batch_rows):
         for j, e in enumerate(edges):
-            counts[j] += _bins(matrix[:, j], e)
+            counts[j] += bin_counts(matrix[:, j], e)
         sizes += np.bincount(model.predict(matrix), minlength=card.k)
         done += len(matrix)
         if advance is not None:

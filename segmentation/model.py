@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from segmentation.drift import FeatureBaseline, baseline
+from segmentation.baseline import FeatureBaseline, baseline
 from segmentation.features import (
     DEFAULT_SPEC,
     Encoder,

@@ -18,6 +18,7 @@ from api.settings import Settings
 from offers.catalog.tables import DEFAULTS
 from offers.ledger.db import create_engine, upgrade
 from offers.ledger.store import Ledger
+from offers.ledger.versions import publish_table
 from offers.messages.book import load_default_book
 from segmentation.book import ProfileBook
 from segmentation.model import Segmentation, train
@@ -95,7 +96,7 @@ def runtime(
 ) -> Runtime:
     """A live runtime over real parts, with the default offer table published."""
     body = (DEFAULTS / "offers.toml").read_text(encoding="utf-8")
-    ledger.publish_table("flight-delay", body, "tests", "default", datetime.now(UTC))
+    publish_table(ledger, "flight-delay", body, "tests", "default", datetime.now(UTC))
     rt = Runtime(
         settings=Settings(data_dir=tmp_path),
         engine=ledger.engine,

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from litestar.testing import TestClient
 
+from api.app import create_app
 from api.cli import cli
-from api.http.app import create_app
 from api.keys import LOCAL_ADMIN, ROLES, KeyStore
 from api.runtime import Runtime
 

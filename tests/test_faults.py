@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from litestar.testing import TestClient
 from sqlalchemy.engine import make_url
 
+from api.app import create_app
 from api.cli import cli
-from api.http.app import create_app
 from api.runtime import Runtime
 from offers.ledger.db import create_engine
 from offers.ledger.store import Ledger

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from api.http.app import create_app
+from api.app import create_app
 from api.runtime import Runtime
 
 

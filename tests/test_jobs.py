@@ -16,6 +16,7 @@ from offers.catalog.tables import DEFAULTS
 from offers.incidents.kinds import FlightFacts, Incident
 from offers.ledger import jobs
 from offers.ledger.store import Ledger
+from offers.ledger.versions import publish_table
 from offers.messages.book import load_default_book
 from segmentation.book import ProfileBook
 from segmentation.model import Segmentation
@@ -34,7 +35,7 @@ def big_runtime(
     ledger: Ledger, model: Segmentation, crowd: pl.DataFrame, tmp_path: Path
 ) -> Runtime:
     body = (DEFAULTS / "offers.toml").read_text(encoding="utf-8")
-    ledger.publish_table("flight-delay", body, "tests", "default", datetime.now(UTC))
+    publish_table(ledger, "flight-delay", body, "tests", "default", datetime.now(UTC))
     rt = Runtime(
         settings=Settings(data_dir=tmp_path, sync_limit=1_000),
         engine=ledger.engine,

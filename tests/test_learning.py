@@ -7,13 +7,8 @@ import polars as pl
 import pytest
 
 from offers.catalog.tables import OfferTable, Perk, Rule, load_default_table, match
-from offers.learning.evidence import (
-    ExploreConfig,
-    Learning,
-    choose,
-    interchangeable,
-    posteriors,
-)
+from offers.decide.choice import ExploreConfig, Learning, choose, interchangeable
+from offers.learning.evidence import posteriors
 from offers.learning.world import make_world, world_table
 
 SEGMENTS = ["leisure-family", "road-warrior"]

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
-from api.http.app import create_app
+from api.app import create_app
 from api.limits import Limits
 from api.runtime import Runtime
 

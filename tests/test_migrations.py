@@ -185,7 +185,8 @@ def test_message_shells_keep_old_texts_and_give_them_back_on_downgrade(
     from offers.flow import Parts, apply_update
     from offers.incidents.kinds import EscalationPolicy, FlightFacts, Incident
     from offers.ledger.store import Ledger
-    from offers.messages.book import CODE_MARK, NAME_MARK, load_default_book
+    from offers.messages.book import load_default_book
+    from offers.record import CODE_MARK, NAME_MARK
     from segmentation.book import ProfileBook
 
     engine = create_engine(db_url)

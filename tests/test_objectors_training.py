@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 from litestar.testing import TestClient
 
+from api.app import create_app
 from api.cli import cli
-from api.http.app import create_app
 from api.runtime import Runtime
 from segmentation.drift import measure_drift
 from segmentation.model import ModelCard, Segmentation, train

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from api.http.app import create_app
+from api.app import create_app
 from api.runtime import Runtime
 from offers.catalog.tables import DEFAULTS, dump_table, load_default_table
 

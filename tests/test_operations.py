@@ -11,7 +11,7 @@ import pytest
 from litestar.testing import TestClient
 
 from api.admin.session import CSRF_FIELD, LOGIN_COOKIE
-from api.http.app import create_app
+from api.app import create_app
 from api.http.metrics import record_outcome
 from api.keys import KeyStore
 from api.limits import Limits

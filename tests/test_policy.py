@@ -23,6 +23,7 @@ from offers.decide.policy import (
 )
 from offers.flow import apply_update
 from offers.incidents.kinds import FlightFacts, Incident
+from offers.ledger.versions import publish_table
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 
@@ -238,7 +239,7 @@ def _publish_with_stock(runtime: Runtime, per_day: int) -> None:
         'id = "lounge-1h"\n',
         f'id = "lounge-1h"\nstock = [{{ airport = "TPE", per_day = {per_day} }}]\n',
     )
-    runtime.ledger.publish_table("flight-delay", body, "tests", "stock", datetime.now(UTC))
+    publish_table(runtime.ledger, "flight-delay", body, "tests", "stock", datetime.now(UTC))
     runtime.reload_table()
 
 
@@ -309,7 +310,7 @@ def test_per_customer_limit_of_a_rule(runtime: Runtime) -> None:
 
     body = (DEFAULTS / "offers.toml").read_text(encoding="utf-8")
     body = body.replace('id = "fallback-meal"\n', 'id = "fallback-meal"\nper_customer_limit = 1\n')
-    runtime.ledger.publish_table("flight-delay", body, "tests", "limit", datetime.now(UTC))
+    publish_table(runtime.ledger, "flight-delay", body, "tests", "limit", datetime.now(UTC))
     runtime.reload_table()
     parts = replace(runtime.parts(), contact=ContactPolicy(holdout_share=0))
     families = ids_of(runtime, "leisure-family", 5)

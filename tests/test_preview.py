@@ -15,14 +15,16 @@ import sqlalchemy as sa
 from api.http.wire import decision_out, decisions_out
 from api.runtime import Runtime
 from offers.catalog.tables import OfferTable, Stock
-from offers.decide.engine import LEDGER_ONLY, decide, profile_columns
-from offers.decide.policy import RECENT_SCHEMA, ContactPolicy
+from offers.decide.choice import ExploreConfig, Learning
+from offers.decide.engine import decide, profile_columns
+from offers.decide.policy import ContactPolicy
 from offers.flow import Parts, apply_update, step_context
 from offers.incidents.kinds import FlightFacts, Incident
-from offers.learning.evidence import ExploreConfig, Learning, LearningSource, posteriors
+from offers.learning.evidence import LearningSource, posteriors
 from offers.ledger.schema import decisions
 from offers.ledger.store import DECISION_SCHEMA
 from offers.preview import Previews
+from offers.record import LEDGER_ONLY, RECENT_SCHEMA
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 

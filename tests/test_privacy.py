@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from litestar.testing import TestClient
 
-from api.http.app import create_app
+from api.app import create_app
 from api.runtime import Runtime
 from offers.ledger.erasure import PLACEHOLDER, pseudonym
 from offers.ledger.schema import metadata

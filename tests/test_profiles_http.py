@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from litestar.testing import TestClient
 
-from api.http.app import create_app
+from api.app import create_app
 from api.runtime import Runtime
 from segmentation.snapshots import Snapshots
 from segmentation.synth import synth_profiles

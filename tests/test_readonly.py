@@ -21,7 +21,7 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy.engine import make_url
 
-from api.http.app import create_app
+from api.app import create_app
 from api.runtime import Runtime
 from offers.ledger.db import create_engine
 from offers.ledger.store import Ledger

@@ -14,6 +14,7 @@ from api.cli import cli
 from offers.catalog.tables import DEFAULTS
 from offers.ledger.db import create_engine, upgrade
 from offers.ledger.store import Ledger
+from offers.ledger.versions import publish_table
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def _publish_default_table(data: Path) -> None:
     engine = create_engine(f"sqlite:///{data / 'makegood.db'}")
     upgrade(engine)
     body = (DEFAULTS / "offers.toml").read_text(encoding="utf-8")
-    Ledger(engine).publish_table("flight-delay", body, "tests", "default", datetime.now(UTC))
+    publish_table(Ledger(engine), "flight-delay", body, "tests", "default", datetime.now(UTC))
     engine.dispose()
 
 

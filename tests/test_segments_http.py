@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from litestar.testing import TestClient
 
-from api.http.app import create_app
+from api.app import create_app
 from api.runtime import Runtime
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from api.cli.segments import segment_names_used
 from api.runtime import Runtime
 from offers.catalog.tables import load_default_table
+from offers.ledger.versions import segment_names_used
 from segmentation.drift import measure_drift, psi
 from segmentation.model import Segmentation, train
 from segmentation.registry import PromotionRefused, Registry, RegistryError

@@ -13,14 +13,13 @@ import pytest
 import sqlalchemy as sa
 from litestar.testing import TestClient
 
-from api.http.app import create_app
+from api.app import create_app
 from api.runtime import Runtime
-from offers.decide.engine import DECISION_COLUMNS
 from offers.flow import apply_update
 from offers.incidents.kinds import FlightFacts, Incident
 from offers.ledger.erasure import PLACEHOLDER, erase_customer, pseudonym
 from offers.ledger.schema import decision_reasons, decisions
-from offers.messages.book import CODE_MARK, NAME_MARK
+from offers.record import CODE_MARK, DECISION_COLUMNS, NAME_MARK
 from segmentation.book import ProfileBook
 
 INCIDENT = "MG7-2026-11-24"

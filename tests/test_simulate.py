@@ -21,7 +21,6 @@ from litestar.testing import TestClient
 from api.cli.feedback import simulate_cmd
 from api.http import feedback as routes_feedback
 from api.runtime import Runtime
-from offers.catalog.lifecycle import Store
 from offers.catalog.tables import DEFAULTS, dump_table, load_default_table
 from offers.decide.policy import ContactPolicy
 from offers.flow import apply_update
@@ -30,6 +29,7 @@ from offers.learning.feedback import record_feedback
 from offers.learning.simulate import estimate, parse_since, simulate
 from offers.learning.world import logged_world, make_world
 from offers.ledger.schema import metadata
+from offers.ledger.versions import Store
 from tests.test_feedback import settings_of
 
 SEGMENTS = ("road-warrior", "premium-business", "duty-free-shopper", "leisure-family", "other")

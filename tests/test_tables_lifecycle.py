@@ -14,12 +14,12 @@ from click.testing import CliRunner
 from api.cli import cli
 from api.cli import messages as cli_messages
 from api.settings import Settings
-from offers.catalog.lifecycle import NotFound, PublishRefused, Store
 from offers.catalog.tables import DEFAULTS, OfferTable, decode_table, dump_table, load_default_table
 from offers.catalog.validate import Checks
 from offers.ledger.db import create_engine, upgrade
 from offers.ledger.schema import offer_table_drafts
 from offers.ledger.store import Ledger
+from offers.ledger.versions import NotFound, PublishRefused, Store, published_table
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 SEGMENTS = frozenset({"road-warrior", "premium-business", "duty-free-shopper", "leisure-family"})
@@ -56,14 +56,14 @@ def test_draft_publish_versions_diff_rollback(store: Store, ledger: Ledger) -> N
     )
     assert second.info.version == 2
     assert store.draft(table.name) is None  # published drafts are cleared in the same transaction
-    assert ledger.published_table() == (table.name, 2, dump_table(changed))  # the engine's view
+    assert published_table(ledger) == (table.name, 2, dump_table(changed))  # the engine's view
 
     back = store.rollback(
         table.name, 1, by="ana", reason="complaints", now=T0 + timedelta(hours=2), checks=CHECKS
     )
     assert (back.info.version, back.info.reason) == (3, "rollback to v1: complaints")
     assert store.table(table.name, "live") == table
-    assert ledger.published_table() == (table.name, 3, DEFAULT_BODY)
+    assert published_table(ledger) == (table.name, 3, DEFAULT_BODY)
     history = store.versions(table.name)
     assert [(v.version, v.published_by) for v in history] == [(1, "ana"), (2, "bo"), (3, "ana")]
     assert all(v.published_at.tzinfo is not None for v in history)
@@ -86,7 +86,7 @@ def test_the_last_publication_is_live_whatever_the_publishers_clock(
     assert back.info.version == 3
     live = store.live()
     assert live is not None and live.info.version == 3 and live.body == DEFAULT_BODY
-    assert ledger.published_table() == (table.name, 3, DEFAULT_BODY)
+    assert published_table(ledger) == (table.name, 3, DEFAULT_BODY)
 
 
 def test_publish_with_errors_writes_nothing(store: Store) -> None:

@@ -1,6 +1,6 @@
 """Offer-table pages for marketing: the live table, a draft to edit, diff, simulate, publish.
 
-Every change goes through `offers.catalog.lifecycle.Store` with the checks the JSON routes use
+Every change goes through `offers.ledger.versions.Store` with the checks the JSON routes use
 (`api.http.offers.table_checks`), so a page can do nothing the API could not. Bad input
 re-renders the page with each error beside its field and a 4xx status; nothing is saved.
 """
@@ -22,10 +22,10 @@ from api.admin.session import Session
 from api.http.offers import table_checks
 from api.runtime import Runtime
 from offers.catalog.diff import diff_tables
-from offers.catalog.lifecycle import NotFound, PublishRefused, Store
 from offers.catalog.tables import OfferTable, PerkKind, TableError, dump_table
 from offers.catalog.validate import errors
 from offers.learning.simulate import parse_since, simulate
+from offers.ledger.versions import NotFound, PublishRefused, Store
 
 __all__ = ["handlers"]
 

@@ -19,9 +19,10 @@ from rich.table import Table
 
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
+from offers.decide.choice import ExploreConfig
 from offers.decide.policy import ContactPolicy
 from offers.flow import Parts, apply_update
-from offers.learning.evidence import ExploreConfig, LearningSource, load_learning, top_perks
+from offers.learning.evidence import LearningSource, load_learning, top_perks
 from offers.learning.feedback import record_feedback
 from offers.learning.world import World, make_world
 from offers.ledger.db import create_engine, upgrade

@@ -19,12 +19,12 @@ from rich.console import Console
 from rich.table import Table
 
 from api.settings import Settings
-from offers.catalog.lifecycle import Store
 from offers.catalog.tables import decode_table
 from offers.catalog.tabular import read_table_file
 from offers.learning.feedback import FeedbackEvent, events_frame, record_feedback
 from offers.learning.simulate import Estimate, GroupEstimate, Simulation, parse_since, simulate
 from offers.ledger.store import Ledger
+from offers.ledger.versions import Store
 
 console = Console()
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)

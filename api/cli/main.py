@@ -109,7 +109,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
         metrics.mkdir()
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
     uvicorn.run(
-        "api.http.app:app_from_env",
+        "api.app:app_from_env",
         factory=True,
         host=host,
         port=port,

@@ -25,8 +25,8 @@ console = Console()
 
 def _live_table(settings: Settings) -> OfferTable:
     """The published table when the data folder has one, else the shipped default."""
-    from offers.catalog.lifecycle import Store
     from offers.ledger.db import create_engine
+    from offers.ledger.versions import Store
 
     if settings.database_url is None and not (settings.data_dir / "makegood.db").exists():
         return load_default_table()

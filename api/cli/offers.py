@@ -17,10 +17,10 @@ from rich.table import Table
 
 from api.settings import Settings
 from offers.catalog.diff import Change, diff_tables
-from offers.catalog.lifecycle import PublishRefused, Ref, Store
 from offers.catalog.tables import OfferTable
 from offers.catalog.tabular import read_table_file, write_table_file
 from offers.catalog.validate import Checks, Finding
+from offers.ledger.versions import PublishRefused, Ref, Store
 
 console = Console()
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)

@@ -21,46 +21,29 @@ from api.settings import Settings
 from segmentation.profiles import OBJECTION_COLUMN
 
 if TYPE_CHECKING:
-    from offers.catalog.tables import OfferTable
     from segmentation.drift import DriftReport
     from segmentation.model import ModelCard, Segmentation
     from segmentation.registry import Registry
 
 console = Console()
 
-__all__ = ["group", "newest_snapshot", "segment_names_used", "used_names"]
-
-
-def segment_names_used(table: OfferTable) -> dict[str, list[str]]:
-    """Segment name -> ids of the rules whose `when.segment` names it."""
-    used: dict[str, list[str]] = {}
-    for rule in table.rules:
-        condition = rule.when.get("segment")
-        names = [condition] if isinstance(condition, str) else condition
-        if isinstance(names, list):
-            for name in names:
-                used.setdefault(name, []).append(rule.id)
-    return used
+__all__ = ["group", "newest_snapshot", "used_names"]
 
 
 def used_names(settings: Settings) -> dict[str, list[str]]:
     """Names the published offer table relies on; none when there is no ledger yet."""
-    from offers.catalog.tables import parse_table
     from offers.ledger.db import create_engine, upgrade
     from offers.ledger.store import Ledger
+    from offers.ledger.versions import live_segment_names
 
     if settings.database_url is None and not (settings.data_dir / "makegood.db").exists():
         return {}
     engine = create_engine(settings.db_url)
     try:
         upgrade(engine)
-        published = Ledger(engine).published_table()
+        return live_segment_names(Ledger(engine))
     finally:
         engine.dispose()
-    if published is None:
-        return {}
-    name, version, body = published
-    return segment_names_used(parse_table(body, f"offer table {name} v{version}"))
 
 
 def newest_snapshot(settings: Settings) -> Path:

@@ -15,11 +15,11 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
 from api.runtime import Runtime
-from offers.catalog.lifecycle import NotFound, Ref, Store
 from offers.catalog.tables import TableError
 from offers.learning.feedback import EventResult, FeedbackEvent, events_frame, record_feedback
 from offers.learning.report import render_offers_report
 from offers.learning.simulate import Simulation, parse_since, simulate
+from offers.ledger.versions import NotFound, Ref, Store
 
 MAX_EVENTS = 10_000
 

@@ -20,16 +20,6 @@ from litestar.status_codes import HTTP_200_OK
 
 from api.runtime import Runtime
 from offers.catalog.diff import Change, diff_tables
-from offers.catalog.lifecycle import (
-    Draft,
-    NotFound,
-    Published,
-    PublishRefused,
-    Ref,
-    Store,
-    TableSummary,
-    VersionInfo,
-)
 from offers.catalog.tables import (
     OfferTable,
     Perk,
@@ -39,6 +29,16 @@ from offers.catalog.tables import (
     table_from_builtins,
 )
 from offers.catalog.validate import Checks, Finding, default_columns
+from offers.ledger.versions import (
+    Draft,
+    NotFound,
+    Published,
+    PublishRefused,
+    Ref,
+    Store,
+    TableSummary,
+    VersionInfo,
+)
 from offers.messages.book import (
     MessageKind,
     Preview,

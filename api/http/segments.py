@@ -23,9 +23,8 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED
 
-from api.cli.segments import segment_names_used
 from api.runtime import Runtime
-from offers.catalog.tables import parse_table
+from offers.ledger.versions import live_segment_names
 from segmentation.model import ModelCard, SegmentInfo
 from segmentation.registry import PromotionRefused, Registry, RegistryError, UnknownVersion
 from segmentation.spec import FeatureSpec
@@ -103,11 +102,7 @@ def _registry(runtime: Runtime) -> Registry:
 
 
 def used_names(runtime: Runtime) -> dict[str, list[str]]:
-    published = runtime.ledger.published_table()
-    if published is None:
-        return {}
-    name, version, body = published
-    return segment_names_used(parse_table(body, f"offer table {name} v{version}"))
+    return live_segment_names(runtime.ledger)
 
 
 @contextmanager

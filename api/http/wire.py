@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 import msgspec
 import polars as pl
 
-from offers.decide.engine import ENTITLEMENT_DTYPE
 from offers.incidents.kinds import (
     AwareDatetime,
     FactsError,
@@ -19,6 +18,7 @@ from offers.incidents.kinds import (
     facts_type,
 )
 from offers.learning.feedback import decision_id_expr
+from offers.record import ENTITLEMENT_DTYPE
 
 CustomerId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 MAX_SYNC_CUSTOMERS = 2_000_000  # per request; above the sync limit they run as a job

@@ -13,81 +13,23 @@ probability of its choice in `propensity`.
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import msgspec
-import numpy as np
 import polars as pl
 
 from offers.catalog.tables import OfferTable, match, perk_frame
 from offers.decide.allocation import allocate
+from offers.decide.choice import Learning, choose
 from offers.decide.policy import ContactPolicy, ValuePolicy, holdout_mask, recent_counts
 from offers.incidents.kinds import Incident
-from offers.learning.evidence import Learning, choose
 from offers.messages.book import LANGUAGE_FALLBACK, MessageBook
 from offers.messages.rendering import render_texts
+from offers.record import DECISION_COLUMNS, perk_codes, reason_id
 from offers.situations import per_situation, situation_key
-
-#: Columns of a decision, in the order the ledger stores them.
-DECISION_COLUMNS = (
-    "incident_id",
-    "step",
-    "customer_id",
-    "segment",
-    "segment_description",
-    "message_kind",
-    "channel",
-    "language",
-    "text",
-    "rule_id",
-    "perk_id",
-    "perk_title",
-    "perk_value",
-    "perk_cost",
-    "charged_cost",
-    "replaces",
-    "currency",
-    "perk_code",
-    "valid_until",
-    "holdout",
-    "needs_human",
-    "propensity",
-    "reasons",
-    "entitlements",
-    "airport",
-)
-
-#: Columns `decide` adds for the ledger alone (see `offers.ledger.store.Tx.record`), never part of
-#: a decision as answered: the wording's id, the text with marks where the name and code go
-#: (`offers.messages.rendering`), and the name where the text has one (else null).
-LEDGER_ONLY = ("reason_id", "text_shell", "first_name")
-
-#: What the engine needs to know of earlier decisions in the same incident.
-HISTORY_SCHEMA = {
-    "customer_id": pl.String,
-    "step": pl.Int32,
-    "perk_id": pl.String,
-    "charged_cost": pl.Float64,
-}
-
-ENTITLEMENT_DTYPE = pl.List(
-    pl.Struct(
-        {
-            "regime": pl.String,
-            "kind": pl.String,
-            "amount": pl.Float64,
-            "currency": pl.String,
-            "basis": pl.String,
-        }
-    )
-)
-
-_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud over a phone
 
 
 @dataclass(frozen=True)
@@ -106,24 +48,6 @@ class StepContext:
     value: ValuePolicy = field(default_factory=ValuePolicy)
     #: perk id -> how many more may be given at the incident's airport today
     stock_left: dict[str, int] = field(default_factory=dict)
-
-
-def perk_code(length: int = 8) -> str:
-    """One code, as `perk_codes` makes them, without building a column."""
-    return "".join(_CODE_ALPHABET[b & 31] for b in os.urandom(length))
-
-
-def perk_codes(n: int, length: int = 8) -> pl.Series:
-    """Unguessable redemption codes from the operating system's CSPRNG, in one call.
-
-    32 symbols divide 256, so masking random bytes to 5 bits keeps every symbol equally
-    likely.
-    """
-    if n == 0:
-        return pl.Series("perk_code", [], dtype=pl.String)
-    idx = np.frombuffer(os.urandom(n * length), dtype=np.uint8) & 31
-    chars = np.frombuffer(_CODE_ALPHABET.encode("ascii"), dtype=np.uint8)[idx]
-    return pl.Series("perk_code", chars.view(f"S{length}"), dtype=pl.Binary).cast(pl.String)
 
 
 def _channel() -> pl.Expr:
@@ -563,12 +487,6 @@ def _reason_text(row: dict[str, Any], ctx: StepContext) -> str:
 
 def _entitlements_json(ctx: StepContext) -> str:
     return msgspec.json.encode(ctx.entitlements).decode()
-
-
-def reason_id(reasons: str, entitlements: str | None) -> int:
-    """A stable 64-bit id for a wording: the ledger stores each wording once under it."""
-    digest = hashlib.blake2b(f"{reasons}\0{entitlements}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
 
 
 def _with_reasons(frame: pl.DataFrame, ctx: StepContext) -> pl.DataFrame:

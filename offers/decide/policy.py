@@ -62,10 +62,6 @@ class ValuePolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         return max(eligible, key=lambda b: b.from_step) if eligible else None
 
 
-#: What the engine needs of each customer's other incidents inside the window.
-RECENT_SCHEMA = {"customer_id": pl.String, "incident_id": pl.String, "perk_id": pl.String}
-
-
 def holdout_mask(
     customer_ids: pl.Series, incident_id: str, share: float, hashes: pl.Series | None = None
 ) -> pl.Series:

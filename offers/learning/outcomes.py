@@ -7,15 +7,13 @@ one polars aggregation per decision; nothing here writes.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
 
 from offers.ledger.schema import decisions, feedback_events
-
-if TYPE_CHECKING:  # the ledger imports the engine, which imports offers.learning.evidence and this
-    from offers.ledger.store import Ledger
+from offers.ledger.store import Ledger
 
 __all__ = ["DECISION_KEY", "OUTCOME_SCHEMA", "decision_flags", "feedback_about", "load_outcomes"]
 

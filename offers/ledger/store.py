@@ -21,9 +21,6 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from offers.catalog.lifecycle import insert_version
-from offers.decide.engine import DECISION_COLUMNS, HISTORY_SCHEMA
-from offers.decide.policy import RECENT_SCHEMA
 from offers.incidents.kinds import Incident
 from offers.ledger.bulk import SMALL, bulk_insert
 from offers.ledger.db import WRITE_LOCK, Read, db_time
@@ -33,9 +30,8 @@ from offers.ledger.schema import (
     idempotency,
     incident_customers,
     incidents,
-    offer_tables,
 )
-from offers.messages.book import CODE_MARK, NAME_MARK
+from offers.record import CODE_MARK, DECISION_COLUMNS, HISTORY_SCHEMA, NAME_MARK, RECENT_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -719,18 +715,3 @@ class Ledger:
                     created_at=now,
                 ),
             )
-
-    def publish_table(self, name: str, body: str, by: str, reason: str, now: datetime) -> int:
-        with self.writing() as tx:
-            return insert_version(tx.conn, name, body, by, reason, now)
-
-    def published_table(self) -> tuple[str, int, str] | None:
-        """(name, version, TOML body) of the newest published table, if any."""
-        query = (
-            sa.select(offer_tables.c.name, offer_tables.c.version, offer_tables.c.body)
-            .order_by(offer_tables.c.seq.desc())
-            .limit(1)
-        )
-        with self.reading() as tx:
-            row = tx.conn.execute(query).first()
-        return (row.name, row.version, row.body) if row else None

@@ -17,6 +17,7 @@ from typing import Literal
 import msgspec
 import polars as pl
 
+from offers.record import CODE_MARK, NAME_MARK, UNMARKED
 from segmentation.profiles import CHANNELS, LANGUAGES
 
 DEFAULTS = Path(__file__).parent / "defaults"
@@ -47,12 +48,6 @@ VARIABLES = frozenset(
 
 #: Variables that differ from customer to customer: spliced in per row, not per situation.
 PERSONAL = ("first_name", "perk_code")
-
-#: Where a message's shell takes the name and the perk code (`offers.messages.rendering`):
-#: private-use characters, dropped from every other part of a message so that they mark only slots.
-NAME_MARK = "\ue000"
-CODE_MARK = "\ue001"
-UNMARKED = str.maketrans("", "", NAME_MARK + CODE_MARK)
 
 #: Where a language without its own template borrows one from, in order.
 LANGUAGE_FALLBACK: dict[str, tuple[str, ...]] = {

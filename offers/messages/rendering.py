@@ -21,16 +21,8 @@ from typing import Any, NamedTuple
 
 import polars as pl
 
-from offers.messages.book import (
-    CODE_MARK,
-    NAME_MARK,
-    PERSONAL,
-    UNMARKED,
-    MessageBook,
-    Piece,
-    compile_template,
-    resolve,
-)
+from offers.messages.book import PERSONAL, MessageBook, Piece, compile_template, resolve
+from offers.record import CODE_MARK, NAME_MARK, UNMARKED
 from offers.situations import situation_key
 
 #: The variable a message template uses for the (optional) perk sentence.

@@ -16,9 +16,10 @@ import msgspec
 import sqlalchemy as sa
 
 from offers.catalog.diff import Change, diff_tables
-from offers.catalog.tables import OfferTable, TableError, decode_table, dump_table
+from offers.catalog.tables import OfferTable, TableError, decode_table, dump_table, parse_table
 from offers.catalog.validate import Checks, Finding, errors
 from offers.ledger.schema import offer_table_drafts, offer_tables
+from offers.ledger.store import Ledger
 
 __all__ = [
     "Draft",
@@ -29,6 +30,10 @@ __all__ = [
     "TableSummary",
     "Version",
     "VersionInfo",
+    "live_segment_names",
+    "publish_table",
+    "published_table",
+    "segment_names_used",
 ]
 
 Ref = int | Literal["draft", "live"]
@@ -325,3 +330,44 @@ def _aware(at: datetime) -> datetime:
 
 def _label(ref: Ref) -> str:
     return f"v{ref}" if isinstance(ref, int) else ref
+
+
+def publish_table(ledger: Ledger, name: str, body: str, by: str, reason: str, now: datetime) -> int:
+    """Publish `body` as the next version of `name` without validating (a first start's
+    shipped table); `Store.publish` is the checked way."""
+    with ledger.writing() as tx:
+        return insert_version(tx.conn, name, body, by, reason, now)
+
+
+def published_table(ledger: Ledger) -> tuple[str, int, str] | None:
+    """(name, version, TOML body) of the newest published table, if any: one statement,
+    read through the ledger's reader because a server asks every second."""
+    query = (
+        sa.select(offer_tables.c.name, offer_tables.c.version, offer_tables.c.body)
+        .order_by(offer_tables.c.seq.desc())
+        .limit(1)
+    )
+    with ledger.reading() as tx:
+        row = tx.conn.execute(query).first()
+    return (row.name, row.version, row.body) if row else None
+
+
+def segment_names_used(table: OfferTable) -> dict[str, list[str]]:
+    """Segment name -> ids of the rules whose `when.segment` names it."""
+    used: dict[str, list[str]] = {}
+    for rule in table.rules:
+        condition = rule.when.get("segment")
+        names = [condition] if isinstance(condition, str) else condition
+        if isinstance(names, list):
+            for name in names:
+                used.setdefault(name, []).append(rule.id)
+    return used
+
+
+def live_segment_names(ledger: Ledger) -> dict[str, list[str]]:
+    """Segment names the live table relies on (what a rename or promotion must keep)."""
+    published = published_table(ledger)
+    if published is None:
+        return {}
+    name, version, body = published
+    return segment_names_used(parse_table(body, f"offer table {name} v{version}"))
