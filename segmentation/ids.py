@@ -16,10 +16,11 @@ _PRIME = np.uint64(0x100000001B3)
 
 
 def fnv1a(ids: pl.Series, salt: str = "") -> np.ndarray:
-    """uint64 FNV-1a of `salt + id` for every id (ids must not contain NUL bytes)."""
+    """uint64 FNV-1a of `salt + id` over each id's UTF-8 bytes, for every id (NUL bytes are
+    skipped, as fixed-width byte strings pad with them)."""
     salted = (salt + "\x00") if salt else ""
-    raw = np.asarray(ids.cast(pl.String).fill_null("").to_numpy(), dtype=object)
-    fixed = raw.astype(np.bytes_) if len(raw) else np.zeros(0, dtype="S1")
+    raw = ids.cast(pl.String).fill_null("").cast(pl.Binary).to_numpy()
+    fixed = np.asarray(raw, dtype=np.bytes_) if len(raw) else np.zeros(0, dtype="S1")
     width = fixed.dtype.itemsize
     matrix = fixed.view(np.uint8).reshape(len(fixed), width)
     h = np.full(len(fixed), _OFFSET, dtype=np.uint64)
