@@ -18,7 +18,6 @@ missing, a mapped column absent) always stop the import.
 
 from __future__ import annotations
 
-import io
 import os
 import zipfile
 from dataclasses import dataclass
@@ -37,14 +36,13 @@ from segmentation.mapping import (
     years_since,
 )
 from segmentation.profiles import PROFILE_SCHEMA, conform
+from segmentation.reading import read_table
 
 __all__ = [
-    "FORMATS",
     "REQUIRED_COLUMNS",
     "ImportResult",
     "RowError",
     "import_profiles",
-    "read_table",
 ]
 
 REQUIRED_COLUMNS: tuple[str, ...] = (
@@ -56,16 +54,6 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "tier",
 )
 """Columns every imported profile must have a value in."""
-
-FORMATS: dict[str, str] = {
-    ".csv": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".ndjson": "ndjson",
-    ".jsonl": "ndjson",
-    ".xlsx": "xlsx",
-}
-"""File suffix -> format name."""
 
 _ROW = "_row"
 _REASONS = "_reasons"
@@ -108,29 +96,6 @@ class ImportResult:
     def ok(self) -> bool:
         """True when `profiles` should be loaded."""
         return self.profiles.height > 0
-
-
-def read_table(source: str | Path | bytes, fmt: str | None = None) -> pl.DataFrame:
-    """Read a file as a frame; CSV and Excel as text, so values reach the checks untouched."""
-    if fmt is None:
-        if isinstance(source, bytes):
-            raise ValueError("the format is needed to read bytes")
-        suffix = Path(source).suffix.lower()
-        if suffix not in FORMATS:
-            raise ValueError(f"unsupported file type {suffix!r}: use {', '.join(FORMATS)}")
-        fmt = FORMATS[suffix]
-    data = io.BytesIO(source) if isinstance(source, bytes) else source
-    if fmt == "csv":
-        return pl.read_csv(data, infer_schema=False)
-    if fmt == "parquet":
-        return pl.read_parquet(data)
-    if fmt == "ndjson":
-        return pl.read_ndjson(data, infer_schema_length=None)
-    if fmt == "xlsx":
-        frame = pl.read_excel(data, engine="openpyxl", infer_schema_length=0, drop_empty_rows=False)
-        assert isinstance(frame, pl.DataFrame)
-        return frame
-    raise ValueError(f"unsupported format {fmt!r}: use csv, parquet, ndjson or xlsx")
 
 
 def import_profiles(

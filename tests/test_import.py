@@ -356,3 +356,50 @@ def test_derived_profiles_round_trip_through_csv_with_numeric_extras(tmp_path: P
     assert loaded.schema["recency_days"] == pl.Float64  # extra columns stay numbers
     assert loaded.schema["basket_items_mean"] == pl.Float64
     assert loaded["allowed_channels"].list.len().min() == 1
+
+
+def _bomb(path: Path, far_cell: str) -> Path:
+    """A few kilobytes of XLSX whose first sheet spans from A1 to `far_cell`."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet["A1"] = "customer_id"
+    sheet[far_cell] = "x"
+    book.save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("far_cell", "said"),
+    [
+        ("CV40000", "40,000 rows x 100 columns"),  # 4 million cells from ~5 KB
+        ("XFD1048576", "16,384 columns"),  # the last cell Excel has
+    ],
+)
+def test_an_xlsx_bomb_is_refused_before_its_cells_are_built(
+    tmp_path: Path, far_cell: str, said: str
+) -> None:
+    path = _bomb(tmp_path / "bomb.xlsx", far_cell)
+    assert path.stat().st_size < 20_000
+    result = import_profiles(path)
+    assert not result.ok
+    assert said in result.errors[0].reason
+    assert "use CSV or Parquet" in result.errors[0].reason or "at most 1,000" in (
+        result.errors[0].reason
+    )
+
+
+def test_a_file_of_too_many_columns_is_refused_naming_the_count(tmp_path: Path) -> None:
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(f"c{i}" for i in range(5_000)) + "\n" + ",".join("1" * 5_000) + "\n")
+    result = import_profiles(path)
+    assert not result.ok
+    assert "5,000 columns, at most 1,000" in result.errors[0].reason
+
+
+def test_an_ordinary_xlsx_still_imports(profiles: pl.DataFrame, tmp_path: Path) -> None:
+    path = tmp_path / "p.xlsx"
+    as_text(profiles).write_excel(path)
+    assert import_profiles(path).profiles.height == profiles.height

@@ -21,8 +21,9 @@ from api.limits import Limits
 from api.runtime import Runtime
 from offers.ledger.erasure import erase_customer, export_customer
 from segmentation.book import mask_personal
-from segmentation.importer import FORMATS, RowError, import_profiles
+from segmentation.importer import RowError, import_profiles
 from segmentation.mapping import MappingError, parse_mapping
+from segmentation.reading import FORMATS
 from segmentation.snapshots import Snapshots
 
 UPLOAD_LIMIT = Limits.from_env().max_upload_bytes
