@@ -20,7 +20,8 @@ from api.datadir import write_failure
 from api.http import feedback as routes_feedback
 from api.http import incidents as routes_incidents
 from api.http import keys as routes_keys
-from api.http import offers as routes_offers
+from api.http import messages as routes_messages
+from api.http import offer_tables as routes_offer_tables
 from api.http import profiles as routes_profiles
 from api.http import segments as routes_segments
 from api.http.audit import audit_middleware
@@ -31,7 +32,7 @@ from api.keys import KeyStore
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
 from offers.flow import UnknownCustomers, UnknownIncident
-from offers.incidents.kinds import FactsError
+from offers.incidents import FactsError
 
 log = logging.getLogger("makegood")
 
@@ -147,7 +148,8 @@ def create_app(runtime: Runtime) -> Litestar:
             *routes_incidents.handlers,
             *routes_profiles.handlers,
             *routes_segments.handlers,
-            *routes_offers.handlers,
+            *routes_offer_tables.handlers,
+            *routes_messages.handlers,
             *routes_keys.handlers,
             *routes_feedback.handlers,
             MetricsController,

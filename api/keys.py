@@ -21,7 +21,7 @@ from typing import Any, Literal, get_args
 import msgspec
 import sqlalchemy as sa
 
-from offers.ledger.db import Read
+from offers.ledger import Read
 from offers.ledger.schema import api_keys, ended_sessions
 
 __all__ = [

@@ -18,14 +18,12 @@ import polars as pl
 import sqlalchemy as sa
 
 from api.settings import Settings
-from offers.catalog.tables import DEFAULTS, OfferTable, parse_table
+from offers.catalog import DEFAULTS, OfferTable, parse_table
 from offers.flow import Parts
-from offers.incidents.kinds import EscalationPolicy
-from offers.learning.evidence import LearningSource
-from offers.ledger.db import create_engine, upgrade
-from offers.ledger.store import Ledger
-from offers.ledger.versions import publish_table, published_table
-from offers.messages.book import MessageBook, load_default_book
+from offers.incidents import EscalationPolicy
+from offers.learning import LearningSource
+from offers.ledger import Ledger, create_engine, publish_table, published_table, upgrade
+from offers.messages import MessageBook, load_default_book
 from offers.preview import Previews
 from segmentation.book import ProfileBook
 from segmentation.model import Segmentation

@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 
 from api.limits import Limits
-from offers.ledger.db import sqlite_url
+from offers.ledger import sqlite_url
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):

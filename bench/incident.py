@@ -35,8 +35,10 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from offers.catalog.tables import OfferTable, Range, load_default_table, ordered_rules  # noqa: E402
-from offers.decide.engine import StepContext, decide  # noqa: E402
+from offers.catalog.fields import Range  # noqa: E402
+from offers.catalog.tables import OfferTable, load_default_table, ordered_rules  # noqa: E402
+from offers.decide.context import StepContext  # noqa: E402
+from offers.decide.engine import decide  # noqa: E402
 from offers.flow import Parts, apply_update  # noqa: E402
 from offers.incidents.kinds import EscalationPolicy, FlightFacts, Incident  # noqa: E402
 from offers.ledger.db import create_engine, upgrade  # noqa: E402

@@ -16,20 +16,18 @@ from typing import Any
 
 import polars as pl
 
-from offers.catalog.tables import OfferTable
-from offers.decide.choice import Learning
-from offers.decide.engine import StepContext, decide
-from offers.decide.policy import ContactPolicy, ValuePolicy, schedule_followups
-from offers.incidents.kinds import EscalationPolicy, Incident, entitlements
-from offers.ledger.store import (
-    DECISION_SCHEMA,
-    FOLLOWUP_LIST,
-    Ledger,
-    Tx,
-    paired,
-    with_followup_lists,
+from offers.catalog import OfferTable
+from offers.decide import (
+    ContactPolicy,
+    Learning,
+    StepContext,
+    ValuePolicy,
+    decide,
+    schedule_followups,
 )
-from offers.messages.book import MessageBook
+from offers.incidents import EscalationPolicy, Incident, entitlements
+from offers.ledger import DECISION_SCHEMA, FOLLOWUP_LIST, Ledger, Tx, paired, with_followup_lists
+from offers.messages import MessageBook
 from offers.record import LEDGER_ONLY
 
 #: Reports phases of a long update: (what is happening, share done in [0, 1]).

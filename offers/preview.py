@@ -34,11 +34,11 @@ from typing import Any
 import msgspec
 import polars as pl
 
-from offers.catalog.tables import OfferTable
-from offers.decide.engine import StepContext, decide, profile_columns
+from offers.catalog import OfferTable
+from offers.decide import StepContext, decide, profile_columns
 from offers.flow import Parts, UnknownCustomers, step_context
-from offers.incidents.kinds import Incident
-from offers.ledger.store import DECISION_SCHEMA
+from offers.incidents import Incident
+from offers.ledger import DECISION_SCHEMA
 from offers.record import (
     CODE_MARK,
     HISTORY_SCHEMA,
@@ -311,7 +311,7 @@ def _recent(recent: list[tuple[Any, ...]], table: OfferTable, max_perks: int) ->
     )
 
 
-#: Profile columns the engine reads only to choose the channel (`engine._channel`).
+#: Profile columns the engine reads only to choose the channel (`offers.decide.columns._channel`).
 _CHANNEL_COLUMNS = ("preferred_channel", "allowed_channels")
 
 

@@ -58,9 +58,9 @@ DECISION_COLUMNS = (
     "airport",
 )
 
-#: Columns `decide` adds for the ledger alone (see `offers.ledger.store.Tx.record`), never part of
-#: a decision as answered: the wording's id, the text with marks where the name and code go
-#: (`offers.messages.rendering`), and the name where the text has one (else null).
+#: Columns `decide` adds for the ledger alone (see `offers.ledger.transaction.Tx.record`),
+#: never part of a decision as answered: the wording's id, the text with marks where the name
+#: and code go (`offers.messages.rendering`), and the name where the text has one (else null).
 LEDGER_ONLY = ("reason_id", "text_shell", "first_name")
 
 #: What the engine needs to know of earlier decisions in the same incident.

@@ -11,24 +11,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 
 from segmentation.drift import FLAG_ABOVE, DriftReport
 from segmentation.features import feature_matrix
+from segmentation.html import PALETTE, colour, template_env, write_report
 from segmentation.model import Segmentation
 from segmentation.profiles import objection
 
 __all__ = ["PALETTE", "diverging", "render_report", "write_report"]
 
 TEMPLATES = Path(__file__).parent / "templates"
-PALETTE = (
-    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
-    "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
-)  # fmt: skip
-"""Tableau 10: distinct at a glance, and kind to the common colour-vision deficiencies."""
 _Z_LIMIT = 2.5
 _LABEL_W = 210  # room for segment and feature names left of a chart
 
@@ -42,10 +37,6 @@ def diverging(z: float) -> str:
     return "#{:02x}{:02x}{:02x}".format(*rgb)
 
 
-def _colour(i: int) -> str:
-    return PALETTE[i % len(PALETTE)]
-
-
 def _sizes(model: Segmentation) -> dict[str, Any]:
     rows = max(model.card.rows, 1)
     segs = sorted(model.card.segments, key=lambda s: -s.size)
@@ -56,7 +47,7 @@ def _sizes(model: Segmentation) -> dict[str, Any]:
             "y": 10 + i * 30,
             "w": 420 * s.size / top,
             "label": f"{s.size:,} ({s.size / rows:.1%})",
-            "colour": _colour(s.cluster),
+            "colour": colour(s.cluster),
         }
         for i, s in enumerate(segs)
     ]
@@ -132,7 +123,7 @@ def _scatter(model: Segmentation, profiles: pl.DataFrame, points: int, seed: int
     centre_at = place((np.asarray(centers(model.pipeline), dtype=np.float64) - mean) @ axes)
     by_cluster = {s.cluster: s for s in model.card.segments}
     dots = [
-        {"x": round(float(x), 1), "y": round(float(y), 1), "colour": _colour(int(c))}
+        {"x": round(float(x), 1), "y": round(float(y), 1), "colour": colour(int(c))}
         for (x, y), c in zip(at, clusters, strict=True)
     ]
     labels = [
@@ -145,7 +136,7 @@ def _scatter(model: Segmentation, profiles: pl.DataFrame, points: int, seed: int
         if i in by_cluster
     ]
     legend = [
-        {"name": s.name, "colour": _colour(s.cluster), "y": pad + 10 + i * 24}
+        {"name": s.name, "colour": colour(s.cluster), "y": pad + 10 + i * 24}
         for i, s in enumerate(sorted(model.card.segments, key=lambda s: s.cluster))
     ]
     return {
@@ -216,7 +207,7 @@ def _protected(model: Segmentation, assigned: pl.DataFrame) -> list[dict[str, An
         group = values.cast(pl.String).fill_null("unknown").alias("group")
         counts = assigned.group_by("segment", group).len()
         groups = sorted(counts["group"].unique().to_list())
-        colours = {g: _colour(i) for i, g in enumerate(groups)}
+        colours = {g: colour(i) for i, g in enumerate(groups)}
         population = assigned.select(group).to_series().value_counts(name="n")
         pop_share = dict(
             zip(population["group"], (population["n"] / assigned.height).to_list(), strict=True)
@@ -268,28 +259,19 @@ def render_report(
     Customers who objected to profiling are not drawn or counted, as in training.
     """
     profiles = profiles.filter(~objection(profiles.schema))
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
-    )
     assigned = model.assign(profiles)
-    return env.get_template("report.html.j2").render(
-        card=model.card,
-        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        profiles_rows=profiles.height,
-        sizes=_sizes(model),
-        heatmap=_heatmap(model),
-        scatter=_scatter(model, profiles, points, seed),
-        drift=_drift(drift),
-        protected=_protected(model, assigned),
-        palette=PALETTE,
+    return (
+        template_env(TEMPLATES)
+        .get_template("report.html.j2")
+        .render(
+            card=model.card,
+            generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            profiles_rows=profiles.height,
+            sizes=_sizes(model),
+            heatmap=_heatmap(model),
+            scatter=_scatter(model, profiles, points, seed),
+            drift=_drift(drift),
+            protected=_protected(model, assigned),
+            palette=PALETTE,
+        )
     )
-
-
-def write_report(html: str, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)

@@ -10,18 +10,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from offers.incidents.law import (
-    DEFAULTS,
-    EARTH_RADIUS_KM,
-    DistanceBands,
-    Entitlement,
-    FlightContext,
-    airport,
-    band_for,
-    entitlements_for,
-    great_circle_km,
-    load_regimes,
-)
+from offers.incidents.airports import EARTH_RADIUS_KM, airport, great_circle_km
+from offers.incidents.law import Entitlement, FlightContext, band_for, entitlements_for
+from offers.incidents.regimes import DEFAULTS, DistanceBands, load_regimes
 
 
 def ctx(

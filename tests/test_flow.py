@@ -170,7 +170,7 @@ def test_each_wording_is_stored_once_and_old_rows_still_read(runtime: Runtime) -
     import sqlalchemy as sa
 
     from offers.ledger.schema import decision_reasons, decisions
-    from offers.ledger.store import WORDS
+    from offers.ledger.wording import WORDS
 
     ids = passengers(runtime, 300)
     fresh = apply_update(runtime.parts(), incident(60), ids, datetime.now(UTC)).decisions

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from offers.catalog.tables import DEFAULTS, TableError, parse_table
 from offers.messages.book import DEFAULTS as BOOK_DEFAULTS
-from offers.messages.book import TemplateError, compile_template, parse_book
+from offers.messages.book import parse_book
+from offers.messages.placeholders import TemplateError, compile_template
 from segmentation.importer import import_profiles
 from segmentation.synth import synth_profiles
 

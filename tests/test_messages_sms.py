@@ -7,16 +7,15 @@ import pytest
 from offers.catalog.tables import load_default_table
 from offers.messages.book import (
     MESSAGE_KINDS,
-    WORST_CASE,
-    TemplateError,
     check_book,
     load_default_book,
     parse_book,
     preview,
     sample_values,
-    sms_info,
     validate_book,
 )
+from offers.messages.placeholders import TemplateError
+from offers.messages.sms import WORST_CASE, sms_info
 from segmentation.profiles import CHANNELS, LANGUAGES
 
 TITLES = [dict(p.title) for p in load_default_table().perks]

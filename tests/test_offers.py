@@ -6,14 +6,9 @@ import polars as pl
 import pytest
 
 from offers.catalog.tables import TableError, dump_table, load_default_table, match, parse_table
-from offers.messages.book import (
-    TemplateError,
-    compile_template,
-    load_default_book,
-    parse_book,
-    render,
-    sms_segments,
-)
+from offers.messages.book import load_default_book, parse_book, render
+from offers.messages.placeholders import TemplateError, compile_template
+from offers.messages.sms import sms_segments
 from segmentation.profiles import CHANNELS, LANGUAGES
 
 PERK = (

@@ -16,13 +16,14 @@ from api.http.wire import decision_out, decisions_out
 from api.runtime import Runtime
 from offers.catalog.tables import OfferTable, Stock
 from offers.decide.choice import ExploreConfig, Learning
-from offers.decide.engine import decide, profile_columns
+from offers.decide.columns import profile_columns
+from offers.decide.engine import decide
 from offers.decide.policy import ContactPolicy
 from offers.flow import Parts, apply_update, step_context
 from offers.incidents.kinds import FlightFacts, Incident
 from offers.learning.evidence import LearningSource, posteriors
+from offers.ledger.frames import DECISION_SCHEMA
 from offers.ledger.schema import decisions
-from offers.ledger.store import DECISION_SCHEMA
 from offers.preview import Previews
 from offers.record import LEDGER_ONLY, RECENT_SCHEMA
 

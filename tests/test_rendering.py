@@ -9,7 +9,8 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from offers.messages.book import compile_template, load_default_book, resolve
+from offers.messages.book import load_default_book, resolve
+from offers.messages.placeholders import compile_template
 from offers.messages.rendering import PERK_LINE, render_texts
 from offers.record import CODE_MARK, NAME_MARK
 from segmentation.profiles import CHANNELS, LANGUAGES

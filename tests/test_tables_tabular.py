@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from offers.catalog.fields import Range
 from offers.catalog.tables import (
     OfferTable,
     Perk,
-    Range,
     Rule,
     Stock,
     TableError,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from offers.catalog.tables import Range, TableError, decode_table, load_default_table
+from offers.catalog.fields import Range
+from offers.catalog.tables import TableError, decode_table, load_default_table
 from offers.catalog.validate import Checks, Finding, contains, default_columns, validate
 
 SEGMENTS = frozenset({"road-warrior", "duty-free-shopper", "leisure-family"})

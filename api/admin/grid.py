@@ -15,9 +15,7 @@ from typing import Literal
 
 import polars as pl
 
-from offers.catalog.tables import OfferTable
-from offers.catalog.tabular import table_frames, table_from_frames
-from offers.catalog.validate import Finding
+from offers.catalog import Finding, OfferTable, table_frames, table_from_frames
 
 __all__ = [
     "Grid",

@@ -6,24 +6,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import jinja2
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.response import Redirect
 
 from api.admin.grid import column_header
 from api.admin.session import CSRF_FIELD, SignInNeeded
+from segmentation.html import template_env
 
 __all__ = ["TEMPLATES", "error_page", "page", "see_other", "sign_in_redirect"]
 
 TEMPLATES = Path(__file__).parent / "templates"
-_ENV = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES),
-    autoescape=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    undefined=jinja2.StrictUndefined,
-)
+_ENV = template_env(TEMPLATES)  # the reports' setup, so pages escape alike
 _ENV.filters["money"] = lambda x: "" if x is None else f"{x:,.2f}"
 _ENV.globals["header"] = column_header
 _ENV.filters["dom_id"] = lambda s: "".join(c if c.isalnum() else "_" for c in str(s))

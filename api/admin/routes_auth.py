@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,7 +26,9 @@ from api.admin.session import (
 from api.http.auth import checked_key
 from api.keys import LOCAL_ADMIN, KeyStore, is_loopback
 
-__all__ = ["form_work", "handlers", "posted"]
+__all__ = ["form_route", "form_work", "handlers", "posted"]
+
+_PATH_PARAMS = re.compile(r"\{(\w+):")  # the names in "/offers/{name:str}/draft"
 
 
 async def posted(request: Request[Any, Any, Any]) -> dict[str, str]:
@@ -42,6 +45,23 @@ async def form_work(
     every page change calls blocking store functions."""
     form = await posted(request)
     return await anyio.to_thread.run_sync(partial(work, request, *args, form))
+
+
+def form_route(
+    path: str, opt: dict[str, Any], work: Callable[..., Response[Any]], *fixed: str
+) -> HTTPRouteHandler:
+    """The POST route of a page's form: `work(request, *path values, *fixed, form)`.
+
+    Every form post does the same (`form_work`: the CSRF check, then the change in a
+    thread), so a route only says where it is and which work it calls.
+    """
+    names = _PATH_PARAMS.findall(path)
+
+    async def submit(request: Request[Any, Any, Any]) -> Response[Any]:
+        return await form_work(request, work, *(request.path_params[n] for n in names), *fixed)
+
+    handler: HTTPRouteHandler = post(path, opt=opt, include_in_schema=False)(submit)
+    return handler
 
 
 def _safe_next(target: str) -> str:

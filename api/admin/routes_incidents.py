@@ -16,7 +16,7 @@ from litestar.params import FromPath
 from api.admin.render import page, see_other
 from api.http.wire import decisions_out
 from api.runtime import Runtime
-from offers.ledger.recent import recent_incidents
+from offers.ledger import recent_incidents
 
 __all__ = ["handlers"]
 

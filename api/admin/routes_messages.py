@@ -1,6 +1,6 @@
 """Message pages for marketing: every language and channel of one message, with SMS counts.
 
-Rendering is `api.http.offers.render_preview`, the JSON preview route's own function, so
+Rendering is `api.http.messages.render_preview`, the JSON preview route's own function, so
 a page shows exactly what the API and the engine would send. Nothing is recorded.
 """
 
@@ -13,9 +13,9 @@ from litestar import Request, Response, get
 from litestar.handlers import HTTPRouteHandler
 
 from api.admin.render import page, see_other
-from api.http.offers import Channel, Language, PreviewIn, render_preview
+from api.http.messages import Channel, Language, PreviewIn, render_preview
 from api.runtime import Runtime
-from offers.messages.book import MessageKind, validate_book
+from offers.messages import MessageKind, validate_book
 
 __all__ = ["handlers"]
 

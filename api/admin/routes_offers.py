@@ -1,7 +1,7 @@
 """Offer-table pages for marketing: the live table, a draft to edit, diff, simulate, publish.
 
 Every change goes through `offers.ledger.versions.Store` with the checks the JSON routes use
-(`api.http.offers.table_checks`), so a page can do nothing the API could not. Bad input
+(`api.http.offer_tables.table_checks`), so a page can do nothing the API could not. Bad input
 re-renders the page with each error beside its field and a 4xx status; nothing is saved.
 """
 
@@ -10,32 +10,25 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, get_args
 
-from litestar import Request, Response, get, post
+from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
 from api.admin.grid import Grid, Kind, grid_from_form, grid_from_table, table_from_grids
 from api.admin.render import page, see_other
-from api.admin.routes_auth import form_work
+from api.admin.routes_auth import form_route
 from api.admin.session import Session
-from api.http.offers import table_checks
+from api.http.offer_tables import offer_store, table_checks
 from api.runtime import Runtime
-from offers.catalog.diff import diff_tables
-from offers.catalog.tables import OfferTable, PerkKind, TableError, dump_table
-from offers.catalog.validate import errors
-from offers.learning.simulate import parse_since, simulate
-from offers.ledger.versions import NotFound, PublishRefused, Store
+from offers.catalog import OfferTable, PerkKind, TableError, diff_tables, dump_table, errors
+from offers.learning import parse_since, simulate
+from offers.ledger import NotFound, PublishRefused, Store
 
 __all__ = ["handlers"]
 
 MARKETING = {"page": "marketing"}
 PERK_KINDS = get_args(PerkKind)
-
-
-def _store(request: Request[Any, Any, Any]) -> tuple[Runtime, Store]:
-    runtime: Runtime = request.app.state.runtime
-    return runtime, Store(runtime.engine)
 
 
 def _base(store: Store, name: str) -> tuple[OfferTable, str]:
@@ -58,7 +51,7 @@ def _latest_table(store: Store, name: str) -> OfferTable | None:
 @get("/offers", opt=MARKETING, include_in_schema=False, sync_to_thread=True)
 def tables(request: Request[Any, Any, Any]) -> Response[str]:
     """Every offer table, which one is live, and whether a draft waits."""
-    runtime, store = _store(request)
+    runtime, store = offer_store(request.app.state)
     return page(request, "offers.html.j2", tables=store.tables(), live=runtime.table_version)
 
 
@@ -71,7 +64,7 @@ def table(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[str]
 def _table_page(
     request: Request[Any, Any, Any], name: str, status: int = 200, **extra: Any
 ) -> Response[str]:
-    _, store = _store(request)
+    _, store = offer_store(request.app.state)
     versions = store.versions(name)
     if not versions:
         raise NotFoundException(f"offer table {name!r} has no published version")
@@ -106,7 +99,7 @@ def _editor(
     **extra: Any,
 ) -> Response[str]:
     """The draft editor for rules or perks, with the diff against the newest version."""
-    runtime, store = _store(request)
+    runtime, store = offer_store(request.app.state)
     base, origin = _base(store, name)
     shown = candidate or base
     if grid is None:
@@ -150,7 +143,7 @@ def _submit(
     request: Request[Any, Any, Any], name: str, kind: Kind, form: dict[str, str]
 ) -> Response[Any]:
     """Read the grid; on "check" only show findings, on "save" store a draft without errors."""
-    runtime, store = _store(request)
+    runtime, store = offer_store(request.app.state)
     session: Session = request.state.admin_session
     base, _ = _base(store, name)
     grid = grid_from_form(form, kind)
@@ -174,29 +167,21 @@ def _submit(
     return see_other(f"/admin/offers/{name}/{where}?flash=Draft+saved.")
 
 
-@post("/offers/{name:str}/draft", opt=MARKETING, include_in_schema=False)
-async def save_rules(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[Any]:
-    return await form_work(request, _submit, name, "rule")
-
-
-@post("/offers/{name:str}/perks", opt=MARKETING, include_in_schema=False)
-async def save_perks(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[Any]:
-    return await form_work(request, _submit, name, "perk")
+save_rules = form_route("/offers/{name:str}/draft", MARKETING, _submit, "rule")
+save_perks = form_route("/offers/{name:str}/perks", MARKETING, _submit, "perk")
 
 
 def _discard(request: Request[Any, Any, Any], name: str, _form: dict[str, str]) -> Response[Any]:
-    _store(request)[1].delete_draft(name)
+    offer_store(request.app.state)[1].delete_draft(name)
     return see_other(f"/admin/offers/{name}?flash=Draft+discarded.")
 
 
-@post("/offers/{name:str}/draft/discard", opt=MARKETING, include_in_schema=False)
-async def discard(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[Any]:
-    return await form_work(request, _discard, name)
+discard = form_route("/offers/{name:str}/draft/discard", MARKETING, _discard)
 
 
 def _publish(request: Request[Any, Any, Any], name: str, form: dict[str, str]) -> Response[Any]:
     """Publish the draft as the JSON route does; the engine switches at once."""
-    runtime, store = _store(request)
+    runtime, store = offer_store(request.app.state)
     reason = form.get("reason", "").strip()
     if not reason or len(reason) > 2000:
         problem = "Say why, in a few words (at most 2,000 characters)."
@@ -218,13 +203,11 @@ def _publish(request: Request[Any, Any, Any], name: str, form: dict[str, str]) -
     return see_other(f"/admin/offers/{name}?flash=Published+v{version}:+live+now.")
 
 
-@post("/offers/{name:str}/publish", opt=MARKETING, include_in_schema=False)
-async def publish(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[Any]:
-    return await form_work(request, _publish, name)
+publish = form_route("/offers/{name:str}/publish", MARKETING, _publish)
 
 
 def _rollback(request: Request[Any, Any, Any], name: str, form: dict[str, str]) -> Response[Any]:
-    runtime, store = _store(request)
+    runtime, store = offer_store(request.app.state)
     text = form.get("version", "")
     reason = form.get("reason", "").strip()[:2000]
     try:
@@ -237,15 +220,13 @@ def _rollback(request: Request[Any, Any, Any], name: str, form: dict[str, str]) 
     return see_other(f"/admin/offers/{name}?flash=Rolled+back:+v{version}+is+live+now.")
 
 
-@post("/offers/{name:str}/rollback", opt=MARKETING, include_in_schema=False)
-async def rollback(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[Any]:
-    return await form_work(request, _rollback, name)
+rollback = form_route("/offers/{name:str}/rollback", MARKETING, _rollback)
 
 
 @get("/offers/{name:str}/simulate", opt=MARKETING, include_in_schema=False, sync_to_thread=True)
 def simulation(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[str]:
     """What the draft would have cost and how often it would have been taken, with intervals."""
-    runtime, store = _store(request)
+    runtime, store = offer_store(request.app.state)
     since = request.query_params.get("since", "90d")
     try:
         span = parse_since(since)

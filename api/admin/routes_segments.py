@@ -9,14 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from litestar import Request, Response, get, post
+from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
 from api.admin.render import page, see_other
-from api.admin.routes_auth import form_work
-from api.http.segments import used_names
+from api.admin.routes_auth import form_route
+from api.http.segments import model_registry, used_names
 from api.runtime import Runtime
 from segmentation.model import ModelCard
 from segmentation.registry import Registry, RegistryError, UnknownVersion
@@ -29,7 +29,7 @@ ANALYST = {"page": "analyst"}
 
 def _registry(request: Request[Any, Any, Any]) -> tuple[Runtime, Registry]:
     runtime: Runtime = request.app.state.runtime
-    return runtime, Registry(runtime.settings.data_dir / "models")
+    return runtime, model_registry(runtime)
 
 
 def _card(registry: Registry, version: str) -> ModelCard:
@@ -102,6 +102,7 @@ def version(request: Request[Any, Any, Any], version: FromPath[str]) -> Response
 def _rename(
     request: Request[Any, Any, Any], version: str, name: str, form: dict[str, str]
 ) -> Response[Any]:
+    """Rename a segment or change its description; later versions carry the name over."""
     runtime, registry = _registry(request)
     _card(registry, version)
     new = form.get("name", "").strip()
@@ -123,19 +124,11 @@ def _rename(
     return see_other(f"/admin/segments/{version}?flash=Saved+{new}.#segment-{new}")
 
 
-@post(
-    "/segments/{version:str}/segments/{name:str}",
-    opt=ANALYST,
-    include_in_schema=False,
-)
-async def rename(
-    request: Request[Any, Any, Any], version: FromPath[str], name: FromPath[str]
-) -> Response[Any]:
-    """Rename a segment or change its description; later versions carry the name over."""
-    return await form_work(request, _rename, version, name)
+rename = form_route("/segments/{version:str}/segments/{name:str}", ANALYST, _rename)
 
 
 def _promote(request: Request[Any, Any, Any], version: str, _form: dict[str, str]) -> Response[Any]:
+    """Make a version active, unless it drops a segment name the offer table uses."""
     runtime, registry = _registry(request)
     try:
         registry.promote(version, used_names(runtime))
@@ -153,10 +146,7 @@ def _promote(request: Request[Any, Any, Any], version: str, _form: dict[str, str
     return see_other(f"/admin/segments?flash={version}+is+active+now.")
 
 
-@post("/segments/{version:str}/promote", opt=ANALYST, include_in_schema=False)
-async def promote(request: Request[Any, Any, Any], version: FromPath[str]) -> Response[Any]:
-    """Make a version active, unless it drops a segment name the offer table uses."""
-    return await form_work(request, _promote, version)
+promote = form_route("/segments/{version:str}/promote", ANALYST, _promote)
 
 
 @get("/segments/{version:str}/drift", opt=ANALYST, include_in_schema=False, sync_to_thread=True)

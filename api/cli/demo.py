@@ -14,7 +14,7 @@ from rich.table import Table
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
 from offers.flow import Outcome, apply_update
-from offers.incidents.kinds import FlightFacts, Incident
+from offers.incidents import FlightFacts, Incident
 
 DELAYS = (30, 60, 100, 140, 190)
 PASSENGERS = 300

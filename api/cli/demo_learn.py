@@ -19,14 +19,17 @@ from rich.table import Table
 
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
-from offers.decide.choice import ExploreConfig
-from offers.decide.policy import ContactPolicy
+from offers.decide import ContactPolicy, ExploreConfig
 from offers.flow import Parts, apply_update
-from offers.learning.evidence import LearningSource, load_learning, top_perks
-from offers.learning.feedback import record_feedback
-from offers.learning.world import World, make_world
-from offers.ledger.db import create_engine, upgrade
-from offers.ledger.store import Ledger
+from offers.learning import (
+    LearningSource,
+    World,
+    load_learning,
+    make_world,
+    record_feedback,
+    top_perks,
+)
+from offers.ledger import Ledger, create_engine, upgrade
 
 INCIDENTS = 20
 PAX = 300

@@ -19,12 +19,18 @@ from rich.console import Console
 from rich.table import Table
 
 from api.settings import Settings
-from offers.catalog.tables import decode_table
-from offers.catalog.tabular import read_table_file
-from offers.learning.feedback import FeedbackEvent, events_frame, record_feedback
-from offers.learning.simulate import Estimate, GroupEstimate, Simulation, parse_since, simulate
-from offers.ledger.store import Ledger
-from offers.ledger.versions import Store
+from offers.catalog import decode_table, read_table_file
+from offers.learning import (
+    Estimate,
+    FeedbackEvent,
+    GroupEstimate,
+    Simulation,
+    events_frame,
+    parse_since,
+    record_feedback,
+    simulate,
+)
+from offers.ledger import Ledger, Store
 
 console = Console()
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -33,7 +39,7 @@ _AT = re.compile(r"`\$\[(\d+)\]\.?([^`]*)`")
 
 @contextmanager
 def _ledger(settings: Settings) -> Iterator[Ledger]:
-    from offers.ledger.db import create_engine, upgrade
+    from offers.ledger import create_engine, upgrade
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.db_url)
@@ -163,8 +169,7 @@ def print_simulation(sim: Simulation) -> None:
 def synth_cmd(settings: Settings, output: Path, since: str, seed: int) -> None:
     """Write simulated feedback (NDJSON) for the ledger's decisions, drawn from a hidden
     truth per segment and perk: for trying the loop on a data folder without real events."""
-    from offers.learning.outcomes import load_outcomes
-    from offers.learning.world import make_world
+    from offers.learning import load_outcomes, make_world
 
     now = datetime.now(UTC)
     with _ledger(settings) as ledger:
@@ -221,7 +226,7 @@ def reports_group() -> None:
 def offers_report_cmd(settings: Settings, output: Path, since: str) -> None:
     """Acceptance and rating by segment and perk over time, lift over holdout, cost per
     accepted perk, complaint rate after incidents: one HTML file with inline charts."""
-    from offers.learning.report import render_offers_report, write_report
+    from offers.learning import render_offers_report, write_report
 
     span = parse_since(since)
     with _ledger(settings) as ledger:

@@ -21,7 +21,7 @@ __all__ = ["group", "prepare_keys"]
 
 @contextmanager
 def _store(settings: Settings) -> Iterator[KeyStore]:
-    from offers.ledger.db import create_engine, upgrade
+    from offers.ledger import create_engine, upgrade
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.db_url)

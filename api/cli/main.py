@@ -128,7 +128,7 @@ def db() -> None:
 @click.pass_obj
 def db_upgrade(settings: Settings) -> None:
     """Apply database migrations (SQLite in the data folder or MAKEGOOD_DATABASE_URL)."""
-    from offers.ledger.db import create_engine, upgrade
+    from offers.ledger import create_engine, upgrade
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.db_url)

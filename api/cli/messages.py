@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from rich.console import Console
 
 from api.settings import Settings
-from offers.catalog.tables import OfferTable, load_default_table, parse_table
-from offers.messages.book import (
+from offers.catalog import OfferTable, load_default_table, parse_table
+from offers.messages import (
     MESSAGE_KINDS,
     check_book,
     load_default_book,
@@ -25,8 +25,7 @@ console = Console()
 
 def _live_table(settings: Settings) -> OfferTable:
     """The published table when the data folder has one, else the shipped default."""
-    from offers.ledger.db import create_engine
-    from offers.ledger.versions import Store
+    from offers.ledger import Store, create_engine
 
     if settings.database_url is None and not (settings.data_dir / "makegood.db").exists():
         return load_default_table()

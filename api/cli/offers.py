@@ -16,11 +16,16 @@ from rich.console import Console
 from rich.table import Table
 
 from api.settings import Settings
-from offers.catalog.diff import Change, diff_tables
-from offers.catalog.tables import OfferTable
-from offers.catalog.tabular import read_table_file, write_table_file
-from offers.catalog.validate import Checks, Finding
-from offers.ledger.versions import PublishRefused, Ref, Store
+from offers.catalog import (
+    Change,
+    Checks,
+    Finding,
+    OfferTable,
+    diff_tables,
+    read_table_file,
+    write_table_file,
+)
+from offers.ledger import PublishRefused, Ref, Store
 
 console = Console()
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -28,7 +33,7 @@ FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 @contextmanager
 def _store(settings: Settings) -> Iterator[Store]:
-    from offers.ledger.db import create_engine, upgrade
+    from offers.ledger import create_engine, upgrade
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.db_url)

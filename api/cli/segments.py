@@ -32,9 +32,7 @@ __all__ = ["group", "newest_snapshot", "used_names"]
 
 def used_names(settings: Settings) -> dict[str, list[str]]:
     """Names the published offer table relies on; none when there is no ledger yet."""
-    from offers.ledger.db import create_engine, upgrade
-    from offers.ledger.store import Ledger
-    from offers.ledger.versions import live_segment_names
+    from offers.ledger import Ledger, create_engine, live_segment_names, upgrade
 
     if settings.database_url is None and not (settings.data_dir / "makegood.db").exists():
         return {}

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from api.runtime import Runtime
 from offers.flow import apply_update
-from offers.incidents.kinds import Incident
+from offers.incidents import Incident
 from offers.ledger import jobs
 
 log = logging.getLogger("makegood")

@@ -9,17 +9,23 @@ import msgspec
 import polars as pl
 from litestar import Response, get, post
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException, NotFoundException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
+from api.http.errors import domain_errors
+from api.http.offer_tables import VersionQuery, offer_store, version_ref
 from api.runtime import Runtime
-from offers.catalog.tables import TableError
-from offers.learning.feedback import EventResult, FeedbackEvent, events_frame, record_feedback
-from offers.learning.report import render_offers_report
-from offers.learning.simulate import Simulation, parse_since, simulate
-from offers.ledger.versions import NotFound, Ref, Store
+from offers.learning import (
+    EventResult,
+    FeedbackEvent,
+    Simulation,
+    events_frame,
+    parse_since,
+    record_feedback,
+    render_offers_report,
+    simulate,
+)
 
 MAX_EVENTS = 10_000
 
@@ -68,15 +74,6 @@ def post_feedback(state: State, data: JSONBody[FeedbackBatch]) -> FeedbackAnswer
     return answer(results)
 
 
-def _ref(text: str) -> Ref:
-    if text in ("draft", "live"):
-        return text  # type: ignore[return-value]
-    digits = text.removeprefix("v")
-    if digits.isdigit() and int(digits) >= 1:
-        return int(digits)
-    raise HTTPException(status_code=422, detail=f"version {text!r}: use N, vN, draft or live")
-
-
 @post(
     "/v1/offer-tables/{name:str}/simulate",
     sync_to_thread=True,
@@ -88,23 +85,17 @@ def _ref(text: str) -> Ref:
 def simulate_table(
     state: State,
     name: FromPath[str],
-    ref: Annotated[
-        str, QueryParameter(name="version", description="draft (default), live, or N")
-    ] = "draft",
+    ref: VersionQuery = "draft",
     since: Annotated[str, QueryParameter(description="logged span to replay, e.g. 90d")] = "90d",
 ) -> Simulation:
     """Replay logged decisions under the draft: acceptance and cost per segment and in total
     (IPS, SNIPS, DR with 95% intervals); where the logs never tried the draft's perk for a
     segment the estimate is empty and `no_support` says so. Nothing is written."""
-    runtime: Runtime = state.runtime
-    try:
+    runtime, store = offer_store(state)
+    with domain_errors():
         span = parse_since(since)
-        table = Store(runtime.engine).table(name, _ref(ref))
+        table = store.table(name, version_ref(ref, hint="N, vN, draft or live"))
         return simulate(runtime.ledger, table, datetime.now(UTC), span, runtime.book.select)
-    except NotFound as exc:
-        raise NotFoundException(str(exc)) from exc
-    except (TableError, ValueError) as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from exc
 
 
 @get(
@@ -121,10 +112,8 @@ def offers_report(
 ) -> Response[Any]:
     """The offers report as one static HTML page (charts inline, nothing from the network)."""
     runtime: Runtime = state.runtime
-    try:
+    with domain_errors():
         span = parse_since(since)
-    except ValueError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from exc
     html = render_offers_report(runtime.ledger, datetime.now(UTC), span)
     return Response(html, media_type="text/html")
 

@@ -43,7 +43,7 @@ from api.http.wire import (
 )
 from api.runtime import Runtime
 from offers.flow import Outcome, UnknownCustomers, apply_update
-from offers.incidents.kinds import FLIGHT_KINDS, FactsError, Incident
+from offers.incidents import FLIGHT_KINDS, FactsError, Incident
 from offers.ledger import jobs
 
 log = logging.getLogger("makegood")

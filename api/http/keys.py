@@ -8,12 +8,12 @@ from typing import Annotated
 import msgspec
 from litestar import delete, get, post
 from litestar.datastructures import State
-from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from api.http.audit import AuditEntry, recent
+from api.http.errors import domain_errors
 from api.keys import KeyInfo, KeyStore, Role
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[\w.@-]+$")]
@@ -66,10 +66,8 @@ def create_key(state: State, data: JSONBody[KeyCreate]) -> KeyCreated:
 )
 def revoke_key(state: State, key_id: FromPath[str]) -> KeyInfo:
     """Revoke a key; every worker refuses it from the next request on."""
-    try:
+    with domain_errors():
         return _store(state).revoke(key_id, datetime.now(UTC))
-    except LookupError as exc:
-        raise NotFoundException(str(exc)) from exc
 
 
 @get(

@@ -19,7 +19,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_422_UNPROCESSABLE_ENTIT
 
 from api.limits import Limits
 from api.runtime import Runtime
-from offers.ledger.erasure import erase_customer, export_customer
+from offers.ledger import erase_customer, export_customer
 from segmentation.book import mask_personal
 from segmentation.importer import RowError, import_profiles
 from segmentation.mapping import MappingError, parse_mapping

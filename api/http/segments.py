@@ -10,29 +10,30 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 from litestar import Response, get, patch, post
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException, NotFoundException
+from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED
 
+from api.http.errors import domain_errors
 from api.runtime import Runtime
-from offers.ledger.versions import live_segment_names
+from offers.ledger import live_segment_names
 from segmentation.model import ModelCard, SegmentInfo
-from segmentation.registry import PromotionRefused, Registry, RegistryError, UnknownVersion
+from segmentation.registry import Registry
 from segmentation.spec import FeatureSpec
 
 log = logging.getLogger("makegood")
 
 Snapshot = Annotated[str, msgspec.Meta(pattern=r"^snapshot-[A-Za-z0-9_.-]+\.parquet$")]
 SegmentName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+T = TypeVar("T")
 
 
 class TrainRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -97,7 +98,8 @@ def _jobs(state: State) -> dict[str, Job]:
     return jobs
 
 
-def _registry(runtime: Runtime) -> Registry:
+def model_registry(runtime: Runtime) -> Registry:
+    """The trained versions in the data folder; the admin pages read the same one."""
     return Registry(runtime.settings.data_dir / "models")
 
 
@@ -105,17 +107,14 @@ def used_names(runtime: Runtime) -> dict[str, list[str]]:
     return live_segment_names(runtime.ledger)
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Domain errors as HTTP: unknown → 404, refused → 409, invalid → 422."""
-    try:
-        yield
-    except (UnknownVersion, LookupError) as exc:
-        raise NotFoundException(str(exc)) from exc
-    except PromotionRefused as exc:
-        raise HTTPException(detail=str(exc), status_code=409) from exc
-    except (ValueError, RegistryError) as exc:
-        raise HTTPException(detail=str(exc), status_code=422) from exc
+def _switch(state: State, change: Callable[[Registry, dict[str, list[str]]], T]) -> T:
+    """Run a registry change that must keep every segment name the offer table uses, then
+    serve the new active version in this process at once."""
+    runtime: Runtime = state.runtime
+    with domain_errors():
+        done = change(model_registry(runtime), used_names(runtime))
+        runtime.refresh_model()
+    return done
 
 
 def _run(runtime: Runtime, job: Job, request: TrainRequest) -> None:
@@ -130,7 +129,7 @@ def _run(runtime: Runtime, job: Job, request: TrainRequest) -> None:
     try:
         with _TRAINING:
             job.status = "running"
-            registry = _registry(runtime)
+            registry = model_registry(runtime)
             profiles = runtime.settings.data_dir / "profiles"
             snapshots = sorted(profiles.glob("snapshot-*.parquet"))
             source = profiles / request.snapshot if request.snapshot else None
@@ -174,7 +173,7 @@ def _run(runtime: Runtime, job: Job, request: TrainRequest) -> None:
 )
 def list_segmentations(state: State) -> list[Summary]:
     """Every trained version, oldest first, with the active one marked."""
-    registry = _registry(state.runtime)
+    registry = model_registry(state.runtime)
     active = registry.active()
     return [
         Summary(
@@ -201,8 +200,8 @@ def list_segmentations(state: State) -> list[Summary]:
 )
 def get_segmentation(state: State, version: FromPath[str]) -> SegmentationOut:
     """One version's model card: spec, metrics, named segments, vanished names."""
-    registry = _registry(state.runtime)
-    with _errors():
+    registry = model_registry(state.runtime)
+    with domain_errors():
         card = registry.card(version)
     return SegmentationOut(active=registry.active() == version, card=card)
 
@@ -252,10 +251,7 @@ def get_job(state: State, job_id: FromPath[str]) -> Job:
 )
 def promote_segmentation(state: State, version: FromPath[str]) -> Promoted:
     """Make a version active; 409 naming the rules if it drops a name the offer table uses."""
-    runtime: Runtime = state.runtime
-    with _errors():
-        _registry(runtime).promote(version, used_names(runtime))
-        runtime.refresh_model()
+    _switch(state, lambda registry, used: registry.promote(version, used))
     return Promoted(active=version)
 
 
@@ -269,11 +265,7 @@ def promote_segmentation(state: State, version: FromPath[str]) -> Promoted:
 )
 def rollback_segmentation(state: State) -> Promoted:
     """Re-activate the version that was active before the current one."""
-    runtime: Runtime = state.runtime
-    with _errors():
-        version = _registry(runtime).rollback(used_names(runtime))
-        runtime.refresh_model()
-    return Promoted(active=version)
+    return Promoted(active=_switch(state, lambda registry, used: registry.rollback(used)))
 
 
 @patch(
@@ -287,11 +279,10 @@ def rename_segment(
     state: State, version: FromPath[str], name: FromPath[str], data: JSONBody[SegmentPatch]
 ) -> SegmentInfo:
     """Rename a segment and/or set its description; later versions carry it over."""
-    runtime: Runtime = state.runtime
     new = data.name or name
-    with _errors():
-        card = _registry(runtime).rename(version, name, new, data.description, used_names(runtime))
-        runtime.refresh_model()
+    card = _switch(
+        state, lambda registry, used: registry.rename(version, name, new, data.description, used)
+    )
     return card.segment(new)
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 import polars as pl
 
-from offers.incidents.kinds import (
+from offers.incidents import (
     AwareDatetime,
     FactsError,
     FlightFacts,
@@ -17,7 +17,7 @@ from offers.incidents.kinds import (
     ServiceFacts,
     facts_type,
 )
-from offers.learning.feedback import decision_id_expr
+from offers.learning import decision_id_expr
 from offers.record import ENTITLEMENT_DTYPE
 
 CustomerId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]

@@ -1,1 +1,58 @@
-"""TODO"""
+"""Marketing's catalog: perks and offer tables. Parsing with readable errors, the compiled
+rules as polars expressions, TOML/CSV/XLSX round trips, validation, diffs, and the default
+table shipped with makegood. Versions and drafts are stored by `offers.ledger.versions`.
+"""
+
+from offers.catalog.diff import Change, diff_tables
+from offers.catalog.tables import (
+    DEFAULTS,
+    OfferTable,
+    Perk,
+    PerkKind,
+    Rule,
+    TableError,
+    decode_table,
+    dump_table,
+    load_default_table,
+    match,
+    ordered_rules,
+    parse_table,
+    perk_frame,
+    rule_expr,
+    table_from_builtins,
+)
+from offers.catalog.tabular import (
+    read_table_file,
+    table_frames,
+    table_from_frames,
+    write_table_file,
+)
+from offers.catalog.validate import Checks, Finding, default_columns, errors
+
+__all__ = [
+    "DEFAULTS",
+    "Change",
+    "Checks",
+    "Finding",
+    "OfferTable",
+    "Perk",
+    "PerkKind",
+    "Rule",
+    "TableError",
+    "decode_table",
+    "default_columns",
+    "diff_tables",
+    "dump_table",
+    "errors",
+    "load_default_table",
+    "match",
+    "ordered_rules",
+    "parse_table",
+    "perk_frame",
+    "read_table_file",
+    "rule_expr",
+    "table_frames",
+    "table_from_builtins",
+    "table_from_frames",
+    "write_table_file",
+]

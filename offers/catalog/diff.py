@@ -11,7 +11,8 @@ from typing import Any, Literal
 
 import msgspec
 
-from offers.catalog.tables import OfferTable, Perk, Range, Rule
+from offers.catalog.fields import Range
+from offers.catalog.tables import OfferTable, Perk, Rule
 
 __all__ = ["Change", "diff_tables"]
 

@@ -5,16 +5,12 @@ loops over customers: every rule becomes a boolean expression over the incident 
 the first rule that holds (after ordering by priority under the `priority` hit policy, with
 fallback rules always last) picks the perk.
 
-Values in a condition are text without commas or surrounding spaces (and never the words
-true/false, which are booleans): that keeps every table exactly representable in a
-spreadsheet cell (see offers.catalog.tabular). A single value is stored as a one-item list.
+What each field may hold (ids, titles, condition values, ranges) is in offers.catalog.fields;
+how a decoding error names its rule and field, in offers.catalog.error_locations.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,16 +18,17 @@ from typing import Annotated, Any, Literal
 import msgspec
 import polars as pl
 
+from offers.catalog.error_locations import locate
+from offers.catalog.fields import Airport, Column, Condition, Id, Language, Range, Text, Title
+from offers.catalog.toml_writing import toml_str, toml_value
 from offers.situations import per_situation
 from segmentation.profiles import PROTECTED_COLUMNS, UNSEGMENTED
 
 __all__ = [
     "DEFAULTS",
-    "Condition",
     "OfferTable",
     "Perk",
     "PerkKind",
-    "Range",
     "Rule",
     "Stock",
     "TableError",
@@ -54,23 +51,6 @@ DEFAULTS = Path(__file__).parent / "defaults"
 PerkKind = Literal[
     "voucher", "discount_percent", "lounge_pass", "miles", "meal", "upgrade", "credit"
 ]
-Id = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
-Airport = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
-LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"
-Language = Annotated[str, msgspec.Meta(pattern=LANGUAGE_PATTERN)]
-COLUMN_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
-Column = Annotated[str, msgspec.Meta(pattern=COLUMN_PATTERN)]
-#: Free text: no control characters but tab and newline (a spreadsheet cannot hold them).
-TEXT_PATTERN = r"^[^\x00-\x08\x0b-\x1f\ufffe\uffff]*$"
-Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
-Text = Annotated[str, msgspec.Meta(max_length=2000, pattern=TEXT_PATTERN)]
-#: One value of a condition: spreadsheet-safe text (see the module docstring).
-VALUE_PATTERN = r"^(?!(?i:true|false)$)[^\s,](?:[^,]*[^\s,])?$"
-Value = Annotated[str, msgspec.Meta(pattern=VALUE_PATTERN)]
-VALUE_HELP = (
-    "a condition value is text without commas or surrounding spaces; "
-    "true/false are booleans, written without quotes"
-)
 
 
 class Stock(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -93,16 +73,6 @@ class Perk(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     usable_now: bool = False
     title: dict[Language, Title]
     stock: list[Stock] = []
-
-
-class Range(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Inclusive numeric bounds; either side may be open, not both."""
-
-    min: float | None = None
-    max: float | None = None
-
-
-Condition = Value | bool | Annotated[list[Value], msgspec.Meta(min_length=1)] | Range
 
 
 class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -150,62 +120,12 @@ def canonical(table: OfferTable) -> OfferTable:
     return msgspec.structs.replace(table, rules=rules)
 
 
-_PATH = re.compile(r"^(?P<what>.*?)(?: - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_HELP = {
-    VALUE_PATTERN: VALUE_HELP,
-    COLUMN_PATTERN: "a column name is letters, digits and _",
-    LANGUAGE_PATTERN: "a language is a tag such as en or zh-Hant",
-    TEXT_PATTERN: "text may not hold control characters (tab and newline are fine)",
-}
-_ITEM = re.compile(r"^\.(rules|perks)\[(\d+)\]\.?(.*)$")
-
-
-_VALUE = re.compile(VALUE_PATTERN)
-
-
-def _readable(cond: Any) -> bool:
-    """Whether a raw condition converts (checked in Python: msgspec is not re-entered here)."""
-    if isinstance(cond, bool):
-        return True
-    if isinstance(cond, str):
-        return _VALUE.match(cond) is not None
-    if isinstance(cond, list):
-        return bool(cond) and all(isinstance(v, str) and _readable(v) for v in cond)
-    if isinstance(cond, dict):
-        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in cond.values())
-        return set(cond) <= {"min", "max"} and numbers
-    return False
-
-
-def _locate(exc: msgspec.ValidationError, raw: Any, source: str) -> str:
-    """Turn msgspec's `$.rules[3].when[...]` into `rule <id>, field when.<column>`."""
-    found = _PATH.match(str(exc))
-    assert found is not None
-    what, path = found["what"], found["path"] or ""
-    pattern = re.search(r"matching regex '(.*)'$", what)
-    if pattern is not None and pattern[1].replace("\\\\", "\\") in _HELP:
-        what = _HELP[pattern[1].replace("\\\\", "\\")]
-    if found["key"]:
-        what = f"key: {what}"
-    item = _ITEM.match(path)
-    if item is None:
-        return f"{source}: {what}" + (f" (at {path.lstrip('.')})" if path else "")
-    section, index, field = item[1], int(item[2]), item[3]
-    entry = raw.get(section, [])[index] if isinstance(raw, dict) else None
-    ident = entry.get("id") if isinstance(entry, dict) else None
-    label = f"{section[:-1]} {ident}" if isinstance(ident, str) else f"{section}[{index}]"
-    when = entry.get("when") if isinstance(entry, dict) else None
-    if field.startswith("when[...]") and isinstance(when, dict):
-        field = next((f"when.{c}" for c, v in when.items() if not _readable(v)), field)
-    return f"{source}: {label}" + (f", field {field}" if field else "") + f": {what}"
-
-
 def table_from_builtins(raw: Any, source: str = "offer table") -> OfferTable:
     """Convert parsed TOML/JSON into a canonical table; structure only, no cross-checks."""
     try:
         table = msgspec.convert(raw, OfferTable)
     except msgspec.ValidationError as exc:
-        raise TableError(_locate(exc, raw, source)) from exc
+        raise TableError(locate(exc, raw, source)) from exc
     for rule in table.rules:
         for column, cond in rule.when.items():
             if isinstance(cond, Range) and cond.min is None and cond.max is None:
@@ -254,63 +174,15 @@ def check_table(table: OfferTable) -> None:
                 raise TableError(f"{where}, field when.{column}: protected attribute")
 
 
-# --- TOML writing: the canonical, diff-friendly form ---------------------------------
-
-_BARE = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def _toml_str(s: str) -> str:
-    return json.dumps(s, ensure_ascii=False).replace("\x7f", "\\u007f")
-
-
-def _toml_key(k: str) -> str:
-    return k if _BARE.match(k) else _toml_str(k)
-
-
-def _toml_num(x: float) -> str:
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    if math.isnan(x):
-        return "nan"
-    return repr(float(x))
-
-
-def _whole(x: float) -> float | int:
-    return int(x) if x.is_integer() and abs(x) < 2**53 else x
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return _toml_num(v)
-    if isinstance(v, str):
-        return _toml_str(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        if not v:
-            return "{}"
-        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    if isinstance(v, Range):  # bounds read best as integers where they are whole
-        bounds = {"min": v.min, "max": v.max}
-        return _toml_value({k: _whole(x) for k, x in bounds.items() if x is not None})
-    if isinstance(v, msgspec.Struct):
-        return _toml_value({f: getattr(v, f) for f in v.__struct_fields__})
-    raise TypeError(f"cannot write {type(v).__name__} as TOML")
-
-
 def dump_table(table: OfferTable) -> str:
     """The table as TOML: one `[[perks]]`/`[[rules]]` block each, defaults left out."""
-    lines = [f"name = {_toml_str(table.name)}", f"hit_policy = {_toml_str(table.hit_policy)}"]
+    lines = [f"name = {toml_str(table.name)}", f"hit_policy = {toml_str(table.hit_policy)}"]
     for perk in table.perks:
         lines += ["", "[[perks]]"]
         for field in Perk.__struct_fields__:
             value = getattr(perk, field)
             if field != "stock" or value:
-                lines.append(f"{field} = {_toml_value(value)}")
+                lines.append(f"{field} = {toml_value(value)}")
     defaults = Rule(id="x", perk="x")
     order = ("id", "description", "when", "perk", "priority", "weight")
     for rule in table.rules:
@@ -318,7 +190,7 @@ def dump_table(table: OfferTable) -> str:
         for field in (*order, *(f for f in Rule.__struct_fields__ if f not in order)):
             value = getattr(rule, field)
             if field in ("id", "perk") or value != getattr(defaults, field):
-                lines.append(f"{field} = {_toml_value(value)}")
+                lines.append(f"{field} = {toml_value(value)}")
     return "\n".join(lines) + "\n"
 
 

@@ -27,7 +27,8 @@ from typing import Any
 
 import polars as pl
 
-from offers.catalog.tables import OfferTable, Range, TableError, decode_table, dump_table
+from offers.catalog.fields import Range
+from offers.catalog.tables import OfferTable, TableError, decode_table, dump_table
 from offers.catalog.tables import table_from_builtins as _from_builtins
 
 __all__ = [

@@ -14,8 +14,9 @@ from typing import Literal
 
 import msgspec
 
-from offers.catalog.tables import Condition, OfferTable, Range, Rule, ordered_rules
-from offers.incidents.kinds import FlightFacts
+from offers.catalog.fields import Condition, Range
+from offers.catalog.tables import OfferTable, Rule, ordered_rules
+from offers.incidents import FlightFacts
 from segmentation.profiles import LANGUAGES, PROFILE_SCHEMA, PROTECTED_COLUMNS
 
 __all__ = [

@@ -31,7 +31,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from offers.catalog.tables import OfferTable, Rule, ordered_rules, rule_expr
+from offers.catalog import OfferTable, Rule, ordered_rules, rule_expr
 from segmentation.ids import fnv1a, unit_interval
 
 __all__ = [

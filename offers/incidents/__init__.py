@@ -1,1 +1,30 @@
-"""TODO"""
+"""What went wrong and what the law owes for it: incident kinds with their facts (a tagged
+union), escalation steps, and legal entitlements (EU 261, UK261, Canada APPR, US DOT) computed
+from versioned regime data with citations and the bundled airport list.
+"""
+
+from offers.incidents.kinds import (
+    FLIGHT_KINDS,
+    AwareDatetime,
+    EscalationPolicy,
+    FactsError,
+    FlightFacts,
+    Incident,
+    IncidentId,
+    ServiceFacts,
+    entitlements,
+    facts_type,
+)
+
+__all__ = [
+    "FLIGHT_KINDS",
+    "AwareDatetime",
+    "EscalationPolicy",
+    "FactsError",
+    "FlightFacts",
+    "Incident",
+    "IncidentId",
+    "ServiceFacts",
+    "entitlements",
+    "facts_type",
+]

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from offers.decide.choice import DEFAULT_CONFIG, POSTERIOR_SCHEMA, ExploreConfig, Learning
+from offers.decide import DEFAULT_CONFIG, POSTERIOR_SCHEMA, ExploreConfig, Learning
 from offers.learning.outcomes import DECISION_KEY, decision_flags, feedback_about
-from offers.ledger.store import Ledger
+from offers.ledger import Ledger
 
 __all__ = [
     "LearningSource",

@@ -19,10 +19,9 @@ import msgspec
 import polars as pl
 import sqlalchemy as sa
 
-from offers.incidents.kinds import AwareDatetime, IncidentId
-from offers.ledger.bulk import bulk_insert
+from offers.incidents import AwareDatetime, IncidentId
+from offers.ledger import Ledger, Tx, bulk_insert
 from offers.ledger.schema import decisions, feedback_events
-from offers.ledger.store import Ledger, Tx
 
 __all__ = [
     "EVENT_KINDS",

@@ -12,8 +12,8 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
+from offers.ledger import Ledger
 from offers.ledger.schema import decisions, feedback_events
-from offers.ledger.store import Ledger
 
 __all__ = ["DECISION_KEY", "OUTCOME_SCHEMA", "decision_flags", "feedback_about", "load_outcomes"]
 

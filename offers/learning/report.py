@@ -11,19 +11,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import polars as pl
 
 from offers.learning.outcomes import load_outcomes
-from offers.ledger.store import Ledger
+from offers.ledger import Ledger
+from segmentation.html import colour, template_env, write_report
 
 __all__ = ["TEMPLATES", "offers_tables", "render_offers_report", "write_report"]
 
 TEMPLATES = Path(__file__).parent / "templates"
-PALETTE = (
-    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
-    "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
-)  # fmt: skip
 _W, _H, _PAD = 360, 170, 34
 
 
@@ -132,45 +128,35 @@ def render_offers_report(ledger: Ledger, now: datetime, span: timedelta) -> str:
     outcomes = load_outcomes(ledger, now - span)
     tables = offers_tables(outcomes)
     perk_ids = sorted(set(outcomes["perk_id"].drop_nulls().to_list()))
-    colours = {p: PALETTE[i % len(PALETTE)] for i, p in enumerate(perk_ids)}
+    colours = {p: colour(i) for i, p in enumerate(perk_ids)}
     lift = tables["lift"]
     complaints = tables["complaints"].tail(30)
     worst = float(complaints["rate"].fill_null(0.0).max() or 0.0) if complaints.height else 0.0  # type: ignore[arg-type]
     delivered = outcomes.filter("delivered")
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
+    return (
+        template_env(TEMPLATES)
+        .get_template("offers_report.html.j2")
+        .render(
+            generated_at=now.strftime("%Y-%m-%d %H:%M UTC"),
+            since=(now - span).strftime("%Y-%m-%d"),
+            facts={
+                "decisions": outcomes.height,
+                "perks": int(outcomes["perk_id"].is_not_null().sum()),
+                "delivered": delivered.height,
+                "redeemed": int(delivered["redeemed"].sum()),
+                "complaints": int(delivered["complaint"].sum()),
+            },
+            by_perk=tables["by_perk"].to_dicts(),
+            lines=_lines(tables["over_time"], colours),
+            colours=colours,
+            lift=lift.to_dicts(),
+            lift_bars=_bars(list(zip(lift["segment"], lift["lift"], strict=True)), 0.25, "{:+.1%}"),
+            complaint_bars=_bars(
+                list(zip(complaints["incident_id"], complaints["rate"], strict=True)),
+                max(worst, 0.05),
+            ),
+            w=_W,
+            h=_H,
+            pad=_PAD,
+        )
     )
-    return env.get_template("offers_report.html.j2").render(
-        generated_at=now.strftime("%Y-%m-%d %H:%M UTC"),
-        since=(now - span).strftime("%Y-%m-%d"),
-        facts={
-            "decisions": outcomes.height,
-            "perks": int(outcomes["perk_id"].is_not_null().sum()),
-            "delivered": delivered.height,
-            "redeemed": int(delivered["redeemed"].sum()),
-            "complaints": int(delivered["complaint"].sum()),
-        },
-        by_perk=tables["by_perk"].to_dicts(),
-        lines=_lines(tables["over_time"], colours),
-        colours=colours,
-        lift=lift.to_dicts(),
-        lift_bars=_bars(list(zip(lift["segment"], lift["lift"], strict=True)), 0.25, "{:+.1%}"),
-        complaint_bars=_bars(
-            list(zip(complaints["incident_id"], complaints["rate"], strict=True)),
-            max(worst, 0.05),
-        ),
-        w=_W,
-        h=_H,
-        pad=_PAD,
-    )
-
-
-def write_report(html: str, path: Path) -> None:
-    """Write atomically: a reader never sees half a page."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)

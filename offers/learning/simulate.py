@@ -29,10 +29,10 @@ import msgspec
 import polars as pl
 import sqlalchemy as sa
 
-from offers.catalog.tables import OfferTable, TableError, match, perk_frame
+from offers.catalog import OfferTable, TableError, match, perk_frame
 from offers.learning.outcomes import load_outcomes
+from offers.ledger import Ledger
 from offers.ledger.schema import incidents
-from offers.ledger.store import Ledger
 
 __all__ = [
     "METHOD",

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 
-from offers.catalog.tables import OfferTable, Perk, PerkKind, Rule
-from offers.incidents.kinds import FlightFacts, Incident
+from offers.catalog import OfferTable, Perk, PerkKind, Rule
+from offers.incidents import FlightFacts, Incident
 from offers.learning.feedback import EVENT_SCHEMA, decision_id_expr
 
 __all__ = ["WORLD_PERKS", "World", "make_world", "world_table"]

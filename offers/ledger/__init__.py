@@ -1,1 +1,54 @@
-"""TODO"""
+"""Everything that lives in the database: schema and migrations, SQLite and PostgreSQL
+engines, the ledger's reads and writes (exactly once per incident, step and customer), bulk
+COPY, background jobs, erasure, and offer-table drafts and versions.
+"""
+
+from offers.ledger.bulk import bulk_insert
+from offers.ledger.db import Read, create_engine, sqlite_url, upgrade
+from offers.ledger.erasure import erase_customer, export_customer
+from offers.ledger.followups import FOLLOWUP_LIST, paired, with_followup_lists
+from offers.ledger.frames import DECISION_SCHEMA
+from offers.ledger.recent import recent_incidents
+from offers.ledger.store import Ledger
+from offers.ledger.transaction import Tx
+from offers.ledger.versions import (
+    Draft,
+    NotFound,
+    Published,
+    PublishRefused,
+    Ref,
+    Store,
+    TableSummary,
+    VersionInfo,
+    live_segment_names,
+    publish_table,
+    published_table,
+)
+
+__all__ = [
+    "DECISION_SCHEMA",
+    "FOLLOWUP_LIST",
+    "Draft",
+    "Ledger",
+    "NotFound",
+    "PublishRefused",
+    "Published",
+    "Read",
+    "Ref",
+    "Store",
+    "TableSummary",
+    "Tx",
+    "VersionInfo",
+    "bulk_insert",
+    "create_engine",
+    "erase_customer",
+    "export_customer",
+    "live_segment_names",
+    "paired",
+    "publish_table",
+    "published_table",
+    "recent_incidents",
+    "sqlite_url",
+    "upgrade",
+    "with_followup_lists",
+]

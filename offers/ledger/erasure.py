@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from offers.ledger.db import WRITE_LOCK
 from offers.ledger.schema import decision_reasons, decisions, idempotency, metadata
-from offers.ledger.store import FROM_WORDING, with_words
+from offers.ledger.wording import FROM_WORDING, with_words
 from offers.record import NAME_MARK
 
 __all__ = ["PLACEHOLDER", "LedgerErasure", "erase_customer", "export_customer", "pseudonym"]

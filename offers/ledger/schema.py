@@ -51,7 +51,7 @@ decisions = sa.Table(
     sa.Column("channel", sa.String(16)),
     sa.Column("language", sa.String(16), nullable=False),
     # Rows written before migration 0013 only: since, the text is the wording's shell with
-    # the row's perk code and `first_name` spliced in (see offers.ledger.store.with_words).
+    # the row's perk code and `first_name` spliced in (see offers.ledger.wording.with_words).
     sa.Column("text", sa.Text),
     sa.Column("rule_id", sa.String(64)),
     sa.Column("perk_id", sa.String(64)),

@@ -15,9 +15,18 @@ from typing import Any, Literal
 import msgspec
 import sqlalchemy as sa
 
-from offers.catalog.diff import Change, diff_tables
-from offers.catalog.tables import OfferTable, TableError, decode_table, dump_table, parse_table
-from offers.catalog.validate import Checks, Finding, errors
+from offers.catalog import (
+    Change,
+    Checks,
+    Finding,
+    OfferTable,
+    TableError,
+    decode_table,
+    diff_tables,
+    dump_table,
+    errors,
+    parse_table,
+)
 from offers.ledger.schema import offer_table_drafts, offer_tables
 from offers.ledger.store import Ledger
 

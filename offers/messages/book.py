@@ -1,13 +1,13 @@
-"""Message templates, rendered for a whole incident at once.
+"""Message books: marketing's templates, looked up and rendered for a whole incident at once.
 
-Templates use `{variable}` placeholders and nothing else: no attribute access, no
-expressions, no code. That keeps marketing's text safe to render and lets a template be
-compiled into one `concat_str` over columns, so rendering never loops over customers.
+A book is data (`defaults/messages.toml`). `resolve` picks, for every message kind, language
+and channel, the template to use (falling back by channel, then by language); `render` fills
+the chosen templates over the decision frame, so rendering never loops over customers. What a
+template may contain is in `offers.messages.placeholders`; SMS costs in `offers.messages.sms`.
 """
 
 from __future__ import annotations
 
-import string
 import tomllib
 from collections.abc import Sequence
 from datetime import date
@@ -17,8 +17,28 @@ from typing import Literal
 import msgspec
 import polars as pl
 
-from offers.record import CODE_MARK, NAME_MARK, UNMARKED
+from offers.messages.placeholders import VARIABLES, TemplateError, compile_template, fill_column
+from offers.messages.sms import SMS_MAX_SEGMENTS, SmsInfo, sms_info, worst_case
 from segmentation.profiles import CHANNELS, LANGUAGES
+
+__all__ = [
+    "DEFAULTS",
+    "LANGUAGE_FALLBACK",
+    "MESSAGE_KINDS",
+    "MessageBook",
+    "MessageKind",
+    "Preview",
+    "Template",
+    "TemplateFinding",
+    "check_book",
+    "load_default_book",
+    "parse_book",
+    "preview",
+    "render",
+    "resolve",
+    "sample_values",
+    "validate_book",
+]
 
 DEFAULTS = Path(__file__).parent / "defaults"
 
@@ -30,24 +50,6 @@ MESSAGE_KINDS: tuple[str, ...] = (
     "followup_checkin",
     "followup_feedback",
 )
-
-#: Variables a template may use, each the name of a column of the decision frame.
-VARIABLES = frozenset(
-    {
-        "first_name",
-        "flight",
-        "delay_minutes",
-        "perk_title",
-        "perk_code",
-        "valid_until",
-        "perk_line",
-        "subject",
-        "reference",
-    }
-)
-
-#: Variables that differ from customer to customer: spliced in per row, not per situation.
-PERSONAL = ("first_name", "perk_code")
 
 #: Where a language without its own template borrows one from, in order.
 LANGUAGE_FALLBACK: dict[str, tuple[str, ...]] = {
@@ -69,34 +71,6 @@ class Template(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 class MessageBook(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     templates: list[Template]
-
-
-class TemplateError(ValueError):
-    """A template that cannot be rendered safely; the message names it."""
-
-
-Piece = tuple[str, str | None]
-
-
-def compile_template(text: str, where: str = "template") -> list[Piece]:
-    """Split a template into (literal, variable) pieces, refusing anything but plain names."""
-    pieces: list[Piece] = []
-    try:
-        parsed = list(string.Formatter().parse(text))
-    except ValueError as exc:
-        raise TemplateError(f"{where}: {exc}") from exc
-    for literal, field, spec, conversion in parsed:
-        if field is None:
-            pieces.append((literal, None))
-            continue
-        if spec or conversion or not field.isidentifier():
-            raise TemplateError(
-                f"{where}: only plain {{name}} placeholders are allowed, got {{{field}}}"
-            )
-        if field not in VARIABLES:
-            raise TemplateError(f"{where}: unknown variable {{{field}}}")
-        pieces.append((literal, field))
-    return pieces
 
 
 def parse_book(text: str, source: str = "messages") -> MessageBook:
@@ -164,22 +138,6 @@ def resolve(book: MessageBook, incident: str) -> pl.DataFrame:
     )
 
 
-def _render_partition(part: pl.DataFrame, pieces: list[Piece], out: str) -> pl.DataFrame:
-    """Fill one template for its rows, dropping marks as the engine does (`UNMARKED`)."""
-    exprs: list[pl.Expr] = []
-    for literal, field in pieces:
-        if literal.translate(UNMARKED):
-            exprs.append(pl.lit(literal.translate(UNMARKED)))
-        if field is not None:
-            value = pl.col(field).cast(pl.String).fill_null("")
-            exprs.append(value if field in PERSONAL else value.str.replace_all(_MARKED, ""))
-    text = pl.concat_str(exprs) if exprs else pl.lit("")
-    return part.with_columns(text.alias(out))
-
-
-_MARKED = f"[{NAME_MARK}{CODE_MARK}]"
-
-
 def render(
     frame: pl.DataFrame, book: MessageBook, incident: str, kind_column: str, out: str
 ) -> pl.DataFrame:
@@ -208,7 +166,7 @@ def render(
         if idx is None:
             parts.append(part.with_columns(pl.lit(None, pl.String).alias(out)))
         else:
-            parts.append(_render_partition(part, compiled[idx], out))
+            parts.append(fill_column(part, compiled[idx], out))
     result = (
         pl.concat(parts, how="vertical_relaxed")
         if parts
@@ -219,56 +177,6 @@ def render(
         .rename({"_text_language": f"{out}_language"})
         .drop("_row", "_template", "_kind", "_lang", "_channel", strict=False)
     )
-
-
-SMS_MAX_SEGMENTS = 2
-
-#: Worst-case lengths used to check SMS templates: the longest value each variable takes.
-#: `perk_title` is checked with every title of the table (the longest decides);
-#: `perk_line` is the perk_line template rendered with these values. Names are assumed
-#: to be written in the template's alphabet (a Chinese name turns GSM-7 into UCS-2).
-WORST_CASE: dict[str, str] = {
-    "first_name": "x" * 20,
-    "flight": "XX9999",
-    "delay_minutes": "9999",
-    "perk_code": "X" * 8,
-    "valid_until": "2026-12-31",
-    "subject": "X" * 16,
-    "reference": "X" * 16,
-}
-
-
-class SmsInfo(msgspec.Struct, frozen=True, kw_only=True):
-    """How a text travels as SMS: alphabet, length in its units, and segments."""
-
-    encoding: Literal["GSM-7", "UCS-2"]
-    units: int
-    segments: int
-
-
-def sms_info(text: str) -> SmsInfo:
-    """GSM-7: 160 septets a segment (153 joined), extension characters take two; else
-    UCS-2: 70 UTF-16 units (67 joined), so an emoji counts twice."""
-    if all(ch in _GSM7 or ch in _GSM7_EXT for ch in text):
-        units = len(text) + sum(ch in _GSM7_EXT for ch in text)
-        single, joined, encoding = 160, 153, "GSM-7"
-    else:
-        units = len(text.encode("utf-16-le")) // 2
-        single, joined, encoding = 70, 67, "UCS-2"
-    segments = 1 if units <= single else -(-units // joined)
-    return SmsInfo(encoding=encoding, units=units, segments=segments)  # type: ignore[arg-type]
-
-
-def sms_segments(text: str) -> int:
-    """How many SMS a text takes (see sms_info)."""
-    return sms_info(text).segments
-
-
-_GSM7 = set(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-_GSM7_EXT = set("^{}\\[~]|€\f")
 
 
 class TemplateFinding(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -286,12 +194,6 @@ class TemplateFinding(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
             f"{self.severity}: template {self.template} (for {self.language} customers), "
             f"field {self.field}: {self.message}"
         )
-
-
-def _fill(text: str, values: dict[str, str]) -> str:
-    return "".join(
-        lit + (values.get(var, "") if var else "") for lit, var in compile_template(text)
-    )
 
 
 def validate_book(
@@ -317,7 +219,7 @@ def validate_book(
                 continue
             options = sorted({t.get(lang) or t.get("en", "") for t in titles}) or [""]
             worst = max(
-                (_worst(book.templates[idx].text, lines.get(lang), title) for title in options),
+                (worst_case(book.templates[idx].text, lines.get(lang), title) for title in options),
                 key=lambda info: (info.segments, info.units),
             )
             if worst.segments > max_segments:
@@ -338,12 +240,6 @@ def validate_book(
             )
         )
     return out
-
-
-def _worst(text: str, perk_line: str | None, title: str) -> SmsInfo:
-    values = {**WORST_CASE, "perk_title": title}
-    values["perk_line"] = _fill(perk_line, values) if perk_line else ""
-    return sms_info(_fill(text, values))
 
 
 def check_book(book: MessageBook, titles: Sequence[dict[str, str]] = ()) -> None:

@@ -21,7 +21,8 @@ from typing import Any, NamedTuple
 
 import polars as pl
 
-from offers.messages.book import PERSONAL, MessageBook, Piece, compile_template, resolve
+from offers.messages.book import MessageBook, resolve
+from offers.messages.placeholders import PERSONAL, Piece, compile_template
 from offers.record import CODE_MARK, NAME_MARK, UNMARKED
 from offers.situations import situation_key
 

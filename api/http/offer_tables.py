@@ -1,0 +1,311 @@
+"""Offer-table endpoints for marketing: the live perks, drafts, versions, diffs, publishing.
+
+Thin handlers over `offers.ledger.versions.Store`. Client mistakes are 4xx whose detail names
+the table, rule and field; a publish refused by validation is a 422 carrying every finding.
+After a publish or rollback the running engine reloads its table, so the next incident uses
+it without a restart.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import partial
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, get, post, put
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException, NotFoundException
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath, JSONBody, QueryParameter, RawBody
+from litestar.status_codes import HTTP_200_OK
+
+from api.http.errors import domain_errors, unprocessable
+from api.runtime import Runtime
+from offers.catalog import (
+    Change,
+    Checks,
+    Finding,
+    OfferTable,
+    Perk,
+    decode_table,
+    default_columns,
+    diff_tables,
+    dump_table,
+    table_from_builtins,
+)
+from offers.ledger import Draft, Published, Ref, Store, TableSummary, VersionInfo
+
+__all__ = ["VersionQuery", "handlers", "offer_store", "table_checks", "version_ref"]
+
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+By = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+VersionQuery = Annotated[
+    str, QueryParameter(name="version", description="draft (default), live, or N")
+]
+"""Which version a route reads: `draft` unless the client says `live` or a number."""
+
+
+class PublishIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    reason: Text
+    by: By = "api"
+
+
+class RollbackIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    version: Annotated[int, msgspec.Meta(ge=1)]
+    reason: Text
+    by: By = "api"
+
+
+class DraftOut(msgspec.Struct, frozen=True, kw_only=True):
+    draft: Draft
+    table: OfferTable
+    findings: list[Finding]
+
+
+class ValidationOut(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    checked: str
+    ok: bool
+    findings: list[Finding]
+
+
+class VersionOut(msgspec.Struct, frozen=True, kw_only=True):
+    info: VersionInfo
+    body: str
+    table: OfferTable
+
+
+class DiffOut(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    before: str
+    after: str
+    changes: list[Change]
+
+
+def offer_store(state: State) -> tuple[Runtime, Store]:
+    """The runtime and its offer-table store; the admin pages pass `request.app.state`."""
+    runtime: Runtime = state.runtime
+    return runtime, Store(runtime.engine)
+
+
+def table_checks(runtime: Runtime) -> Checks:
+    """Validate against the active segmentation and the columns the engine has."""
+    return Checks(
+        segment_names=frozenset(s.name for s in runtime.model.card.segments),
+        known_columns=default_columns() | frozenset(runtime.book.frame.columns),
+    )
+
+
+def version_ref(text: str, *, hint: str = "a number, vN, draft or live") -> Ref:
+    """A `version` query value as a store reference; otherwise a 422 saying what fits."""
+    if text in ("draft", "live"):
+        return text  # type: ignore[return-value]
+    digits = text.removeprefix("v")
+    if digits.isdigit() and int(digits) >= 1:
+        return int(digits)
+    raise unprocessable(f"version {text!r}: use {hint}")
+
+
+@get(
+    "/v1/perks",
+    opt={"role": "marketing"},
+    sync_to_thread=True,
+    tags=["offers"],
+    operation_id="listPerks",
+)
+def list_perks(state: State) -> list[Perk]:
+    """The perk catalog of the live offer table."""
+    runtime: Runtime = state.runtime
+    return list(runtime.table().perks)
+
+
+@get(
+    "/v1/offer-tables",
+    opt={"role": "marketing"},
+    sync_to_thread=True,
+    tags=["offers"],
+    operation_id="listOfferTables",
+)
+def list_tables(state: State) -> list[TableSummary]:
+    """Every offer table: its newest published version, whether it is live, any draft."""
+    return offer_store(state)[1].tables()
+
+
+@get(
+    "/v1/offer-tables/{name:str}/versions",
+    opt={"role": "marketing"},
+    sync_to_thread=True,
+    tags=["offers"],
+    operation_id="listOfferTableVersions",
+)
+def list_versions(state: State, name: FromPath[str]) -> list[VersionInfo]:
+    """Published versions of a table, oldest first: who, when and why."""
+    versions = offer_store(state)[1].versions(name)
+    if not versions:
+        raise NotFoundException(f"offer table {name} has no published version")
+    return versions
+
+
+@get(
+    "/v1/offer-tables/{name:str}/versions/{version:int}",
+    opt={"role": "marketing"},
+    sync_to_thread=True,
+    tags=["offers"],
+    operation_id="getOfferTableVersion",
+)
+def get_version(state: State, name: FromPath[str], version: FromPath[int]) -> VersionOut:
+    """One published version: its record, TOML body and parsed table."""
+    store = offer_store(state)[1]
+    with domain_errors():
+        found = store.version(name, version)
+        table = store.table(name, version)
+    return VersionOut(info=found.info, body=found.body, table=table)
+
+
+def _decoded(
+    request: Request[Any, Any, Any], body: bytes, source: str
+) -> tuple[OfferTable, str | None]:
+    """The table as sent, and its TOML text unless it came as JSON; unreadable bytes are 400."""
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            raw = msgspec.json.decode(body)
+        except msgspec.DecodeError as exc:
+            raise HTTPException(status_code=400, detail=f"{source}: {exc}") from exc
+        return table_from_builtins(raw, source), None
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HTTPException(status_code=400, detail=f"{source}: not UTF-8") from exc
+    return decode_table(text, source), text
+
+
+@put(
+    "/v1/offer-tables/{name:str}/draft",
+    opt={"role": "marketing"},
+    sync_to_thread=True,
+    tags=["offers"],
+    operation_id="putOfferTableDraft",
+    status_code=HTTP_200_OK,
+)
+def put_draft(
+    state: State,
+    request: Request[Any, Any, Any],
+    name: FromPath[str],
+    body: RawBody,
+    by: Annotated[str, QueryParameter(max_length=128, description="who edits")] = "api",
+) -> DraftOut:
+    """Store a draft: TOML text (any content type but JSON) or the table as JSON.
+
+    The draft is validated and the findings returned; errors do not stop a draft from
+    being saved (they stop it from being published).
+    """
+    runtime, store = offer_store(state)
+    source = f"offer table {name} draft"
+    with domain_errors():
+        table, text = _decoded(request, body, source)
+    if table.name != name:
+        raise unprocessable(f"{source}, field name: the body names {table.name!r}")
+    draft = store.save_draft(table, by, datetime.now(UTC), body=text or dump_table(table))
+    return DraftOut(draft=draft, table=table, findings=table_checks(runtime).run(table))
+
+
+@post(
+    "/v1/offer-tables/{name:str}/validate",
+    opt={"role": "marketing", "changes": False},
+    sync_to_thread=True,
+    tags=["offers"],
+    operation_id="validateOfferTable",
+    status_code=HTTP_200_OK,
+)
+def validate_table(
+    state: State,
+    name: FromPath[str],
+    ref: VersionQuery = "draft",
+) -> ValidationOut:
+    """Validate the draft (or a version): every finding, located by rule and field."""
+    runtime, store = offer_store(state)
+    with domain_errors():
+        table = store.table(name, version_ref(ref))
+    findings = table_checks(runtime).run(table)
+    ok = not any(f.severity == "error" for f in findings)
+    return ValidationOut(name=name, checked=str(ref), ok=ok, findings=findings)
+
+
+def _publish(state: State, name: str, data: PublishIn | RollbackIn) -> Published:
+    """Publish the draft, or with `RollbackIn` an old version again, then switch to it.
+
+    This process switches at once; other workers notice the new version on their own.
+    """
+    runtime, store = offer_store(state)
+    with domain_errors():
+        publish = (
+            partial(store.rollback, name, data.version)
+            if isinstance(data, RollbackIn)
+            else partial(store.publish, name)
+        )
+        published = publish(
+            by=data.by, reason=data.reason, now=datetime.now(UTC), checks=table_checks(runtime)
+        )
+    runtime.reload_table()
+    return published
+
+
+@post(
+    "/v1/offer-tables/{name:str}/publish",
+    opt={"role": "marketing"},
+    sync_to_thread=True,
+    tags=["offers"],
+    operation_id="publishOfferTable",
+    status_code=HTTP_200_OK,
+)
+def publish_table(state: State, name: FromPath[str], data: JSONBody[PublishIn]) -> Published:
+    """Validate and publish the draft as the next version; the engine uses it at once."""
+    return _publish(state, name, data)
+
+
+@post(
+    "/v1/offer-tables/{name:str}/rollback",
+    opt={"role": "marketing"},
+    sync_to_thread=True,
+    tags=["offers"],
+    operation_id="rollbackOfferTable",
+    status_code=HTTP_200_OK,
+)
+def rollback_table(state: State, name: FromPath[str], data: JSONBody[RollbackIn]) -> Published:
+    """Publish an old version again, as a new version whose reason says "rollback to vN"."""
+    return _publish(state, name, data)
+
+
+@get(
+    "/v1/offer-tables/{name:str}/diff",
+    opt={"role": "marketing"},
+    sync_to_thread=True,
+    tags=["offers"],
+    operation_id="diffOfferTable",
+)
+def diff_table(
+    state: State,
+    name: FromPath[str],
+    before: Annotated[str, QueryParameter(name="from", description="N, vN, draft or live")],
+    after: Annotated[str, QueryParameter(name="to", description="N, vN, draft or live")] = "draft",
+) -> DiffOut:
+    """Rules and perks added, removed, moved or changed field by field between two versions."""
+    store = offer_store(state)[1]
+    with domain_errors():
+        old = store.table(name, version_ref(before))
+        new = store.table(name, version_ref(after))
+    return DiffOut(name=name, before=before, after=after, changes=diff_tables(old, new))
+
+
+handlers: list[HTTPRouteHandler] = [
+    list_perks,
+    list_tables,
+    list_versions,
+    get_version,
+    put_draft,
+    validate_table,
+    publish_table,
+    rollback_table,
+    diff_table,
+]

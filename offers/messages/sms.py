@@ -1,0 +1,79 @@
+"""What a text costs as SMS: its alphabet, its length in that alphabet's units, its segments.
+
+Counting follows GSM 03.38 and the UCS-2 fallback, so a template's worst case can be checked
+before any customer gets a third segment; the worst-case values live here too.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from offers.messages.placeholders import fill_text
+
+__all__ = [
+    "SMS_MAX_SEGMENTS",
+    "WORST_CASE",
+    "SmsInfo",
+    "sms_info",
+    "sms_segments",
+    "worst_case",
+]
+
+SMS_MAX_SEGMENTS = 2
+
+#: Worst-case lengths used to check SMS templates: the longest value each variable takes.
+#: `perk_title` is checked with every title of the table (the longest decides);
+#: `perk_line` is the perk_line template rendered with these values. Names are assumed
+#: to be written in the template's alphabet (a Chinese name turns GSM-7 into UCS-2).
+WORST_CASE: dict[str, str] = {
+    "first_name": "x" * 20,
+    "flight": "XX9999",
+    "delay_minutes": "9999",
+    "perk_code": "X" * 8,
+    "valid_until": "2026-12-31",
+    "subject": "X" * 16,
+    "reference": "X" * 16,
+}
+
+
+class SmsInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """How a text travels as SMS: alphabet, length in its units, and segments."""
+
+    encoding: Literal["GSM-7", "UCS-2"]
+    units: int
+    segments: int
+
+
+def sms_info(text: str) -> SmsInfo:
+    """GSM-7: 160 septets a segment (153 joined), extension characters take two; else
+    UCS-2: 70 UTF-16 units (67 joined), so an emoji counts twice."""
+    if all(ch in _GSM7 or ch in _GSM7_EXT for ch in text):
+        units = len(text) + sum(ch in _GSM7_EXT for ch in text)
+        single, joined, encoding = 160, 153, "GSM-7"
+    else:
+        units = len(text.encode("utf-16-le")) // 2
+        single, joined, encoding = 70, 67, "UCS-2"
+    segments = 1 if units <= single else -(-units // joined)
+    return SmsInfo(encoding=encoding, units=units, segments=segments)  # type: ignore[arg-type]
+
+
+def sms_segments(text: str) -> int:
+    """How many SMS a text takes (see sms_info)."""
+    return sms_info(text).segments
+
+
+def worst_case(text: str, perk_line: str | None, title: str) -> SmsInfo:
+    """A template as SMS with every variable at its WORST_CASE value and the perk `title`;
+    `perk_line` is the perk_line template, filled with the same values."""
+    values = {**WORST_CASE, "perk_title": title}
+    values["perk_line"] = fill_text(perk_line, values) if perk_line else ""
+    return sms_info(fill_text(text, values))
+
+
+_GSM7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM7_EXT = set("^{}\\[~]|€\f")
