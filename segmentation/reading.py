@@ -1,6 +1,8 @@
 """Reading a profile file in any supported format, bounded before it is materialised.
 
-CSV and Excel are read as text, so values reach the import's checks untouched. A file wider
+CSV and Excel are read as text, so values reach the import's checks untouched (a CSV cell
+quoted against formula injection, as `profiles derive -o FILE.csv` writes it, loses that one
+quote: see segmentation.cells). A file wider
 than `MAX_COLUMNS`, or an XLSX sheet larger than `MAX_XLSX_CELLS`, is refused before its
 rows are kept: a few kilobytes of either can otherwise ask for gigabytes.
 """
@@ -11,6 +13,8 @@ import io
 from pathlib import Path
 
 import polars as pl
+
+from segmentation.cells import unguard_frame
 
 __all__ = ["FORMATS", "MAX_COLUMNS", "MAX_XLSX_CELLS", "read_table"]
 
@@ -44,7 +48,7 @@ def read_table(source: str | Path | bytes, fmt: str | None = None) -> pl.DataFra
         _check_width(pl.read_csv(data, infer_schema=False, n_rows=0).width)
         if isinstance(data, io.BytesIO):
             data.seek(0)
-        return pl.read_csv(data, infer_schema=False)
+        return unguard_frame(pl.read_csv(data, infer_schema=False))
     if fmt == "parquet":
         _check_width(len(pl.read_parquet_schema(data)))
         if isinstance(data, io.BytesIO):

@@ -1,9 +1,13 @@
 """Versioned segmentation models on disk: a skops file and a JSON card per version.
 
 skops loads only the types listed in TRUSTED_TYPES, so a tampered file cannot run code;
-anything else is refused. Every file the registry changes (a version's folder, its card,
-the ACTIVE pointer) is written beside its target and renamed over it, so a reader never
-sees a half-written one. HISTORY is an append-only log of promotions and rollbacks.
+anything else is refused, and so is a file whose parts would inflate past a bound (checked
+on the archive's directory, before anything is read). Promote and rollback load the version
+exactly as a starting server would (digest, sizes, types, skops, card) before they move
+ACTIVE, so ACTIVE never points at a model that cannot serve. Every file the registry
+changes (a version's folder, its card, the ACTIVE pointer) is written beside its target and
+renamed over it, so a reader never sees a half-written one. HISTORY is an append-only log
+of promotions and rollbacks.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
+import numpy as np
 
 from segmentation.model import ModelCard, Segmentation
 
@@ -54,6 +59,48 @@ ALLOWED_TYPES = frozenset(
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 """Segment names are slugs, so offer tables can quote them safely."""
+
+
+#: Bounds on a model file's parts, checked on the archive's directory before anything is
+#: inflated (a zip bomb): a 50-cluster model of 200 features is a few megabytes.
+MAX_PART_BYTES = 64 << 20
+MAX_MODEL_BYTES = 256 << 20
+
+
+def _check_sizes(path: Path) -> None:
+    """Refuse a model file whose parts would inflate past the bounds, reading none of them.
+
+    zipfile stops inflating a part at the size its directory declares, so bounding the
+    declared sizes bounds the memory skops can be made to use.
+    """
+    with zipfile.ZipFile(path) as archive:
+        parts = archive.infolist()
+    for part in parts:
+        if part.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ValueError(f"{part.filename} is compressed with method {part.compress_type}")
+        if part.file_size > MAX_PART_BYTES:
+            raise ValueError(
+                f"{part.filename} would inflate to {part.file_size:,} bytes, "
+                f"over the {MAX_PART_BYTES:,} a model part may have"
+            )
+    total = sum(p.file_size for p in parts)
+    if total > MAX_MODEL_BYTES:
+        raise ValueError(f"its parts would inflate to {total:,} bytes, over {MAX_MODEL_BYTES:,}")
+
+
+def _check_card(model: Segmentation, version: str) -> None:
+    """The card describes this model: its version, one segment per cluster, and a row of
+    features goes through the pipeline to one of those clusters."""
+    card = model.card
+    if card.version != version:
+        raise ValueError(f"its card is for version {card.version!r}")
+    final = model.pipeline[-1]
+    clusters = getattr(final, "n_clusters", None) or getattr(final, "n_components", None)
+    if clusters != card.k or sorted(s.cluster for s in card.segments) != list(range(card.k)):
+        raise ValueError(f"its card names {len(card.segments)} segments of k={card.k}")
+    row = np.zeros((1, len(card.spec.outputs())), dtype=np.float32)
+    if not 0 <= int(model.predict(row)[0]) < card.k:
+        raise ValueError("the model assigns a cluster its card does not name")
 
 
 def _types_in(path: Path) -> set[str]:
@@ -175,8 +222,9 @@ class Registry:
         try:
             if recorded.exists() and recorded.read_text().strip() != _digest(path):
                 damaged = "; it does not match the digest recorded at save (corrupted or tampered)"
+            _check_sizes(path)
             untrusted = _types_in(path) - ALLOWED_TYPES
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        except (OSError, KeyError, ValueError, RecursionError, zipfile.BadZipFile) as exc:
             raise RegistryError(f"{path}: not a readable model file ({exc}){damaged}") from exc
         if untrusted:
             raise RegistryError(f"{path}: refusing untrusted types {sorted(untrusted)}{damaged}")
@@ -185,11 +233,19 @@ class Registry:
         return path
 
     def load(self, version: str) -> Segmentation:
+        """The version as a working model: digest, part sizes and types checked before skops
+        reads it, then loaded against the allow-list and checked against its card."""
         import skops.io as sio
 
         card = self.card(version)
-        pipeline = sio.load(self.verify(version), trusted=TRUSTED_TYPES)
-        return Segmentation(pipeline=pipeline, card=card)
+        path = self.verify(version)
+        try:
+            model = Segmentation(pipeline=sio.load(path, trusted=TRUSTED_TYPES), card=card)
+            _check_card(model, version)
+        except Exception as exc:  # whatever a bad file makes skops or sklearn raise: refused
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+            raise RegistryError(f"{path}: not a loadable model ({reason})") from exc
+        return model
 
     # -- the active version -------------------------------------------------------------
 
@@ -236,20 +292,29 @@ class Registry:
         return stack
 
     def promote(self, version: str, used_names: dict[str, list[str]] | None = None) -> None:
-        """Make `version` active, unless it drops a name offer rules use (`used_names`:
-        segment name -> rule ids)."""
-        card = self.card(version)  # must exist
-        self.verify(version)  # and be loadable: never point ACTIVE at a damaged file
+        """Make `version` active, unless it cannot be loaded or drops a name offer rules use
+        (`used_names`: segment name -> rule ids)."""
+        card = self._loadable(version, f"cannot promote {version}").card
         check_used_names(card, used_names or {}, f"promote {version}")
         self._point(card)
         self._log("promote", version)
+
+    def _loadable(self, version: str, action: str) -> Segmentation:
+        """Load `version` as a server would before ACTIVE may point at it: a version that
+        cannot serve is refused with the reason, and ACTIVE stays where it is."""
+        try:
+            return self.load(version)
+        except UnknownVersion:
+            raise
+        except RegistryError as exc:
+            raise RegistryError(f"{action}: {exc}") from exc
 
     def rollback(self, used_names: dict[str, list[str]] | None = None) -> str:
         """Re-activate the version that was active before the current one; return it."""
         stack = self.stack()
         if len(stack) < 2:
             raise RegistryError("nothing to roll back to: no earlier promoted version")
-        previous = self.card(stack[-2])
+        previous = self._loadable(stack[-2], f"cannot roll back to {stack[-2]}").card
         check_used_names(previous, used_names or {}, f"roll back to {previous.version}")
         self._point(previous)
         self._log("rollback", stack[-1])

@@ -186,8 +186,12 @@ def show(settings: Settings, customer_id: str, reveal: bool) -> None:
 
 
 def _write_csv(frame: pl.DataFrame, path: Path) -> None:
-    """Profiles as CSV that `profiles import` reads back: lists joined with "|"."""
+    """Profiles as CSV that `profiles import` reads back: lists joined with "|", and text
+    a spreadsheet would run as a formula quoted (the import takes the quote off again)."""
+    from segmentation.cells import guard_frame
+
     lists = [name for name, dtype in frame.schema.items() if isinstance(dtype, pl.List)]
-    frame.with_columns(
+    joined = frame.with_columns(
         pl.col(name).cast(pl.List(pl.String)).list.join("|") for name in lists
-    ).write_csv(path)
+    )
+    guard_frame(joined).write_csv(path)

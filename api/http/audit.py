@@ -4,7 +4,9 @@ An ASGI middleware notes who (the key's name and role), what (method and path), 
 status, and the live offer table and segmentation before and after: the state a change to
 the offers or segments moves. Service-desk calls are recorded in the ledger itself; a POST
 that changes nothing (a preview, a validation, a simulation) declares `opt["changes"] =
-False` and is not recorded.
+False` and is not recorded. A route that erases a customer declares the path parameter
+holding the id (`opt["audit_pseudonym"] = "customer_id"`): its own row names the customer's
+pseudonym, like the rows the erasure rewrote before it (offers.ledger.erasure).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sqlalchemy as sa
 from litestar.types import ASGIApp, Message, Receive, Send
 
 from api.keys import KeyInfo
+from offers.ledger import pseudonymous_path
 from offers.ledger.schema import audit_log
 
 __all__ = ["AUDITED_ROLES", "AuditEntry", "audit_middleware", "recent"]
@@ -56,6 +59,15 @@ def _write(engine: sa.Engine, row: dict[str, Any]) -> None:
         conn.execute(audit_log.insert().values(**row))
 
 
+def _path(scope: Any) -> str:
+    """The request's path as the audit log keeps it: an erased customer by pseudonym."""
+    path: str = scope["path"]
+    handler = scope.get("route_handler")
+    param = handler.opt.get("audit_pseudonym") if handler is not None else None
+    customer = scope.get("path_params", {}).get(param) if param else None
+    return pseudonymous_path(path, str(customer)) if customer else path[:512]
+
+
 def audit_middleware(app: ASGIApp) -> ASGIApp:
     """Wrap `app` so that audited changes are written once the response has started."""
 
@@ -84,7 +96,7 @@ def audit_middleware(app: ASGIApp) -> ASGIApp:
                     "key_name": key.name,
                     "role": key.role,
                     "method": scope["method"],
-                    "path": scope["path"][:512],
+                    "path": _path(scope),
                     "status_code": status[0] if status else 500,
                     "before": before,
                     "after": _state(scope),

@@ -191,7 +191,7 @@ def export_profile(state: State, customer_id: FromPath[CustomerPath]) -> Profile
 
 @delete(
     "/v1/profiles/{customer_id:str}",
-    opt={"role": "analyst"},
+    opt={"role": "analyst", "audit_pseudonym": "customer_id"},
     sync_to_thread=True,
     tags=["profiles"],
     status_code=200,

@@ -16,7 +16,9 @@ Layout, for people who live in spreadsheets:
   `AIRPORT:PER_DAY` pairs (`TPE:40, HKG:20`).
 
 Blank rows are ignored; unknown columns are refused, so nothing typed is silently lost.
-Numbers are written as spreadsheet numbers when that is exact, else as text.
+Numbers are written as spreadsheet numbers when that is exact, else as text. In CSV a text
+cell that a spreadsheet would run as a formula (`=…`, `+…`, `-…`, `@…`) is written with a
+`'` in front, which reading takes off again.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import polars as pl
 from offers.catalog.fields import Range
 from offers.catalog.tables import OfferTable, TableError, decode_table, dump_table
 from offers.catalog.tables import table_from_builtins as _from_builtins
+from segmentation.cells import guard_frame, unguard_frame
 
 __all__ = [
     "FORMATS",
@@ -274,9 +277,11 @@ def perks_path(path: Path) -> Path:
 
 
 def write_csv(table: OfferTable, path: Path) -> list[Path]:
+    """Rules and perks as two CSV files; a cell a spreadsheet would run as a formula is
+    quoted (segmentation.cells), and `read_csv` reads it back exactly."""
     rules, perks = table_frames(table)
-    rules.write_csv(path)
-    perks.write_csv(perks_path(path))
+    guard_frame(rules).write_csv(path)
+    guard_frame(perks).write_csv(perks_path(path))
     return [path, perks_path(path)]
 
 
@@ -286,7 +291,7 @@ def read_csv(path: Path) -> OfferTable:
     companion = perks_path(path)
     if not companion.exists():
         raise TableError(f"{path.name}: its perks file {companion.name} is missing")
-    frames = [pl.read_csv(p, infer_schema=False) for p in (path, companion)]
+    frames = [unguard_frame(pl.read_csv(p, infer_schema=False)) for p in (path, companion)]
     return table_from_frames(frames[0], frames[1], path.name)
 
 

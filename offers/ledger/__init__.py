@@ -5,7 +5,7 @@ COPY, background jobs, erasure, and offer-table drafts and versions.
 
 from offers.ledger.bulk import bulk_insert
 from offers.ledger.db import Read, create_engine, sqlite_url, upgrade
-from offers.ledger.erasure import erase_customer, export_customer
+from offers.ledger.erasure import erase_customer, export_customer, pseudonymous_path
 from offers.ledger.followups import FOLLOWUP_LIST, paired, with_followup_lists
 from offers.ledger.frames import DECISION_SCHEMA
 from offers.ledger.recent import recent_incidents
@@ -45,6 +45,7 @@ __all__ = [
     "export_customer",
     "live_segment_names",
     "paired",
+    "pseudonymous_path",
     "publish_table",
     "published_table",
     "recent_incidents",

@@ -2,7 +2,8 @@
 
 Every table with a `customer_id` column gets a pseudonym instead (`erased-<sha256 prefix>`),
 so caps, budgets and per-incident totals still add up; the customer's first name is
-replaced in stored message texts, and in responses kept for Idempotency-Key replays. A
+replaced in stored message texts, and in responses kept for Idempotency-Key replays; audit
+log paths naming the customer (`/v1/profiles/<id>/…`) name the pseudonym instead. A
 decision kept as its wording's shell plus the name (migration 0013) gets `PLACEHOLDER` as
 its name, so its text reads with `PLACEHOLDER` where the name was.
 """
@@ -10,6 +11,7 @@ its name, so its text reads with `PLACEHOLDER` where the name was.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,11 +19,18 @@ import msgspec
 import sqlalchemy as sa
 
 from offers.ledger.db import WRITE_LOCK
-from offers.ledger.schema import decision_reasons, decisions, idempotency, metadata
+from offers.ledger.schema import audit_log, decision_reasons, decisions, idempotency, metadata
 from offers.ledger.wording import FROM_WORDING, with_words
 from offers.record import NAME_MARK
 
-__all__ = ["PLACEHOLDER", "LedgerErasure", "erase_customer", "export_customer", "pseudonym"]
+__all__ = [
+    "PLACEHOLDER",
+    "LedgerErasure",
+    "erase_customer",
+    "export_customer",
+    "pseudonym",
+    "pseudonymous_path",
+]
 
 PLACEHOLDER = "[erased]"
 """What a customer's name becomes in stored texts."""
@@ -29,7 +38,7 @@ PLACEHOLDER = "[erased]"
 
 class LedgerErasure(msgspec.Struct, frozen=True, kw_only=True):
     pseudonym: str
-    rows: dict[str, int]  # table -> rows now carrying the pseudonym
+    rows: dict[str, int]  # table -> rows now carrying the pseudonym (audit_log: in paths)
     texts: int  # decision texts with a name replaced
     replays: int  # stored idempotent responses rewritten
 
@@ -37,6 +46,27 @@ class LedgerErasure(msgspec.Struct, frozen=True, kw_only=True):
 def pseudonym(customer_id: str) -> str:
     """A stable stand-in for an erased id: the same customer always gets the same one."""
     return "erased-" + hashlib.sha256(customer_id.encode()).hexdigest()[:16]
+
+
+def pseudonymous_path(path: str, customer_id: str) -> str:
+    """`path` with every segment that is `customer_id` (`/v1/profiles/<id>/export`) named by
+    its pseudonym instead; other ids that merely contain it are left alone."""
+    alias = pseudonym(customer_id)
+    segment = re.compile(rf"(?<=/){re.escape(customer_id)}(?=/|$)")
+    return segment.sub(lambda _: alias, path)[:512]  # audit_log.path's length
+
+
+def _pseudonymise_audit(conn: sa.Connection, customer_id: str) -> int:
+    """Audit rows whose path names the customer, rewritten to the pseudonym; how many."""
+    a = audit_log.c
+    named = sa.select(a.id, a.path).where(a.path.contains(customer_id, autoescape=True))
+    count = 0
+    for row_id, path in conn.execute(named).all():
+        cleaned = pseudonymous_path(path, customer_id)
+        if cleaned != path:
+            conn.execute(audit_log.update().where(a.id == row_id).values(path=cleaned))
+            count += 1
+    return count
 
 
 def _customer_tables() -> list[sa.Table]:
@@ -121,6 +151,7 @@ def erase_customer(
                     .values(customer_id=alias)
                 )
                 rows[table.name] = result.rowcount
+            rows[audit_log.name] = _pseudonymise_audit(conn, customer_id)
             rewrites = []
             stored = conn.execute(sa.select(idempotency.c.key, idempotency.c.response))
             for key, response in stored.yield_per(64):
