@@ -35,7 +35,7 @@ from segmentation.mapping import (
     value_text,
     years_since,
 )
-from segmentation.profiles import PROFILE_SCHEMA, conform
+from segmentation.profiles import MAX_FIRST_NAME, PROFILE_SCHEMA, conform
 from segmentation.reading import read_table
 
 __all__ = [
@@ -289,6 +289,13 @@ def _rules(raw: pl.DataFrame) -> list[_Check]:
         )
     )
     checks += [(_missing(raw, c), c, pl.lit("missing value")) for c in REQUIRED_COLUMNS]
+    checks.append(
+        (
+            pl.col("first_name").str.len_chars() > MAX_FIRST_NAME,
+            "first_name",
+            pl.lit(f"longer than {MAX_FIRST_NAME} characters (SMS budgets allow names this long)"),
+        )
+    )
     rows = pl.col(_ROW).head(5).cast(pl.String).str.join(", ").over("customer_id")
     checks.append(
         (

@@ -12,6 +12,7 @@ __all__ = [
     "CHANNELS",
     "GENDERS",
     "LANGUAGES",
+    "MAX_FIRST_NAME",
     "OBJECTION_COLUMN",
     "PROFILE_SCHEMA",
     "PROTECTED_COLUMNS",
@@ -43,6 +44,9 @@ OBJECTION_COLUMN = "objects_to_profiling"
 """Optional boolean column: the customer objected to profiling (absent or null means no)."""
 
 _YES = ("true", "yes", "y", "1")
+
+MAX_FIRST_NAME = 50
+"""Longest first name, in characters; SMS templates are checked with a name this long."""
 
 
 def objection(schema: pl.Schema) -> pl.Expr:
