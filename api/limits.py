@@ -11,6 +11,8 @@ from pathlib import Path
 
 import msgspec
 
+from segmentation.snapshots import MAX_REMOVED_SHARE
+
 __all__ = ["RATE_FILE_ENV", "Limits"]
 
 MiB = 1 << 20
@@ -37,6 +39,10 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     """Wrong secrets of real keys one client address may send per minute, after a burst of
     as many, before it gets 429s: each costs a slow hash (MAKEGOOD_FAILED_KEYS_PER_MINUTE)."""
 
+    max_removed_share: float = MAX_REMOVED_SHARE
+    """Share of the served profiles a `replace` import may remove without being forced
+    (MAKEGOOD_MAX_REMOVED_SHARE, 0 to 1)."""
+
     @property
     def failed_keys_file(self) -> Path | None:
         """Where workers share the failed-key buckets, beside the request buckets."""
@@ -54,4 +60,5 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             failed_keys_per_minute=_env(
                 "MAKEGOOD_FAILED_KEYS_PER_MINUTE", defaults.failed_keys_per_minute
             ),
+            max_removed_share=_env("MAKEGOOD_MAX_REMOVED_SHARE", defaults.max_removed_share),
         )

@@ -40,6 +40,7 @@ import polars as pl
 from segmentation.profiles import CHANNELS, PROFILE_SCHEMA, TIERS, conform
 
 __all__ = [
+    "DERIVED_COLUMNS",
     "EXTRA_COLUMNS",
     "DeriveReport",
     "Derived",
@@ -58,6 +59,16 @@ EXTRA_COLUMNS: tuple[str, ...] = (
     "basket_median",
     "basket_items_mean",
 )
+DERIVED_COLUMNS: tuple[str, ...] = (
+    "trips_12m",
+    "spend_12m",
+    "avg_fare",
+    "tenure_years",
+    "tier",
+    *EXTRA_COLUMNS,
+)
+"""What a transaction log says about a customer; an upsert of derived profiles updates only
+these for customers already known (their names, contacts and consent are not defaults)."""
 _TIER_FLOORS = ((0.95, "platinum"), (0.80, "gold"), (0.50, "silver"))
 
 

@@ -11,9 +11,10 @@ supply constants). Every other profile column is optional and null when the file
 Extra columns are kept after the profile columns unless the mapping drops them.
 
 The import is all-or-nothing: any error and nothing loads. With a quarantine path the good
-rows load and every bad row is written there with its reasons, so loaded + rejected is always
-the number of rows read. Problems with the file as a whole (unreadable, a required column
-missing, a mapped column absent) always stop the import.
+rows load and every bad row is written there with its reasons (once the good rows are
+loaded), so loaded + rejected is always the number of rows read. Problems with the file as
+a whole (unreadable, a required column missing, a mapped column absent) always stop the
+import.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from segmentation.mapping import (
     value_text,
     years_since,
 )
-from segmentation.profiles import PROFILE_SCHEMA, conform
+from segmentation.profiles import MAX_FIRST_NAME, PROFILE_SCHEMA, conform, id_rules
 from segmentation.reading import read_table
 
 __all__ = [
@@ -90,12 +91,25 @@ class ImportResult:
     error_count: int
     """All problems found, not only those listed."""
     quarantine: Path | None = None
-    """Where rejected rows were written, when they were."""
+    """Where rejected rows go (`write_quarantine`), when the import keeps the good rows."""
+    supplied: tuple[str, ...] | None = None
+    """Columns the file (or the mapping's constants) gave values for; None: all of them.
+
+    An upsert updates only these for customers already known (see segmentation.snapshots).
+    """
 
     @property
     def ok(self) -> bool:
         """True when `profiles` should be loaded."""
         return self.profiles.height > 0
+
+    def write_quarantine(self) -> None:
+        """Write the rejected rows to `quarantine`; call it once the good rows are loaded.
+
+        Not done by the import itself, so a load refused later leaves nothing behind.
+        """
+        if self.quarantine is not None:
+            _write_atomic(self.rejected, self.quarantine)
 
 
 def import_profiles(
@@ -106,9 +120,10 @@ def import_profiles(
     *,
     fmt: str | None = None,
 ) -> ImportResult:
-    """Read, map and check profiles; write rejected rows to `quarantine` when given.
+    """Read, map and check profiles; nothing is written.
 
-    Nothing is written unless the import succeeds (`result.ok`).
+    With `quarantine` the good rows load and `result.write_quarantine()` keeps the bad ones
+    there; without it any error fails the whole import.
     """
     if not isinstance(mapping, ProfileMapping):
         mapping = ProfileMapping() if mapping is None else load_mapping(mapping)
@@ -147,18 +162,23 @@ def import_profiles(
         on=_ROW,
         how="left",
     ).drop(_ROW)
-    written = None
-    if quarantine is not None:
-        written = Path(quarantine)
-        _write_atomic(rejected, written)
+    supplied = [
+        c for c in PROFILE_SCHEMA if c in mapping.constants or _source(c, mapping) in table.columns
+    ]
     return ImportResult(
         rows=table.height,
         profiles=conform(good),
         rejected=rejected,
         errors=listed,
         error_count=errors.height,
-        quarantine=written,
+        quarantine=None if quarantine is None else Path(quarantine),
+        supplied=(*supplied, *extras),
     )
+
+
+def _source(column: str, mapping: ProfileMapping) -> str:
+    """The file's column a profile column is read from."""
+    return mapping.years_since.get(column, mapping.source_of(column))
 
 
 def _failed(
@@ -289,6 +309,14 @@ def _rules(raw: pl.DataFrame) -> list[_Check]:
         )
     )
     checks += [(_missing(raw, c), c, pl.lit("missing value")) for c in REQUIRED_COLUMNS]
+    checks += [(mask, "customer_id", pl.lit(rule)) for mask, rule in id_rules()]
+    checks.append(
+        (
+            pl.col("first_name").str.len_chars() > MAX_FIRST_NAME,
+            "first_name",
+            pl.lit(f"longer than {MAX_FIRST_NAME} characters (SMS budgets allow names this long)"),
+        )
+    )
     rows = pl.col(_ROW).head(5).cast(pl.String).str.join(", ").over("customer_id")
     checks.append(
         (

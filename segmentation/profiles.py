@@ -12,6 +12,8 @@ __all__ = [
     "CHANNELS",
     "GENDERS",
     "LANGUAGES",
+    "MAX_FIRST_NAME",
+    "MAX_ID_LENGTH",
     "OBJECTION_COLUMN",
     "PROFILE_SCHEMA",
     "PROTECTED_COLUMNS",
@@ -19,7 +21,9 @@ __all__ = [
     "UNSEGMENTED",
     "UNSEGMENTED_DESCRIPTION",
     "conform",
+    "id_rules",
     "objection",
+    "unusable_ids",
 ]
 
 LANGUAGES: tuple[str, ...] = ("en", "zh-Hans", "zh-Hant")
@@ -43,6 +47,34 @@ OBJECTION_COLUMN = "objects_to_profiling"
 """Optional boolean column: the customer objected to profiling (absent or null means no)."""
 
 _YES = ("true", "yes", "y", "1")
+
+MAX_ID_LENGTH = 64
+"""Longest customer id, in characters: the HTTP API refuses longer ones in paths and bodies."""
+
+MAX_FIRST_NAME = 50
+"""Longest first name, in characters; SMS templates are checked with a name this long."""
+
+
+def id_rules() -> list[tuple[pl.Expr, str]]:
+    """Customer ids no interface could carry, as (failure mask, rule) over `customer_id`.
+
+    Any other text is an id: accents, Chinese, spaces inside. Control characters (NUL, tab,
+    newline…) are not: a database, a log line or a CSV cell would each read them otherwise.
+    """
+    ids = pl.col("customer_id")
+    return [
+        (ids.str.contains(r"\p{Cc}"), "control characters (NUL, tab, newline…) are not allowed"),
+        (ids.str.len_chars() > MAX_ID_LENGTH, f"longer than {MAX_ID_LENGTH} characters"),
+    ]
+
+
+def unusable_ids(profiles: pl.DataFrame) -> str | None:
+    """Why some ids of `profiles` cannot be served (rule, count, first row), or None."""
+    for mask, rule in id_rules():
+        bad = profiles.select(mask.fill_null(False).arg_true()).to_series()
+        if len(bad):
+            return f"customer_id: {rule} ({len(bad):,} ids, the first at row {bad[0] + 1})"
+    return None
 
 
 def objection(schema: pl.Schema) -> pl.Expr:

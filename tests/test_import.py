@@ -145,7 +145,8 @@ def test_quarantine_accounts_for_every_row(profiles: pl.DataFrame, tmp_path: Pat
     path, rejects = tmp_path / "bad.csv", tmp_path / "rejects.parquet"
     bad.write_csv(path)
     result = import_profiles(path, quarantine=rejects)
-    assert result.ok and result.quarantine == rejects
+    assert result.ok and result.quarantine == rejects and not rejects.exists()
+    result.write_quarantine()
     written = pl.read_parquet(rejects)
     assert result.profiles.height + written.height == result.rows == 40
     assert written["_row"].to_list() == sorted(c[0] for c in CASES)

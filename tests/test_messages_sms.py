@@ -59,10 +59,10 @@ def test_the_default_book_fits_two_segments_with_every_perk() -> None:
 
 
 def test_worst_case_lengths_refuse_a_third_segment() -> None:
-    # 20-char name + 286 literal GSM characters = 306: exactly two segments.
-    fits = parse_book(book("{first_name}" + "a" * 286, perk_line=""))
+    # 50-char name + 256 literal GSM characters = 306: exactly two segments.
+    fits = parse_book(book("{first_name}" + "a" * 256, perk_line=""))
     assert validate_book(fits) == []
-    over = parse_book(book("{first_name}" + "a" * 287, perk_line=""))
+    over = parse_book(book("{first_name}" + "a" * 257, perk_line=""))
     (finding,) = validate_book(over)
     assert (finding.severity, finding.template, finding.language) == (
         "error",
@@ -98,7 +98,7 @@ def test_zh_hant_customers_are_checked_with_their_titles_in_the_fallback_text() 
 def test_worst_case_values_are_documented_lengths() -> None:
     lengths = {k: len(v) for k, v in WORST_CASE.items()}
     assert lengths == {
-        "first_name": 20,
+        "first_name": 50,
         "flight": 6,
         "delay_minutes": 4,
         "perk_code": 8,

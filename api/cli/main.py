@@ -22,6 +22,9 @@ from api.settings import Settings
 
 console = Console()
 
+MAX_HEADER_BYTES = 64 * 1024
+"""Largest request line plus headers `serve` reads; a longer one is answered 400 at once."""
+
 
 class _Group(click.Group):
     """Turns domain errors into one `Error: …` line and a non-zero exit, never a traceback."""
@@ -116,6 +119,10 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
         workers=workers,
         log_level="info",
         log_config=log_config(),
+        # h11 stops reading a request whose head outgrows the limit; httptools has no limit
+        # and would read a 100 MB header for seconds while every other request waits
+        http="h11",
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
     )
 
 

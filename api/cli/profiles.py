@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.settings import Settings
+from segmentation.snapshots import MODES, Change, Mode, TooManyRemoved
 
 console = Console()
 
@@ -21,7 +22,7 @@ SHOWN_ERRORS = 20
 
 @click.group("profiles")
 def group() -> None:
-    """Customer profiles: synthesize, import, derive, show."""
+    """Customer profiles: synthesize, import, derive, roll back, show."""
 
 
 @group.command("synth")
@@ -52,6 +53,74 @@ def _error_table(errors: Sequence[Any], total: int) -> Table:
     return table
 
 
+def _mode_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--mode and --force: how a load meets the profiles already served."""
+    command = click.option(
+        "--force",
+        is_flag=True,
+        help="Replace even when that removes more than the allowed share of the profiles "
+        "(MAKEGOOD_MAX_REMOVED_SHARE).",
+    )(command)
+    return click.option(
+        "--mode",
+        type=click.Choice(MODES),
+        default="upsert",
+        show_default=True,
+        help="upsert: new ids added, known ids updated, nobody removed; "
+        "replace: the file is every customer.",
+    )(command)
+
+
+def _load(
+    settings: Settings,
+    profiles: pl.DataFrame,
+    mode: Mode,
+    force: bool,
+    supplied: Sequence[str] | None = None,
+) -> tuple[Path, Change]:
+    """Merge `profiles` into the served ones and write the result as the newest snapshot.
+
+    The write comes last: a refused replace, an unusable id or profiles the active
+    segmentation cannot segment (which would stop the next `serve`) leave nothing behind.
+    """
+    from segmentation.snapshots import Snapshots
+
+    snapshots = Snapshots(settings.data_dir)
+    with snapshots.lock():
+        try:
+            staged = snapshots.stage_import(
+                profiles,
+                mode,
+                supplied=None if supplied is None else list(supplied),
+                max_removed_share=settings.limits.max_removed_share,
+                force=force,
+            )
+        except TooManyRemoved as exc:
+            raise click.ClickException(f"{exc}; nothing written (--force replaces anyway)") from exc
+        _check_servable(settings, staged.profiles)
+        return snapshots.commit(staged), staged.change
+
+
+def _check_servable(settings: Settings, profiles: pl.DataFrame) -> None:
+    """Segment `profiles` with the active model as `serve` will when it starts."""
+    from segmentation.book import ProfileBook
+    from segmentation.registry import Registry
+
+    registry = Registry(settings.data_dir / "models")
+    version = registry.active()
+    if version is not None:
+        ProfileBook(profiles, registry.load(version))
+
+
+def _print_change(change: Change, path: Path) -> None:
+    """What the load changed, by customer: the line an operator checks before walking away."""
+    console.print(
+        f"{change.mode}: [bold]{change.added:,}[/] added, [bold]{change.updated:,}[/] updated, "
+        f"[bold]{change.removed:,}[/] removed ({change.after:,} profiles, were {change.before:,})"
+    )
+    console.print(f"snapshot {path}")
+
+
 @group.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -65,16 +134,23 @@ def _error_table(errors: Sequence[Any], total: int) -> Table:
     help="Load the good rows and write the bad ones here (Parquet) with their reasons.",
 )
 @click.option("--max-errors", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@_mode_options
 @click.pass_obj
 def import_(
-    settings: Settings, file: Path, mapping: Path | None, quarantine: Path | None, max_errors: int
+    settings: Settings,
+    file: Path,
+    mapping: Path | None,
+    quarantine: Path | None,
+    max_errors: int,
+    mode: Mode,
+    force: bool,
 ) -> None:
     """Import profiles from CSV, Parquet, NDJSON or Excel (.xlsx) as a new snapshot.
 
     All-or-nothing: on any error nothing is written, unless --quarantine is given.
+    The previous snapshot is kept: `profiles rollback` serves it again.
     """
     from segmentation.importer import import_profiles
-    from segmentation.snapshots import Snapshots
 
     with console.status(f"importing {file}…"):
         result = import_profiles(file, mapping, quarantine, max_errors)
@@ -85,13 +161,33 @@ def import_(
             f"import failed: {result.error_count:,} problems in {result.rows:,} rows; "
             "nothing written"
         )
-    path = Snapshots(settings.data_dir).save(result.profiles)
+    with console.status(f"loading {result.profiles.height:,} profiles ({mode})…"):
+        path, change = _load(settings, result.profiles, mode, force, result.supplied)
+    result.write_quarantine()
     console.print(
         f"read {result.rows:,} rows: {result.profiles.height:,} loaded, "
         f"{result.rejected.height:,} rejected"
         + (f" (written to {result.quarantine})" if result.quarantine else "")
     )
-    console.print(f"snapshot {path}")
+    _print_change(change, path)
+
+
+@group.command("rollback")
+@click.pass_obj
+def rollback(settings: Settings) -> None:
+    """Serve the profiles served before the newest snapshot again.
+
+    Written as a new snapshot, so history is kept; again goes one step further back.
+    """
+    from segmentation.snapshots import Snapshots
+
+    snapshots = Snapshots(settings.data_dir)
+    with snapshots.lock():
+        staged = snapshots.stage_rollback()
+        _check_servable(settings, staged.profiles)
+        path = snapshots.commit(staged)
+    console.print(f"snapshot {staged.restores:04d} restored")
+    _print_change(staged.change, path)
 
 
 @group.command("derive")
@@ -106,6 +202,7 @@ def import_(
 @click.option("--quantity", help="Quantity column, for items per basket.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--import", "into_snapshot", is_flag=True, help="Load as a new profile snapshot.")
+@_mode_options
 @click.pass_obj
 def derive(
     settings: Settings,
@@ -118,10 +215,12 @@ def derive(
     quantity: str | None,
     output: Path | None,
     into_snapshot: bool,
+    mode: Mode,
+    force: bool,
 ) -> None:
     """Derive profiles (recency, frequency, monetary, tenure, baskets) from transactions."""
+    from segmentation.derive import DERIVED_COLUMNS
     from segmentation.derive import derive as derive_rfm
-    from segmentation.snapshots import Snapshots
     from segmentation.synth import write_profiles
 
     if (output is None) == (not into_snapshot):
@@ -150,8 +249,8 @@ def derive(
         write_profiles(derived.profiles, output)
         console.print(f"wrote {derived.profiles.height:,} profiles to {output}")
     else:
-        path = Snapshots(settings.data_dir).save(derived.profiles)
-        console.print(f"snapshot {path}")
+        path, change = _load(settings, derived.profiles, mode, force, DERIVED_COLUMNS)
+        _print_change(change, path)
 
 
 @group.command("show")

@@ -1,30 +1,35 @@
-"""Profile endpoints for analysts (`/v1/profiles`): look one up, import a file."""
+"""Profile endpoints for analysts (`/v1/profiles`): look one up, import a file, roll back."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Response, delete, get, post
 from litestar.datastructures import State, UploadFile
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import Body, FromPath, QueryParameter
-from litestar.status_codes import HTTP_201_CREATED, HTTP_422_UNPROCESSABLE_ENTITY
+from litestar.status_codes import (
+    HTTP_201_CREATED,
+    HTTP_409_CONFLICT,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+)
 
 from api.limits import Limits
 from api.runtime import Runtime
 from offers.ledger import erase_customer, export_customer
-from segmentation.book import mask_personal
+from segmentation.book import ProfileBook, mask_personal
 from segmentation.importer import RowError, import_profiles
 from segmentation.mapping import MappingError, parse_mapping
 from segmentation.reading import FORMATS
-from segmentation.snapshots import Snapshots
+from segmentation.snapshots import Snapshots, Staged, TooManyRemoved
 
 UPLOAD_LIMIT = Limits.from_env().max_upload_bytes
 CustomerPath = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -67,6 +72,10 @@ class ImportSummary(msgspec.Struct, frozen=True, kw_only=True):
     rows: int
     loaded: int
     rejected: int
+    mode: Literal["upsert", "replace"]
+    added: int
+    updated: int
+    removed: int
     snapshot: str
     quarantine: str | None
     error_count: int
@@ -74,13 +83,31 @@ class ImportSummary(msgspec.Struct, frozen=True, kw_only=True):
     profiles: int  # profiles the service now holds
 
 
+class RollbackSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """A rollback: the snapshot served again, written as the newest one, and the change."""
+
+    restored: str
+    snapshot: str
+    added: int
+    updated: int
+    removed: int
+    profiles: int
+
+
 @dataclass
 class ImportForm:
-    """Multipart form: the profile file, optional mapping TOML text, optional quarantine."""
+    """Multipart form: the profile file, optional mapping TOML text, optional quarantine.
+
+    `mode`: `upsert` adds new ids and updates known ones, nobody is removed; `replace` makes
+    the file every customer, refused when it would remove more than the allowed share of
+    them (MAKEGOOD_MAX_REMOVED_SHARE) unless `force` is true.
+    """
 
     file: UploadFile
     mapping: str | None = None
     quarantine: bool = False
+    mode: Literal["upsert", "replace"] = "upsert"
+    force: bool = False
 
 
 @get(
@@ -126,10 +153,14 @@ def import_file(
     state: State,
     data: Annotated[ImportForm, Body(media_type=RequestEncodingType.MULTI_PART)],
 ) -> Response[Any]:
-    """Import a CSV, Parquet, NDJSON or .xlsx file as the new profile snapshot.
+    """Import a CSV, Parquet, NDJSON or .xlsx file into the served profiles as a new snapshot.
 
-    All-or-nothing: any problem gives 422 listing rows, columns and values, and nothing
-    changes. With `quarantine=true` good rows load and bad rows are kept in a rejects file.
+    `mode=upsert` (the default) adds new ids and updates known ones; `mode=replace` makes the
+    file every customer. The answer counts the customers added, updated and removed; the
+    previous snapshot is kept for `POST /v1/profiles/rollback`. All-or-nothing: any problem
+    gives 422 listing rows, columns and values, a replace removing too many gives 409, and
+    nothing changes. With `quarantine=true` good rows load and bad rows are kept in a
+    rejects file.
     """
     runtime: Runtime = state.runtime
     fmt = FORMATS.get(Path(data.file.filename or "").suffix.lower())
@@ -148,12 +179,23 @@ def import_file(
     if not result.ok:
         detail = f"import failed: {result.error_count} problems in {result.rows} rows"
         return _unprocessable(detail, list(result.errors), result.error_count)
-    path = snapshots.save(result.profiles)
-    runtime.reload_profiles()
+    supplied = None if result.supplied is None else list(result.supplied)
+    limit = runtime.settings.limits.max_removed_share
+    path, staged = _serve(
+        runtime,
+        lambda: snapshots.stage_import(
+            result.profiles, data.mode, supplied=supplied, max_removed_share=limit, force=data.force
+        ),
+    )
+    result.write_quarantine()
     summary = ImportSummary(
         rows=result.rows,
         loaded=result.profiles.height,
         rejected=result.rejected.height,
+        mode=data.mode,
+        added=staged.change.added,
+        updated=staged.change.updated,
+        removed=staged.change.removed,
         snapshot=path.name,
         quarantine=None if result.quarantine is None else result.quarantine.name,
         error_count=result.error_count,
@@ -161,6 +203,62 @@ def import_file(
         profiles=len(runtime.book),
     )
     return Response(summary, status_code=HTTP_201_CREATED)
+
+
+def _serve(runtime: Runtime, stage: Callable[[], Staged]) -> tuple[Path, Staged]:
+    """Stage a population, segment it, write it as the newest snapshot, then serve it.
+
+    Everything that can fail comes before the write, so a refused request leaves the
+    folder as it was and the next start serves what this process serves.
+    """
+    snapshots = Snapshots(runtime.settings.data_dir)
+    with snapshots.lock():
+        try:
+            staged = stage()
+            book = ProfileBook(staged.profiles, runtime.model)
+        except TooManyRemoved as exc:
+            detail = f"{exc}; nothing written (send force=true to replace anyway)"
+            extra = {
+                "removed": exc.change.removed,
+                "before": exc.change.before,
+                "removed_share": exc.change.removed_share,
+                "max_removed_share": exc.limit,
+            }
+            raise HTTPException(detail=detail, status_code=HTTP_409_CONFLICT, extra=extra) from exc
+        except LookupError as exc:
+            raise HTTPException(detail=str(exc), status_code=HTTP_409_CONFLICT) from exc
+        except ValueError as exc:
+            raise HTTPException(detail=str(exc), status_code=HTTP_422_UNPROCESSABLE_ENTITY) from exc
+        path = snapshots.commit(staged)
+    runtime.book = book
+    return path, staged
+
+
+@post(
+    "/v1/profiles/rollback",
+    opt={"role": "analyst"},
+    sync_to_thread=True,
+    tags=["profiles"],
+    status_code=200,
+    operation_id="rollbackProfiles",
+)
+def rollback_profiles(state: State) -> RollbackSummary:
+    """Serve the profiles served before the newest snapshot again.
+
+    The restored population is written as a new newest snapshot, so no history is lost;
+    rolling back again goes one step further into the past. 409 when there is nothing older.
+    """
+    runtime: Runtime = state.runtime
+    snapshots = Snapshots(runtime.settings.data_dir)
+    path, staged = _serve(runtime, snapshots.stage_rollback)
+    return RollbackSummary(
+        restored=snapshots.path(staged.restores or 0).name,
+        snapshot=path.name,
+        added=staged.change.added,
+        updated=staged.change.updated,
+        removed=staged.change.removed,
+        profiles=len(runtime.book),
+    )
 
 
 @get(
@@ -224,4 +322,10 @@ def erase_profile(state: State, customer_id: FromPath[CustomerPath]) -> Erasure:
     )
 
 
-handlers: list[HTTPRouteHandler] = [get_profile, import_file, export_profile, erase_profile]
+handlers: list[HTTPRouteHandler] = [
+    get_profile,
+    import_file,
+    rollback_profiles,
+    export_profile,
+    erase_profile,
+]

@@ -11,6 +11,7 @@ from typing import Literal
 import msgspec
 
 from offers.messages.placeholders import fill_text
+from segmentation.profiles import MAX_FIRST_NAME
 
 __all__ = [
     "SMS_MAX_SEGMENTS",
@@ -26,9 +27,10 @@ SMS_MAX_SEGMENTS = 2
 #: Worst-case lengths used to check SMS templates: the longest value each variable takes.
 #: `perk_title` is checked with every title of the table (the longest decides);
 #: `perk_line` is the perk_line template rendered with these values. Names are assumed
-#: to be written in the template's alphabet (a Chinese name turns GSM-7 into UCS-2).
+#: to be written in the template's alphabet (a Chinese name turns GSM-7 into UCS-2), and
+#: as long as a profile import lets them be.
 WORST_CASE: dict[str, str] = {
-    "first_name": "x" * 20,
+    "first_name": "x" * MAX_FIRST_NAME,
     "flight": "XX9999",
     "delay_minutes": "9999",
     "perk_code": "X" * 8,
