@@ -31,8 +31,8 @@ from segmentation.spec import FeatureSpec
 
 log = logging.getLogger("makegood")
 
-Snapshot = Annotated[str, msgspec.Meta(pattern=r"^snapshot-[A-Za-z0-9_.-]+\.parquet$")]
-SegmentName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+Snapshot = Annotated[str, msgspec.Meta(pattern=r"^snapshot-[A-Za-z0-9_.-]+\.parquet(?!\n)$")]
+SegmentName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}(?!\n)$")]
 T = TypeVar("T")
 
 

@@ -68,7 +68,7 @@ class Perk(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     kind: PerkKind
     value: Annotated[float, msgspec.Meta(ge=0)]
     cost: Annotated[float, msgspec.Meta(ge=0)]
-    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")] = "EUR"
+    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}(?!\n)$")] = "EUR"
     validity_days: Annotated[int, msgspec.Meta(ge=0)] = 30
     usable_now: bool = False
     title: dict[Language, Title]
