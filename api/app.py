@@ -26,6 +26,7 @@ from api.http import profiles as routes_profiles
 from api.http import segments as routes_segments
 from api.http.audit import audit_middleware
 from api.http.auth import require_key
+from api.http.bodies import StrictRequest
 from api.http.metrics import MetricsController, prometheus_config
 from api.http.ratelimit import RateLimiter
 from api.keys import KeyStore
@@ -156,6 +157,7 @@ def create_app(runtime: Runtime) -> Litestar:
             admin_router(),
         ],
         guards=[require_key],
+        request_class=StrictRequest,  # JSON bodies strictly typed: "50" is not an integer
         request_max_body_size=limits.max_body_bytes,
         state=State(
             {
