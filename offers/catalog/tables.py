@@ -141,6 +141,8 @@ def decode_table(text: str, source: str = "offer table") -> OfferTable:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise TableError(f"{source}: not valid TOML: {exc}") from exc
+    except RecursionError as exc:  # arrays or inline tables nested thousands deep
+        raise TableError(f"{source}: not valid TOML: nested too deeply") from exc
     return table_from_builtins(raw, source)
 
 
