@@ -7,13 +7,16 @@ Through litestar's TestClient over the real app; the log is read as `makegood se
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from litestar import get
 from litestar.testing import TestClient
 
 from api.app import create_app
+from api.logs import JsonFormatter
 from api.runtime import Runtime
 
 
@@ -95,3 +98,46 @@ def test_query_parameters_still_parse_and_the_schema_keeps_every_body(
     assert create["schema"]  # the request schema is still documented
     feedback = operations["/v1/feedback"]["post"]["requestBody"]["content"]["application/json"]
     assert feedback["schema"]["$ref"].endswith("FeedbackBatch")
+
+
+# --- client errors are one info line, server faults keep their traceback ------------------------
+
+
+@pytest.fixture
+def json_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """The log as `makegood serve` writes it: one JSON object per line."""
+    caplog.handler.setFormatter(JsonFormatter())
+    caplog.set_level(logging.INFO)
+    return caplog
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_unknown_customers_are_logged_as_one_info_line_without_personal_data(
+    client: TestClient[Any], runtime: Runtime, json_log: pytest.LogCaptureFixture
+) -> None:
+    json_log.clear()
+    answer = client.post("/v1/incidents", json=_incident(runtime, customers=["Jane Doe 0612"]))
+    assert answer.status_code == 422
+    lines = json_log.text.splitlines()
+    assert all(r.levelno < logging.WARNING and r.exc_info is None for r in json_log.records)
+    assert "Traceback" not in json_log.text and "Jane" not in json_log.text
+    refused = [line for line in lines if "UnknownCustomers" in line]
+    assert len(refused) == 1 and '"level":"info"' in refused[0], lines
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_server_fault_is_logged_as_an_error_with_its_traceback(
+    runtime: Runtime, admin_headers: dict[str, str], json_log: pytest.LogCaptureFixture
+) -> None:
+    @get("/v1/broken", sync_to_thread=False, opt={"role": "admin"})
+    def broken() -> None:
+        raise RuntimeError("a bug")
+
+    app = create_app(runtime)
+    app.register(broken)
+    with TestClient(app=app) as client:
+        json_log.clear()
+        assert client.get("/v1/broken", headers=admin_headers).status_code == 500
+    errors = [r for r in json_log.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is not None
+    assert "RuntimeError: a bug" in json_log.text
