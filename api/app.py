@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import sys
 from typing import Any
 
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
-from litestar.exceptions import ValidationException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
@@ -26,6 +27,7 @@ from api.http import profiles as routes_profiles
 from api.http import segments as routes_segments
 from api.http.audit import audit_middleware
 from api.http.auth import require_key
+from api.http.bodies import StrictRequest
 from api.http.metrics import MetricsController, prometheus_config
 from api.http.ratelimit import RateLimiter
 from api.keys import KeyStore
@@ -137,6 +139,22 @@ def _too_large(request: Request[Any, Any, Any], _exc: RequestEntityTooLarge) -> 
     return Response({"status_code": 413, "detail": detail}, status_code=413)
 
 
+#: The domain's refusals of a request: the client's mistake, answered 4xx by the handlers above.
+_CLIENT_MISTAKES = (UnknownCustomers, UnknownIncident, FactsError)
+
+
+def _log_failure(logger: Any, scope: Any, _traceback: list[str]) -> None:
+    """A client's mistake (4xx) is one info line naming it, without a traceback or anything
+    the client sent; anything else is a server fault, logged as an error with its traceback."""
+    exc = sys.exc_info()[1]
+    status = exc.status_code if isinstance(exc, HTTPException) else None
+    if isinstance(exc, _CLIENT_MISTAKES) or (status is not None and status < 500):
+        method, path, name = scope.get("method"), scope["path"], type(exc).__name__
+        logger.info("refused %s %s: %s", method, path, name)
+        return
+    logger.error("Uncaught exception (path=%r)", scope["path"], exc_info=True)
+
+
 def create_app(runtime: Runtime) -> Litestar:
     """The app over ready parts; tests hand it a runtime on a temporary data folder."""
     limits = runtime.settings.limits
@@ -156,6 +174,7 @@ def create_app(runtime: Runtime) -> Litestar:
             admin_router(),
         ],
         guards=[require_key],
+        request_class=StrictRequest,  # JSON bodies strictly typed: "50" is not an integer
         request_max_body_size=limits.max_body_bytes,
         state=State(
             {
@@ -203,7 +222,7 @@ def create_app(runtime: Runtime) -> Litestar:
         logging_config=LoggingConfig(
             configure_root_logger=False,
             log_exceptions="always",
-            disable_stack_trace=set(range(400, 500)),  # client mistakes are not server errors
+            exception_logging_handler=_log_failure,  # client mistakes are not server errors
             loggers={"litestar": {"level": "INFO", "handlers": [], "propagate": True}},
         ),
     )

@@ -57,8 +57,8 @@ ALLOWED_TYPES = frozenset(
     }
 )
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-"""Segment names are slugs, so offer tables can quote them safely."""
+NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}(?!\n)$")
+"""Segment names are slugs, so offer tables can quote them safely (no final newline either)."""
 
 
 #: Bounds on a model file's parts, checked on the archive's directory before anything is

@@ -15,6 +15,7 @@ from typing import Literal
 
 import polars as pl
 
+from api.numbers import whole_number
 from offers.catalog import Finding, OfferTable, table_frames, table_from_frames
 
 __all__ = [
@@ -193,7 +194,7 @@ def grid_from_form(form: Mapping[str, str], kind: Kind) -> Grid:
     added = _column_name(form.get("new_column", "")) if kind == "rule" else None
     if added is not None and added not in columns:
         columns.append(added)
-    count = int(form.get(f"{kind}_rows", "0") or 0) if form.get(f"{kind}_rows", "").isdigit() else 0
+    count = whole_number(form.get(f"{kind}_rows", "")) or 0
     placed = []
     for i in range(min(count, 1000)):
         if form.get(f"{kind}-{i}-delete"):

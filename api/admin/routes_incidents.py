@@ -15,6 +15,7 @@ from litestar.params import FromPath
 
 from api.admin.render import page, see_other
 from api.http.wire import decisions_out
+from api.numbers import whole_number
 from api.runtime import Runtime
 from offers.ledger import recent_incidents
 
@@ -47,7 +48,7 @@ def incident(request: Request[Any, Any, Any], incident_id: FromPath[str]) -> Res
         return see_other(f"/admin/incidents/{incident_id}/customers/{customer}")
     stored = _incident(runtime, incident_id)
     offset_text = request.query_params.get("offset", "0")
-    offset = int(offset_text) if offset_text.isdigit() else 0
+    offset = whole_number(offset_text) or 0
     steps = runtime.ledger.summary(incident_id).to_dicts()
     total = runtime.ledger.count(incident_id)
     frame = runtime.ledger.decisions(incident_id, limit=PAGE_SIZE, offset=offset)

@@ -14,6 +14,7 @@ from litestar.handlers import HTTPRouteHandler
 
 from api.admin.render import page, see_other
 from api.http.messages import Channel, Language, PreviewIn, render_preview
+from api.numbers import whole_number
 from api.runtime import Runtime
 from offers.messages import MessageKind, validate_book
 
@@ -34,7 +35,8 @@ def _request(query: Any) -> tuple[dict[str, str], PreviewIn | None, dict[str, li
     }
     raw: dict[str, Any] = {k: v for k, v in values.items() if v != ""}
     delay = values["delay_minutes"].strip()
-    raw["delay_minutes"] = int(delay) if delay.isdigit() else delay
+    number = whole_number(delay)
+    raw["delay_minutes"] = delay if number is None else number
     try:
         return values, msgspec.convert(raw, PreviewIn), {}
     except msgspec.ValidationError as exc:

@@ -20,6 +20,7 @@ from api.admin.render import page, see_other
 from api.admin.routes_auth import form_route
 from api.admin.session import Session
 from api.http.offer_tables import offer_store, table_checks
+from api.numbers import INT32_MAX, whole_number
 from api.runtime import Runtime
 from offers.catalog import OfferTable, PerkKind, TableError, diff_tables, dump_table, errors
 from offers.learning import parse_since, simulate
@@ -210,8 +211,11 @@ def _rollback(request: Request[Any, Any, Any], name: str, form: dict[str, str]) 
     runtime, store = offer_store(request.app.state)
     text = form.get("version", "")
     reason = form.get("reason", "").strip()[:2000]
+    version = whole_number(text, INT32_MAX)
+    if version is None:
+        wrong = f"version {text[:20]!r}: a number from 1 to {INT32_MAX}"
+        return _table_page(request, name, 422, rollback_error=wrong)
     try:
-        version = int(text) if text.isdigit() else 0
         published = store.rollback(name, version, reason=reason, **_signed(request, runtime))
     except (NotFound, PublishRefused, TableError) as exc:
         return _table_page(request, name, 422, rollback_error=str(exc))

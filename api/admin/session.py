@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from typing import Any
@@ -62,6 +63,10 @@ class Session(msgspec.Struct, frozen=True, kw_only=True):
         return allows(self.key.role, role)  # type: ignore[arg-type]
 
 
+_COOKIE_VALUE = re.compile(r"([\w-]{1,64})\.([0-9]{1,12})\.([\w-]{1,64})\.([0-9a-f]{64})", re.ASCII)
+"""What `cookie_value` writes; anything else (a 5,000-digit expiry, "²", a NUL) is no session."""
+
+
 def _mac(secret: bytes, *parts: str) -> str:
     return hmac.new(secret, ".".join(parts).encode(), hashlib.sha256).hexdigest()
 
@@ -74,10 +79,10 @@ def cookie_value(key_id: str, secret: bytes, now: float | None = None) -> str:
 
 
 def _open(store: KeyStore, value: str) -> Session | None:
-    parts = value.split(".")
-    if len(parts) != 4 or not parts[1].isdigit() or int(parts[1]) < time.time():
+    shaped = _COOKIE_VALUE.fullmatch(value)
+    if shaped is None or int(shaped[2]) < time.time():
         return None
-    key_id, expires, nonce, mac = parts
+    key_id, expires, nonce, mac = shaped.groups()
     found = store.session_secret(key_id)
     if found is None:
         return None

@@ -16,7 +16,7 @@ from api.http.audit import AuditEntry, recent
 from api.http.errors import domain_errors
 from api.keys import KeyInfo, KeyStore, Role
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[\w.@-]+$")]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[\w.@-]+(?!\n)$")]
 
 
 class KeyCreate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -17,10 +17,11 @@ from litestar import Request, get, post, put
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath, JSONBody, QueryParameter, RawBody
+from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter, RawBody
 from litestar.status_codes import HTTP_200_OK
 
 from api.http.errors import domain_errors, unprocessable
+from api.numbers import INT32_MAX, whole_number
 from api.runtime import Runtime
 from offers.catalog import (
     Change,
@@ -38,6 +39,8 @@ from offers.ledger import Draft, Published, Ref, Store, TableSummary, VersionInf
 
 __all__ = ["VersionQuery", "handlers", "offer_store", "table_checks", "version_ref"]
 
+Version = Annotated[int, msgspec.Meta(ge=1, le=INT32_MAX)]
+"""A published version's number; the database keeps it in 32 bits, so none is larger."""
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 By = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 VersionQuery = Annotated[
@@ -52,7 +55,7 @@ class PublishIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
 
 class RollbackIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    version: Annotated[int, msgspec.Meta(ge=1)]
+    version: Version
     reason: Text
     by: By = "api"
 
@@ -101,10 +104,10 @@ def version_ref(text: str, *, hint: str = "a number, vN, draft or live") -> Ref:
     """A `version` query value as a store reference; otherwise a 422 saying what fits."""
     if text in ("draft", "live"):
         return text  # type: ignore[return-value]
-    digits = text.removeprefix("v")
-    if digits.isdigit() and int(digits) >= 1:
-        return int(digits)
-    raise unprocessable(f"version {text!r}: use {hint}")
+    number = whole_number(text.removeprefix("v"), INT32_MAX)
+    if number is not None and number >= 1:
+        return number
+    raise unprocessable(f"version {text[:40]!r}: use {hint} (N from 1 to {INT32_MAX})")
 
 
 @get(
@@ -154,7 +157,11 @@ def list_versions(state: State, name: FromPath[str]) -> list[VersionInfo]:
     tags=["offers"],
     operation_id="getOfferTableVersion",
 )
-def get_version(state: State, name: FromPath[str], version: FromPath[int]) -> VersionOut:
+def get_version(
+    state: State,
+    name: FromPath[str],
+    version: Annotated[int, PathParameter(ge=1, le=INT32_MAX, description="a published version")],
+) -> VersionOut:
     """One published version: its record, TOML body and parsed table."""
     store = offer_store(state)[1]
     with domain_errors():
@@ -172,6 +179,8 @@ def _decoded(
             raw = msgspec.json.decode(body)
         except msgspec.DecodeError as exc:
             raise HTTPException(status_code=400, detail=f"{source}: {exc}") from exc
+        except RecursionError as exc:
+            raise HTTPException(status_code=400, detail=f"{source}: nested too deeply") from exc
         return table_from_builtins(raw, source), None
     try:
         text = body.decode("utf-8")

@@ -31,8 +31,8 @@ from segmentation.spec import FeatureSpec
 
 log = logging.getLogger("makegood")
 
-Snapshot = Annotated[str, msgspec.Meta(pattern=r"^snapshot-[A-Za-z0-9_.-]+\.parquet$")]
-SegmentName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+Snapshot = Annotated[str, msgspec.Meta(pattern=r"^snapshot-[A-Za-z0-9_.-]+\.parquet(?!\n)$")]
+SegmentName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}(?!\n)$")]
 T = TypeVar("T")
 
 
@@ -40,7 +40,7 @@ class TrainRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     """Train a new version on a snapshot in the data folder (default: the newest)."""
 
     k: Annotated[int, msgspec.Meta(ge=2, le=50)] | None = None
-    seed: int = 7
+    seed: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] = 7  # what numpy's generators take
     model: Literal["kmeans", "gmm"] = "kmeans"
     snapshot: Snapshot | None = None
     spec: FeatureSpec | None = None

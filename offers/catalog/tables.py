@@ -68,7 +68,7 @@ class Perk(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     kind: PerkKind
     value: Annotated[float, msgspec.Meta(ge=0)]
     cost: Annotated[float, msgspec.Meta(ge=0)]
-    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")] = "EUR"
+    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}(?!\n)$")] = "EUR"
     validity_days: Annotated[int, msgspec.Meta(ge=0)] = 30
     usable_now: bool = False
     title: dict[Language, Title]
@@ -141,6 +141,8 @@ def decode_table(text: str, source: str = "offer table") -> OfferTable:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise TableError(f"{source}: not valid TOML: {exc}") from exc
+    except RecursionError as exc:  # arrays or inline tables nested thousands deep
+        raise TableError(f"{source}: not valid TOML: nested too deeply") from exc
     return table_from_builtins(raw, source)
 
 

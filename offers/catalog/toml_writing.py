@@ -26,7 +26,7 @@ def toml_str(s: str) -> str:
 
 
 def _toml_key(k: str) -> str:
-    return k if _BARE.match(k) else toml_str(k)
+    return k if _BARE.fullmatch(k) else toml_str(k)
 
 
 def _toml_num(x: float) -> str:

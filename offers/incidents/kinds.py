@@ -12,11 +12,11 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 Minutes = Annotated[int, msgspec.Meta(ge=0, le=7 * 24 * 60)]
-IncidentId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[\w.:-]+$")]
+IncidentId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[\w.:-]+(?!\n)$")]
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
-Iata = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="IATA airport code")]
+Iata = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}(?!\n)$", description="IATA airport code")]
 
 
 class FlightFacts(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -32,7 +32,7 @@ class FlightFacts(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     origin: Iata | None = None
     destination: Iata | None = None
     arrival_delay_minutes: Minutes | None = None
-    carrier_country: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")] | None = None
+    carrier_country: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}(?!\n)$")] | None = None
     carrier_size: Literal["large", "small"] = "large"
     cause: Literal["controllable", "uncontrollable", "safety"] = "controllable"
     overnight: bool = False

@@ -35,7 +35,7 @@ __all__ = [
     "entitlements_for",
 ]
 
-Iata = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{3}$")]
+Iata = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{3}(?!\n)$")]
 
 
 class Entitlement(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -35,7 +35,7 @@ __all__ = [
 DEFAULTS = Path(__file__).parent / "defaults"
 
 Cause = Literal["controllable", "uncontrollable", "safety"]
-Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")]
+Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}(?!\n)$")]
 Minutes = Annotated[int, msgspec.Meta(ge=0)]
 
 

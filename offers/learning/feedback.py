@@ -48,7 +48,7 @@ DecisionId = Annotated[
     msgspec.Meta(
         min_length=5,
         max_length=200,
-        pattern=r"^.+:[0-9]+:.+$",
+        pattern=r"^.+:[0-9]+:.+(?!\n)$",
         description='"{incident_id}:{step}:{customer_id}"',
     ),
 ]
