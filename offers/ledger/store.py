@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from offers.ledger.db import WRITE_LOCK, Read, db_time
 from offers.ledger.followups import FOLLOWUP_SCHEMA
-from offers.ledger.schema import decisions, idempotency, incidents
+from offers.ledger.schema import decisions, incidents
 from offers.ledger.transaction import Tx
 
 __all__ = ["Ledger"]
@@ -188,26 +188,3 @@ class Ledger:
         )
         with self.reading() as tx:
             return tx.plain(query, FOLLOWUP_SCHEMA)
-
-    def remembered(self, key: str) -> tuple[str, int, bytes] | None:
-        """(body digest, status, response) stored under an Idempotency-Key, if any."""
-        query = sa.select(
-            idempotency.c.body_digest, idempotency.c.status_code, idempotency.c.response
-        ).where(idempotency.c.key == key)
-        with self.reading() as tx:
-            row = tx.conn.execute(query).first()
-        return (row[0], row[1], bytes(row[2])) if row else None
-
-    def remember(self, key: str, digest: str, status: int, response: bytes, now: datetime) -> None:
-        """Store a response under its key; the first one stored wins."""
-        with self.writing() as tx:
-            tx.conn.execute(
-                tx.insert(idempotency).on_conflict_do_nothing(),
-                dict(
-                    key=key,
-                    body_digest=digest,
-                    status_code=status,
-                    response=response,
-                    created_at=now,
-                ),
-            )
