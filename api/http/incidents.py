@@ -26,7 +26,6 @@ from api.http.metrics import PREVIEWS, record_outcome
 from api.http.wire import (
     DecisionOut,
     DecisionPage,
-    FollowupDue,
     IncidentCreate,
     IncidentPatch,
     IncidentResult,
@@ -332,26 +331,6 @@ async def preview_decision(state: State, data: JSONBody[PreviewRequest]) -> Deci
 
 
 @get(
-    "/v1/followups",
-    opt={"role": "desk"},
-    sync_to_thread=True,
-    tags=["incidents"],
-    operation_id="listFollowups",
-)
-def list_followups(
-    state: State,
-    due_before: Annotated[datetime, QueryParameter(description="ISO time with timezone")],
-    limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000,
-) -> list[FollowupDue]:
-    """Follow-up messages due before a time, for the messaging system to send."""
-    if due_before.tzinfo is None:
-        raise ClientException("due_before: needs a timezone, e.g. 2026-11-30T00:00:00Z")
-    runtime: Runtime = state.runtime
-    frame = runtime.ledger.followups_due(due_before, limit)
-    return msgspec.convert(frame.to_dicts(), list[FollowupDue])
-
-
-@get(
     "/v1/jobs/{job_id:str}",
     opt={"role": "desk"},
     sync_to_thread=True,
@@ -387,5 +366,4 @@ handlers = [
     get_incident,
     list_decisions,
     preview_decision,
-    list_followups,
 ]
