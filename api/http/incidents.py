@@ -47,6 +47,11 @@ from offers.ledger import idempotency, jobs
 
 log = logging.getLogger("makegood")
 
+#: The largest step and offset the databases can compare (a 32-bit step column, 64-bit
+#: offsets): anything larger is a 422 naming the parameter, not the driver's overflow.
+MAX_STEP = 2**31 - 1
+MAX_OFFSET = 2**63 - 1
+
 NDJSON = "application/x-ndjson"
 PARQUET = "application/vnd.apache.parquet"
 
@@ -268,9 +273,11 @@ def list_decisions(
     state: State,
     request: Request[Any, Any, Any],
     incident_id: FromPath[str],
-    step: Annotated[int | None, QueryParameter(ge=1, description="only this step")] = None,
+    step: Annotated[
+        int | None, QueryParameter(ge=1, le=MAX_STEP, description="only this step")
+    ] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=100_000)] = 1000,
-    offset: Annotated[int, QueryParameter(ge=0)] = 0,
+    offset: Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Response[DecisionPage]:
     """Decisions recorded for an incident, by step then customer id, a page at a time.
 
