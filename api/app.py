@@ -19,6 +19,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from api.admin import admin_router
 from api.datadir import write_failure
 from api.http import feedback as routes_feedback
+from api.http import followups as routes_followups
 from api.http import incidents as routes_incidents
 from api.http import keys as routes_keys
 from api.http import messages as routes_messages
@@ -164,6 +165,7 @@ def create_app(runtime: Runtime) -> Litestar:
             healthz,
             readyz,
             *routes_incidents.handlers,
+            *routes_followups.handlers,
             *routes_profiles.handlers,
             *routes_segments.handlers,
             *routes_offer_tables.handlers,

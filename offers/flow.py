@@ -71,6 +71,9 @@ class Outcome:
     dry_run: bool = False
     budget: float | None = None
     spent: float = 0.0
+    #: This update opened the incident (decided under its lock: concurrent creators of one
+    #: incident see it true exactly once). A dry run says whether it would.
+    created: bool = False
 
     @cached_property
     def decisions(self) -> pl.DataFrame:
@@ -133,8 +136,9 @@ def apply_update(
             known = tx.customers(incident.incident_id) if stored else []
             affected = list(dict.fromkeys([*known, *ids]))
             budget = budget if budget is not None else (stored or {}).get("budget")
+            created = stored is None
         else:
-            affected = tx.open_incident(incident, step, ids, now, budget)
+            affected, created = tx.open_incident(incident, step, ids, now, budget)
             budget = tx.incident(incident.incident_id)["budget"]  # type: ignore[index]
         spent = tx.spent(incident.incident_id)
         if step == 0:
@@ -148,8 +152,9 @@ def apply_update(
                 dry_run,
                 budget,
                 spent,
+                created,
             )
-        if not dry_run and stored and tx.count(incident.incident_id, step) >= len(affected):
+        if not dry_run and not created and tx.count(incident.incident_id, step) >= len(affected):
             # Everyone already has this step's decision (a replay, or a retry of a request
             # that was answered): nothing to decide, the ledger has the answer.
             ledger, incident_id = parts.ledger, incident.incident_id
@@ -161,6 +166,7 @@ def apply_update(
                 lambda: ledger.decisions(incident_id, step=step),
                 budget=budget,
                 spent=spent,
+                created=created,
             )
         progress(f"loading {len(affected):,} profiles", 0.1)
         tx.stage(affected)
@@ -193,6 +199,7 @@ def apply_update(
                 True,
                 budget,
                 spent,
+                created,
             )
         before = tx.count(incident.incident_id, step)
         busy = _busy(tx, incident.incident_id, now, parts.contact)
@@ -224,6 +231,7 @@ def apply_update(
         load,
         budget=budget,
         spent=spent,
+        created=created,
     )
 
 

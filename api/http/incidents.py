@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -27,7 +26,6 @@ from api.http.metrics import PREVIEWS, record_outcome
 from api.http.wire import (
     DecisionOut,
     DecisionPage,
-    FollowupDue,
     IncidentCreate,
     IncidentPatch,
     IncidentResult,
@@ -41,12 +39,18 @@ from api.http.wire import (
     decisions_out,
     patch_facts,
 )
+from api.keys import KeyInfo
 from api.runtime import Runtime
 from offers.flow import Outcome, UnknownCustomers, apply_update
 from offers.incidents import FLIGHT_KINDS, FactsError, Incident
-from offers.ledger import jobs
+from offers.ledger import idempotency, jobs
 
 log = logging.getLogger("makegood")
+
+#: The largest step and offset the databases can compare (a 32-bit step column, 64-bit
+#: offsets): anything larger is a 422 naming the parameter, not the driver's overflow.
+MAX_STEP = 2**31 - 1
+MAX_OFFSET = 2**63 - 1
 
 NDJSON = "application/x-ndjson"
 PARQUET = "application/vnd.apache.parquet"
@@ -87,8 +91,15 @@ def _log_outcome(action: str, outcome: Outcome, kind: str) -> None:
     )
 
 
-def _create(runtime: Runtime, data: IncidentCreate) -> tuple[int, IncidentResult]:
-    existed = runtime.ledger.incident(data.incident_id) is not None
+#: How long a request waits for an earlier one with its Idempotency-Key and body to finish
+#: before it is told to retry.
+CLAIM_WAIT = timedelta(seconds=30)
+
+
+def _create(runtime: Runtime, data: IncidentCreate) -> tuple[int, IncidentResult | JobAccepted]:
+    """Decide the incident now (201 if this call opened it, else 200), or start a job (202)."""
+    if not data.dry_run and len(data.customers) > runtime.settings.sync_limit:
+        return HTTP_202_ACCEPTED, _job(runtime, data.incident(), data.customers, data.budget)
     outcome = apply_update(
         runtime.parts(),
         data.incident(),
@@ -98,7 +109,12 @@ def _create(runtime: Runtime, data: IncidentCreate) -> tuple[int, IncidentResult
         budget=data.budget,
     )
     _log_outcome("create", outcome, data.kind)
-    return (HTTP_200_OK if existed else HTTP_201_CREATED), _result(outcome)
+    return (HTTP_201_CREATED if outcome.created else HTTP_200_OK), _result(outcome)
+
+
+def _answer(status: int, body: IncidentResult | JobAccepted) -> Response[Any]:
+    headers = {"Location": body.status_url} if isinstance(body, JobAccepted) else None
+    return Response(body, status_code=status, headers=headers)
 
 
 @post(
@@ -116,50 +132,59 @@ def create_incident(
     """Open an incident and decide its current step for every affected customer.
 
     Repeating the same call is safe: decisions already in the ledger are returned, not
-    issued again (`issued` counts only what this call recorded). With an `Idempotency-Key`
-    header, the same key and body return the stored response; the same key with another
-    body is a 409. Incidents with more customers than the sync limit answer 202 with a job
-    to poll; their decisions land in the ledger all the same.
+    issued again (`issued` counts only what this call recorded); of concurrent creates of
+    one incident, one answers 201 and the others 200. Incidents with more customers than
+    the sync limit answer 202 with a job to poll; their decisions land in the ledger all
+    the same.
+
+    An `Idempotency-Key` header (1 to 255 characters, your API key's own) is claimed before
+    anything is decided: the same key and body return the stored response (a repeat sent
+    while the first is still being decided waits for it, or after 30 s is a 409 with
+    `Retry-After`); the same key with another body is a 409 and writes nothing. A request
+    that fails frees its key for a retry.
     """
     runtime: Runtime = state.runtime
-    if not data.dry_run and len(data.customers) > runtime.settings.sync_limit:
-        return _accepted(runtime, data.incident(), data.customers, data.budget)
     key = request.headers.get("idempotency-key")
     if key is None:
-        status, result = _create(runtime, data)
-        return Response(result, status_code=status)
+        return _answer(*_create(runtime, data))
     if not 1 <= len(key) <= 255:
         raise ClientException("Idempotency-Key: must be 1 to 255 characters")
-    digest = hashlib.sha256(msgspec.json.encode(data)).hexdigest()
-    stored = runtime.ledger.remembered(key)
-    if stored is None:
-        status, result = _create(runtime, data)
-        runtime.ledger.remember(key, digest, status, msgspec.json.encode(result), datetime.now(UTC))
-        stored = runtime.ledger.remembered(key)
-        assert stored is not None
-    if stored[0] != digest:
+    caller: KeyInfo = request.state["api_key"]
+
+    def work() -> tuple[int, bytes]:
+        status, body = _create(runtime, data)
+        return status, msgspec.json.encode(body)
+
+    digest = idempotency.digest(msgspec.json.encode(data))
+    try:
+        status, stored = idempotency.once(runtime.engine, caller.id, key, digest, work, CLAIM_WAIT)
+    except idempotency.KeyReused as exc:
+        raise ClientException(f"Idempotency-Key: {exc}", status_code=HTTP_409_CONFLICT) from exc
+    except idempotency.KeyBusy as exc:
         raise ClientException(
-            "Idempotency-Key: already used with a different request body",
+            f"Idempotency-Key: {exc}; retry shortly",
             status_code=HTTP_409_CONFLICT,
-        )
-    return Response(msgspec.json.decode(stored[2], type=IncidentResult), status_code=stored[1])
+            headers={"Retry-After": "1"},
+        ) from exc
+    if status == HTTP_202_ACCEPTED:
+        return _answer(status, msgspec.json.decode(stored, type=JobAccepted))
+    return _answer(status, msgspec.json.decode(stored, type=IncidentResult))
 
 
-def _accepted(
+def _job(
     runtime: Runtime,
     incident: Incident,
     customers: list[str],
     budget: float | None,
     *,
     must_exist: bool = False,
-) -> Response[Any]:
+) -> JobAccepted:
     unknown = runtime.book.unknown(customers)
     if unknown:
         raise UnknownCustomers(unknown)
     job_id = start_incident_job(runtime, incident, customers, budget, must_exist=must_exist)
     url = f"/v1/jobs/{job_id}"
-    body = JobAccepted(job_id=job_id, incident_id=incident.incident_id, status_url=url)
-    return Response(body, status_code=HTTP_202_ACCEPTED, headers={"Location": url})
+    return JobAccepted(job_id=job_id, incident_id=incident.incident_id, status_url=url)
 
 
 @patch(
@@ -195,7 +220,8 @@ def _update(runtime: Runtime, incident_id: str, data: IncidentPatch) -> Response
     )
     affected = runtime.ledger.customer_count(incident_id) + len(data.customers)
     if not data.dry_run and affected > runtime.settings.sync_limit:
-        return _accepted(runtime, incident, data.customers, data.budget, must_exist=True)
+        job = _job(runtime, incident, data.customers, data.budget, must_exist=True)
+        return _answer(HTTP_202_ACCEPTED, job)
     outcome = apply_update(
         runtime.parts(),
         incident,
@@ -247,9 +273,11 @@ def list_decisions(
     state: State,
     request: Request[Any, Any, Any],
     incident_id: FromPath[str],
-    step: Annotated[int | None, QueryParameter(ge=1, description="only this step")] = None,
+    step: Annotated[
+        int | None, QueryParameter(ge=1, le=MAX_STEP, description="only this step")
+    ] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=100_000)] = 1000,
-    offset: Annotated[int, QueryParameter(ge=0)] = 0,
+    offset: Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Response[DecisionPage]:
     """Decisions recorded for an incident, by step then customer id, a page at a time.
 
@@ -310,26 +338,6 @@ async def preview_decision(state: State, data: JSONBody[PreviewRequest]) -> Deci
 
 
 @get(
-    "/v1/followups",
-    opt={"role": "desk"},
-    sync_to_thread=True,
-    tags=["incidents"],
-    operation_id="listFollowups",
-)
-def list_followups(
-    state: State,
-    due_before: Annotated[datetime, QueryParameter(description="ISO time with timezone")],
-    limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000,
-) -> list[FollowupDue]:
-    """Follow-up messages due before a time, for the messaging system to send."""
-    if due_before.tzinfo is None:
-        raise ClientException("due_before: needs a timezone, e.g. 2026-11-30T00:00:00Z")
-    runtime: Runtime = state.runtime
-    frame = runtime.ledger.followups_due(due_before, limit)
-    return msgspec.convert(frame.to_dicts(), list[FollowupDue])
-
-
-@get(
     "/v1/jobs/{job_id:str}",
     opt={"role": "desk"},
     sync_to_thread=True,
@@ -365,5 +373,4 @@ handlers = [
     get_incident,
     list_decisions,
     preview_decision,
-    list_followups,
 ]

@@ -319,12 +319,27 @@ class IncidentStatus(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class FollowupDue(msgspec.Struct, frozen=True, kw_only=True):
+    decision_id: Annotated[str, msgspec.Meta(description="incident:step:customer, for feedback")]
     incident_id: str
     customer_id: str
     kind: str
     due_at: datetime
     channel: str | None
     language: str | None
+
+
+class FollowupPage(msgspec.Struct, frozen=True, kw_only=True):
+    """A page of the follow-up feed: send these, keep `next_cursor` for the next call."""
+
+    followups: list[FollowupDue]
+    next_cursor: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="pass as `cursor` next time: the feed goes on after this page; "
+            "null only while nothing has been listed"
+        ),
+    ]
+    more: Annotated[bool, msgspec.Meta(description="more are due now: call again at once")]
 
 
 class JobAccepted(msgspec.Struct, frozen=True, kw_only=True):

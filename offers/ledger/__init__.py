@@ -6,7 +6,13 @@ COPY, background jobs, erasure, and offer-table drafts and versions.
 from offers.ledger.bulk import bulk_insert
 from offers.ledger.db import Read, create_engine, sqlite_url, upgrade
 from offers.ledger.erasure import erase_customer, export_customer, pseudonymous_path
-from offers.ledger.followups import FOLLOWUP_LIST, paired, with_followup_lists
+from offers.ledger.followups import (
+    FOLLOWUP_LIST,
+    FeedPosition,
+    feed_position,
+    paired,
+    with_followup_lists,
+)
 from offers.ledger.frames import DECISION_SCHEMA
 from offers.ledger.recent import recent_incidents
 from offers.ledger.store import Ledger
@@ -29,6 +35,7 @@ __all__ = [
     "DECISION_SCHEMA",
     "FOLLOWUP_LIST",
     "Draft",
+    "FeedPosition",
     "Ledger",
     "NotFound",
     "PublishRefused",
@@ -43,6 +50,7 @@ __all__ = [
     "create_engine",
     "erase_customer",
     "export_customer",
+    "feed_position",
     "live_segment_names",
     "paired",
     "pseudonymous_path",

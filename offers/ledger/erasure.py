@@ -153,16 +153,21 @@ def erase_customer(
                 rows[table.name] = result.rowcount
             rows[audit_log.name] = _pseudonymise_audit(conn, customer_id)
             rewrites = []
-            stored = conn.execute(sa.select(idempotency.c.key, idempotency.c.response))
-            for key, response in stored.yield_per(64):
+            i = idempotency.c
+            stored = conn.execute(
+                sa.select(i.scope, i.key, i.response).where(i.response.is_not(None))
+            )
+            for scope, key, response in stored.yield_per(64):
                 if needle in bytes(response):
                     doc = msgspec.json.decode(response)
                     cleaned_doc = _scrub_doc(doc, customer_id, alias, names, mine=False)
                     if cleaned_doc != doc:
-                        rewrites.append((key, msgspec.json.encode(cleaned_doc)))
-            for key, response in rewrites:
+                        rewrites.append((scope, key, msgspec.json.encode(cleaned_doc)))
+            for scope, key, response in rewrites:
                 conn.execute(
-                    idempotency.update().where(idempotency.c.key == key).values(response=response)
+                    idempotency.update()
+                    .where(i.scope == scope, i.key == key)
+                    .values(response=response)
                 )
     return LedgerErasure(pseudonym=alias, rows=rows, texts=texts, replays=len(rewrites))
 

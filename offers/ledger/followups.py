@@ -4,24 +4,47 @@ ledger hands them back (a list per decision, earliest first); both ways in whole
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import polars as pl
 
-__all__ = ["FOLLOWUP_LIST", "FOLLOWUP_SCHEMA", "STORED_FOLLOWUPS", "paired", "with_followup_lists"]
+__all__ = [
+    "FOLLOWUP_LIST",
+    "FOLLOWUP_SCHEMA",
+    "STORED_FOLLOWUPS",
+    "FeedPosition",
+    "feed_position",
+    "paired",
+    "with_followup_lists",
+]
 
 #: A decision's follow-ups as handed back: (due_at, kind), earliest first.
 FOLLOWUP_LIST = pl.List(pl.Struct({"due_at": pl.Datetime("us", "UTC"), "kind": pl.String}))
 
-#: A follow-up due, one row each, as `Ledger.followups_due` lists them.
+#: A follow-up due, one row each, as `Ledger.followups_due` lists them: the decision's
+#: key (incident, step, customer), which of its follow-ups (`slot` 0: the first, 1: the one
+#: after), what and when, and where to send it.
 FOLLOWUP_SCHEMA: dict[str, Any] = {
     "incident_id": pl.String,
+    "step": pl.Int32,
     "customer_id": pl.String,
+    "slot": pl.Int32,
     "kind": pl.String,
     "due_at": pl.Datetime("us", "UTC"),
     "channel": pl.String,
     "language": pl.String,
 }
+
+#: Where a follow-up stands in the feed, which lists them in this order: (due_at,
+#: incident_id, step, customer_id, slot). Unique per follow-up, so paging after a position
+#: lists each one once.
+FeedPosition = tuple[datetime, str, int, str, int]
+
+
+def feed_position(row: dict[str, Any]) -> FeedPosition:
+    """A listed follow-up's position in the feed (a row of `FOLLOWUP_SCHEMA`)."""
+    return (row["due_at"], row["incident_id"], row["step"], row["customer_id"], row["slot"])
 
 
 #: A decision's follow-ups as stored on its row: the first, and the one after it if any.

@@ -127,14 +127,18 @@ jobs = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-#: Responses stored under a caller's Idempotency-Key, with a digest of the request body.
+#: Idempotency-Keys, each caller's own (`scope`: the API key's id), with a digest of the
+#: request body: claimed by the request doing the work (`claim`, no response yet), then
+#: holding its response (migration 0014; see offers.ledger.idempotency).
 idempotency = sa.Table(
     "idempotency",
     metadata,
+    sa.Column("scope", sa.String(16), primary_key=True),
     sa.Column("key", sa.String(255), primary_key=True),
     sa.Column("body_digest", sa.String(64), nullable=False),
-    sa.Column("status_code", sa.Integer, nullable=False),
-    sa.Column("response", sa.LargeBinary, nullable=False),
+    sa.Column("claim", sa.String(32)),
+    sa.Column("status_code", sa.Integer),
+    sa.Column("response", sa.LargeBinary),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 

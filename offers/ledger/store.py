@@ -13,15 +13,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
 
 from offers.ledger.db import WRITE_LOCK, Read, db_time
-from offers.ledger.followups import FOLLOWUP_SCHEMA
-from offers.ledger.schema import decisions, idempotency, incidents
+from offers.ledger.followups import FOLLOWUP_SCHEMA, FeedPosition
+from offers.ledger.schema import decisions, incidents
 from offers.ledger.transaction import Tx
 
 __all__ = ["Ledger"]
@@ -169,45 +169,34 @@ class Ledger:
         with self.reading() as tx:
             return tx.plain(query, _SUMMARY_SCHEMA)
 
-    def followups_due(self, before: datetime, limit: int = 1000) -> pl.DataFrame:
-        """Follow-ups due before `before`, earliest first. A row's second follow-up is never
-        due before its first, so both halves are found through the index on the first."""
+    def followups_due(
+        self, before: datetime, limit: int = 1000, after: FeedPosition | None = None
+    ) -> pl.DataFrame:
+        """Follow-ups due before `before`, in the feed's order (`FeedPosition`): the first
+        `limit` of them, or the first after the position `after`.
+
+        A row's second follow-up is never due before its first, so both halves are found
+        through the index on the first; paging after a position starts the index there."""
         f = decisions.c
+        before = before.astimezone(UTC)  # SQLite compares the UTC text it stores
+        if after is not None:
+            after = (after[0].astimezone(UTC), *after[1:])
 
-        def half(kind: Any, at: Any, *due: Any) -> sa.Select[Any]:
-            columns = (f.incident_id, f.customer_id, kind.label("kind"), at.label("due_at"))
-            return sa.select(*columns, f.channel, f.language).where(*due)
+        def half(slot: int, kind: Any, at: Any, *due: Any) -> sa.Select[Any]:
+            if after is not None:
+                due = (*due, at >= after[0])
+            nth = sa.literal(slot, sa.Integer).label("slot")
+            columns = (f.incident_id, f.step, f.customer_id, nth, kind.label("kind"))
+            return sa.select(*columns, at.label("due_at"), f.channel, f.language).where(*due)
 
-        first = half(f.followup_kind, f.followup_at, f.followup_at < before)
-        then = half(f.then_kind, f.then_at, f.followup_at < before, f.then_at < before)
+        first = half(0, f.followup_kind, f.followup_at, f.followup_at < before)
+        then = half(1, f.then_kind, f.then_at, f.followup_at < before, f.then_at < before)
         both = sa.union_all(first, then).subquery()
-        query = (
-            sa.select(*(both.c[c] for c in FOLLOWUP_SCHEMA))
-            .order_by(both.c.due_at, both.c.customer_id)
-            .limit(limit)
-        )
+        order = (both.c.due_at, both.c.incident_id, both.c.step, both.c.customer_id, both.c.slot)
+        query = sa.select(*(both.c[c] for c in FOLLOWUP_SCHEMA)).order_by(*order).limit(limit)
+        if after is not None:
+            types = (f.followup_at.type, f.incident_id.type, sa.Integer(), f.customer_id.type)
+            bound = [sa.literal(v, t) for v, t in zip(after, (*types, sa.Integer()), strict=True)]
+            query = query.where(sa.tuple_(*order) > sa.tuple_(*bound))
         with self.reading() as tx:
             return tx.plain(query, FOLLOWUP_SCHEMA)
-
-    def remembered(self, key: str) -> tuple[str, int, bytes] | None:
-        """(body digest, status, response) stored under an Idempotency-Key, if any."""
-        query = sa.select(
-            idempotency.c.body_digest, idempotency.c.status_code, idempotency.c.response
-        ).where(idempotency.c.key == key)
-        with self.reading() as tx:
-            row = tx.conn.execute(query).first()
-        return (row[0], row[1], bytes(row[2])) if row else None
-
-    def remember(self, key: str, digest: str, status: int, response: bytes, now: datetime) -> None:
-        """Store a response under its key; the first one stored wins."""
-        with self.writing() as tx:
-            tx.conn.execute(
-                tx.insert(idempotency).on_conflict_do_nothing(),
-                dict(
-                    key=key,
-                    body_digest=digest,
-                    status_code=status,
-                    response=response,
-                    created_at=now,
-                ),
-            )
