@@ -26,6 +26,7 @@ from api.http import profiles as routes_profiles
 from api.http import segments as routes_segments
 from api.http.audit import audit_middleware
 from api.http.auth import require_key
+from api.http.background import JobWatcher
 from api.http.metrics import MetricsController, prometheus_config
 from api.http.ratelimit import RateLimiter
 from api.keys import KeyStore
@@ -210,8 +211,14 @@ def create_app(runtime: Runtime) -> Litestar:
 
 
 def app_from_env() -> Litestar:
-    """Factory for `makegood serve` workers: settings from the environment."""
-    return create_app(open_runtime(Settings.from_env()))
+    """Factory for `makegood serve` workers: settings from the environment; each worker also
+    finishes background jobs whose worker died (api/http/background.py)."""
+    runtime = open_runtime(Settings.from_env())
+    app = create_app(runtime)
+    watcher = JobWatcher(runtime)
+    app.on_startup.append(watcher.start)
+    app.on_shutdown.append(watcher.stop)  # hooks run in reverse: before the runtime closes
+    return app
 
 
 __all__ = ["app_from_env", "create_app"]
