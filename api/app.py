@@ -163,12 +163,17 @@ def create_app(runtime: Runtime) -> Litestar:
                 "runtime": runtime,
                 "key_store": KeyStore(runtime.engine),
                 "rate_limiter": RateLimiter(
-                    limits.rate_per_second, limits.rate_burst, limits.rate_file
+                    limits.rate_per_second,
+                    limits.rate_burst,
+                    limits.rate_file,
+                    database=runtime.engine,
                 ),
                 "failed_keys": RateLimiter(
                     limits.failed_keys_per_minute / 60,
                     limits.failed_keys_per_minute,
                     limits.failed_keys_file,
+                    database=runtime.engine,
+                    scope="wrong-secret",
                 ),
             }
         ),
