@@ -25,7 +25,7 @@ from api.http import offer_tables as routes_offer_tables
 from api.http import profiles as routes_profiles
 from api.http import segments as routes_segments
 from api.http.audit import audit_middleware
-from api.http.auth import require_key
+from api.http.auth import WrongSecrets, require_key
 from api.http.background import JobWatcher
 from api.http.metrics import MetricsController, prometheus_config
 from api.http.ratelimit import RateLimiter
@@ -168,12 +168,8 @@ def create_app(runtime: Runtime) -> Litestar:
                     limits.rate_file,
                     database=runtime.engine,
                 ),
-                "failed_keys": RateLimiter(
-                    limits.failed_keys_per_minute / 60,
-                    limits.failed_keys_per_minute,
-                    limits.failed_keys_file,
-                    database=runtime.engine,
-                    scope="wrong-secret",
+                "failed_keys": WrongSecrets(
+                    limits.failed_keys_per_minute, limits.failed_keys_file, runtime.engine
                 ),
             }
         ),
