@@ -19,8 +19,6 @@ from offers.incidents.kinds import FlightFacts, Incident
 from offers.ledger import jobs
 from offers.ledger.schema import jobs as jobs_table
 
-LEASE = 30.0
-
 
 def left_by_a_dead_worker(
     runtime: Runtime, incident_id: str, customers: list[str], *, attempts: int = 1
