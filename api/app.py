@@ -27,7 +27,8 @@ from api.http import offer_tables as routes_offer_tables
 from api.http import profiles as routes_profiles
 from api.http import segments as routes_segments
 from api.http.audit import audit_middleware
-from api.http.auth import require_key
+from api.http.auth import WrongSecrets, require_key
+from api.http.background import JobWatcher
 from api.http.bodies import StrictRequest
 from api.http.metrics import MetricsController, prometheus_config
 from api.http.ratelimit import RateLimiter
@@ -183,12 +184,13 @@ def create_app(runtime: Runtime) -> Litestar:
                 "runtime": runtime,
                 "key_store": KeyStore(runtime.engine),
                 "rate_limiter": RateLimiter(
-                    limits.rate_per_second, limits.rate_burst, limits.rate_file
+                    limits.rate_per_second,
+                    limits.rate_burst,
+                    limits.rate_file,
+                    database=runtime.engine,
                 ),
-                "failed_keys": RateLimiter(
-                    limits.failed_keys_per_minute / 60,
-                    limits.failed_keys_per_minute,
-                    limits.failed_keys_file,
+                "failed_keys": WrongSecrets(
+                    limits.failed_keys_per_minute, limits.failed_keys_file, runtime.engine
                 ),
             }
         ),
@@ -231,8 +233,14 @@ def create_app(runtime: Runtime) -> Litestar:
 
 
 def app_from_env() -> Litestar:
-    """Factory for `makegood serve` workers: settings from the environment."""
-    return create_app(open_runtime(Settings.from_env()))
+    """Factory for `makegood serve` workers: settings from the environment; each worker also
+    finishes background jobs whose worker died (api/http/background.py)."""
+    runtime = open_runtime(Settings.from_env())
+    app = create_app(runtime)
+    watcher = JobWatcher(runtime)
+    app.on_startup.append(watcher.start)
+    app.on_shutdown.append(watcher.stop)  # hooks run in reverse: before the runtime closes
+    return app
 
 
 __all__ = ["app_from_env", "create_app"]

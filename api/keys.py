@@ -32,6 +32,7 @@ __all__ = [
     "Role",
     "allows",
     "is_loopback",
+    "key_id_of",
     "write_local_key",
 ]
 
@@ -79,6 +80,12 @@ def _split(key: str) -> tuple[str, str] | None:
     if len(parts) != 3 or parts[0] != _PREFIX or not parts[1] or not parts[2]:
         return None
     return parts[1], parts[2]
+
+
+def key_id_of(key: str) -> str | None:
+    """The id part of a key that has the key's shape; its secret is not looked at."""
+    parsed = _split(key)
+    return parsed[0] if parsed is not None else None
 
 
 def _utc(value: Any) -> Any:

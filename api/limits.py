@@ -36,8 +36,9 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     rate_file: Path | None = None
     """Buckets shared by every worker (`makegood serve` sets it); None: this process only."""
     failed_keys_per_minute: float = 30.0
-    """Wrong secrets of real keys one client address may send per minute, after a burst of
-    as many, before it gets 429s: each costs a slow hash (MAKEGOOD_FAILED_KEYS_PER_MINUTE)."""
+    """Wrong secrets one key id may be sent per minute, from anywhere, after a burst of as
+    many, before it gets 429s: each costs a slow hash (MAKEGOOD_FAILED_KEYS_PER_MINUTE). One
+    client address may send four times as many over all key ids (api/http/auth.py)."""
 
     max_removed_share: float = MAX_REMOVED_SHARE
     """Share of the served profiles a `replace` import may remove without being forced

@@ -16,16 +16,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str | None = None
     #: Incidents touching more customers than this are decided as background jobs.
     sync_limit: int = 50_000
+    #: Seconds a background job's heartbeat stays good: a job whose worker has not renewed
+    #: it for longer is taken over by another worker (MAKEGOOD_JOB_LEASE).
+    job_lease: float = 30.0
     #: Body, upload and rate limits (api/limits.py).
     limits: Limits = msgspec.field(default_factory=Limits)
 
     @classmethod
     def from_env(cls, data_dir: Path | str | None = None) -> Settings:
         data = data_dir or os.environ.get("MAKEGOOD_DATA") or "makegood-data"
+        lease = float(os.environ.get("MAKEGOOD_JOB_LEASE") or 30.0)
+        if not lease > 0:
+            raise ValueError("MAKEGOOD_JOB_LEASE: must be a positive number of seconds")
         return cls(
             data_dir=Path(data).resolve(),
             database_url=os.environ.get("MAKEGOOD_DATABASE_URL") or None,
             sync_limit=int(os.environ.get("MAKEGOOD_SYNC_LIMIT") or 50_000),
+            job_lease=lease,
             limits=Limits.from_env(),
         )
 

@@ -280,3 +280,47 @@ def test_incident_customers_are_counted_and_given_back_on_downgrade(db_url: str)
     engine.dispose()
     assert counts == {"i": 3, "quiet": 0}
     assert after == ["a", "b", "c"]
+
+
+def test_jobs_from_before_0015_are_found_stuck_and_everything_goes_back(db_url: str) -> None:
+    """Migration 0015 gives running jobs a heartbeat (their last update) so a stuck one is
+    found and cannot be resumed (no input); undone, jobs and buckets are as before."""
+    from offers.ledger import jobs
+
+    engine = create_engine(db_url)
+    config = _alembic()
+    old = datetime(2026, 11, 25, 7, tzinfo=UTC)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0014")
+        conn.execute(
+            sa.text(
+                "INSERT INTO jobs (job_id, kind, subject, status, progress, message,"
+                " created_at, updated_at) VALUES ('j1', 'incident', 'I1', 'running', 0.5,"
+                " 'deciding', :at, :at)"
+            ),
+            {"at": old},
+        )
+    upgrade(engine)
+    ledger = Ledger(engine)
+    job = jobs.get(ledger, "j1")
+    assert job is not None and job.heartbeat == old and job.attempts == 1
+    assert jobs.stale(ledger, lease=30.0) == ["j1"]
+    assert jobs.claim(ledger, "j1", "me", 30.0, "taken over") == (2, None)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0014")
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("jobs")}
+        assert not sa.inspect(conn).has_table("rate_buckets")
+    engine.dispose()
+    assert columns == {
+        "job_id",
+        "kind",
+        "subject",
+        "status",
+        "progress",
+        "message",
+        "result",
+        "created_at",
+        "updated_at",
+    }

@@ -8,7 +8,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
+
+from api.http import ratelimit
 from api.http.ratelimit import RateLimiter
+from offers.ledger.db import create_engine, upgrade
+from tests.conftest import postgres_schema
 from tests.servers import call, start
 
 
@@ -36,6 +42,43 @@ def test_many_keys_fit_and_each_keeps_its_own_count(tmp_path: Path) -> None:
     keys = [f"key-{i}" for i in range(1_000)]
     assert all(limiter.allow(k, now=10.0) for k in keys)
     assert not any(limiter.allow(k, now=10.0) for k in keys)
+
+
+@pytest.mark.postgres
+def test_limiters_on_one_postgresql_share_every_keys_bucket(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two limiters on one PostgreSQL stand for two hosts: together they get one rate, and the
+    database's clock refills it."""
+    with postgres_schema() as url:
+        one, two = create_engine(url), create_engine(url)
+        upgrade(one)
+        a = RateLimiter(0.001, 4, database=one)
+        b = RateLimiter(0.001, 4, database=two)
+        assert [limiter.allow("k1") for limiter in (a, b, a, b, a, b)] == [True] * 4 + [False] * 2
+        assert b.allow("k2")  # per key
+        assert a.exhausted("k1") and not a.exhausted("k2") and not b.exhausted("never")
+        other = RateLimiter(0.001, 4, database=one, scope="wrong-secret-key")
+        assert other.allow("k1")  # per kind of limit
+        with one.begin() as conn:  # as if the last take was 2,000 s ago: 2 tokens back
+            conn.execute(sa.text("UPDATE rate_buckets SET at = at - 2000 WHERE subject = 'k1'"))
+        assert [b.allow("k1") for _ in range(3)] == [True, True, False]
+        monkeypatch.setattr(ratelimit._DatabaseBuckets, "SWEEP_EVERY", -1.0)
+        with one.begin() as conn:  # k2's bucket is full again after 4,000 s
+            conn.execute(sa.text("UPDATE rate_buckets SET at = at - 4001 WHERE subject = 'k2'"))
+        assert a.allow("k3")  # the take that sweeps
+        with one.connect() as conn:
+            left = conn.execute(sa.text("SELECT scope, subject FROM rate_buckets")).all()
+        assert sorted(tuple(r) for r in left) == [
+            ("request", "k1"),
+            ("request", "k3"),
+            ("wrong-secret-key", "k1"),
+        ]
+        with one.connect() as conn:  # a take waits for no WAL flush
+            persistence = "SELECT relpersistence FROM pg_class WHERE oid = 'rate_buckets'::regclass"
+            assert conn.execute(sa.text(persistence)).scalar_one() == "u"
+        one.dispose()
+        two.dispose()
 
 
 def answers_by_worker(metrics: Path, path: str) -> dict[str, dict[str, int]]:

@@ -7,9 +7,11 @@ not known here needs admin: a forgotten declaration fails closed, never open.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
+import sqlalchemy as sa
 from litestar.connection import ASGIConnection
 from litestar.exceptions import (
     NotAuthorizedException,
@@ -19,9 +21,25 @@ from litestar.exceptions import (
 from litestar.handlers import BaseRouteHandler
 
 from api.http.ratelimit import RateLimiter
-from api.keys import LOCAL_ADMIN, ROLES, KeyInfo, KeyStore, Role, allows, is_loopback
+from api.keys import (
+    LOCAL_ADMIN,
+    ROLES,
+    KeyInfo,
+    KeyStore,
+    Role,
+    allows,
+    is_loopback,
+    key_id_of,
+)
 
-__all__ = ["OPEN_PREFIXES", "presented_key", "require_key", "required_role"]
+__all__ = [
+    "OPEN_PREFIXES",
+    "WrongSecrets",
+    "checked_key",
+    "presented_key",
+    "require_key",
+    "required_role",
+]
 
 OPEN_PREFIXES: tuple[str, ...] = ("/healthz", "/readyz", "/metrics", "/schema")
 """Paths anyone may read: liveness, readiness, Prometheus and the API description."""
@@ -64,21 +82,61 @@ def presented_key(headers: Any) -> str | None:
     return str(key).strip() or None if key else None
 
 
-async def checked_key(connection: ASGIConnection[Any, Any, Any, Any], key: str) -> KeyInfo | None:
-    """`key`'s record when valid, else None. Each wrong secret of a real key costs a slow
-    hash: an address that keeps sending them gets 429 before any more are spent on it."""
-    client = connection.client.host if connection.client else "unknown"
-    failures: RateLimiter = connection.app.state.failed_keys
-    if failures.exhausted(client):
-        raise TooManyRequestsException(
-            "too many wrong secrets from this address; retry shortly",
-            headers={"Retry-After": str(failures.retry_after())},
+class WrongSecrets:
+    """Wrong secrets of real keys, limited per key id and per client address apart.
+
+    Each costs a slow hash. Per key id (from any address): a key id under attack gets 429
+    for secrets not yet verified, and nothing else does. Per address (over all key ids),
+    `ADDRESS_SHARE` times as many: one address cannot spread the slow hashes over many key
+    ids, yet hammering one key id leaves room for that address's valid keys.
+    """
+
+    ADDRESS_SHARE = 4
+
+    def __init__(self, per_minute: float, shared: Path | None, database: sa.Engine) -> None:
+        self.by_key = RateLimiter(
+            per_minute / 60, per_minute, shared, database=database, scope="wrong-secret-key"
         )
+        many = per_minute * self.ADDRESS_SHARE
+        self.by_address = RateLimiter(
+            many / 60, many, shared, database=database, scope="wrong-secret-address"
+        )
+
+    def check(self, key_id: str, address: str) -> None:
+        """429 before a slow hash when this key id or this address has failed too often."""
+        for limiter, subject, who in (
+            (self.by_key, key_id, f"for key {key_id}"),
+            (self.by_address, address, "from this address"),
+        ):
+            if limiter.exhausted(subject):
+                raise TooManyRequestsException(
+                    f"too many wrong secrets {who}; retry shortly",
+                    headers={"Retry-After": str(limiter.retry_after())},
+                )
+
+    def failed(self, key_id: str, address: str) -> None:
+        """One token from each bucket per slow hash spent in vain."""
+        self.by_key.allow(key_id)
+        self.by_address.allow(address)
+
+
+async def checked_key(connection: ASGIConnection[Any, Any, Any, Any], key: str) -> KeyInfo | None:
+    """`key`'s record when valid, else None. A key verified before, an unknown or a revoked
+    one costs no slow hash and no limit; a secret to check with one is refused with 429
+    first when its key id or the client's address has sent too many wrong ones."""
     store: KeyStore = connection.app.state.key_store
     found = store.remembered(key)  # most requests: one indexed read, on the event loop
-    info, hashed = found if found is not None else await anyio.to_thread.run_sync(store.check, key)
+    if found is not None:
+        return found[0]
+    key_id = key_id_of(key)
+    if key_id is None:  # `remembered` answers for these; never hash one
+        return None
+    address = connection.client.host if connection.client else "unknown"
+    wrong: WrongSecrets = connection.app.state.failed_keys
+    wrong.check(key_id, address)
+    info, hashed = await anyio.to_thread.run_sync(store.check, key)
     if hashed:
-        failures.allow(client)  # one token per slow hash spent in vain
+        wrong.failed(key_id, address)
     return info
 
 

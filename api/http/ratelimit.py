@@ -1,9 +1,12 @@
-"""Per-key token buckets: a burst allowance refilled at a steady rate, shared by workers.
+"""Token buckets: a burst allowance refilled at a steady rate, shared by workers and hosts.
 
-`makegood serve` gives every worker one small memory-mapped file of buckets (in the data
-folder), so a key gets its rate in total however many workers serve it, and the check
-costs a file lock, never a database write. Without that file (tests, one embedded app)
-buckets live in process memory.
+On PostgreSQL every host and worker draws on one row per bucket in the ledger database,
+taken from with one short statement that refills the bucket by the database's clock, so a
+limit holds in total however many hosts serve it. On SQLite (one host) `makegood serve`
+gives every worker one small memory-mapped file of buckets (in the data folder), so a key
+gets its rate in total however many workers serve it, and the check costs a file lock,
+never a database write. Without either (tests, one embedded app) buckets live in process
+memory.
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+import sqlalchemy as sa
+
+from offers.ledger import Read
 
 __all__ = ["RateLimiter"]
 
@@ -102,15 +109,88 @@ class _SharedBuckets:
         _SLOT.pack_into(self._map, slot * _SLOT.size, self._hash(key), tokens, last)
 
 
+class _DatabaseBuckets:
+    """Buckets in the ledger's PostgreSQL (table `rate_buckets`), shared by every host.
+
+    A take is one INSERT … ON CONFLICT DO UPDATE … RETURNING: the row is created full less
+    one token, or refilled by the seconds since its last take and a token taken when there
+    is one, all under the row's lock and by the database's clock (hosts need not agree on
+    theirs). It runs through `Read`, on a connection kept in autocommit: one round trip.
+    """
+
+    _NOW = "extract(epoch FROM clock_timestamp())::float8"
+    _REFILL = "least(:burst, b.tokens + greatest(excluded.at - b.at, 0) * :rate)"
+    _TAKE = (
+        "INSERT INTO rate_buckets AS b (scope, subject, tokens, at, granted)"
+        f" VALUES (:scope, :subject, :burst - 1, {_NOW}, true)"
+        " ON CONFLICT (scope, subject) DO UPDATE SET"
+        f" tokens = CASE WHEN {_REFILL} >= 1 THEN {_REFILL} - 1 ELSE {_REFILL} END,"
+        f" granted = {_REFILL} >= 1, at = excluded.at"
+        " RETURNING granted"
+    )
+    _EMPTY = (
+        f"SELECT least(:burst, tokens + greatest({_NOW} - at, 0) * :rate) < 1"
+        " FROM rate_buckets WHERE scope = :scope AND subject = :subject"
+    )
+    _SWEEP = f"DELETE FROM rate_buckets WHERE scope = :scope AND at < {_NOW} - :full"
+    SWEEP_EVERY = 60.0  # seconds between deletions of rows whose bucket is full again
+
+    def __init__(self, engine: sa.Engine, scope: str, per_second: float, burst: float) -> None:
+        self.engine = engine
+        self._params = {"scope": scope, "rate": float(per_second), "burst": float(burst)}
+        self._full = burst / per_second if per_second > 0 else None  # seconds to refill
+        self._take = Read(engine, sa.text(self._TAKE))
+        self._empty = Read(engine, sa.text(self._EMPTY))
+        self._swept = time.monotonic()
+
+    def take(self, subject: str) -> bool:
+        granted = bool(self._take(subject=subject, **self._params)[0][0])
+        if self._full is not None and time.monotonic() - self._swept > self.SWEEP_EVERY:
+            self._swept = time.monotonic()
+            with self.engine.begin() as conn:  # a missing row is a full bucket
+                conn.execute(
+                    sa.text(self._SWEEP), {"scope": self._params["scope"], "full": self._full}
+                )
+        return granted
+
+    def empty(self, subject: str) -> bool:
+        found = self._empty(subject=subject, **self._params)
+        return bool(found and found[0][0])
+
+
 class RateLimiter:
-    def __init__(self, per_second: float, burst: float, shared: Path | None = None) -> None:
+    """Buckets of one kind (`scope`): in the database when `database` is PostgreSQL, else in
+    the `shared` file, else in this process."""
+
+    def __init__(
+        self,
+        per_second: float,
+        burst: float,
+        shared: Path | None = None,
+        *,
+        database: sa.Engine | None = None,
+        scope: str = "request",
+    ) -> None:
         self.per_second = per_second
         self.burst = max(burst, 1.0)
-        self._buckets = _SharedBuckets(shared) if shared is not None else _MemoryBuckets()
+        self.scope = scope
+        self._database = (
+            _DatabaseBuckets(database, scope, per_second, self.burst)
+            if database is not None and database.dialect.name == "postgresql"
+            else None
+        )
+        self._buckets = (
+            _SharedBuckets(shared)
+            if shared is not None and self._database is None
+            else _MemoryBuckets()
+        )
         self._lock = threading.Lock()  # flock does not exclude threads of one process
 
     def allow(self, key: str, now: float | None = None) -> bool:
         """Take one token for `key`; False when its bucket is empty."""
+        if self._database is not None:
+            return self._database.take(key)
+        key = f"{self.scope}\0{key}"  # limiters of several scopes may share one file
         with self._lock, self._buckets.locked():
             now = time.monotonic() if now is None else now  # read under the lock: in order
             tokens, last = self._buckets.get(key) or (self.burst, now)
@@ -123,6 +203,9 @@ class RateLimiter:
 
     def exhausted(self, key: str, now: float | None = None) -> bool:
         """Whether `key`'s bucket is empty, without taking a token."""
+        if self._database is not None:
+            return self._database.empty(key)
+        key = f"{self.scope}\0{key}"
         with self._lock, self._buckets.locked():
             now = time.monotonic() if now is None else now
             tokens, last = self._buckets.get(key) or (self.burst, now)

@@ -125,6 +125,27 @@ jobs = sa.Table(
     sa.Column("result", sa.Text),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # Since migration 0015: what the job needs to run again elsewhere (cleared once it ends),
+    # who runs it now, when that worker last said it is alive, and how many have started it.
+    # A queued or running job whose heartbeat is older than the lease is taken over.
+    sa.Column("input", sa.LargeBinary),
+    sa.Column("owner", sa.String(128)),
+    sa.Column("heartbeat", sa.DateTime(timezone=True)),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="1"),
+)
+
+#: Token buckets of rate limits shared by every host on one PostgreSQL (migration 0015): a
+#: bucket's tokens at `at` (seconds by the database's clock) and whether the last take got
+#: one. Rows of buckets full again are deleted now and then; a missing row is a full bucket.
+#: Unlogged on PostgreSQL (migration 0015): a take need not wait for a WAL flush.
+rate_buckets = sa.Table(
+    "rate_buckets",
+    metadata,
+    sa.Column("scope", sa.String(32), primary_key=True),
+    sa.Column("subject", sa.String(128), primary_key=True),
+    sa.Column("tokens", sa.Float, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("granted", sa.Boolean, nullable=False),
 )
 
 #: Idempotency-Keys, each caller's own (`scope`: the API key's id), with a digest of the
