@@ -30,7 +30,8 @@ WORLD_PERKS: tuple[tuple[str, PerkKind, float, str], ...] = (
 
 
 def world_table(name: str = "world") -> OfferTable:
-    """One rule per perk, all of priority 0 and the same value: one interchangeable set."""
+    """One rule for every delayed customer: a meal, or any of the other perks of the same
+    value as its alternatives."""
     perks = [
         Perk(
             id=pid,
@@ -44,8 +45,12 @@ def world_table(name: str = "world") -> OfferTable:
         for pid, kind, cost, title in WORLD_PERKS
     ]
     rules = [
-        Rule(id=f"offer-{p.id}", perk=p.id, description=f"any delayed customer: {p.id}")
-        for p in perks
+        Rule(
+            id="any-delay",
+            perk=perks[0].id,
+            alternatives=[p.id for p in perks[1:]],
+            description="any delayed customer: one of four perks of the same value",
+        )
     ]
     return OfferTable(name=name, perks=perks, rules=rules)
 
