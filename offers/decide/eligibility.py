@@ -122,7 +122,11 @@ def with_withheld_odds(
         | _capped(policy)
         | (pl.col("_limit").is_not_null() & (pl.col("_used").fill_null(0) >= pl.col("_limit")))
     )
-    odds = long.group_by("_r").agg(_odds=(pl.col("_q") * withheld.cast(pl.Float64)).sum())
+    odds = long.group_by("_r").agg(  # every candidate withheld: exactly 1, not a sum of odds
+        _odds=pl.when(withheld.all())
+        .then(pl.lit(1.0))
+        .otherwise((pl.col("_q") * withheld.cast(pl.Float64)).sum())
+    )
     return (
         frame.with_row_index("_r")
         .join(odds, on="_r", how="left", maintain_order="left")
