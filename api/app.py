@@ -26,7 +26,7 @@ from api.http import profiles as routes_profiles
 from api.http import segments as routes_segments
 from api.http.audit import audit_middleware
 from api.http.auth import require_key
-from api.http.metrics import MetricsController, prometheus_config
+from api.http.metrics import MetricsController, prometheus_config, record_learning
 from api.http.ratelimit import RateLimiter
 from api.keys import KeyStore
 from api.runtime import Runtime, open_runtime
@@ -140,6 +140,8 @@ def _too_large(request: Request[Any, Any, Any], _exc: RequestEntityTooLarge) -> 
 def create_app(runtime: Runtime) -> Litestar:
     """The app over ready parts; tests hand it a runtime on a temporary data folder."""
     limits = runtime.settings.limits
+    if runtime.learning is not None:  # how fresh learning's evidence is, on /metrics
+        runtime.learning.on_read = record_learning(runtime.learning.ttl)
     prometheus = prometheus_config()
     return Litestar(
         route_handlers=[
