@@ -54,6 +54,10 @@ def test_the_engine_learns_what_each_segment_accepts_over_http(
     last = [f"SIM{SEED}-{i:03d}" for i in range(15, 20)]
     found = world.best.join(most_given(decided, last), on="segment", how="left")
     assert (found["given"] == found["best_perk"]).mean() >= 0.8, found  # type: ignore[operator]
+    # occasional flyers have no rule of their own: the fallback's candidates, learned too
+    assert found.filter(pl.col("segment") == "occasional-flyer")["given"].to_list() == [
+        "dutyfree-12"
+    ]
 
     # road warriors: what would marketing's own first choice, a lounge pass, have done?
     group, truth = simulated_segment(client, world, decided, "biz", "lounge-30m", "road-warrior")
