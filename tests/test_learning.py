@@ -1,4 +1,4 @@
-"""Learning from feedback: posteriors, interchangeable perks, Thompson sampling with logged
+"""Learning from feedback: posteriors, each rule's alternatives, exploration with exact logged
 choice probabilities, and the engine discovering the best perk in a simulated world."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def _options(table: OfferTable, segments: list[str]) -> list[list[str]]:
     )
     hit = match(frame, table).rename({"perk_id": "candidate"})
     out = choose(hit, table, Learning(_evidence("x", n=0)), "I1", 1)
-    return [o or [] for o in out["_options"].to_list()]
+    return [o.split(",") if o else [] for o in out["_set"].to_list()]
 
 
 def test_each_rule_offers_its_own_alternatives_whatever_other_rules_offer() -> None:
@@ -137,7 +137,9 @@ def test_before_any_evidence_a_share_explores_every_candidate_with_exact_odds() 
         "lounge-30m": [0.05],
     }
     assert set(out["_learn"].unique()) == {"explore", "first"}
-    assert out["_q"].list.sum().round(12).unique().to_list() == [1.0]
+    k, best = out["_k"][0], out["_best"][0]
+    total = sum(0.2 / k + 0.8 * (i == best) for i in range(k))
+    assert (k, best, round(total, 12)) == (4, 0, 1.0)
 
 
 def test_exploit_takes_the_best_and_exploration_stays_within_its_share() -> None:

@@ -17,9 +17,10 @@ matches. Learning chooses per customer among the candidates of the rule that mat
   rule's own perk (*exploit*).
 
 So the probability of each candidate is exact, with no sampling to estimate it:
-`share / k + (1 - share) * [candidate is the exploited one]` for k candidates. `choose`
-hands these on (`_options`, `_q`) so that the engine can log, for a decision that ends
-without a perk, the probability of exactly that (offers.decide.eligibility).
+`share / k + (1 - share) * [candidate is the exploited one]` for k candidates
+(`option_odds`). `choose` hands on `_k` and `_best` so that the engine can log, for a
+decision that ends without a perk, the probability of exactly that
+(offers.decide.eligibility).
 
 The explorers' draw is a uniform number hashed from the customer, incident, step and
 `Learning.seed`: a customer's choice does not depend on who else is decided in the same
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import msgspec
+import numpy as np
 import polars as pl
 
 from offers.catalog import OfferTable, candidates
@@ -46,6 +48,7 @@ __all__ = [
     "Learning",
     "choose",
     "explores",
+    "option_odds",
     "rule_candidates",
 ]
 
@@ -97,14 +100,26 @@ POSTERIOR_SCHEMA: dict[str, Any] = {
 
 
 def rule_candidates(table: OfferTable) -> pl.DataFrame:
-    """(rule_id, _options): the candidates of every rule that has alternatives."""
-    rows = [(r.id, candidates(r)) for r in table.rules if len(candidates(r)) > 1]
+    """(rule_id, _opt, perk): the candidates of every rule that has alternatives, in order."""
+    rows = [
+        (r.id, i, perk)
+        for r in table.rules
+        if len(candidates(r)) > 1
+        for i, perk in enumerate(candidates(r))
+    ]
     return pl.DataFrame(
-        rows, schema={"rule_id": pl.String, "_options": pl.List(pl.String)}, orient="row"
+        rows, schema={"rule_id": pl.String, "_opt": pl.UInt32, "perk": pl.String}, orient="row"
     )
 
 
-def explores(customer_ids: pl.Series, incident_id: str, hashes: pl.Series | None = None) -> Any:
+def option_odds(k: pl.Expr, best: pl.Expr, option: pl.Expr, share: float) -> pl.Expr:
+    """The probability of option `option` of `k`, when `best` is the exploited one."""
+    return share / k + (1.0 - share) * (option == best).cast(pl.Float64)
+
+
+def explores(
+    customer_ids: pl.Series, incident_id: str, hashes: pl.Series | None = None
+) -> np.ndarray:
     """The stable uniform number that puts a customer among an incident's explorers
     (below `share`); previews ask it of one customer with `segmentation.ids.unit_value`."""
     return unit_interval(customer_ids, f"{incident_id}#explore", hashes)
@@ -115,8 +130,8 @@ def _none(frame: pl.DataFrame) -> pl.DataFrame:
         choice_p=pl.lit(1.0),
         _learn=pl.lit(None, pl.String),
         _set=pl.lit(None, pl.String),
-        _options=pl.lit(None, pl.List(pl.String)),
-        _q=pl.lit(None, pl.List(pl.Float64)),
+        _k=pl.lit(None, pl.UInt32),
+        _best=pl.lit(None, pl.UInt32),
     )
 
 
@@ -133,93 +148,75 @@ def choose(
     `frame` has `customer_id`, `segment`, `candidate` and `rule_id`. Adds `choice_p` (the
     probability of the choice), `_learn` (null: the rule has one perk, or learning is off;
     "explore", "exploit" or "first": the rule's own perk while no candidate has enough
-    evidence), `_set` (the candidates, comma-separated), and `_options` with `_q`: every
-    candidate with its probability, in the rule's order.
+    evidence), `_set` (the candidates, comma-separated), `_k` (how many) and `_best` (the
+    exploited one's place among them): with `option_odds`, the odds of every candidate.
+    The exploited candidate depends only on the segment and the rule, so it is found once
+    per pair; per customer there are two hashes and two joins.
     """
-    sets = rule_candidates(table)
-    if learning is None or sets.is_empty():
+    options = rule_candidates(table)
+    if learning is None or options.is_empty():
         return _none(frame)
     cfg = learning.config
-    frame = frame.with_row_index("_row").join(sets, on="rule_id", how="left", maintain_order="left")
-    rows = frame.filter(pl.col("_options").is_not_null())
-    if rows.is_empty():
-        return _none(frame.drop("_row", "_options"))
-    # the profile book's hashes are row-aligned with `frame`: take those of `rows`
-    mine = None if hashes is None else hashes.gather(rows["_row"])
-    explore_u = explores(rows["customer_id"], incident_id, mine)
-    draw_u = unit_interval(rows["customer_id"], f"{incident_id}#{step}#draw#{learning.salt}")
+    sets = options.group_by("rule_id", maintain_order=True).agg(
+        _k=pl.len().cast(pl.UInt32), _set=pl.col("perk").str.join(",")
+    )
+    frame = frame.join(sets, on="rule_id", how="left", maintain_order="left")
+    choosing = pl.col("_k").is_not_null()
+    pairs = frame.filter(choosing).select(pl.col("segment").cast(pl.String), "rule_id").unique()
+    if pairs.is_empty():
+        return _none(frame.drop("_k", "_set"))
     posterior = learning.posteriors.select(
         pl.col("segment").cast(pl.String),
         perk="perk_id",
-        _n="delivered",
+        _known=pl.col("delivered") >= cfg.min_events,
         _mean=pl.col("alpha") / (pl.col("alpha") + pl.col("beta")),
     )
-    long = (
-        rows.select("_row", pl.col("segment").cast(pl.String), "_options")
-        .with_columns(_k=pl.col("_options").list.len())
-        .explode("_options")
-        .rename({"_options": "perk"})
-        .with_columns(_opt=pl.int_range(pl.len()).over("_row"))
-        .join(posterior, on=["segment", "perk"], how="left", maintain_order="left")
-        .with_columns(_known=pl.col("_n").fill_null(0) >= cfg.min_events)
+    # per (segment, rule): the best-known mean (first in the rule's order on ties), else
+    # the rule's own perk (option 0)
+    scored = (
+        pairs.join(options, on="rule_id")
+        .join(posterior, on=["segment", "perk"], how="left")
+        .with_columns(pl.col("_known").fill_null(False))
     )
-    # per row: the exploited candidate, the best-known mean (first in the rule's order on
-    # ties), else the rule's own perk (option 0)
-    ranked = pl.when(pl.col("_known")).then(pl.col("_mean")).otherwise(None)
-    best = long.group_by("_row").agg(
+    best = scored.group_by("segment", "rule_id").agg(
         _best=pl.col("_opt")
-        .sort_by(ranked.fill_null(-1.0), pl.col("_opt"), descending=[True, False])
+        .sort_by(pl.when("_known").then("_mean").otherwise(-1.0), "_opt", descending=[True, False])
         .first(),
         _any=pl.col("_known").any(),
     )
-    picks = (
-        rows.select("_row", "_options")
-        .with_columns(
-            _explore=pl.Series(explore_u < cfg.share),
-            _u=pl.Series(draw_u),
-            _k=pl.col("_options").list.len(),
-        )
-        .join(best, on="_row", maintain_order="left")
+    explore_u = explores(frame["customer_id"], incident_id, hashes)
+    draw_u = unit_interval(
+        frame["customer_id"], f"{incident_id}#{step}#draw#{learning.salt}", hashes
     )
-    share = cfg.share
-    picks = picks.with_columns(
-        _pick=pl.when("_explore")
-        .then(
-            (pl.col("_u") * pl.col("_k")).floor().cast(pl.UInt32).clip(upper_bound=pl.col("_k") - 1)
+    explore = pl.Series(explore_u < cfg.share) & frame["_k"].is_not_null()
+    drawn = (pl.Series(draw_u) * frame["_k"]).floor().cast(pl.UInt32)
+    picked = (
+        frame.with_columns(
+            _explore=explore, _drawn=drawn, _segment=pl.col("segment").cast(pl.String)
         )
-        .otherwise(pl.col("_best").cast(pl.UInt32)),
-    ).with_columns(
-        _learn=pl.when("_explore")
+        .join(
+            best.rename({"segment": "_segment"}),
+            on=["_segment", "rule_id"],
+            how="left",
+            maintain_order="left",
+        )
+        .with_columns(
+            _opt=pl.when("_explore")
+            .then(pl.min_horizontal("_drawn", pl.col("_k") - 1))
+            .otherwise("_best")
+        )
+        .join(options, on=["rule_id", "_opt"], how="left", maintain_order="left")
+    )
+    return picked.with_columns(
+        candidate=pl.coalesce("perk", "candidate"),
+        choice_p=pl.when(choosing)
+        .then(option_odds(pl.col("_k"), pl.col("_best"), pl.col("_opt"), cfg.share))
+        .otherwise(1.0),
+        _learn=pl.when(~choosing)
+        .then(pl.lit(None, pl.String))
+        .when("_explore")
         .then(pl.lit("explore"))
         .when("_any")
         .then(pl.lit("exploit"))
         .otherwise(pl.lit("first")),
-    )
-    # q per option: share / k for everyone, plus (1 - share) for the exploited one
-    q_long = (
-        picks.select("_row", "_best", "_k")
-        .with_columns(_i=pl.int_ranges(0, pl.col("_k")))
-        .explode("_i")
-        .with_columns(
-            _q=share / pl.col("_k")
-            + (1.0 - share) * (pl.col("_i") == pl.col("_best")).cast(pl.Float64)
-        )
-        .group_by("_row", maintain_order=True)
-        .agg(pl.col("_q"))
-    )
-    chosen = picks.join(q_long, on="_row", maintain_order="left").select(
-        "_row",
-        "_learn",
-        "_q",
-        _perk=pl.col("_options").list.get(pl.col("_pick").cast(pl.Int64)),
-        choice_p=pl.col("_q").list.get(pl.col("_pick").cast(pl.Int64)),
-        _set=pl.col("_options").list.join(","),
-    )
-    return (
-        frame.join(chosen, on="_row", how="left", maintain_order="left")
-        .with_columns(
-            candidate=pl.coalesce("_perk", "candidate"),
-            choice_p=pl.col("choice_p").fill_null(1.0),
-        )
-        .drop("_row", "_perk")
-    )
+    ).drop("_explore", "_drawn", "_segment", "_any", "_opt", "perk")

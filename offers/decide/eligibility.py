@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import polars as pl
 
+from offers.catalog import OfferTable
 from offers.decide.allocation import allocate
+from offers.decide.choice import option_odds, rule_candidates
 from offers.decide.context import StepContext
 from offers.decide.perks import HeldPerks, in_stock
 from offers.decide.policy import ContactPolicy, holdout_mask
@@ -80,27 +82,31 @@ def _capped(policy: ContactPolicy) -> pl.Expr:
 
 def with_withheld_odds(
     frame: pl.DataFrame,
+    banded: OfferTable,
     perks: pl.DataFrame,
     held: HeldPerks | None,
     recent: pl.DataFrame,
-    policy: ContactPolicy,
+    ctx: StepContext,
 ) -> pl.DataFrame:
     """`_p_withheld`: the probability that the choice, whichever learning makes, is one
     the customer cannot be given (already held, no gain, the contact cap, the rule's
-    limit). For a rule with one perk that is 0 or 1 (`_certain`); among alternatives
-    (`_options`, `_q` from offers.decide.choice) it is the sum of the odds of those
-    candidates that would be withheld, worked out for every candidate at once."""
+    limit). For a rule with one perk that is 0 or 1 (`_certain`); among a rule's
+    candidates (`_k`, `_best` from offers.decide.choice) it is the sum of the odds of
+    those that would be withheld, worked out for every candidate of the customers who end
+    without a perk (the only ones whose propensity needs it)."""
     frame = frame.with_columns(_p_withheld=pl.col("_certain").cast(pl.Float64))
-    if frame["_options"].null_count() == frame.height:
+    needed = pl.col("_k").is_not_null() & pl.col("_drop").is_not_null()
+    if ctx.learning is None or frame.select(needed.any()).item() is not True:
         return frame
+    share = ctx.learning.config.share
     long = (
         frame.with_row_index("_r")
-        .filter(pl.col("_options").is_not_null())
-        .select("_r", "customer_id", "held", "perk_incidents", "_limit", "_options", "_q")
-        .explode("_options", "_q")
+        .filter(needed)
+        .select("_r", "customer_id", "rule_id", "held", "perk_incidents", "_limit", "_k", "_best")
+        .join(rule_candidates(banded), on="rule_id")
         .join(
-            perks.select(_options="perk_id", _kind="perk_kind", _value="perk_value"),
-            on="_options",
+            perks.select(perk="perk_id", _kind="perk_kind", _value="perk_value"),
+            on="perk",
             how="left",
         )
     )
@@ -113,19 +119,18 @@ def with_withheld_odds(
         recent.drop_nulls("perk_id")
         .group_by("customer_id", "perk_id")
         .agg(_used=pl.col("incident_id").n_unique())
-        .rename({"perk_id": "_options"})
+        .rename({"perk_id": "perk"})
     )
-    long = long.join(uses, on=["customer_id", "_options"], how="left")
+    long = long.join(uses, on=["customer_id", "perk"], how="left")
     withheld = (
-        pl.col("held").list.contains(pl.col("_options"))
+        pl.col("held").list.contains(pl.col("perk"))
         | (pl.col("_held_value").is_not_null() & (pl.col("_value") <= pl.col("_held_value")))
-        | _capped(policy)
+        | _capped(ctx.policy)
         | (pl.col("_limit").is_not_null() & (pl.col("_used").fill_null(0) >= pl.col("_limit")))
     )
+    q = option_odds(pl.col("_k"), pl.col("_best"), pl.col("_opt"), share)
     odds = long.group_by("_r").agg(  # every candidate withheld: exactly 1, not a sum of odds
-        _odds=pl.when(withheld.all())
-        .then(pl.lit(1.0))
-        .otherwise((pl.col("_q") * withheld.cast(pl.Float64)).sum())
+        _odds=pl.when(withheld.all()).then(pl.lit(1.0)).otherwise((q * withheld).sum())
     )
     return (
         frame.with_row_index("_r")

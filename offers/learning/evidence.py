@@ -3,7 +3,7 @@
 Per segment x perk: a Beta posterior of acceptance (redeemed / delivered), the mean rating
 and the counts behind them, read from the ledger's decisions and their feedback. The engine
 is handed them as data (`offers.decide.choice.Learning`) and uses them only among perks an
-offer table marks as interchangeable; how it chooses is said there.
+offer table lists as a rule's alternatives; how it chooses is said there.
 """
 
 from __future__ import annotations

@@ -18,9 +18,17 @@ from offers.catalog import OfferTable, Perk, PerkKind, Rule
 from offers.incidents import FlightFacts, Incident
 from offers.learning.feedback import EVENT_SCHEMA, decision_id_expr
 
-__all__ = ["MARKETER_TRUTH", "WORLD_PERKS", "World", "make_world", "marketer_world", "world_table"]
+__all__ = [
+    "MARKETER_TRUTH",
+    "WORLD_PERKS",
+    "World",
+    "make_world",
+    "marketer_table",
+    "marketer_world",
+    "world_table",
+]
 
-#: Perks of one value band (EUR 12 face value): interchangeable, so the engine may learn.
+#: Perks of one value band (EUR 12 face value): alternatives of one another, to learn among.
 WORLD_PERKS: tuple[tuple[str, PerkKind, float, str], ...] = (
     ("meal-12", "meal", 8.0, "a EUR 12 meal voucher"),
     ("dutyfree-12", "voucher", 5.0, "a EUR 12 duty-free voucher"),
