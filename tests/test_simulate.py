@@ -82,7 +82,7 @@ def test_ope_intervals_cover_the_true_value_in_most_seeded_runs() -> None:
             assert c.low is not None and c.high is not None
             covered[name] += a.low <= value <= a.high
             cost_covered[name] += c.low <= cost_value <= c.high
-    # observed with these seeds: acceptance 20, 20, 18 of 20; cost 20, 20, 20 of 20
+    # observed with these seeds: acceptance 18, 18, 19 of 20; cost 20, 20, 20 of 20
     assert min(covered.values()) >= 17, covered
     assert min(cost_covered.values()) >= 17, cost_covered
 

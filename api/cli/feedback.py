@@ -141,7 +141,7 @@ def print_simulation(sim: Simulation) -> None:
     table = Table(
         "segment",
         "decisions",
-        "matched (effective)",
+        "matched",
         "logged acc.",
         "acceptance IPS",
         "acceptance SNIPS",
