@@ -30,7 +30,7 @@ from api.http.audit import audit_middleware
 from api.http.auth import WrongSecrets, require_key
 from api.http.background import JobWatcher
 from api.http.bodies import StrictRequest
-from api.http.metrics import MetricsController, prometheus_config
+from api.http.metrics import MetricsController, prometheus_config, record_learning
 from api.http.ratelimit import RateLimiter
 from api.keys import KeyStore
 from api.runtime import Runtime, open_runtime
@@ -160,6 +160,8 @@ def _log_failure(logger: Any, scope: Any, _traceback: list[str]) -> None:
 def create_app(runtime: Runtime) -> Litestar:
     """The app over ready parts; tests hand it a runtime on a temporary data folder."""
     limits = runtime.settings.limits
+    if runtime.learning is not None:  # how fresh learning's evidence is, on /metrics
+        runtime.learning.on_read = record_learning(runtime.learning.ttl)
     prometheus = prometheus_config()
     return Litestar(
         route_handlers=[

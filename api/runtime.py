@@ -178,6 +178,11 @@ class Runtime:
         return True
 
 
+def learning_source(settings: Settings, ledger: Ledger) -> LearningSource:
+    """Posteriors at most `learning_refresh` seconds old, drawn with the settings' seed."""
+    return LearningSource(ledger, ttl=settings.learning_refresh, seed=settings.seed)
+
+
 def open_runtime(settings: Settings, step: Step = log.info) -> Runtime:
     """Bootstrap if needed, then load the active model, newest profiles and live table."""
     ensure_bootstrapped(settings, step)
@@ -195,7 +200,7 @@ def open_runtime(settings: Settings, step: Step = log.info) -> Runtime:
         model=model,
         book=ProfileBook(profiles, model),
         messages=load_default_book(),
-        learning=LearningSource(ledger),
+        learning=learning_source(settings, ledger),
     )
     runtime.reload_table()
     return runtime

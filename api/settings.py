@@ -21,6 +21,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     job_lease: float = 30.0
     #: Body, upload and rate limits (api/limits.py).
     limits: Limits = msgspec.field(default_factory=Limits)
+    #: Seconds a worker may decide with posteriors read before (MAKEGOOD_LEARNING_REFRESH).
+    learning_refresh: float = 2.0
+    #: Seed of learning's draws, for reproducible runs (MAKEGOOD_SEED); None: random.
+    seed: int | None = None
 
     @classmethod
     def from_env(cls, data_dir: Path | str | None = None) -> Settings:
@@ -34,6 +38,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             sync_limit=int(os.environ.get("MAKEGOOD_SYNC_LIMIT") or 50_000),
             job_lease=lease,
             limits=Limits.from_env(),
+            learning_refresh=_number("MAKEGOOD_LEARNING_REFRESH", 2.0),
+            seed=_seed(os.environ.get("MAKEGOOD_SEED")),
         )
 
     @property
@@ -48,3 +54,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         from sqlalchemy.engine import make_url
 
         return make_url(self.database_url).render_as_string(hide_password=True)
+
+
+def _number(name: str, default: float) -> float:
+    """A non-negative number of seconds from the environment; a bad one names the variable."""
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name}: {text!r} is not a number of seconds") from None
+    if not value >= 0:
+        raise ValueError(f"{name}: {text!r} must be 0 or more")
+    return value
+
+
+def _seed(text: str | None) -> int | None:
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"MAKEGOOD_SEED: {text!r} is not a whole number") from None

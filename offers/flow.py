@@ -98,7 +98,7 @@ class Parts:
     contact: ContactPolicy = field(default_factory=ContactPolicy)
     value: ValuePolicy = field(default_factory=ValuePolicy)
     entitlements: Callable[[Incident], tuple[list[dict[str, Any]], str | None]] = entitlements
-    #: Posteriors for exploring interchangeable perks (offers.learning.evidence.LearningSource).
+    #: Posteriors for learning among rules' alternatives (offers.learning.evidence.LearningSource).
     learning: Callable[[datetime], Learning | None] | None = None
     #: One segmented profile by id, in O(1) (ProfileBook.one); previews use it.
     profile: Callable[[str], dict[str, Any] | None] | None = None

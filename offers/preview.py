@@ -7,7 +7,8 @@ decision depends on few things besides the customer's name: the step's context (
 step, day, budget and stock left, entitlements, the live table, messages, learned
 posteriors, policies), the profile columns the engine and the rules read, what the
 customer holds from this incident, their other incidents in the contact window, and
-whether they fall in the holdout or the exploring share. Together those are the
+whether they fall in the holdout (and who they are, if they fall in the exploring share,
+whose draws are each their own). Together those are the
 customer's *situation*. The engine decides the first customer of each situation and
 hands back the text's shell (marks where the name and the code go, `offers.messages.rendering`);
 the next customer in the same situation gets that decision with their own id and name
@@ -272,7 +273,7 @@ def _situation(
     learning = ctx.learning
     exploring = (
         learning is not None
-        and not learning.posteriors.is_empty()  # no evidence yet: nothing to explore
+        and any(r.alternatives for r in table.rules)
         and unit_value(customer_id, f"{incident.incident_id}#explore") < learning.config.share
     )
     return (
@@ -287,7 +288,7 @@ def _situation(
         tuple(sorted((r[1:] for r in history), key=repr)),
         _recent(recent, table, ctx.policy.max_perks),
         share > 0 and unit_value(customer_id, incident.incident_id) < share,
-        exploring,
+        customer_id if exploring else None,  # an explorer's draw is their own
     )
 
 

@@ -13,6 +13,7 @@ from litestar.testing import TestClient
 from api.app import create_app
 from api.keys import KeyStore, Role
 from api.runtime import Runtime
+from offers.ledger.versions import Store
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
@@ -370,3 +371,25 @@ def test_every_admin_route_declares_who_may_see_it(runtime: Runtime) -> None:
         "/admin/login",
         "/admin/static/{file_path:path}",
     }
+
+
+def test_alternatives_are_a_column_of_the_grid(marketer: TestClient[Any], runtime: Runtime) -> None:
+    """Marketing marks alternatives in the grid; a wrong one is shown on its cell."""
+    page = marketer.get("/admin/offers/flight-delay/draft").text
+    assert "alternatives (the engine learns which to give)" in page
+    form = _grid_form(page)
+    row = next(k.split("-")[1] for k, v in form.items() if k.endswith("-id") and v == "later-miles")
+    assert form[f"rule-{row}-alternatives"] == "dutyfree-5"
+    form[f"rule-{row}-alternatives"] = "dutyfree-5, miles-1000"  # the rule's own perk
+    bad = marketer.post("/admin/offers/flight-delay/draft", data={**form, "action": "save"})
+    assert bad.status_code == 422
+    cell = bad.text.split(f'id="rule-{row}-alternatives"', 1)[1].split("</td>", 1)[0]
+    assert "miles-1000 is the rule" in cell and "own perk" in cell
+    form[f"rule-{row}-alternatives"] = "dutyfree-5, meal-12"
+    saved = marketer.post(
+        "/admin/offers/flight-delay/draft", data={**form, "action": "save"}, follow_redirects=False
+    )
+    assert saved.status_code == 303, saved.text
+    draft = Store(runtime.engine).table("flight-delay", "draft")
+    rule = next(r for r in draft.rules if r.id == "later-miles")
+    assert rule.alternatives == ["dutyfree-5", "meal-12"]

@@ -324,3 +324,31 @@ def test_jobs_from_before_0015_are_found_stuck_and_everything_goes_back(db_url: 
         "created_at",
         "updated_at",
     }
+
+
+def test_stored_tables_lose_the_weight_rules_no_longer_have(db_url: str) -> None:
+    """A version published with `weight` (never read, now refused) still loads after 0016."""
+    from offers.catalog.tables import decode_table
+    from offers.ledger.versions import published_table
+
+    engine = create_engine(db_url)
+    config = _alembic()
+    body = (
+        'name = "t"\n[[perks]]\nid = "meal"\nkind = "meal"\nvalue = 10.0\ncost = 5.0\n'
+        'title = { en = "a meal" }\n[[rules]]\nid = "r"\nperk = "meal"\nweight = 2.5\n'
+    )
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0015")
+        conn.execute(
+            sa.text(
+                "INSERT INTO offer_tables (name, version, body, published_at, published_by,"
+                " reason, seq) VALUES ('t', 1, :body, :at, 'ana', 'r', 1)"
+            ),
+            {"body": body, "at": datetime(2026, 11, 23, tzinfo=UTC)},
+        )
+    upgrade(engine)
+    found = published_table(Ledger(engine))
+    engine.dispose()
+    assert found is not None and "weight" not in found[2]
+    assert decode_table(found[2]).rules[0].perk == "meal"

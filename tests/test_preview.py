@@ -90,17 +90,27 @@ def learned(runtime: Runtime) -> Learning:
     return Learning(posteriors(evidence), ExploreConfig(share=0.3, min_events=1), seed=5)
 
 
+def with_alternative(table: OfferTable) -> OfferTable:
+    """The credit of a long delay, or a lounge pass: the engine learns which (explorers'
+    draws are each their own, exploiters share their situation)."""
+    rules = [
+        msgspec.structs.replace(r, alternatives=["lounge-1h"]) if r.id == "long-delay-credit" else r
+        for r in table.rules
+    ]
+    return msgspec.structs.replace(table, rules=rules)
+
+
 def with_pasts(runtime: Runtime, table: OfferTable | None = None) -> tuple[Parts, list[str]]:
     """300 customers, some with incidents in the contact window (caps, second-failure
     flags), some with this incident's first steps (updates, upgrades, perks held)."""
     learning = learned(runtime)
+    choosing = with_alternative(table or runtime.table())
     parts = replace(
         runtime.parts(),
         contact=ContactPolicy(holdout_share=0.25),
         learning=lambda _now: learning,
+        table=lambda: choosing,
     )
-    if table is not None:
-        parts = replace(parts, table=lambda: table)
     ids = runtime.book.frame["customer_id"].sample(300, seed=11).to_list()
     apply_update(parts, incident(200, "EARLIER"), ids[:120], NOW - timedelta(days=3))
     apply_update(parts, incident(100, "EARLIER-2"), ids[60:140], NOW - timedelta(days=2))
@@ -258,7 +268,7 @@ def test_new_situations_asked_together_are_decided_together_yet_as_each_alone(
     lounges = [a for a in answers.values() if a and a["perk_id"] == "lounge-1h"]
     assert len(lounges) > 10  # one left in stock, and one each when asked alone
     # none left: each customer for whom the engine picks a lounge pass is told so
-    none_left = lounges_per_day(runtime, 0)
+    none_left = with_alternative(lounges_per_day(runtime, 0))
     parts = replace(parts, table=lambda: none_left)
     previews, answers = ask_together(parts, later, ids[:100], None)
     assert previews.engine_calls <= 3

@@ -47,8 +47,8 @@ def stocked_table() -> OfferTable:
         Rule(
             id="biz-share",
             perk="lounge-1h",
+            alternatives=["dutyfree-10", "miles-2000"],
             priority=3,
-            weight=0.25,
             per_customer_limit=2,
             when={
                 "business_share": Range(min=0.5),
@@ -83,8 +83,8 @@ def test_the_rules_sheet_reads_like_a_spreadsheet(tmp_path: Path) -> None:
         "hit_policy",
         "id",
         "perk",
+        "alternatives",
         "priority",
-        "weight",
         "per_customer_limit",
         "fallback",
         "description",
@@ -93,6 +93,9 @@ def test_the_rules_sheet_reads_like_a_spreadsheet(tmp_path: Path) -> None:
     biz = rules.row(by_predicate=pl.col("id") == "biz-miles", named=True)
     assert biz["when.segment"] == "road-warrior, premium-business"
     assert biz["when.step.min"] == "2" and biz["when.step.max"] is None
+    assert biz["alternatives"] is None
+    later = rules.row(by_predicate=pl.col("id") == "later-miles", named=True)
+    assert later["alternatives"] == "dutyfree-5"
     perks = pl.read_csv(perks_path(tmp_path / "t.csv"), infer_schema=False)
     assert {"title.en", "title.zh-Hant", "stock"} <= set(perks.columns)
     assert perks.row(0, named=True)["value"] == "12"
@@ -211,8 +214,8 @@ rules = st.builds(
     Rule,
     id=ids,
     perk=ids,
+    alternatives=st.lists(ids, max_size=2),
     priority=st.integers(-1000, 1000),
-    weight=st.floats(min_value=1e-6, max_value=1e6),
     per_customer_limit=st.none() | st.integers(1, 99),
     fallback=st.booleans(),
     when=st.dictionaries(columns, conditions, max_size=3),

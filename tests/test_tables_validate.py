@@ -71,6 +71,22 @@ def test_a_clean_table_and_the_default_table_have_no_findings() -> None:
             ("error", "second-fallback", "fb2", None, "fallback"),
         ),
         ("", ("warning", "unused-perk", None, "lounge", None)),
+        (
+            '[[rules]]\nid = "r"\nperk = "meal"\nalternatives = ["spa"]\n',
+            ("error", "unknown-perk", "r", None, "alternatives"),
+        ),
+        (
+            '[[rules]]\nid = "r"\nperk = "meal"\nalternatives = ["meal"]\n',
+            ("error", "alternative-is-perk", "r", None, "alternatives"),
+        ),
+        (
+            '[[rules]]\nid = "r"\nperk = "meal"\nalternatives = ["lounge", "lounge"]\n',
+            ("error", "duplicate-alternative", "r", None, "alternatives"),
+        ),
+        (
+            '[[rules]]\nid = "r"\nperk = "meal"\nalternatives = ["lounge"]\n',
+            ("warning", "alternative-value", "r", None, "alternatives"),
+        ),
     ],
 )
 def test_each_finding_names_its_rule_and_field(
@@ -185,7 +201,11 @@ def test_findings_read_as_located_sentences() -> None:
         ),
         ('[[rules]]\nid = "r"\nperk = "meal"\nwhen = { tier = [] }\n', "rule r, field when.tier"),
         ('[[rules]]\nid = "r"\nperk = "meal"\npriority = "high"\n', "rule r, field priority"),
-        ('[[rules]]\nid = "r"\nperk = "meal"\nweight = 0\n', "rule r, field weight"),
+        ('[[rules]]\nid = "r"\nperk = "meal"\nweight = 2\n', "rule r, field weight: rules have no"),
+        (
+            '[[rules]]\nid = "r"\nperk = "meal"\nalternatives = "lounge"\n',
+            "rule r, field alternatives",
+        ),
         ('[[rules]]\nid = "r"\nperk = "meal"\nwhen = { "a-b" = true }\n', "field when: key"),
         (
             '[[perks]]\nid = "x"\nkind = "meal"\nvalue = 1\ncost = 1\ntitle = { "e n" = "x" }\n',
@@ -197,6 +217,23 @@ def test_unreadable_tables_are_refused_naming_rule_and_field(rules: str, message
     with pytest.raises(TableError) as info:
         decode_table(HEAD + rules)
     assert message in str(info.value)
+
+
+def test_alternatives_are_the_way_to_offer_a_choice_and_the_error_says_so() -> None:
+    """Two rules with the same conditions: the second never fires, and the finding tells
+    marketing to list its perk among the first rule's alternatives, which publishes."""
+    miles = 'title = { en = "miles", "zh-Hans" = "里程", "zh-Hant" = "里程" }'
+    head = HEAD + f'[[perks]]\nid = "miles"\nkind = "miles"\nvalue = 10.0\ncost = 3.0\n{miles}\n'
+    family = 'when = { segment = "leisure-family" }\n'
+    twice = (
+        f'[[rules]]\nid = "family-meal"\nperk = "meal"\n{family}'
+        f'[[rules]]\nid = "family-miles"\nperk = "miles"\n{family}'
+    )
+    (shadowed,) = [f for f in findings(twice + LOUNGE + FALLBACK, head) if f.code == "shadowed"]
+    assert shadowed.rule == "family-miles"
+    assert "list miles in the alternatives of rule family-meal" in shadowed.message
+    listed = f'[[rules]]\nid = "family"\nperk = "meal"\nalternatives = ["miles"]\n{family}'
+    assert findings(listed + LOUNGE + FALLBACK, head) == []
 
 
 def test_contains_is_conservative_where_unsure() -> None:

@@ -146,7 +146,7 @@ def _reading_order(columns: list[str]) -> list[str]:
             return 0
         if c.startswith(("when.", "title.")):
             return 1
-        return 2 if c in ("perk", "description", "kind", "value", "cost") else 3
+        return 2 if c in ("perk", "alternatives", "description", "kind", "value", "cost") else 3
 
     return sorted(columns, key=rank)
 
@@ -220,6 +220,7 @@ def table_from_grids(name: str, hit_policy: str, rules: Grid, perks: Grid) -> Of
 _HEADERS = {
     "id": "id",
     "perk": "perk",
+    "alternatives": "alternatives (the engine learns which to give)",
     "per_customer_limit": "limit per customer",
     "validity_days": "valid days",
     "usable_now": "usable at airport",

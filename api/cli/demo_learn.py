@@ -80,11 +80,12 @@ def learn(
         learning=source,
     )
     console.print(
-        f"A simulated world: {len(segments)} segments, {len(world.table.perks)} interchangeable "
-        f"perks of the same value ({', '.join(p.id for p in world.table.perks)}); each segment "
-        "secretly prefers one. The engine starts from the table's order, explores with "
-        f"Thompson sampling for at most {config.share:.0%} of customers once "
-        f"{config.min_events} events exist, and learns from redemptions."
+        f"A simulated world: {len(segments)} segments, one rule offering a perk and "
+        f"{len(world.table.perks) - 1} alternatives of the same value "
+        f"({', '.join(p.id for p in world.table.perks)}); each segment secretly prefers one. "
+        f"From the first incident {config.share:.0%} of customers get one at random; the "
+        "others get the rule's perk until another has "
+        f"{config.min_events} delivered decisions and does better. It learns from redemptions."
     )
     tally = Tally()
     start = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)

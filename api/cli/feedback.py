@@ -123,10 +123,11 @@ def _cell(e: Estimate, share: bool = True) -> str:
 
 
 def _row(table: Table, g: GroupEstimate) -> None:
+    thin = f" [yellow]too little data[/] ({g.effective_size:.0f})" if g.too_little_data else ""
     table.add_row(
         g.segment or "[bold]total[/bold]",
         f"{g.decisions:,}",
-        f"{g.matched:,}",
+        f"{g.matched:,}{thin}",
         f"{g.logged_acceptance:.1%}",
         _cell(g.acceptance["ips"]),
         _cell(g.acceptance["snips"]),

@@ -71,6 +71,8 @@ def post_feedback(state: State, data: JSONBody[FeedbackBatch]) -> FeedbackAnswer
     """
     runtime: Runtime = state.runtime
     results = record_feedback(runtime.ledger, events_frame(data.events), datetime.now(UTC))
+    if runtime.learning is not None:  # the next decision here learns from them at once
+        runtime.learning.forget()
     return answer(results)
 
 

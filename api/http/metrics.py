@@ -6,10 +6,18 @@ workers share, so `/metrics` on any worker reports the sum over all of them.
 
 from __future__ import annotations
 
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from prometheus_client import Counter
+from collections.abc import Callable
 
-__all__ = ["PREVIEWS", "MetricsController", "prometheus_config", "record_outcome"]
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from prometheus_client import Counter, Gauge
+
+__all__ = [
+    "PREVIEWS",
+    "MetricsController",
+    "prometheus_config",
+    "record_learning",
+    "record_outcome",
+]
 
 DECISIONS = Counter("makegood_decisions_total", "Decisions recorded, by incident kind.", ["kind"])
 PERKS = Counter("makegood_perks_total", "Perks issued, by incident kind.", ["kind"])
@@ -26,6 +34,26 @@ PREVIEWS = Counter(
     "worked_out (the engine for a new situation, or the ledger for a customer already decided).",
     ["source"],
 )
+
+
+LEARNING_READ = Gauge(
+    "makegood_learning_evidence_read_timestamp_seconds",
+    "When the posteriors learning decides with were last read from the ledger (Unix time, "
+    "per worker); time() minus this is how old the evidence is.",
+    multiprocess_mode="liveall",
+)
+LEARNING_REFRESH = Gauge(
+    "makegood_learning_refresh_seconds",
+    "At most this many seconds pass before a worker reads new feedback "
+    "(MAKEGOOD_LEARNING_REFRESH).",
+    multiprocess_mode="max",
+)
+
+
+def record_learning(refresh: float) -> Callable[[float], None]:
+    """Report the refresh setting now, and each read of the posteriors as it happens."""
+    LEARNING_REFRESH.set(refresh)
+    return LEARNING_READ.set
 
 
 def record_outcome(kind: str, issued: int, perks: int, cost: float, budget_refusals: int) -> None:

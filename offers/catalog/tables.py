@@ -32,6 +32,7 @@ __all__ = [
     "Rule",
     "Stock",
     "TableError",
+    "candidates",
     "canonical",
     "check_table",
     "decode_table",
@@ -76,19 +77,21 @@ class Perk(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
 
 
 class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """When every condition in `when` holds, offer `perk`.
+    """When every condition in `when` holds, offer `perk`, or one of its `alternatives`.
 
     Keys of `when` are columns of the incident frame: `segment`, profile columns such as
     `tier` or `business_share`, and incident facts such as `step` or `delay_minutes`.
-    `weight` is the rule's relative share when the engine explores among rules of equal
-    priority; `per_customer_limit` caps how often one customer gets this rule's perk.
-    A `fallback` rule has no conditions and is evaluated after every other rule.
+    `alternatives` are other perks marketing finds as fitting for the customers this rule
+    matches: the engine learns from feedback which of `perk` and its alternatives each
+    segment accepts (offers.decide.choice). `per_customer_limit` caps how often one
+    customer gets this rule's perks. A `fallback` rule has no conditions and is evaluated
+    after every other rule.
     """
 
     id: Id
     perk: Id
+    alternatives: list[Id] = []
     priority: int = 0
-    weight: Annotated[float, msgspec.Meta(gt=0)] = 1.0
     per_customer_limit: Annotated[int, msgspec.Meta(ge=1)] | None = None
     fallback: bool = False
     when: dict[Column, Condition] = {}
@@ -120,8 +123,22 @@ def canonical(table: OfferTable) -> OfferTable:
     return msgspec.structs.replace(table, rules=rules)
 
 
+def _no_weights(raw: Any, source: str) -> None:
+    """Refuse the `weight` rules once had: it was never read, and saying so beats a
+    generic "unknown field" (alternatives are how a rule offers a choice now)."""
+    rules = raw.get("rules") if isinstance(raw, dict) else None
+    for index, rule in enumerate(rules if isinstance(rules, list) else []):
+        if isinstance(rule, dict) and "weight" in rule:
+            label = rule.get("id") if isinstance(rule.get("id"), str) else f"rules[{index}]"
+            raise TableError(
+                f"{source}: rule {label}, field weight: rules have no weight; to let the "
+                "engine choose among perks, list them in alternatives"
+            )
+
+
 def table_from_builtins(raw: Any, source: str = "offer table") -> OfferTable:
     """Convert parsed TOML/JSON into a canonical table; structure only, no cross-checks."""
+    _no_weights(raw, source)
     try:
         table = msgspec.convert(raw, OfferTable)
     except msgspec.ValidationError as exc:
@@ -171,6 +188,9 @@ def check_table(table: OfferTable) -> None:
         seen.add(rule.id)
         if rule.perk not in perk_ids:
             raise TableError(f"{where}, field perk: unknown perk {rule.perk!r}")
+        for alternative in rule.alternatives:
+            if alternative not in perk_ids:
+                raise TableError(f"{where}, field alternatives: unknown perk {alternative!r}")
         for column in rule.when:
             if column in PROTECTED_COLUMNS:
                 raise TableError(f"{where}, field when.{column}: protected attribute")
@@ -186,7 +206,7 @@ def dump_table(table: OfferTable) -> str:
             if field != "stock" or value:
                 lines.append(f"{field} = {toml_value(value)}")
     defaults = Rule(id="x", perk="x")
-    order = ("id", "description", "when", "perk", "priority", "weight")
+    order = ("id", "description", "when", "perk", "alternatives", "priority")
     for rule in table.rules:
         lines += ["", "[[rules]]"]
         for field in (*order, *(f for f in Rule.__struct_fields__ if f not in order)):
@@ -219,6 +239,11 @@ def rule_expr(rule: Rule) -> pl.Expr:
     for column, cond in rule.when.items():
         expr = expr & _condition(column, cond)
     return expr.fill_null(False)
+
+
+def candidates(rule: Rule) -> list[str]:
+    """The rule's perk, then its alternatives, each once: what the engine chooses among."""
+    return list(dict.fromkeys([rule.perk, *rule.alternatives]))
 
 
 def ordered_rules(table: OfferTable) -> list[Rule]:

@@ -4,7 +4,8 @@ Layout, for people who live in spreadsheets:
 
 * **rules** (the `rules` sheet, or `NAME.csv`): one row per rule, in evaluation order.
   Columns: `table` and `hit_policy` (the table's name and `first`/`priority`; only the first
-  row needs them), `id`, `perk`, `priority`, `weight`, `per_customer_limit`, `fallback`,
+  row needs them), `id`, `perk`, `alternatives` (other perks the engine may learn to
+  offer instead, comma-separated), `priority`, `per_customer_limit`, `fallback`,
   `description`, then one column per condition:
   - `when.COLUMN` holds values, comma-separated (`road-warrior, premium-business`),
     or `true`/`false` for yes/no columns;
@@ -53,15 +54,16 @@ RULE_COLUMNS = (
     "hit_policy",
     "id",
     "perk",
+    "alternatives",
     "priority",
-    "weight",
     "per_customer_limit",
     "fallback",
     "description",
 )
 PERK_COLUMNS = ("id", "kind", "value", "cost", "currency", "validity_days", "usable_now")
 _INTS = {"priority", "per_customer_limit", "validity_days"}
-_FLOATS = {"weight", "value", "cost"}
+_FLOATS = {"value", "cost"}
+_LISTS = {"alternatives"}
 _BOOLS = {"fallback", "usable_now"}
 
 
@@ -80,7 +82,7 @@ def _cell(v: Any) -> str | None:
     if isinstance(v, float):
         return _num(v)
     if isinstance(v, list):
-        return ", ".join(str(x) for x in v)
+        return ", ".join(str(x) for x in v) or None
     return str(v)
 
 
@@ -198,6 +200,8 @@ def _rule_builtins(row: dict[str, str | None]) -> dict[str, Any]:
             out[key] = _parse_number(text, float)
         elif key in _BOOLS:
             out[key] = _bool(text)
+        elif key in _LISTS:
+            out[key] = [v.strip() for v in text.split(",")]
         else:
             out[key] = text
     if when:

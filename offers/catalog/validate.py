@@ -9,13 +9,13 @@ symbolically over value sets and ranges, never by sampling customers.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Set
+from collections.abc import Callable, Iterable, Set
 from typing import Literal
 
 import msgspec
 
 from offers.catalog.fields import Condition, Range
-from offers.catalog.tables import OfferTable, Rule, ordered_rules
+from offers.catalog.tables import OfferTable, Perk, Rule, ordered_rules
 from offers.incidents import FlightFacts
 from segmentation.profiles import LANGUAGES, PROFILE_SCHEMA, PROTECTED_COLUMNS
 
@@ -216,7 +216,7 @@ def validate(
                 perk=perk.id,
                 field="stock",
             )
-    used = {r.perk for r in table.rules}
+    used = {p for r in table.rules for p in (r.perk, *r.alternatives)}
     for perk in table.perks:
         if perk.id not in used:
             add("warning", "unused-perk", "no rule offers this perk", perk=perk.id)
@@ -230,6 +230,7 @@ def validate(
         rule_ids.add(rid)
         if rule.perk not in perk_ids:
             add("error", "unknown-perk", f"unknown perk {rule.perk!r}", rule=rid, field="perk")
+        _check_alternatives(rule, {p.id: p for p in table.perks}, add)
         if rule.fallback and rule.when:
             add(
                 "error",
@@ -281,16 +282,54 @@ def validate(
     for i, later in enumerate(order):
         for earlier in order[:i]:
             if earlier.id != later.id and shadows(earlier, later):
+                hint = (
+                    f"; to let the engine choose between {earlier.perk} and {later.perk}, "
+                    f"list {later.perk} in the alternatives of rule {earlier.id}"
+                    if shadows(later, earlier) and later.perk != earlier.perk
+                    else ""
+                )
                 add(
                     "error",
                     "shadowed",
-                    f"never fires: rule {earlier.id} comes first and holds wherever this does",
+                    f"never fires: rule {earlier.id} comes first and holds wherever this does"
+                    + hint,
                     rule=later.id,
                     field="when",
                 )
                 break
     out += _coverage(table, segment_names, max_step)
     return out
+
+
+#: Alternatives worth more than this share above or below the rule's perk are flagged: the
+#: engine would change what a customer is worth, not only what they get.
+VALUE_BAND = 0.25
+
+
+def _check_alternatives(rule: Rule, perks: dict[str, Perk], add: Callable[..., None]) -> None:
+    """Alternatives name known perks, each once and never the rule's own perk; one
+    worth much more or less than the rule's perk is a warning."""
+    seen: set[str] = set()
+    for alternative in rule.alternatives:
+        where = {"rule": rule.id, "field": "alternatives"}
+        if alternative == rule.perk:
+            add("error", "alternative-is-perk", f"{alternative} is the rule's own perk", **where)
+        elif alternative in seen:
+            add("error", "duplicate-alternative", f"{alternative} is listed twice", **where)
+        elif alternative not in perks:
+            add("error", "unknown-perk", f"unknown perk {alternative!r}", **where)
+        elif rule.perk in perks:
+            own, other = perks[rule.perk].value, perks[alternative].value
+            if abs(other - own) > VALUE_BAND * own:
+                add(
+                    "warning",
+                    "alternative-value",
+                    f"{alternative} is worth {other:g}, the rule's perk {rule.perk} "
+                    f"{own:g}: customers would get more or less depending on what the "
+                    "engine learns",
+                    **where,
+                )
+        seen.add(alternative)
 
 
 def _coverage(table: OfferTable, segment_names: Set[str] | None, max_step: int) -> list[Finding]:

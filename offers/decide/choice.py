@@ -1,29 +1,36 @@
-"""Learning's choice among interchangeable perks: one stage of the engine.
+"""Learning's choice among a rule's perk and its alternatives: one stage of the engine.
 
 The engine is handed what learning knows as data (`Learning`: a frame of posteriors that
 follows `POSTERIOR_SCHEMA` and the exploration bounds); `offers.learning` reads it from the
 ledger's feedback. Nothing here touches a database.
 
-Interchangeable perks: rules of the same priority (and the same fallback flag) whose perks'
-values lie within `value_band` of the first-hit perk's value, and that match the same
-customer. "Same incident, same floor": learning changes the perk's type, never its value
-band. Among those, a `share` of customers (chosen by a stable hash per incident) is
-Thompson-sampled; everyone else gets the perk with the best posterior mean among perks with
-at least `min_events` delivered decisions, else marketing's first hit. Until the segment has
-`min_events` delivered decisions over its candidates, nothing changes. The logged
-probability of the choice is `(1 - share) * [choice is the best] + share * P_TS(choice)`,
-with P_TS estimated by Monte Carlo per (segment, candidate set), not per customer.
+A rule offers its `perk` or one of its `alternatives` (offers.catalog.tables.Rule): those
+are the rule's candidates, marketing's word that any of them fits the customers the rule
+matches. Learning chooses per customer among the candidates of the rule that matched:
 
-An explorer's perk is drawn from P_TS itself with a uniform number hashed from the
-customer, incident and step (the same distribution as drawing from the posteriors), and
-each (segment, candidate set) has its own random stream: a customer's choice and its
-logged probability do not depend on who else is decided in the same call, so a preview
-of one customer and an update of thousands agree.
+- a `share` of customers (chosen by a stable hash per incident) *explore*: they get a
+  candidate drawn uniformly at random, so every candidate keeps being measured from the
+  first incident on, before any feedback, and a draft that picks any of them can be
+  simulated (offers.learning.simulate);
+- everyone else gets the candidate with the best posterior mean of acceptance among those
+  with at least `min_events` delivered decisions in the customer's segment, else the
+  rule's own perk (*exploit*).
+
+So the probability of each candidate is exact, with no sampling to estimate it:
+`share / k + (1 - share) * [candidate is the exploited one]` for k candidates
+(`option_odds`). `choose` hands on `_k` and `_best` so that the engine can log, for a
+decision that ends without a perk, the probability of exactly that
+(offers.decide.eligibility).
+
+The explorers' draw is a uniform number hashed from the customer, incident, step and
+`Learning.seed`: a customer's choice does not depend on who else is decided in the same
+call (a preview of one customer and an update of thousands agree), and the same seed
+gives the same run. Without a seed, draws are fresh per process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import secrets
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -31,8 +38,8 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from offers.catalog import OfferTable, Rule, ordered_rules, rule_expr
-from segmentation.ids import fnv1a, unit_interval
+from offers.catalog import OfferTable, candidates
+from segmentation.ids import unit_interval
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -40,17 +47,17 @@ __all__ = [
     "ExploreConfig",
     "Learning",
     "choose",
-    "interchangeable",
+    "explores",
+    "option_odds",
+    "rule_candidates",
 ]
 
 
 class ExploreConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """How far learning may move decisions away from the table's first hit."""
+    """How far learning may move decisions away from the rule's own perk."""
 
     share: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.2
-    min_events: Annotated[int, msgspec.Meta(ge=1)] = 20
-    value_band: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.25
-    draws: Annotated[int, msgspec.Meta(ge=50, le=100_000)] = 400
+    min_events: Annotated[int, msgspec.Meta(ge=1)] = 10
     prior_alpha: Annotated[float, msgspec.Meta(gt=0)] = 1.0
     prior_beta: Annotated[float, msgspec.Meta(gt=0)] = 1.0
     window_days: Annotated[int, msgspec.Meta(ge=1)] = 90
@@ -63,12 +70,19 @@ DEFAULT_CONFIG = ExploreConfig()
 class Learning:
     """Posteriors (see `POSTERIOR_SCHEMA`) and the exploration bounds for one step.
 
-    `seed` makes Thompson draws reproducible (tests, demo); None draws fresh entropy.
+    `seed` makes the explorers' draws reproducible (tests, audits, the demo); None draws
+    them afresh in each process.
     """
 
     posteriors: pl.DataFrame
     config: ExploreConfig = field(default_factory=ExploreConfig)
     seed: int | None = None
+    #: the salt of unseeded draws: fixed for this object, so its previews and updates agree
+    _salt: str = field(default_factory=lambda: secrets.token_hex(8), repr=False)
+
+    @property
+    def salt(self) -> str:
+        return self._salt if self.seed is None else f"seed{self.seed}"
 
 
 POSTERIOR_SCHEMA: dict[str, Any] = {
@@ -85,214 +99,124 @@ POSTERIOR_SCHEMA: dict[str, Any] = {
 }
 
 
-def _alternatives(table: OfferTable, band: float) -> dict[str, list[Rule]]:
-    """Per rule id: the other rules whose perks are interchangeable with its perk."""
-    value = {p.id: p.value for p in table.perks}
-    rules = ordered_rules(table)
-    out: dict[str, list[Rule]] = {}
-    for rule in rules:
-        seen = {rule.perk}
-        for other in rules:
-            if (
-                other.perk not in seen
-                and other.priority == rule.priority
-                and other.fallback == rule.fallback
-                and abs(value[other.perk] - value[rule.perk]) <= band * value[rule.perk]
-            ):
-                seen.add(other.perk)
-                out.setdefault(rule.id, []).append(other)
-    return out
-
-
-def interchangeable(frame: pl.DataFrame, table: OfferTable, band: float) -> pl.DataFrame:
-    """Add `_options`: "perk rule" texts for the first hit then each interchangeable rule
-    that also holds for the row (one expression per pair of rules, never per customer)."""
-    first = pl.format("{} {}", "candidate", "rule_id")
-    exprs: list[pl.Expr] = [pl.when(pl.col("candidate").is_not_null()).then(first)]
-    for rule_id, others in _alternatives(table, band).items():
-        for other in others:
-            exprs.append(
-                pl.when((pl.col("rule_id") == rule_id) & rule_expr(other)).then(
-                    pl.lit(f"{other.perk} {other.id}")
-                )
-            )
-    return frame.with_columns(_options=pl.concat_list(exprs).list.drop_nulls())
-
-
-def _ts_probabilities(
-    groups: pl.DataFrame, draws: int, rng: Callable[[str], np.random.Generator]
-) -> pl.DataFrame:
-    """P(Thompson sampling picks each perk) per (segment, _set), by Monte Carlo.
-
-    Each (segment, _set) draws from `rng` of its own name, so its estimate is the same
-    whichever other groups are estimated with it. Laplace-smoothed, so a perk that can win
-    is never logged with probability zero.
-    """
-    groups = groups.sort("segment", "_set", maintain_order=True)
-    samples = []
-    for (segment, perks), group in groups.group_by("segment", "_set", maintain_order=True):
-        alpha = np.repeat(group["alpha"].to_numpy(), draws)
-        beta = np.repeat(group["beta"].to_numpy(), draws)
-        samples.append(rng(f"{segment}#{perks}").beta(alpha, beta))
-    long = (
-        groups.select("segment", "_set", "perk")
-        .with_row_index("_g")
-        .select(pl.all().repeat_by(draws).explode())
+def rule_candidates(table: OfferTable) -> pl.DataFrame:
+    """(rule_id, _opt, perk): the candidates of every rule that has alternatives, in order."""
+    rows = [
+        (r.id, i, perk)
+        for r in table.rules
+        if len(candidates(r)) > 1
+        for i, perk in enumerate(candidates(r))
+    ]
+    return pl.DataFrame(
+        rows, schema={"rule_id": pl.String, "_opt": pl.UInt32, "perk": pl.String}, orient="row"
     )
-    long = long.with_columns(
-        _draw=pl.int_range(pl.len()).over("_g"), _sample=pl.Series(np.concatenate(samples))
-    )
-    wins = (
-        long.sort("_sample", descending=True)
-        .group_by("segment", "_set", "_draw")
-        .agg(perk=pl.col("perk").first())
-        .group_by("segment", "_set", "perk")
-        .agg(_wins=pl.len())
-    )
-    sizes = groups.group_by("segment", "_set").agg(_k=pl.len())
-    counts = (
-        groups.select("segment", "_set", "perk")
-        .join(wins, on=["segment", "_set", "perk"], how="left")
-        .join(sizes, on=["segment", "_set"])
-    )
-    # numpy divides each pair exactly; polars may multiply by a reciprocal instead, which
-    # moves the last bit with the number of rows
-    p_ts = np.divide(
-        counts["_wins"].fill_null(0).to_numpy() + 1.0, counts["_k"].to_numpy() + float(draws)
-    )
-    return counts.select("segment", "_set", "perk").with_columns(_p_ts=pl.Series(p_ts))
 
 
-def _streams(
-    learning: Learning, incident_id: str, step: int
-) -> Callable[[str], np.random.Generator]:
-    """A random stream per name, reproducible for the incident and step when seeded."""
-    if learning.seed is None:
-        return lambda _name: np.random.default_rng()
-    seed = learning.seed
+def option_odds(k: pl.Expr, best: pl.Expr, option: pl.Expr, share: float) -> pl.Expr:
+    """The probability of option `option` of `k`, when `best` is the exploited one."""
+    return share / k + (1.0 - share) * (option == best).cast(pl.Float64)
 
-    def stream(name: str) -> np.random.Generator:
-        salt = fnv1a(pl.Series([incident_id, name]))
-        return np.random.default_rng([seed, int(salt[0]), step, int(salt[1])])
 
-    return stream
+def explores(
+    customer_ids: pl.Series, incident_id: str, hashes: pl.Series | None = None
+) -> np.ndarray:
+    """The stable uniform number that puts a customer among an incident's explorers
+    (below `share`); previews ask it of one customer with `segmentation.ids.unit_value`."""
+    return unit_interval(customer_ids, f"{incident_id}#explore", hashes)
+
+
+def _none(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(
+        choice_p=pl.lit(1.0),
+        _learn=pl.lit(None, pl.String),
+        _set=pl.lit(None, pl.String),
+        _k=pl.lit(None, pl.UInt32),
+        _best=pl.lit(None, pl.UInt32),
+    )
 
 
 def choose(
     frame: pl.DataFrame,
     table: OfferTable,
-    learning: Learning,
+    learning: Learning | None,
     incident_id: str,
     step: int,
     hashes: pl.Series | None = None,
 ) -> pl.DataFrame:
-    """Replace `candidate` and `rule_id` by the learned choice; add `choice_p` and `_learn`.
+    """Replace `candidate` by the learned choice among the matched rule's candidates.
 
-    `frame` has `customer_id`, `segment`, `candidate`, `rule_id` and the rule columns.
-    `_learn` is null (table's choice), "explore" or "exploit", `_set` the candidate set.
+    `frame` has `customer_id`, `segment`, `candidate` and `rule_id`. Adds `choice_p` (the
+    probability of the choice), `_learn` (null: the rule has one perk, or learning is off;
+    "explore", "exploit" or "first": the rule's own perk while no candidate has enough
+    evidence), `_set` (the candidates, comma-separated), `_k` (how many) and `_best` (the
+    exploited one's place among them): with `option_odds`, the odds of every candidate.
+    The exploited candidate depends only on the segment and the rule, so it is found once
+    per pair; per customer there are two hashes and two joins.
     """
+    options = rule_candidates(table)
+    if learning is None or options.is_empty():
+        return _none(frame)
     cfg = learning.config
-    if learning.posteriors.is_empty() or not _alternatives(table, cfg.value_band):
-        # no evidence yet, or nothing interchangeable: the table decides (as below, cheaply)
-        return frame.with_columns(
-            choice_p=pl.lit(1.0), _learn=pl.lit(None, pl.String), _set=pl.lit(None, pl.String)
-        )
-    frame = interchangeable(frame, table, cfg.value_band).with_row_index("_row")
-    opts = (
-        frame.filter(pl.col("_options").list.len() > 1)
-        .select("_row", pl.col("segment").cast(pl.String), "_options")
-        .with_columns(_set=pl.col("_options").list.eval(pl.element().str.split(" ").list.first()))
-        .with_columns(_set=pl.col("_set").list.join(","))
-        .explode("_options")
-        .with_columns(
-            _opt=pl.int_range(pl.len()).over("_row"),
-            perk=pl.col("_options").str.split(" ").list.first(),
-            rule=pl.col("_options").str.split(" ").list.last(),
+    sets = options.group_by("rule_id", maintain_order=True).agg(
+        _k=pl.len().cast(pl.UInt32), _set=pl.col("perk").str.join(",")
+    )
+    frame = frame.join(sets, on="rule_id", how="left", maintain_order="left")
+    choosing = pl.col("_k").is_not_null()
+    pairs = frame.filter(choosing).select(pl.col("segment").cast(pl.String), "rule_id").unique()
+    if pairs.is_empty():
+        return _none(frame.drop("_k", "_set"))
+    posterior = learning.posteriors.select(
+        pl.col("segment").cast(pl.String),
+        perk="perk_id",
+        _known=pl.col("delivered") >= cfg.min_events,
+        _mean=pl.col("alpha") / (pl.col("alpha") + pl.col("beta")),
+    )
+    # per (segment, rule): the best-known mean (first in the rule's order on ties), else
+    # the rule's own perk (option 0)
+    scored = (
+        pairs.join(options, on="rule_id")
+        .join(posterior, on=["segment", "perk"], how="left")
+        .with_columns(pl.col("_known").fill_null(False))
+    )
+    best = scored.group_by("segment", "rule_id").agg(
+        _best=pl.col("_opt")
+        .sort_by(pl.when("_known").then("_mean").otherwise(-1.0), "_opt", descending=[True, False])
+        .first(),
+        _any=pl.col("_known").any(),
+    )
+    explore_u = explores(frame["customer_id"], incident_id, hashes)
+    draw_u = unit_interval(
+        frame["customer_id"], f"{incident_id}#{step}#draw#{learning.salt}", hashes
+    )
+    explore = pl.Series(explore_u < cfg.share) & frame["_k"].is_not_null()
+    drawn = (pl.Series(draw_u) * frame["_k"]).floor().cast(pl.UInt32)
+    picked = (
+        frame.with_columns(
+            _explore=explore, _drawn=drawn, _segment=pl.col("segment").cast(pl.String)
         )
         .join(
-            learning.posteriors.select(
-                "segment", perk="perk_id", alpha="alpha", beta="beta", n="delivered"
-            ),
-            on=["segment", "perk"],
+            best.rename({"segment": "_segment"}),
+            on=["_segment", "rule_id"],
             how="left",
+            maintain_order="left",
         )
         .with_columns(
-            pl.col("alpha").fill_null(cfg.prior_alpha),
-            pl.col("beta").fill_null(cfg.prior_beta),
-            pl.col("n").fill_null(0),
+            _opt=pl.when("_explore")
+            .then(pl.min_horizontal("_drawn", pl.col("_k") - 1))
+            .otherwise("_best")
         )
-        .with_columns(
-            _active=pl.col("n").sum().over("_row") >= cfg.min_events,
-            _mean=pl.when(pl.col("n") >= cfg.min_events).then(
-                pl.col("alpha") / (pl.col("alpha") + pl.col("beta"))
-            ),
-        )
-        .filter("_active")
+        .join(options, on=["rule_id", "_opt"], how="left", maintain_order="left")
     )
-    none = frame.with_columns(
-        choice_p=pl.lit(1.0), _learn=pl.lit(None, pl.String), _set=pl.lit(None, pl.String)
-    ).drop("_options", "_row")
-    if opts.is_empty():
-        return none
-    streams = _streams(learning, incident_id, step)
-    best = (
-        opts.sort(pl.col("_mean").fill_null(-1.0), "_opt", descending=[True, False])
-        .group_by("_row")
-        .agg(_best=pl.col("perk").first())
-    )
-    groups = opts.select("segment", "_set", "perk", "alpha", "beta").unique(
-        ["segment", "_set", "perk"], maintain_order=True
-    )
-    p_ts = _ts_probabilities(groups, cfg.draws, streams)
-    explore_u = unit_interval(frame["customer_id"], f"{incident_id}#explore", hashes)
-    if learning.seed is None:
-        draw_u = streams("draw").random(frame.height)
-    else:
-        draw_u = unit_interval(frame["customer_id"], f"{incident_id}#{step}#draw", hashes)
-    explorers = (
-        frame.select("_row")
-        .with_columns(_u=pl.Series(draw_u))
-        .filter(pl.Series(explore_u < cfg.share))
-    )
-    drawn = (  # the first option whose cumulative P_TS reaches the customer's uniform
-        opts.join(explorers, on="_row")
-        .join(p_ts, on=["segment", "_set", "perk"], how="left")
-        .sort("_row", "_opt")
-        .with_columns(_cum=pl.col("_p_ts").cum_sum().over("_row"))
-        .with_columns(  # the last option always reaches: sums may differ in the last bit
-            _reach=(pl.col("_cum") >= pl.col("_u") * pl.col("_p_ts").sum().over("_row"))
-            | (pl.col("_opt") == pl.col("_opt").max().over("_row"))
-        )
-        .filter(pl.col("_reach"))
-        .group_by("_row")
-        .agg(_drawn=pl.col("perk").first())
-    )
-    picked = (
-        opts.join(best, on="_row")
-        .join(drawn, on="_row", how="left")
-        .with_columns(
-            _learn=pl.when(pl.col("_drawn").is_not_null())
-            .then(pl.lit("explore"))
-            .otherwise(pl.lit("exploit"))
-        )
-        .filter(pl.col("perk") == pl.coalesce("_drawn", "_best"))
-        .join(p_ts, on=["segment", "_set", "perk"], how="left")
-        .select(
-            "_row",
-            "_learn",
-            "_set",
-            _perk="perk",
-            _rule="rule",
-            choice_p=(1.0 - cfg.share) * (pl.col("perk") == pl.col("_best")).cast(pl.Float64)
-            + cfg.share * pl.col("_p_ts"),
-        )
-    )
-    return (
-        frame.join(picked, on="_row", how="left", maintain_order="left")
-        .with_columns(
-            candidate=pl.coalesce("_perk", "candidate"),
-            rule_id=pl.coalesce("_rule", "rule_id"),
-            choice_p=pl.col("choice_p").fill_null(1.0),
-        )
-        .drop("_options", "_row", "_perk", "_rule")
-    )
+    return picked.with_columns(
+        candidate=pl.coalesce("perk", "candidate"),
+        choice_p=pl.when(choosing)
+        .then(option_odds(pl.col("_k"), pl.col("_best"), pl.col("_opt"), cfg.share))
+        .otherwise(1.0),
+        _learn=pl.when(~choosing)
+        .then(pl.lit(None, pl.String))
+        .when("_explore")
+        .then(pl.lit("explore"))
+        .when("_any")
+        .then(pl.lit("exploit"))
+        .otherwise(pl.lit("first")),
+    ).drop("_explore", "_drawn", "_segment", "_any", "_opt", "perk")

@@ -28,7 +28,7 @@ class StepContext:
     budget_left: float | None = None
     entitlements: list[dict[str, Any]] = field(default_factory=list)
     entitlement_note: str | None = None
-    #: Posteriors and bounds for exploring interchangeable perks; None: the table decides.
+    #: Posteriors and bounds for learning among rules' alternatives; None: the table decides.
     learning: Learning | None = None
     value: ValuePolicy = field(default_factory=ValuePolicy)
     #: perk id -> how many more may be given at the incident's airport today

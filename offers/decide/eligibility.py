@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import polars as pl
 
+from offers.catalog import OfferTable
 from offers.decide.allocation import allocate
+from offers.decide.choice import option_odds, rule_candidates
 from offers.decide.context import StepContext
-from offers.decide.perks import in_stock
+from offers.decide.perks import HeldPerks, in_stock
 from offers.decide.policy import ContactPolicy, holdout_mask
 
-__all__ = ["DROPS", "drop_out_of_stock", "drop_over_budget", "with_drops", "with_outcome"]
+__all__ = [
+    "DROPS",
+    "drop_out_of_stock",
+    "drop_over_budget",
+    "with_drops",
+    "with_outcome",
+    "with_withheld_odds",
+]
 
 #: Why a candidate perk was not given, as a short code, in the order they are checked.
 DROPS = ("already", "no_gain", "holdout", "cap", "limit", "stock", "budget")
@@ -40,8 +49,12 @@ def with_drops(frame: pl.DataFrame, ctx: StepContext) -> pl.DataFrame:
         policy.holdout_share,
         frame["_id_hash"] if "_id_hash" in frame.columns else None,
     )
-    capped = (pl.col("held").list.len() == 0) & (pl.col("perk_incidents") >= policy.max_perks)
-    frame = frame.with_columns(holdout=holdout & _HAS_CANDIDATE).with_columns(
+    capped = _capped(policy)
+    limited = pl.col("_limit").is_not_null() & (pl.col("_uses") >= pl.col("_limit"))
+    frame = frame.with_columns(
+        holdout=holdout & _HAS_CANDIDATE,
+        _certain=_HAS_CANDIDATE & (_ALREADY | _NO_GAIN.fill_null(False) | capped | limited),
+    ).with_columns(
         _drop=pl.when(~_HAS_CANDIDATE)
         .then(pl.lit(None, pl.String))
         .when(_ALREADY)
@@ -52,13 +65,78 @@ def with_drops(frame: pl.DataFrame, ctx: StepContext) -> pl.DataFrame:
         .then(pl.lit("holdout"))
         .when(capped)
         .then(pl.lit("cap"))
-        .when(pl.col("_limit").is_not_null() & (pl.col("_uses") >= pl.col("_limit")))
+        .when(limited)
         .then(pl.lit("limit"))
     )
     return frame.with_columns(
         charged_cost=pl.when(_OFFERED).then(
             (pl.col("perk_cost") - pl.col("held_cost").fill_null(0.0)).clip(lower_bound=0.0)
         ),
+    )
+
+
+def _capped(policy: ContactPolicy) -> pl.Expr:
+    """The contact cap: perks in `max_perks` other incidents, none yet from this one."""
+    return (pl.col("held").list.len() == 0) & (pl.col("perk_incidents") >= policy.max_perks)
+
+
+def with_withheld_odds(
+    frame: pl.DataFrame,
+    banded: OfferTable,
+    perks: pl.DataFrame,
+    held: HeldPerks | None,
+    recent: pl.DataFrame,
+    ctx: StepContext,
+) -> pl.DataFrame:
+    """`_p_withheld`: the probability that the choice, whichever learning makes, is one
+    the customer cannot be given (already held, no gain, the contact cap, the rule's
+    limit). For a rule with one perk that is 0 or 1 (`_certain`); among a rule's
+    candidates (`_k`, `_best` from offers.decide.choice) it is the sum of the odds of
+    those that would be withheld, worked out for every candidate of the customers who end
+    without a perk (the only ones whose propensity needs it)."""
+    frame = frame.with_columns(_p_withheld=pl.col("_certain").cast(pl.Float64))
+    needed = pl.col("_k").is_not_null() & pl.col("_drop").is_not_null()
+    if ctx.learning is None or frame.select(needed.any()).item() is not True:
+        return frame
+    share = ctx.learning.config.share
+    long = (
+        frame.with_row_index("_r")
+        .filter(needed)
+        .select("_r", "customer_id", "rule_id", "held", "perk_incidents", "_limit", "_k", "_best")
+        .join(rule_candidates(banded), on="rule_id")
+        .join(
+            perks.select(perk="perk_id", _kind="perk_kind", _value="perk_value"),
+            on="perk",
+            how="left",
+        )
+    )
+    if held is not None:
+        best = held.best.select("customer_id", _kind="perk_kind", _held_value="held_value")
+        long = long.join(best, on=["customer_id", "_kind"], how="left")
+    else:
+        long = long.with_columns(_held_value=pl.lit(None, pl.Float64))
+    uses = (
+        recent.drop_nulls("perk_id")
+        .group_by("customer_id", "perk_id")
+        .agg(_used=pl.col("incident_id").n_unique())
+        .rename({"perk_id": "perk"})
+    )
+    long = long.join(uses, on=["customer_id", "perk"], how="left")
+    withheld = (
+        pl.col("held").list.contains(pl.col("perk"))
+        | (pl.col("_held_value").is_not_null() & (pl.col("_value") <= pl.col("_held_value")))
+        | _capped(ctx.policy)
+        | (pl.col("_limit").is_not_null() & (pl.col("_used").fill_null(0) >= pl.col("_limit")))
+    )
+    q = option_odds(pl.col("_k"), pl.col("_best"), pl.col("_opt"), share)
+    odds = long.group_by("_r").agg(  # every candidate withheld: exactly 1, not a sum of odds
+        _odds=pl.when(withheld.all()).then(pl.lit(1.0)).otherwise((q * withheld).sum())
+    )
+    return (
+        frame.with_row_index("_r")
+        .join(odds, on="_r", how="left", maintain_order="left")
+        .with_columns(_p_withheld=pl.coalesce("_odds", "_p_withheld"))
+        .drop("_r", "_odds")
     )
 
 
@@ -89,22 +167,28 @@ def with_outcome(frame: pl.DataFrame, policy: ContactPolicy) -> pl.DataFrame:
     """The perk given (`perk_id`, `_given`), its `charged_cost`, the held perk it
     `replaces`, the `propensity` of the choice as logged for learning, and `needs_human`.
 
-    A candidate dropped as already held or without gain was never a choice (propensity
-    1); a holdout was one with probability `holdout_share`, anyone else with the rest
-    times learning's `choice_p`.
+    The propensity is the probability of exactly what was issued under the policy that
+    issued it: a perk, `(1 - holdout_share) * choice_p`; no perk where no rule matched, 1;
+    no perk otherwise, `holdout_share` plus the rest times the odds that the choice was
+    one the customer could not get (`_p_withheld`: cap, limit, held; 1 for a capped
+    customer) or, for the choice made, one stock or budget stopped.
     """
     given = _OFFERED
+    h = policy.holdout_share
+    spent = pl.col("_drop").is_in(["stock", "budget"]).fill_null(False).cast(pl.Float64)
     return frame.with_columns(
         perk_id=pl.when(given).then(pl.col("candidate")),
         charged_cost=pl.when(given).then(pl.col("charged_cost")),
         replaces=pl.when(given).then(pl.col("held_id")),
-        propensity=pl.when(_HAS_CANDIDATE & ~_ALREADY & ~_NO_GAIN)
-        .then(
-            pl.when(pl.col("holdout"))
-            .then(pl.lit(policy.holdout_share))
-            .otherwise(pl.lit(1.0 - policy.holdout_share) * pl.col("choice_p"))
-        )
-        .otherwise(pl.lit(1.0)),
+        propensity=pl.when(given)
+        .then((1.0 - h) * pl.col("choice_p"))
+        .when(~_HAS_CANDIDATE)
+        .then(pl.lit(1.0))
+        .otherwise(
+            (h + (1.0 - h) * (pl.col("_p_withheld") + pl.col("choice_p") * spent)).clip(
+                upper_bound=1.0
+            )
+        ),
         needs_human=pl.col("other_incidents") > 0,
         _given=given,
     )

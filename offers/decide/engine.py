@@ -6,9 +6,9 @@ incidents in the contact window. Output is one decision row per customer: messag
 channel, language, text, perk (or why none), entitlements and reasons, and for the ledger
 alone (`LEDGER_ONLY`) the `reason_id` under which it keeps each wording once, the text's
 shell and the name spliced into it. Nothing here loops over customers; nothing here
-writes anywhere. With `StepContext.learning`, the first hit may give way to an
-interchangeable perk learned from feedback (`offers.learning.evidence`); every decision logs the
-probability of its choice in `propensity`.
+writes anywhere. With `StepContext.learning`, the first hit's perk may give way to one of
+the rule's alternatives learned from feedback (`offers.learning.evidence`); every decision
+logs the probability of what it issued, perk or none, in `propensity`.
 
 `decide` is a pipeline of stages, each a frame in and a frame out; the stages live with
 what they are about (`columns`, `perks`, `eligibility`, `reasons`), those that only wire
@@ -28,6 +28,7 @@ from offers.decide.eligibility import (
     drop_over_budget,
     with_drops,
     with_outcome,
+    with_withheld_odds,
 )
 from offers.decide.perks import (
     HeldPerks,
@@ -75,6 +76,7 @@ def decide(
         .pipe(with_drops, ctx)
         .pipe(drop_out_of_stock, ctx.stock_left)
         .pipe(drop_over_budget, ctx.budget_left)
+        .pipe(with_withheld_odds, banded, perks, held, recent, ctx)
         .pipe(with_outcome, ctx.policy)
         .pipe(with_perk_facts, table, ctx.now)
         .pipe(with_texts, book, ctx.incident.kind)
@@ -115,14 +117,10 @@ def with_recent_incidents(frame: pl.DataFrame, recent: pl.DataFrame) -> pl.DataF
 
 
 def with_choice(frame: pl.DataFrame, banded: OfferTable, ctx: StepContext) -> pl.DataFrame:
-    """`rule_id` and `candidate`: the first rule of the banded table that holds, which
-    learning (when on) may swap for an interchangeable perk; `choice_p` is the
+    """`rule_id` and `candidate`: the first rule of the banded table that holds, whose
+    perk learning (when on) may swap for one of the rule's alternatives; `choice_p` is the
     probability of that choice, `_learn` and `_set` say how it was made."""
     frame = match(frame, banded).rename({"perk_id": "candidate"})
-    if ctx.learning is None:
-        return frame.with_columns(
-            choice_p=pl.lit(1.0), _learn=pl.lit(None, pl.String), _set=pl.lit(None, pl.String)
-        )
     hashes = frame["_id_hash"] if "_id_hash" in frame.columns else None
     return choose(frame, banded, ctx.learning, ctx.incident.incident_id, ctx.step, hashes)
 

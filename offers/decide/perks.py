@@ -56,12 +56,21 @@ def held_perks(history: pl.DataFrame, perks: pl.DataFrame) -> HeldPerks:
 
 
 def within_band(table: OfferTable, ctx: StepContext) -> OfferTable:
-    """The table without rules whose perk is worth more or less than the step's band."""
+    """The table without rules whose perk is worth more or less than the step's band,
+    and without alternatives outside it."""
     band = ctx.value.band(ctx.step)
     if band is None:
         return table
     values = {p.id: p.value for p in table.perks}
-    rules = [r for r in table.rules if band.min_value <= values[r.perk] <= band.max_value]
+
+    def inside(perk: str) -> bool:
+        return band.min_value <= values[perk] <= band.max_value
+
+    rules = [
+        msgspec.structs.replace(r, alternatives=[a for a in r.alternatives if inside(a)])
+        for r in table.rules
+        if inside(r.perk)
+    ]
     return msgspec.structs.replace(table, rules=rules)
 
 

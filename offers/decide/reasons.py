@@ -54,15 +54,21 @@ def _reason_text(row: dict[str, Any], ctx: StepContext) -> str:
         if row["rule_id"] is None
         else f"rule {row['rule_id']} matched: {row['candidate']}",
     ]
-    if row["_learn"] == "explore":
+    learn = ctx.learning.config if ctx.learning is not None else None
+    if row["_learn"] == "explore" and learn is not None:
         reasons.append(
-            f"learning: trying {row['candidate']} among interchangeable perks "
-            f"{row['_set']} (Thompson sampling on acceptance so far)"
+            f"learning: trying {row['candidate']} among the rule's perks {row['_set']} "
+            f"(a random {learn.share:.0%} of customers get one of them at random)"
         )
     elif row["_learn"] == "exploit":
         reasons.append(
-            f"learning: {row['candidate']} has the best acceptance so far among "
-            f"interchangeable perks {row['_set']}"
+            f"learning: {row['candidate']} has the best acceptance so far among the "
+            f"rule's perks {row['_set']}"
+        )
+    elif row["_learn"] == "first" and learn is not None:
+        reasons.append(
+            f"learning: the rule's own perk {row['candidate']} until one of {row['_set']} "
+            f"has {learn.min_events} delivered decisions in this segment"
         )
     if ctx.entitlement_note:
         reasons.append(ctx.entitlement_note)

@@ -3,12 +3,13 @@
 Per segment x perk: a Beta posterior of acceptance (redeemed / delivered), the mean rating
 and the counts behind them, read from the ledger's decisions and their feedback. The engine
 is handed them as data (`offers.decide.choice.Learning`) and uses them only among perks an
-offer table marks as interchangeable; how it chooses is said there.
+offer table lists as a rule's alternatives; how it chooses is said there.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -19,6 +20,7 @@ from offers.learning.outcomes import DECISION_KEY, decision_flags, feedback_abou
 from offers.ledger import Ledger
 
 __all__ = [
+    "REFRESH_SECONDS",
     "LearningSource",
     "load_learning",
     "posteriors",
@@ -77,24 +79,43 @@ def load_learning(
     return Learning(posteriors(per_decision, config), config, seed)
 
 
+#: How old the posteriors a decision uses may be, by default, in seconds.
+REFRESH_SECONDS = 2.0
+
+
 @dataclass
 class LearningSource:
-    """Posteriors for `Parts`: read from the ledger at most every `ttl` seconds."""
+    """Posteriors for `Parts`: read from the ledger at most every `ttl` seconds, and at
+    once after `forget` (this process recorded feedback).
+
+    So feedback reaches the next decision in this process at once, and in every other
+    process sharing the ledger within `ttl`. `on_read` is told the wall-clock time of
+    each read (the server reports it on /metrics).
+    """
 
     ledger: Ledger
     config: ExploreConfig = field(default_factory=ExploreConfig)
-    ttl: float = 60.0
+    ttl: float = REFRESH_SECONDS
     seed: int | None = None
+    on_read: Callable[[float], None] | None = None
     _cached: Learning | None = None
     _read_at: float = 0.0
+    _stale: bool = False
+
+    def forget(self) -> None:
+        """Read the ledger again for the next decision: new feedback was recorded."""
+        self._stale = True
 
     def __call__(self, now: datetime) -> Learning:
         clock = time.monotonic()
-        if self._cached is None or clock - self._read_at > self.ttl:
+        if self._cached is None or self._stale or clock - self._read_at > self.ttl:
+            self._stale = False
             fresh = load_learning(self.ledger, now, self.config, self.seed)
             # Unchanged posteriors keep their object, so what previews remember (by it)
             # stays valid until feedback moves them.
             if self._cached is None or not fresh.posteriors.equals(self._cached.posteriors):
                 self._cached = fresh
             self._read_at = clock
+            if self.on_read is not None:
+                self.on_read(time.time())
         return self._cached

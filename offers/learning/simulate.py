@@ -12,9 +12,14 @@ each decision by 1 / its logged propensity where the draft agrees with the logge
 - DR: mean of q(x, draft) + w * (r - q(x, logged)), q the Beta(1, 1) posterior mean of the
   segment x perk; unbiased if either the propensities or q are right.
 
-Confidence intervals are normal approximations (IPS and DR: the standard error of a mean;
-SNIPS: the delta method). Where the draft gives a segment a perk the logs never gave that
-segment, there is no support: the estimate is left empty and the report says so.
+Intervals are the wider of a normal approximation (IPS and DR: the standard error of a
+mean; SNIPS: the delta method) and a Wilson score interval on the weights' effective
+sample size, and never leave what the quantity can be (offers.learning.intervals); below
+`MIN_EFFECTIVE` a group says "too little data". Where the draft gives a segment a perk the
+logs never gave that segment, there is no support: the estimate is left empty and the
+report says so. A decision where the logs could give no perk whatever the choice (logged
+with probability 1: the contact cap, a limit, every candidate held) gives none under the
+draft either: a table does not change the contact policy.
 Reading is one read-only transaction; nothing is written.
 """
 
@@ -30,6 +35,7 @@ import polars as pl
 import sqlalchemy as sa
 
 from offers.catalog import OfferTable, TableError, match, perk_frame
+from offers.learning.intervals import MIN_EFFECTIVE, bounded, effective_size
 from offers.learning.outcomes import load_outcomes
 from offers.ledger import Ledger
 from offers.ledger.schema import incidents
@@ -48,7 +54,9 @@ __all__ = [
 
 METHOD = (
     "IPS, self-normalized IPS and doubly robust estimates over logged propensities; 95% "
-    "intervals by normal approximation (delta method for SNIPS)"
+    "intervals: the wider of the normal approximation (delta method for SNIPS) and a Wilson "
+    f"interval on the weights' effective sample size; under {MIN_EFFECTIVE:.0f} effective "
+    "decisions: too little data"
 )
 Estimator = Literal["ips", "snips", "dr"]
 Z95 = 1.959964
@@ -67,13 +75,19 @@ class GroupEstimate(msgspec.Struct, frozen=True, kw_only=True):
 
     `acceptance` is redemptions per decision, `cost` the cost of redeemed perks per
     decision; `issued_cost` is exact (the draft's perks' costs, no estimate needed).
-    `matched` counts decisions where the logs made the draft's choice.
+    `matched` counts decisions where the logs made the draft's choice, `effective_size`
+    what their weights are worth in plain decisions (Kish), `mean_weight` the weights'
+    mean (near 1 where the logs support the draft); `too_little_data` below
+    `MIN_EFFECTIVE` effective decisions.
     """
 
     segment: str | None
     decisions: int
     matched: int
     supported: bool
+    effective_size: float
+    mean_weight: float
+    too_little_data: bool
     logged_acceptance: float
     logged_cost: float
     issued_cost: float
@@ -135,6 +149,12 @@ def _aggs(z: float) -> list[pl.Expr]:
         pl.col("_r").mean().alias("logged_acceptance"),
         pl.col("_y").mean().alias("logged_cost"),
         pl.col("target_cost").fill_null(0.0).sum().alias("issued_cost"),
+        w.sum().alias("sum_w"),
+        (w**2).sum().alias("sum_w2"),
+        w.mean().alias("mean_weight"),
+        pl.max_horizontal(pl.col("perk_cost").max(), pl.col("target_cost").max())
+        .fill_null(0.0)
+        .alias("cost_top"),
     ]
     for metric in ("r", "y"):
         ips, dr = pl.col(f"_ips_{metric}"), pl.col(f"_dr_{metric}")
@@ -176,15 +196,18 @@ def _scored(replayed: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _group(row: dict[str, Any], segment: str | None) -> GroupEstimate:
+def _group(row: dict[str, Any], segment: str | None, z: float) -> GroupEstimate:
     ok = bool(row["supported"])
+    effective = effective_size(row["sum_w"] or 0.0, row["sum_w2"] or 0.0)
 
     def est(name: str) -> Estimate:
-        if not ok or row[f"{name}_value"] is None:
-            return Estimate(value=None, low=None, high=None)
-        return Estimate(
-            value=row[f"{name}_value"], low=row[f"{name}_low"], high=row[f"{name}_high"]
+        top = 1.0 if name.startswith("r_") else float(row["cost_top"])
+        found = bounded(
+            row[f"{name}_value"], row[f"{name}_low"], row[f"{name}_high"], effective, z, top
         )
+        if not ok or found is None:
+            return Estimate(value=None, low=None, high=None)
+        return Estimate(value=found[0], low=found[1], high=found[2])
 
     estimators: tuple[Estimator, ...] = ("ips", "snips", "dr")
     return GroupEstimate(
@@ -192,6 +215,9 @@ def _group(row: dict[str, Any], segment: str | None) -> GroupEstimate:
         decisions=int(row["decisions"]),
         matched=int(row["matched"]),
         supported=ok,
+        effective_size=effective,
+        mean_weight=float(row["mean_weight"] or 0.0),
+        too_little_data=effective < MIN_EFFECTIVE,
         logged_acceptance=float(row["logged_acceptance"] or 0.0),
         logged_cost=float(row["logged_cost"] or 0.0),
         issued_cost=float(row["issued_cost"] or 0.0),
@@ -219,8 +245,8 @@ def estimate(
         .sort("segment", "target")
     )
     return (
-        _group(total, None),
-        [_group(r, r["segment"]) for r in by_segment.iter_rows(named=True)],
+        _group(total, None, z),
+        [_group(r, r["segment"], z) for r in by_segment.iter_rows(named=True)],
         [
             Unsupported(segment=r["segment"], perk_id=r["target"], decisions=r["decisions"])
             for r in missing.iter_rows(named=True)
@@ -282,9 +308,17 @@ def replay(
         .shift(1)
         .over("incident_id", "customer_id", "_kind", order_by="step")
     )
+    # the logs could give this customer no perk whatever they chose: nor can the draft
+    withheld = (
+        pl.col("perk_id").is_null()
+        & pl.col("rule_id").is_not_null()
+        & (pl.col("propensity") >= 1.0)
+    )
     return (
         replayed.with_columns(_held=held)
-        .with_columns(_drop=pl.col("_held").is_not_null() & (pl.col("_held") >= pl.col("_value")))
+        .with_columns(
+            _drop=(pl.col("_held").is_not_null() & (pl.col("_held") >= pl.col("_value"))) | withheld
+        )
         .with_columns(
             target=pl.when(~pl.col("_drop")).then(pl.col("target")),
             target_cost=pl.when(~pl.col("_drop")).then(pl.col("target_cost")),

@@ -18,9 +18,17 @@ from offers.catalog import OfferTable, Perk, PerkKind, Rule
 from offers.incidents import FlightFacts, Incident
 from offers.learning.feedback import EVENT_SCHEMA, decision_id_expr
 
-__all__ = ["WORLD_PERKS", "World", "make_world", "world_table"]
+__all__ = [
+    "MARKETER_TRUTH",
+    "WORLD_PERKS",
+    "World",
+    "make_world",
+    "marketer_table",
+    "marketer_world",
+    "world_table",
+]
 
-#: Perks of one value band (EUR 12 face value): interchangeable, so the engine may learn.
+#: Perks of one value band (EUR 12 face value): alternatives of one another, to learn among.
 WORLD_PERKS: tuple[tuple[str, PerkKind, float, str], ...] = (
     ("meal-12", "meal", 8.0, "a EUR 12 meal voucher"),
     ("dutyfree-12", "voucher", 5.0, "a EUR 12 duty-free voucher"),
@@ -30,7 +38,8 @@ WORLD_PERKS: tuple[tuple[str, PerkKind, float, str], ...] = (
 
 
 def world_table(name: str = "world") -> OfferTable:
-    """One rule per perk, all of priority 0 and the same value: one interchangeable set."""
+    """One rule for every delayed customer: a meal, or any of the other perks of the same
+    value as its alternatives."""
     perks = [
         Perk(
             id=pid,
@@ -44,8 +53,12 @@ def world_table(name: str = "world") -> OfferTable:
         for pid, kind, cost, title in WORLD_PERKS
     ]
     rules = [
-        Rule(id=f"offer-{p.id}", perk=p.id, description=f"any delayed customer: {p.id}")
-        for p in perks
+        Rule(
+            id="any-delay",
+            perk=perks[0].id,
+            alternatives=[p.id for p in perks[1:]],
+            description="any delayed customer: one of four perks of the same value",
+        )
     ]
     return OfferTable(name=name, perks=perks, rules=rules)
 
@@ -155,6 +168,72 @@ class World:
             customer_id=pl.lit(None, pl.String),
             step=pl.lit(None, pl.Int32),
         ).select(pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items())
+
+
+#: A world where marketing's first choices are often wrong: per segment (None: any segment
+#: without a rule of its own), the true acceptance of each candidate of its rule in
+#: `marketer_table`. Road warriors, families and occasional flyers prefer an alternative;
+#: duty-free shoppers' two candidates are a near tie.
+MARKETER_TRUTH: dict[str | None, dict[str, float]] = {
+    "road-warrior": {"lounge-30m": 0.20, "miles-1200": 0.45, "meal-12": 0.10},
+    "premium-business": {"lounge-30m": 0.50, "miles-1200": 0.30, "meal-12": 0.12},
+    "duty-free-shopper": {"dutyfree-12": 0.32, "miles-1200": 0.30},
+    "leisure-family": {"meal-12": 0.15, "miles-1200": 0.45, "dutyfree-12": 0.20},
+    None: {"meal-12": 0.20, "dutyfree-12": 0.45, "miles-1200": 0.15},
+}
+
+
+def marketer_table(name: str = "flight-delay") -> OfferTable:
+    """The table a marketer would write for the world's perks: a first choice and its
+    alternatives per segment group, and a fallback with alternatives for everyone else."""
+    perks = world_table().perks
+    biz = ["road-warrior", "premium-business"]
+    rules = [
+        Rule(
+            id="biz",
+            perk="lounge-30m",
+            alternatives=["miles-1200", "meal-12"],
+            when={"segment": biz},
+        ),
+        Rule(
+            id="shop",
+            perk="dutyfree-12",
+            alternatives=["miles-1200"],
+            when={"segment": ["duty-free-shopper"]},
+        ),
+        Rule(
+            id="family",
+            perk="meal-12",
+            alternatives=["miles-1200", "dutyfree-12"],
+            when={"segment": ["leisure-family"]},
+        ),
+        Rule(
+            id="anyone", perk="meal-12", alternatives=["dutyfree-12", "miles-1200"], fallback=True
+        ),
+    ]
+    return OfferTable(name=name, perks=perks, rules=rules)
+
+
+def marketer_world(segments: Sequence[str], seed: int) -> World:
+    """`MARKETER_TRUTH` for these segments (those without a rule of their own take the
+    fallback's truth) with `marketer_table`."""
+    rows = [
+        (segment, perk, rate, 2.5 + 3 * rate, 0.02)
+        for segment in sorted(segments)
+        for perk, rate in MARKETER_TRUTH.get(segment, MARKETER_TRUTH[None]).items()
+    ]
+    truth = pl.DataFrame(
+        rows,
+        schema={
+            "segment": pl.String,
+            "perk_id": pl.String,
+            "acceptance": pl.Float64,
+            "rating_mean": pl.Float64,
+            "complaint": pl.Float64,
+        },
+        orient="row",
+    )
+    return World(truth=truth, table=marketer_table(), seed=seed)
 
 
 def make_world(segments: Sequence[str], seed: int, table: OfferTable | None = None) -> World:
