@@ -271,10 +271,61 @@ def test_extraordinary_circumstances_remove_cash_but_never_care(regime: str) -> 
     ],
 )
 def test_eu261_cancellation(route: str, notice: int, arr: int, amount: float | None) -> None:
-    flight = ctx(route, dep=0, arr=arr, cancelled=True, notice_days=notice)
+    flight = ctx(
+        route, dep=0, arr=arr, cancelled=True, notice_days=notice, reroute_departs_early_minutes=0
+    )
     assert cash(flight, "EU261") == amount
     ents = entitlements_for(flight)
     assert pick(ents, "EU261", "refund") and pick(ents, "EU261", "care.meal")
+
+
+# Art. 5(1)(c) on its edges: (notice days, re-routing departs minutes early, arrives minutes
+# late) -> cash owed. MAD-MUC is short haul (250 EUR, halved when re-routed within 2 h).
+@pytest.mark.parametrize(
+    ("notice", "early", "arr", "amount"),
+    [
+        (14, None, 600, None),  # (i) two weeks: nothing, whatever the re-routing
+        (13, None, 600, 250.0),  # 13 days and no re-routing offered
+        (13, 120, 239, None),  # (ii) leaves 2 h early, arrives 3 h 59 late
+        (13, 121, 239, 250.0),  # one minute too early
+        (13, 120, 240, 250.0),  # arrives 4 h late: not "less than 4 h"
+        (7, 120, 239, None),
+        (6, 120, 239, 250.0),  # under 7 days the tighter (iii) limits apply
+        (6, 60, 119, None),  # (iii) leaves 1 h early, arrives 1 h 59 late
+        (6, 61, 119, 125.0),  # one minute too early: owed, halved (Art. 7(2)(a))
+        (6, 60, 120, 125.0),  # arrives 2 h late: not "less than 2 h"
+        (0, 60, 119, None),
+        (6, None, 0, 125.0),  # re-routing not known: the carrier has not shown it offered one
+    ],
+)
+@pytest.mark.parametrize(("regime", "carrier"), [("EU261", "DE"), ("UK261", "GB")])
+def test_cancellation_notice_bands(
+    regime: str, carrier: str, notice: int, early: int | None, arr: int, amount: float | None
+) -> None:
+    route = "MAD-MUC" if regime == "EU261" else "LHR-EDI"
+    flight = ctx(
+        route,
+        carrier,
+        dep=0,
+        arr=arr,
+        cancelled=True,
+        notice_days=notice,
+        reroute_departs_early_minutes=early,
+    )
+    scale = 1.0 if regime == "EU261" else 220.0 / 250.0
+    assert cash(flight, regime) == (None if amount is None else amount * scale)
+    ents = entitlements_for(flight)
+    # notice never removes care, nor the refund or re-routing
+    assert pick(ents, regime, "care.meal") and pick(ents, regime, "care.communication")
+    [refund] = pick(ents, regime, "refund")
+    assert ("no compensation" in refund.basis) is (amount is None)
+
+
+def test_a_notice_exemption_cites_its_article() -> None:
+    flight = ctx("MAD-MUC", dep=0, arr=200, cancelled=True, notice_days=9)
+    exempt = entitlements_for(msgspec.structs.replace(flight, reroute_departs_early_minutes=90))
+    [refund] = pick(exempt, "EU261", "refund")
+    assert "told 9 days ahead, Art. 5(1)(c)(ii)" in refund.basis
 
 
 @pytest.mark.parametrize(
@@ -360,6 +411,19 @@ def test_appr_cause(cause: str, has_cash: bool, has_care: bool) -> None:
     assert bool(pick(ents, "APPR", "cash")) is has_cash
     assert bool(pick(ents, "APPR", "care.meal")) is has_care
     assert bool(pick(ents, "APPR", "care.hotel")) is has_care
+
+
+@pytest.mark.parametrize(
+    ("notice", "amount"), [(0, 400.0), (13, 400.0), (14, 400.0), (15, None), (30, None)]
+)
+def test_appr_cancellation_compensated_only_when_told_14_days_or_less_ahead(
+    notice: int, amount: float | None
+) -> None:
+    """s. 19(1): informed 14 days or less before departure; care and refund stay either way."""
+    flight = ctx("YYZ-YVR", "CA", dep=0, arr=200, cancelled=True, notice_days=notice)
+    assert cash(flight, "APPR") == amount
+    ents = entitlements_for(msgspec.structs.replace(flight, overnight=True))
+    assert {e.kind for e in ents if e.regime == "APPR"} >= {"care.meal", "care.hotel", "refund"}
 
 
 @pytest.mark.parametrize(("dep", "meal"), [(119, False), (120, True)])

@@ -10,6 +10,7 @@ import polars as pl
 
 from offers.incidents import (
     AwareDatetime,
+    CancellationFacts,
     FactsError,
     FlightFacts,
     Incident,
@@ -61,9 +62,10 @@ class FlightDelay(_Create, frozen=True, tag="flight_delay"):
 
 
 class Cancellation(_Create, frozen=True, tag="cancellation"):
-    """A flight is cancelled; `facts.delay_minutes` is how late the re-booking gets there."""
+    """A flight is cancelled; `facts.delay_minutes` is how late the re-booking gets there,
+    `facts.notice_days` how many days ahead the customer was told."""
 
-    facts: FlightFacts
+    facts: CancellationFacts
 
 
 class MissedConnection(_Create, frozen=True, tag="missed_connection"):

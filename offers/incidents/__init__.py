@@ -6,6 +6,7 @@ from versioned regime data with citations and the bundled airport list.
 from offers.incidents.kinds import (
     FLIGHT_KINDS,
     AwareDatetime,
+    CancellationFacts,
     EscalationPolicy,
     FactsError,
     FlightFacts,
@@ -19,6 +20,7 @@ from offers.incidents.kinds import (
 __all__ = [
     "FLIGHT_KINDS",
     "AwareDatetime",
+    "CancellationFacts",
     "EscalationPolicy",
     "FactsError",
     "FlightFacts",

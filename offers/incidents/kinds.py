@@ -38,6 +38,20 @@ class FlightFacts(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     overnight: bool = False
 
 
+class CancellationFacts(FlightFacts, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A cancelled flight: `delay_minutes` (and `arrival_delay_minutes`) is how late the
+    re-routing offered arrives; the notice facts decide whether compensation is owed.
+
+    `notice_days`: whole days before the scheduled departure the customer was told (13 days
+    23 h is 13); unknown counts as told on the day. `reroute_departs_early_minutes`: how long
+    before the scheduled departure the re-routing offered leaves (0 when at or after it);
+    unknown, or no re-routing offered, never earns the carrier a notice exemption.
+    """
+
+    notice_days: Annotated[int, msgspec.Meta(ge=0, le=366)] | None = None
+    reroute_departs_early_minutes: Minutes | None = None
+
+
 class ServiceFacts(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What went wrong outside a flight: a bag, a service, an order.
 
@@ -64,6 +78,8 @@ Facts = FlightFacts | ServiceFacts
 
 
 def facts_type(kind: str) -> type[FlightFacts] | type[ServiceFacts]:
+    if kind == "cancellation":
+        return CancellationFacts
     return FlightFacts if kind in FLIGHT_KINDS else ServiceFacts
 
 
@@ -134,6 +150,12 @@ def entitlements(incident: Incident) -> tuple[list[dict[str, Any]], str | None]:
         overnight=f.overnight,
         cancelled=incident.kind == "cancellation",
     )
+    if isinstance(f, CancellationFacts):
+        ctx = msgspec.structs.replace(
+            ctx,
+            notice_days=f.notice_days or 0,
+            reroute_departs_early_minutes=f.reroute_departs_early_minutes,
+        )
     try:
         found = entitlements_for(ctx)
     except ValueError as exc:

@@ -51,7 +51,10 @@ class Entitlement(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 class FlightContext(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The incident facts entitlements depend on.
 
-    For a cancellation, `arrival_delay_minutes` is the lateness of the re-routing offered.
+    For a cancellation, `arrival_delay_minutes` is the lateness of the re-routing offered,
+    `reroute_departs_early_minutes` how long before the scheduled departure it leaves (None: no
+    re-routing offered, or not known) and `notice_days` how many whole days ahead the passenger
+    was told (0: on the day, the passenger-favourable assumption).
     `cause` defaults to "controllable": the carrier must prove extraordinary circumstances.
     `carrier_size` defaults to "large", the passenger-favourable APPR assumption.
     """
@@ -66,6 +69,7 @@ class FlightContext(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     carrier_size: Literal["large", "small"] = "large"
     overnight: bool = False
     notice_days: Minutes = 0
+    reroute_departs_early_minutes: Minutes | None = None
 
 
 def band_for(regime: DistanceBands, km: float, *, domestic: bool = False) -> Band:
@@ -149,8 +153,8 @@ def _distance_bands(
     threshold = band.cash_min_arrival_delay_minutes
     if threshold is None:
         threshold = r.cash_min_arrival_delay_minutes
+    exempt = _notice_exemption(r.notice, ctx)
     if ctx.cancelled:
-        exempt = next((n for n in r.notice if _notice_exempts(n, ctx)), None)
         owed, why = exempt is None, facts + "cancelled, re-routing " + late
     else:
         owed, why = ctx.arrival_delay_minutes >= threshold, facts + late
@@ -174,18 +178,45 @@ def _distance_bands(
             hotel = r.hotel_on_cancellation_article if ctx.cancelled else r.hotel_article
             add("care.hotel", hotel, f"{dep}; departure the next day: hotel and transport")
     if ctx.cancelled:
-        add("refund", r.refund_on_cancellation_article, "cancelled; refund or re-routing")
+        why = "cancelled; refund or re-routing" + _notice_note(exempt, ctx)
+        add("refund", r.refund_on_cancellation_article, why)
     elif ctx.departure_delay_minutes >= r.refund_min_departure_delay_minutes:
         dep = _late("departure", ctx.departure_delay_minutes)
         add("refund", r.refund_article, f"{dep}; refund if not travelling")
     return out
 
 
-def _notice_exempts(n: Notice, ctx: FlightContext) -> bool:
-    if ctx.notice_days < n.min_days:
-        return False
-    limit = n.exempt_if_arrival_delay_under_minutes
-    return limit is None or ctx.arrival_delay_minutes < limit
+def _notice_exemption(notices: list[Notice], ctx: FlightContext) -> Notice | None:
+    """The notice rule that removes cash for this cancellation, if any.
+
+    A re-routing condition is met only by a re-routing the facts describe: the carrier must
+    show it offered one, so an unknown departure never exempts.
+    """
+    if not ctx.cancelled:
+        return None
+    for n in notices:
+        if ctx.notice_days < n.min_days:
+            continue
+        early, late = (
+            n.exempt_if_departs_at_most_minutes_early,
+            n.exempt_if_arrival_delay_under_minutes,
+        )
+        if early is None and late is None:
+            return n
+        offered = ctx.reroute_departs_early_minutes
+        if offered is None or (early is not None and offered > early):
+            continue
+        if late is None or ctx.arrival_delay_minutes < late:
+            return n
+    return None
+
+
+def _notice_note(exempt: Notice | None, ctx: FlightContext) -> str:
+    """Why a cancellation owes no cash although the passenger was let down."""
+    if exempt is None:
+        return ""
+    told = f"told {ctx.notice_days} days ahead"
+    return f"; no compensation: {told}, {exempt.article}"
 
 
 def _delay_tiers(r: DelayTiers, ctx: FlightContext, scope: Scope) -> list[Entitlement]:
@@ -203,7 +234,8 @@ def _delay_tiers(r: DelayTiers, ctx: FlightContext, scope: Scope) -> list[Entitl
         if t.carrier_size == ctx.carrier_size
         and ctx.arrival_delay_minutes >= t.min_arrival_delay_minutes
     ]
-    if tiers and ctx.cause in r.cash_causes:
+    exempt = _notice_exemption(r.notice, ctx)
+    if tiers and ctx.cause in r.cash_causes and exempt is None:
         top = max(tiers, key=lambda t: t.min_arrival_delay_minutes)
         add("cash", top.article, _late("arrival", ctx.arrival_delay_minutes), top.amount)
     dep = "cancelled" if ctx.cancelled else _late("departure", ctx.departure_delay_minutes)
@@ -215,7 +247,8 @@ def _delay_tiers(r: DelayTiers, ctx: FlightContext, scope: Scope) -> list[Entitl
             add("care.hotel", r.hotel_article, f"{dep}; overnight: hotel and transport")
     refund = ctx.cancelled or ctx.departure_delay_minutes >= r.refund_min_departure_delay_minutes
     if refund and ctx.cause in r.refund_causes:
-        add("refund", r.refund_article, f"{dep}; refund if the alternative does not suit")
+        why = f"{dep}; refund if the alternative does not suit" + _notice_note(exempt, ctx)
+        add("refund", r.refund_article, why)
     return out
 
 

@@ -68,9 +68,12 @@ class Band(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
 
 
 class Notice(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Art. 5(1)(c): a cancellation announced `min_days` ahead owes no cash (on a condition)."""
+    """A cancellation announced `min_days` or more ahead owes no cash, when the re-routing
+    offered (if a condition is given) leaves no more than `exempt_if_departs_at_most_minutes_early`
+    before and arrives less than `exempt_if_arrival_delay_under_minutes` after schedule."""
 
-    min_days: Minutes
+    min_days: Annotated[int, msgspec.Meta(ge=0)]
+    exempt_if_departs_at_most_minutes_early: Minutes | None = None
     exempt_if_arrival_delay_under_minutes: Minutes | None = None
     article: str
 
@@ -141,6 +144,7 @@ class DelayTiers(
     refund_causes: list[Cause]
     refund_min_departure_delay_minutes: Minutes
     refund_article: str
+    notice: list[Notice] = []
     tier: list[Tier]
 
 
