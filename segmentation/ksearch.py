@@ -114,7 +114,9 @@ def choose_k(
     k = min(s.k for s in scores if s.silhouette >= best - TIE)
     searched = f"k={scores[0].k}…{scores[-1].k}"
     if patterns is not None and top < ks[-1]:
-        searched += f" (at most {patterns}: the distinct profile patterns in the features)"
+        searched += (
+            f" (at most {patterns}: only {patterns} distinct profile patterns in the features)"
+        )
     ties = [s.k for s in scores if s.silhouette >= best - TIE]
     rule = f"searched {searched}; best silhouette {best:.3f} at k={k}"
     if len(ties) > 1:
