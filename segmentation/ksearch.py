@@ -9,7 +9,8 @@ The rule, in order:
    silhouette; the best wins, and k within TIE of the best go to the smallest k. (With
    k = d every pattern is a point, so the silhouette is 1.0; larger k would score 1.0 too
    while explaining nothing more: the tie rule keeps the smallest k that explains them.)
-Fewer than two patterns cannot be segmented at all: training says so.
+Fewer than two patterns cannot be segmented at all: training says so. A fit that still
+leaves a cluster with nobody in it is refitted with that many fewer (`fit_without_empty`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["KChoice", "KScore", "choose_k", "distinct_patterns", "silhouette"]
+__all__ = [
+    "KChoice",
+    "KScore",
+    "choose_k",
+    "distinct_patterns",
+    "fit_without_empty",
+    "silhouette",
+]
 
 SEARCH_ROWS = 20_000  # rows each candidate k is fitted on
 SILHOUETTE_ROWS = 4_000  # rows silhouette is scored on (it is quadratic)
@@ -123,3 +131,34 @@ def choose_k(
         rule += f", the smallest of k={', '.join(map(str, ties))} that score it"
     say(rule)
     return KChoice(k=k, patterns=patterns, scores=scores, rule=rule)
+
+
+def fit_without_empty(
+    sample: npt.NDArray[Any],
+    weights: list[float],
+    algorithm: str,
+    k: int,
+    seed: int,
+    rule: str,
+    say: Any = lambda _msg: None,
+) -> tuple[Any, npt.NDArray[Any], str]:
+    """The pipeline fitted with k clusters, the sample's labels and `rule` with any refit.
+
+    A cluster no training row falls in would be a segment with 0 customers: named, shown,
+    offered to, and never reached. While one is left, refit with that many fewer.
+    """
+    from segmentation.estimators import make_pipeline
+
+    while True:
+        say(f"fitting {algorithm} with k={k} on {len(sample):,} profiles")
+        pipeline = make_pipeline(weights, algorithm, k, seed).fit(sample)
+        cluster = pipeline.steps[-1][1]
+        if hasattr(cluster, "labels_"):
+            del cluster.labels_  # one label per training row: not part of the model
+        labels: npt.NDArray[Any] = cluster.predict(pipeline[:-1].transform(sample))
+        used = len(np.unique(labels))
+        if used == k or used < 2:
+            return pipeline, labels, rule
+        note = f"k={k} left {k - used} segment(s) empty; refitted with k={used}"
+        say(note)
+        rule, k = f"{rule}; {note}", used

@@ -39,7 +39,13 @@ from segmentation.features import (
     source_rows,
     without_objectors,
 )
-from segmentation.ksearch import KScore, choose_k, distinct_patterns, silhouette
+from segmentation.ksearch import (
+    KScore,
+    choose_k,
+    distinct_patterns,
+    fit_without_empty,
+    silhouette,
+)
 from segmentation.matching import MAX_DISTANCE, match_clusters, shared_space_distances
 from segmentation.naming import describe, name_clusters
 from segmentation.profiles import UNSEGMENTED, UNSEGMENTED_DESCRIPTION, objection
@@ -208,37 +214,6 @@ def fingerprint(profiles: pl.DataFrame | Path) -> str:
     return f"sha256:{digest.hexdigest()[:32]}"
 
 
-def _fit_without_empty(
-    sample: Matrix,
-    spec: FeatureSpec,
-    algorithm: Algorithm,
-    k: int,
-    seed: int,
-    rule: str,
-    say: Progress,
-) -> tuple[Any, npt.NDArray[Any], str]:
-    """Fit with k clusters; while some would hold nobody, refit with that many fewer.
-
-    A fitted cluster no training row falls in is a segment with 0 customers: it would be
-    named, shown and offered to, and never reached. The card's rule says it happened.
-    """
-    from segmentation.estimators import make_pipeline
-
-    while True:
-        say(f"fitting {algorithm} with k={k} on {len(sample):,} profiles")
-        pipeline = make_pipeline(spec.weights(), algorithm, k, seed).fit(sample)
-        cluster = pipeline.steps[-1][1]
-        if hasattr(cluster, "labels_"):
-            del cluster.labels_  # one label per training row: not part of the model
-        labels = cluster.predict(pipeline[:-1].transform(sample))
-        used = len(np.unique(labels))
-        if used == k or used < 2:
-            return pipeline, labels, rule
-        note = f"k={k} left {k - used} segment(s) empty; refitted with k={used}"
-        say(note)
-        rule, k = f"{rule}; {note}", used
-
-
 def _inertia(scaled: Matrix, labels: npt.NDArray[Any], centers: npt.NDArray[Any]) -> float:
     return float(((scaled - centers[labels]) ** 2).sum(dtype=np.float64))
 
@@ -360,8 +335,8 @@ def train(
                 progress(rule)
         if not 1 <= k < len(sample):
             raise ValueError(f"k must be between 1 and {len(sample) - 1}, got {k}")
-        pipeline, labels, rule = _fit_without_empty(
-            sample, spec, algorithm, k, seed, rule, progress
+        pipeline, labels, rule = fit_without_empty(
+            sample, spec.weights(), algorithm, k, seed, rule, progress
         )
         k = len(centers(pipeline))
         scaled = pipeline[:-1].transform(sample)
