@@ -8,6 +8,7 @@ search that kept the first best saved segments nobody falls in.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 from api.cli import cli
-from segmentation.ksearch import choose_k
+from segmentation.estimators import centers
+from segmentation.ksearch import choose_k, fit_without_empty
 from segmentation.model import train
 from segmentation.spec import parse_spec
 
@@ -202,3 +204,17 @@ def test_a_mapped_passenger_file_trains_without_empty_segments(
         cli, [*data, "segments", "train", "--spec", str(tmp_path / "with-gender.toml")]
     )
     assert refused.exit_code != 0 and "gender: protected attribute" in refused.output
+
+
+def test_a_fit_that_leaves_a_segment_empty_is_refitted_with_fewer() -> None:
+    """The last guard, for any k that slips past the pattern count (e.g. a gmm collapse)."""
+    two = patterns([[1, 0], [0, 1]], [0.7, 0.3])
+    heard: list[str] = []
+    with warnings.catch_warnings():  # sklearn warns that it found 2 distinct clusters, not 4
+        warnings.simplefilter("ignore")
+        pipeline, labels, rule = fit_without_empty(
+            two, [1.0, 1.0], "kmeans", 4, 7, "k=4", heard.append
+        )
+    assert len(centers(pipeline)) == 2 and sorted(np.bincount(labels)) == [473, 1027]
+    assert rule == "k=4; k=4 left 2 segment(s) empty; refitted with k=2"
+    assert heard[1] == "k=4 left 2 segment(s) empty; refitted with k=2"
