@@ -39,6 +39,13 @@ from segmentation.features import (
     source_rows,
     without_objectors,
 )
+from segmentation.ksearch import (
+    KScore,
+    choose_k,
+    distinct_patterns,
+    fit_without_empty,
+    silhouette,
+)
 from segmentation.matching import MAX_DISTANCE, match_clusters, shared_space_distances
 from segmentation.naming import describe, name_clusters
 from segmentation.profiles import UNSEGMENTED, UNSEGMENTED_DESCRIPTION, objection
@@ -52,8 +59,6 @@ Advance = Callable[[int, int], None]
 Algorithm = Literal["kmeans", "gmm"]
 
 K_RANGE = range(3, 9)
-SEARCH_ROWS = 20_000  # rows each candidate k is fitted on
-SILHOUETTE_ROWS = 4_000  # rows silhouette is scored on (it is quadratic)
 PARALLEL_FROM = 200_000  # below this, one thread: OpenMP start-up and spinning cost more
 BLOCK_ROWS = 32_768  # rows encoded and scored at once: features and scores stay in cache
 
@@ -96,6 +101,8 @@ class ModelCard(msgspec.Struct, frozen=True, kw_only=True):
     source: str
     silhouette: float
     inertia: float
+    k_search: list[KScore] = []  # each k tried and its silhouette on the search subsample
+    k_rule: str = ""  # how k was chosen, and any segment dropped for being empty, in words
     seed: int
     segments: list[SegmentInfo]
     library_versions: dict[str, str]
@@ -207,40 +214,6 @@ def fingerprint(profiles: pl.DataFrame | Path) -> str:
     return f"sha256:{digest.hexdigest()[:32]}"
 
 
-def _silhouette(scaled: Matrix, labels: npt.NDArray[Any], seed: int) -> float:
-    from sklearn.metrics import silhouette_score
-
-    if len(np.unique(labels)) < 2:
-        return 0.0
-    idx = np.random.default_rng(seed).permutation(len(scaled))[:SILHOUETTE_ROWS]
-    if len(np.unique(labels[idx])) < 2:
-        return 0.0
-    return float(silhouette_score(scaled[idx], labels[idx]))
-
-
-def _choose_k(
-    sample: Matrix, spec: FeatureSpec, algorithm: Algorithm, ks: range, seed: int, say: Progress
-) -> int:
-    """The k in `ks` with the best silhouette, each fitted on a small subsample."""
-    from threadpoolctl import threadpool_limits
-
-    from segmentation.estimators import make_pipeline
-
-    idx = np.random.default_rng(seed).permutation(len(sample))[:SEARCH_ROWS]
-    rows = sample[idx]
-    best_k, best_score = ks[0], -2.0
-    for k in ks:
-        if k >= len(rows):
-            break
-        with threadpool_limits(limits=1):  # small fits: threads only add overhead
-            pipeline = make_pipeline(spec.weights(), algorithm, k, seed).fit(rows)
-            score = _silhouette(pipeline[:-1].transform(rows), pipeline.predict(rows), seed)
-        say(f"k={k}: silhouette {score:.3f}")
-        if score > best_score:
-            best_k, best_score = k, score
-    return best_k
-
-
 def _inertia(scaled: Matrix, labels: npt.NDArray[Any], centers: npt.NDArray[Any]) -> float:
     return float(((scaled - centers[labels]) ** 2).sum(dtype=np.float64))
 
@@ -318,7 +291,7 @@ def train(
     progress: Progress = lambda _msg: None,
     advance: Advance | None = None,
 ) -> Segmentation:
-    """Fit on a uniform sample of `profiles` (a frame or Parquet path); k by silhouette.
+    """Fit on a uniform sample of `profiles` (a frame or Parquet path); k by `choose_k`.
 
     With `parent` (normally the active version), clusters are matched to the parent's and
     keep their names. The same data, spec and seed give the same model and names. Customers
@@ -327,7 +300,7 @@ def train(
     import sklearn
     from threadpoolctl import threadpool_limits
 
-    from segmentation.estimators import centers, make_pipeline
+    from segmentation.estimators import centers
 
     if features is not None and spec is not None:
         raise ValueError("give a spec or features, not both")
@@ -349,17 +322,24 @@ def train(
             else f"reading {rows:,} profiles"
         )
         sample = sample_matrix(data, spec, sample_rows, seed)
+        scores: list[KScore] = []
         if k is None:
-            k = _choose_k(sample, spec, algorithm, k_range, seed, progress)
+            choice = choose_k(sample, spec.weights(), algorithm, k_range, seed, progress)
+            k, scores, rule = choice.k, choice.scores, choice.rule
+        else:
+            rule = f"k={k} as asked"
+            patterns = distinct_patterns(sample, k)
+            if patterns is not None and patterns < k:
+                rule += f"; only {patterns} distinct profile patterns, so k={patterns}"
+                k = patterns
+                progress(rule)
         if not 1 <= k < len(sample):
             raise ValueError(f"k must be between 1 and {len(sample) - 1}, got {k}")
-        progress(f"fitting {algorithm} with k={k} on {len(sample):,} profiles")
-        pipeline = make_pipeline(spec.weights(), algorithm, k, seed).fit(sample)
-        cluster = pipeline.steps[-1][1]
-        if hasattr(cluster, "labels_"):
-            del cluster.labels_  # one label per training row: not part of the model
+        pipeline, labels, rule = fit_without_empty(
+            sample, spec.weights(), algorithm, k, seed, rule, progress
+        )
+        k = len(centers(pipeline))
         scaled = pipeline[:-1].transform(sample)
-        labels = cluster.predict(scaled)
         if len(sample) == rows:
             sizes = np.bincount(labels, minlength=k)
         else:
@@ -382,8 +362,10 @@ def train(
             sample_rows=len(sample),
             data_fingerprint=fingerprint(profiles),
             source="frame" if isinstance(profiles, pl.DataFrame) else str(Path(profiles)),
-            silhouette=round(_silhouette(scaled, labels, seed), 4),
+            silhouette=round(silhouette(scaled, labels, seed), 4),
             inertia=round(_inertia(scaled, labels, centers(pipeline)), 3),
+            k_search=scores,
+            k_rule=rule,
             seed=seed,
             segments=segments,
             library_versions={

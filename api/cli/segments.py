@@ -115,6 +115,8 @@ def _print_card(card: ModelCard, active: str | None) -> None:
         f"parent {card.parent or '-'}, created {card.created_at:%Y-%m-%d %H:%M} UTC"
     )
     console.print(f"data {card.data_fingerprint} from {card.source}")
+    if card.k_rule:
+        console.print(f"k: {card.k_rule}", markup=False)
     if card.objectors:
         console.print(f"left out {card.objectors:,} customers who objected to profiling")
     console.print("features: " + ", ".join(card.spec.outputs()))
@@ -147,7 +149,11 @@ def group() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Parquet profiles (default: the newest snapshot in the data folder).",
 )
-@click.option("--k", type=click.IntRange(2, 50), help="Segments (default: best silhouette, 3-8).")
+@click.option(
+    "--k",
+    type=click.IntRange(2, 50),
+    help="Segments (default: best silhouette, 3-8, at most the distinct profile patterns).",
+)
 @click.option("--spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--seed", default=7, show_default=True, type=int)
 @click.option(
