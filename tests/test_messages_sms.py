@@ -47,7 +47,7 @@ def test_sms_segments(text: str, encoding: str, units: int, segments: int) -> No
 def book(text: str, perk_line: str = " {perk_title}") -> str:
     return (
         '[[templates]]\nincident = "flight_delay"\nkind = "apology"\nlanguage = "en"\n'
-        f'channel = "sms"\ntext = "{text}"\n'
+        f'channel = "sms"\ntext = "{text}"\nnameless = "{text.replace("{first_name}", "")}"\n'
         '[[templates]]\nincident = "flight_delay"\nkind = "perk_line"\nlanguage = "en"\n'
         f'text = "{perk_line}"\n'
     )
@@ -86,7 +86,7 @@ def test_the_longest_perk_title_and_its_alphabet_decide() -> None:
 def test_zh_hant_customers_are_checked_with_their_titles_in_the_fallback_text() -> None:
     text = (
         '[[templates]]\nincident = "flight_delay"\nkind = "apology"\nlanguage = "zh-Hans"\n'
-        'channel = "sms"\ntext = "{first_name}{perk_title}"\n'
+        'channel = "sms"\ntext = "{first_name}{perk_title}"\nnameless = "{perk_title}"\n'
     )
     titles = [{"en": "x", "zh-Hans": "短", "zh-Hant": "長" * 200}]
     found = validate_book(parse_book(text), titles)
@@ -105,12 +105,13 @@ def test_worst_case_values_are_documented_lengths() -> None:
         "valid_until": 10,
         "subject": 16,
         "reference": 16,
+        "rights": 26,
     }
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("channel", CHANNELS)
-@pytest.mark.parametrize("kind", [k for k in MESSAGE_KINDS if k != "perk_line"])
+@pytest.mark.parametrize("kind", [k for k in MESSAGE_KINDS if not k.endswith("_line")])
 def test_every_kind_language_and_channel_previews(kind: str, language: str, channel: str) -> None:
     perk = load_default_table().perk("lounge-1h")
     values = sample_values(perk_title=perk.title[language], valid_until=None)

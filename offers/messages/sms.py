@@ -36,6 +36,7 @@ WORST_CASE: dict[str, str] = {
     "perk_code": "X" * 8,
     "valid_until": "2026-12-31",
     "subject": "X" * 16,
+    "rights": "APPR, EU261, UK261, US-DOT",
     "reference": "X" * 16,
 }
 
@@ -66,11 +67,14 @@ def sms_segments(text: str) -> int:
     return sms_info(text).segments
 
 
-def worst_case(text: str, perk_line: str | None, title: str) -> SmsInfo:
+def worst_case(
+    text: str, perk_line: str | None, title: str, rights_line: str | None = None
+) -> SmsInfo:
     """A template as SMS with every variable at its WORST_CASE value and the perk `title`;
-    `perk_line` is the perk_line template, filled with the same values."""
+    `perk_line` and `rights_line` are those templates, filled with the same values."""
     values = {**WORST_CASE, "perk_title": title}
     values["perk_line"] = fill_text(perk_line, values) if perk_line else ""
+    values["rights_line"] = fill_text(rights_line, values) if rights_line else ""
     return sms_info(fill_text(text, values))
 
 
