@@ -95,7 +95,9 @@ def test_rendering_matches_filling_each_template_by_hand(
             "reference": pl.String,
         },
     )
-    text, language, shell, name = render_texts(frame, BOOK, incident, "message_kind", "_given")
+    text, language, shell, name, _ = render_texts(
+        frame, BOOK, incident, "message_kind", "_given", max_segments=99
+    )
     assert list(zip(text, language, strict=True)) == [by_hand(r, incident) for r in batch]
     # the shell gives the text back with the code spliced in first, then the name
     for row, expected, kept, shape in zip(batch, text, name, shell, strict=True):

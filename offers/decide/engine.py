@@ -134,7 +134,8 @@ def with_texts(
     """The message for each row (`text`, `text_language`, `text_shell`), with the perk's
     line where `_given`, the rights line where the law owes something (`owed`: EU 261 Art.
     14(2) wants passengers told their rights in writing), and `_kept_name`: the name
-    spliced into the text, if any."""
+    spliced into the text, if any, and `_name_fit`: whether it was cut or dropped to keep an
+    SMS within its segments."""
     regimes = ", ".join(sorted({str(e.get("regime", "")) for e in owed} - {""}))
     frame = frame.with_columns(rights=pl.lit(regimes), _owed=pl.lit(bool(owed)))
     rendered = render_texts(frame, book, kind, "message_kind", "_given", "_owed")
@@ -143,6 +144,7 @@ def with_texts(
         text_language=rendered.text_language,
         text_shell=rendered.text_shell,
         _kept_name=rendered.first_name,
+        _name_fit=rendered.name_fit,
     )
 
 

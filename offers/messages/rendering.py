@@ -22,7 +22,8 @@ from typing import Any, NamedTuple
 import polars as pl
 
 from offers.messages.book import MessageBook, resolve
-from offers.messages.placeholders import PERSONAL, Piece, compile_template, has_name
+from offers.messages.placeholders import BLANK, PERSONAL, Piece, compile_template, has_name
+from offers.messages.sms import SMS_MAX_SEGMENTS, sms_fits
 from offers.record import CODE_MARK, NAME_MARK, UNMARKED
 from offers.situations import situation_key
 
@@ -32,6 +33,9 @@ PERK_LINE = "perk_line"
 RIGHTS_LINE = "rights_line"
 
 _MARKS = {"first_name": NAME_MARK, "perk_code": CODE_MARK}
+
+#: The shortest a name is cut to for an SMS budget; a shorter stub is dropped instead.
+MIN_NAME = 3
 
 
 class Rendered(NamedTuple):
@@ -45,6 +49,8 @@ class Rendered(NamedTuple):
     text_shell: pl.Series
     #: the name where the shell has a place for it, else null: what the ledger keeps
     first_name: pl.Series
+    #: "shortened" or "dropped" where the name had to give way to the SMS budget, else null
+    name_fit: pl.Series
 
 
 def _splice(main: list[Piece], lines: dict[str, list[Piece] | None]) -> list[Piece]:
@@ -91,7 +97,63 @@ def render_texts(
     kind_column: str,
     with_perk: str | None = None,
     with_rights: str | None = None,
+    max_segments: int = SMS_MAX_SEGMENTS,
 ) -> Rendered:
+    """Text, language, shell and kept name for every row (see `_render`), with names that
+    would push an SMS past `max_segments` shortened (to what fits, at least `MIN_NAME`
+    characters) or else dropped for the nameless text. A name outside GSM-7 (Zoë, 陈) turns
+    the whole SMS into UCS-2, and the count says so. At most two more vectorized passes,
+    and only when some SMS is over."""
+    args = (book, incident, kind_column, with_perk, with_rights)
+    out = _render(frame, *args)
+    fit = pl.Series("name_fit", [None] * frame.height, pl.String)
+    if "first_name" not in frame.columns or "channel" not in frame.columns:
+        return _rendered(out, fit)
+    names = frame["first_name"].cast(pl.String)
+    for last in (False, True):
+        probe = pl.DataFrame(
+            {"_text": out["text"], "_kept": out["first_name"], "_ch": frame["channel"]}
+        ).select(
+            pl.when(pl.col("_ch").cast(pl.String) == "sms", pl.col("_kept").is_not_null())
+            .then(sms_fits(pl.col("_text"), max_segments))
+            .otherwise(0)
+            .alias("_over"),
+            pl.col("_kept").str.len_chars().alias("_len"),
+            pl.col("_kept"),
+        )
+        if probe["_over"].max() in (0, None):
+            break
+        keep = pl.col("_len") - pl.col("_over") if not last else pl.lit(0)
+        over, short = pl.col("_over") > 0, keep >= MIN_NAME
+        fixed = probe.select(
+            name=pl.when(~over)
+            .then(names)
+            .when(short)
+            .then(pl.col("_kept").str.slice(0, keep).str.strip_chars_end(BLANK))
+            .otherwise(None),
+            fit=pl.when(~over)
+            .then(fit)
+            .when(short)
+            .then(pl.lit("shortened"))
+            .otherwise(pl.lit("dropped")),
+        )
+        fit, names = fixed["fit"].alias("name_fit"), fixed["name"]
+        out = _render(frame.with_columns(first_name=names), *args)
+    return _rendered(out, fit)
+
+
+def _rendered(out: pl.DataFrame, fit: pl.Series) -> Rendered:
+    return Rendered(out["text"], out["text_language"], out["text_shell"], out["first_name"], fit)
+
+
+def _render(
+    frame: pl.DataFrame,
+    book: MessageBook,
+    incident: str,
+    kind_column: str,
+    with_perk: str | None,
+    with_rights: str | None,
+) -> pl.DataFrame:
     """Text, language, shell and kept name for every row; null where no template applies.
 
     Templates are chosen by (kind, language, channel) with the fallbacks of
@@ -160,7 +222,7 @@ def render_texts(
         pl.col("_shell").alias("text_shell"),
         name.alias("first_name"),
     )
-    return Rendered(*out.iter_columns())
+    return out
 
 
 def _pick(slot: str, personal: list[str]) -> pl.Expr:
