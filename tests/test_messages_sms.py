@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import polars as pl
 import pytest
 
 from offers.catalog.tables import load_default_table
@@ -15,7 +16,7 @@ from offers.messages.book import (
     validate_book,
 )
 from offers.messages.placeholders import TemplateError
-from offers.messages.sms import WORST_CASE, sms_info
+from offers.messages.sms import WORST_CASE, sms_fits, sms_info, sms_units
 from segmentation.profiles import CHANNELS, LANGUAGES
 
 TITLES = [dict(p.title) for p in load_default_table().perks]
@@ -42,6 +43,29 @@ TITLES = [dict(p.title) for p in load_default_table().perks]
 def test_sms_segments(text: str, encoding: str, units: int, segments: int) -> None:
     info = sms_info(text)
     assert (info.encoding, info.units, info.segments) == (encoding, units, segments)
+    # the renderer's vectorized count agrees, so a rendered SMS is counted as it travels
+    gsm, counted = sms_units(pl.lit(text, pl.String))
+    assert pl.select(gsm.alias("gsm"), counted.alias("units")).row(0) == (
+        encoding == "GSM-7",
+        units,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "encoding", "over"),
+    [
+        ("Mei", "GSM-7", 0),
+        ("Zoë", "UCS-2", 0),  # ë is not GSM-7: the whole text becomes UCS-2
+        ("Zoë" * 16, "UCS-2", 45),  # 179 units: 45 past two UCS-2 segments
+        ("陈" * 50, "UCS-2", 47),
+    ],
+)
+def test_a_name_outside_gsm7_makes_a_gsm7_template_ucs2(
+    name: str, encoding: str, over: int
+) -> None:
+    text = name + ", " + "a" * 129  # 134 units with a three-letter name
+    assert sms_info(text).encoding == encoding
+    assert pl.select(sms_fits(pl.lit(text))).item() == over
 
 
 def book(text: str, perk_line: str = " {perk_title}") -> str:

@@ -96,7 +96,7 @@ def fill_column(part: pl.DataFrame, pieces: list[Piece], out: str) -> pl.DataFra
     for literal, field in pieces:
         if literal.translate(UNMARKED):
             exprs.append(pl.lit(literal.translate(UNMARKED)))
-        if field is not None:
+        if field is not None and field in part.columns:  # a missing one fills as nothing
             value = pl.col(field).cast(pl.String).fill_null("")
             exprs.append(value if field in PERSONAL else value.str.replace_all(_MARKED, ""))
     text = pl.concat_str(exprs) if exprs else pl.lit("")
