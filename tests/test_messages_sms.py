@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import polars as pl
 import pytest
 
 from offers.catalog.tables import load_default_table
@@ -15,7 +16,7 @@ from offers.messages.book import (
     validate_book,
 )
 from offers.messages.placeholders import TemplateError
-from offers.messages.sms import WORST_CASE, sms_info
+from offers.messages.sms import WORST_CASE, sms_fits, sms_info, sms_units
 from segmentation.profiles import CHANNELS, LANGUAGES
 
 TITLES = [dict(p.title) for p in load_default_table().perks]
@@ -42,12 +43,35 @@ TITLES = [dict(p.title) for p in load_default_table().perks]
 def test_sms_segments(text: str, encoding: str, units: int, segments: int) -> None:
     info = sms_info(text)
     assert (info.encoding, info.units, info.segments) == (encoding, units, segments)
+    # the renderer's vectorized count agrees, so a rendered SMS is counted as it travels
+    gsm, counted = sms_units(pl.lit(text, pl.String))
+    assert pl.select(gsm.alias("gsm"), counted.alias("units")).row(0) == (
+        encoding == "GSM-7",
+        units,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "encoding", "over"),
+    [
+        ("Mei", "GSM-7", 0),
+        ("Zoë", "UCS-2", 0),  # ë is not GSM-7: the whole text becomes UCS-2
+        ("Zoë" * 16, "UCS-2", 45),  # 179 units: 45 past two UCS-2 segments
+        ("陈" * 50, "UCS-2", 47),
+    ],
+)
+def test_a_name_outside_gsm7_makes_a_gsm7_template_ucs2(
+    name: str, encoding: str, over: int
+) -> None:
+    text = name + ", " + "a" * 129  # 134 units with a three-letter name
+    assert sms_info(text).encoding == encoding
+    assert pl.select(sms_fits(pl.lit(text))).item() == over
 
 
 def book(text: str, perk_line: str = " {perk_title}") -> str:
     return (
         '[[templates]]\nincident = "flight_delay"\nkind = "apology"\nlanguage = "en"\n'
-        f'channel = "sms"\ntext = "{text}"\n'
+        f'channel = "sms"\ntext = "{text}"\nnameless = "{text.replace("{first_name}", "")}"\n'
         '[[templates]]\nincident = "flight_delay"\nkind = "perk_line"\nlanguage = "en"\n'
         f'text = "{perk_line}"\n'
     )
@@ -86,7 +110,7 @@ def test_the_longest_perk_title_and_its_alphabet_decide() -> None:
 def test_zh_hant_customers_are_checked_with_their_titles_in_the_fallback_text() -> None:
     text = (
         '[[templates]]\nincident = "flight_delay"\nkind = "apology"\nlanguage = "zh-Hans"\n'
-        'channel = "sms"\ntext = "{first_name}{perk_title}"\n'
+        'channel = "sms"\ntext = "{first_name}{perk_title}"\nnameless = "{perk_title}"\n'
     )
     titles = [{"en": "x", "zh-Hans": "短", "zh-Hant": "長" * 200}]
     found = validate_book(parse_book(text), titles)
@@ -105,12 +129,13 @@ def test_worst_case_values_are_documented_lengths() -> None:
         "valid_until": 10,
         "subject": 16,
         "reference": 16,
+        "rights": 26,
     }
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("channel", CHANNELS)
-@pytest.mark.parametrize("kind", [k for k in MESSAGE_KINDS if k != "perk_line"])
+@pytest.mark.parametrize("kind", [k for k in MESSAGE_KINDS if not k.endswith("_line")])
 def test_every_kind_language_and_channel_previews(kind: str, language: str, channel: str) -> None:
     perk = load_default_table().perk("lounge-1h")
     values = sample_values(perk_title=perk.title[language], valid_until=None)

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from offers.messages.book import load_default_book, resolve
-from offers.messages.placeholders import compile_template
+from offers.messages.placeholders import BLANK, compile_template
 from offers.messages.rendering import PERK_LINE, render_texts
 from offers.record import CODE_MARK, NAME_MARK
 from segmentation.profiles import CHANNELS, LANGUAGES
@@ -34,8 +34,10 @@ def by_hand(row: dict[str, Any], incident: str) -> tuple[str | None, str | None]
     line = lookup.get((PERK_LINE, row["language"], row["channel"])) if row["_given"] else None
 
     def fill(index: int) -> str:
+        template = BOOK.templates[index]
+        nameless = not (row.get("first_name") or "").strip(BLANK) and template.nameless
         out = ""
-        for literal, field in compile_template(BOOK.templates[index].text):
+        for literal, field in compile_template(template.nameless if nameless else template.text):
             out += unmarked(literal)
             if field == PERK_LINE:
                 out += fill(line[0]) if line else ""
@@ -51,7 +53,7 @@ def by_hand(row: dict[str, Any], incident: str) -> tuple[str | None, str | None]
 names = st.one_of(
     st.none(),
     st.text(min_size=1, max_size=12),
-    st.sampled_from([NAME_MARK, f"A{CODE_MARK}{NAME_MARK}B", f"{CODE_MARK}"]),
+    st.sampled_from([NAME_MARK, f"A{CODE_MARK}{NAME_MARK}B", f"{CODE_MARK}", "", " \u3000"]),
 )
 rows = st.fixed_dictionaries(
     {
@@ -93,7 +95,9 @@ def test_rendering_matches_filling_each_template_by_hand(
             "reference": pl.String,
         },
     )
-    text, language, shell, name = render_texts(frame, BOOK, incident, "message_kind", "_given")
+    text, language, shell, name, _ = render_texts(
+        frame, BOOK, incident, "message_kind", "_given", max_segments=99
+    )
     assert list(zip(text, language, strict=True)) == [by_hand(r, incident) for r in batch]
     # the shell gives the text back with the code spliced in first, then the name
     for row, expected, kept, shape in zip(batch, text, name, shell, strict=True):

@@ -17,6 +17,9 @@ other rooms in (history, the learned choice, the texts, the record) live here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import polars as pl
 
 from offers.catalog import OfferTable, match, perk_frame
@@ -79,7 +82,7 @@ def decide(
         .pipe(with_withheld_odds, banded, perks, held, recent, ctx)
         .pipe(with_outcome, ctx.policy)
         .pipe(with_perk_facts, table, ctx.now)
-        .pipe(with_texts, book, ctx.incident.kind)
+        .pipe(with_texts, book, ctx.incident.kind, ctx.entitlements)
         .pipe(with_reasons, ctx)
         .pipe(as_record, ctx)
     )
@@ -125,15 +128,23 @@ def with_choice(frame: pl.DataFrame, banded: OfferTable, ctx: StepContext) -> pl
     return choose(frame, banded, ctx.learning, ctx.incident.incident_id, ctx.step, hashes)
 
 
-def with_texts(frame: pl.DataFrame, book: MessageBook, kind: str) -> pl.DataFrame:
+def with_texts(
+    frame: pl.DataFrame, book: MessageBook, kind: str, owed: Sequence[Mapping[str, Any]] = ()
+) -> pl.DataFrame:
     """The message for each row (`text`, `text_language`, `text_shell`), with the perk's
-    line where `_given`, and `_kept_name`: the name spliced into the text, if any."""
-    rendered = render_texts(frame, book, kind, "message_kind", "_given")
-    return frame.with_columns(
+    line where `_given`, the rights line where the law owes something (`owed`: EU 261 Art.
+    14(2) wants passengers told their rights in writing), and `_kept_name`: the name
+    spliced into the text, if any, and `_name_fit`: whether it was cut or dropped to keep an
+    SMS within its segments."""
+    regimes = ", ".join(sorted({str(e.get("regime", "")) for e in owed} - {""}))
+    frame = frame.with_columns(rights=pl.lit(regimes), _owed=pl.lit(bool(owed)))
+    rendered = render_texts(frame, book, kind, "message_kind", "_given", "_owed")
+    return frame.drop("rights", "_owed").with_columns(
         text=rendered.text,
         text_language=rendered.text_language,
         text_shell=rendered.text_shell,
         _kept_name=rendered.first_name,
+        _name_fit=rendered.name_fit,
     )
 
 

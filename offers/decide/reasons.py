@@ -36,6 +36,7 @@ _REASON_KEYS = (
     "_no_channel",
     "_lang",
     "text_language",
+    "_name_fit",
     "_learn",
     "_set",
 )
@@ -118,6 +119,8 @@ def _reason_text(row: dict[str, Any], ctx: StepContext) -> str:
         )
     if row["_no_channel"]:
         reasons.append("no allowed channel: no message")
+    if row["_name_fit"] is not None:
+        reasons.append(f"SMS budget: the name was {row['_name_fit']} to keep the SMS in budget")
     if row["text_language"] is not None and row["text_language"] != row["_lang"]:
         reasons.append(f"no {row['_lang']} template: sent in {row['text_language']}")
     return msgspec.json.encode(reasons).decode()

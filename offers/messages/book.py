@@ -17,7 +17,13 @@ from typing import Literal
 import msgspec
 import polars as pl
 
-from offers.messages.placeholders import VARIABLES, TemplateError, compile_template, fill_column
+from offers.messages.placeholders import (
+    VARIABLES,
+    TemplateError,
+    compile_template,
+    fill_column,
+    has_name,
+)
 from offers.messages.sms import SMS_MAX_SEGMENTS, SmsInfo, sms_info, worst_case
 from segmentation.profiles import CHANNELS, LANGUAGES
 
@@ -42,11 +48,14 @@ __all__ = [
 
 DEFAULTS = Path(__file__).parent / "defaults"
 
-MessageKind = Literal["apology", "update", "perk_line", "followup_checkin", "followup_feedback"]
+MessageKind = Literal[
+    "apology", "update", "perk_line", "rights_line", "followup_checkin", "followup_feedback"
+]
 MESSAGE_KINDS: tuple[str, ...] = (
     "apology",
     "update",
     "perk_line",
+    "rights_line",
     "followup_checkin",
     "followup_feedback",
 )
@@ -60,13 +69,17 @@ LANGUAGE_FALLBACK: dict[str, tuple[str, ...]] = {
 
 
 class Template(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One text for an incident kind, message kind, language and channel (`*` for any)."""
+    """One text for an incident kind, message kind, language and channel (`*` for any).
+
+    `nameless` is the text for a customer without a name ("Dear customer, ..."), so no
+    one reads "Dear , ..."; a text with {first_name} should have one."""
 
     incident: str
     kind: MessageKind
     language: str
     channel: str = "*"
     text: str
+    nameless: str | None = None
 
 
 class MessageBook(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -84,6 +97,10 @@ def parse_book(text: str, source: str = "messages") -> MessageBook:
         if t.channel != "*" and t.channel not in CHANNELS:
             raise TemplateError(f"{source}: template {_key(t)}: unknown channel {t.channel!r}")
         compile_template(t.text, f"{source}: template {_key(t)}")
+        if t.nameless is not None:
+            where = f"{source}: template {_key(t)} (nameless)"
+            if any(f == "first_name" for _, f in compile_template(t.nameless, where)):
+                raise TemplateError(f"{where}: a nameless text cannot use {{first_name}}")
     return book
 
 
@@ -143,7 +160,8 @@ def render(
 ) -> pl.DataFrame:
     """Render `out` for every row, choosing templates by (kind, language, channel).
 
-    Rows with a null kind or channel get a null text. Adds `<out>_language`, the language
+    Rows with a null kind or channel get a null text; rows without a name (`has_name`)
+    get the template's `nameless` text where it has one. Adds `<out>_language`, the language
     the text is actually in (it differs from the customer's where a fallback was used).
     """
     lookup = resolve(book, incident)
@@ -159,14 +177,18 @@ def render(
             how="left",
         )
     )
-    compiled = [compile_template(t.text) for t in book.templates]
+    keyed = keyed.with_columns(
+        _named=has_name() if "first_name" in keyed.columns else pl.lit(False)
+    )
     parts = []
-    for part in keyed.partition_by("_template", maintain_order=False):
+    for part in keyed.partition_by("_template", "_named", maintain_order=False):
         idx = part["_template"][0]
         if idx is None:
             parts.append(part.with_columns(pl.lit(None, pl.String).alias(out)))
         else:
-            parts.append(fill_column(part, compiled[idx], out))
+            t = book.templates[idx]
+            text = t.text if part["_named"][0] or t.nameless is None else t.nameless
+            parts.append(fill_column(part, compile_template(text), out))
     result = (
         pl.concat(parts, how="vertical_relaxed")
         if parts
@@ -175,7 +197,7 @@ def render(
     return (
         result.sort("_row")
         .rename({"_text_language": f"{out}_language"})
-        .drop("_row", "_template", "_kind", "_lang", "_channel", strict=False)
+        .drop("_row", "_template", "_named", "_kind", "_lang", "_channel", strict=False)
     )
 
 
@@ -209,17 +231,24 @@ def validate_book(
     over: dict[int, list[tuple[SmsInfo, str]]] = {}
     for incident in sorted({t.incident for t in book.templates}):
         sms = resolve(book, incident).filter(pl.col("channel") == "sms")
-        lines = {
-            lang: book.templates[idx].text
-            for kind, lang, _, idx, _ in sms.iter_rows()
-            if kind == "perk_line"
-        }
+        lines: dict[str, dict[str, str]] = {"perk_line": {}, "rights_line": {}}
         for kind, lang, _, idx, _ in sms.iter_rows():
-            if kind == "perk_line":
+            if kind in lines:
+                lines[kind][lang] = book.templates[idx].text
+        for kind, lang, _, idx, _ in sms.iter_rows():
+            if kind in lines:
                 continue
             options = sorted({t.get(lang) or t.get("en", "") for t in titles}) or [""]
             worst = max(
-                (worst_case(book.templates[idx].text, lines.get(lang), title) for title in options),
+                (
+                    worst_case(
+                        book.templates[idx].text,
+                        lines["perk_line"].get(lang),
+                        title,
+                        lines["rights_line"].get(lang),
+                    )
+                    for title in options
+                ),
                 key=lambda info: (info.segments, info.units),
             )
             if worst.segments > max_segments:
@@ -239,6 +268,20 @@ def validate_book(
                 ),
             )
         )
+    out += [
+        TemplateFinding(
+            severity="warning",
+            code="no-nameless-text",
+            template=_key(t),
+            language=t.language,
+            message=(
+                "uses {first_name} but has no `nameless` text: a customer without a name "
+                "reads an empty name"
+            ),
+        )
+        for t in book.templates
+        if t.nameless is None and any(f == "first_name" for _, f in compile_template(t.text))
+    ]
     return out
 
 
@@ -276,10 +319,12 @@ def preview(
         "channel": channel,
         "message_kind": kind,
         "line_kind": "perk_line" if values.get("perk_title") else None,
+        "rights_kind": "rights_line" if values.get("rights") else None,
     }
     frame = pl.DataFrame([row], schema={k: pl.String for k in row})
     frame = render(frame, book, incident, "line_kind", "perk_line")
-    frame = frame.with_columns(pl.col("perk_line").fill_null(""))
+    frame = render(frame, book, incident, "rights_kind", "rights_line")
+    frame = frame.with_columns(pl.col("perk_line", "rights_line").fill_null(""))
     out = render(frame, book, incident, "message_kind", "text").row(0, named=True)
     text, used = out["text"], out["text_language"]
     return Preview(

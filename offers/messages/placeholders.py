@@ -14,6 +14,7 @@ import polars as pl
 from offers.record import CODE_MARK, NAME_MARK, UNMARKED
 
 __all__ = [
+    "BLANK",
     "PERSONAL",
     "VARIABLES",
     "Piece",
@@ -21,6 +22,7 @@ __all__ = [
     "compile_template",
     "fill_column",
     "fill_text",
+    "has_name",
 ]
 
 #: Variables a template may use, each the name of a column of the decision frame.
@@ -33,6 +35,8 @@ VARIABLES = frozenset(
         "perk_code",
         "valid_until",
         "perk_line",
+        "rights_line",
+        "rights",
         "subject",
         "reference",
     }
@@ -40,6 +44,14 @@ VARIABLES = frozenset(
 
 #: Variables that differ from customer to customer: spliced in per row, not per situation.
 PERSONAL = ("first_name", "perk_code")
+
+#: A name made only of these characters is no name: the template's `nameless` text is used.
+BLANK = " \t\n\r\f\v\u00a0\u2007\u202f\u3000"
+
+
+def has_name(column: str = "first_name") -> pl.Expr:
+    """Whether the row has a name to greet by (not null, not blank)."""
+    return pl.col(column).cast(pl.String).str.strip_chars(BLANK).str.len_chars().fill_null(0) > 0
 
 
 class TemplateError(ValueError):
@@ -84,7 +96,7 @@ def fill_column(part: pl.DataFrame, pieces: list[Piece], out: str) -> pl.DataFra
     for literal, field in pieces:
         if literal.translate(UNMARKED):
             exprs.append(pl.lit(literal.translate(UNMARKED)))
-        if field is not None:
+        if field is not None and field in part.columns:  # a missing one fills as nothing
             value = pl.col(field).cast(pl.String).fill_null("")
             exprs.append(value if field in PERSONAL else value.str.replace_all(_MARKED, ""))
     text = pl.concat_str(exprs) if exprs else pl.lit("")

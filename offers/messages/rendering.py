@@ -22,14 +22,20 @@ from typing import Any, NamedTuple
 import polars as pl
 
 from offers.messages.book import MessageBook, resolve
-from offers.messages.placeholders import PERSONAL, Piece, compile_template
+from offers.messages.placeholders import BLANK, PERSONAL, Piece, compile_template, has_name
+from offers.messages.sms import SMS_MAX_SEGMENTS, sms_fits
 from offers.record import CODE_MARK, NAME_MARK, UNMARKED
 from offers.situations import situation_key
 
 #: The variable a message template uses for the (optional) perk sentence.
 PERK_LINE = "perk_line"
+#: The variable for the (optional) sentence on what the law owes (EU 261 Art. 14(2)).
+RIGHTS_LINE = "rights_line"
 
 _MARKS = {"first_name": NAME_MARK, "perk_code": CODE_MARK}
+
+#: The shortest a name is cut to for an SMS budget; a shorter stub is dropped instead.
+MIN_NAME = 3
 
 
 class Rendered(NamedTuple):
@@ -43,17 +49,20 @@ class Rendered(NamedTuple):
     text_shell: pl.Series
     #: the name where the shell has a place for it, else null: what the ledger keeps
     first_name: pl.Series
+    #: "shortened" or "dropped" where the name had to give way to the SMS budget, else null
+    name_fit: pl.Series
 
 
-def _splice(main: list[Piece], line: list[Piece] | None) -> list[Piece]:
-    """`main` with its {perk_line} replaced by the pieces of `line` (or by nothing)."""
+def _splice(main: list[Piece], lines: dict[str, list[Piece] | None]) -> list[Piece]:
+    """`main` with each sentence variable ({perk_line}, {rights_line}) replaced by the
+    pieces of its line in `lines` (or by nothing)."""
     out: list[Piece] = []
     for literal, field in main:
-        if field != PERK_LINE:
+        if field not in (PERK_LINE, RIGHTS_LINE):
             out.append((literal, field))
             continue
         out.append((literal, None))
-        out.extend(line or [])
+        out.extend(lines.get(field) or [])
     return out
 
 
@@ -87,23 +96,85 @@ def render_texts(
     incident: str,
     kind_column: str,
     with_perk: str | None = None,
+    with_rights: str | None = None,
+    max_segments: int = SMS_MAX_SEGMENTS,
 ) -> Rendered:
+    """Text, language, shell and kept name for every row (see `_render`), with names that
+    would push an SMS past `max_segments` shortened (to what fits, at least `MIN_NAME`
+    characters) or else dropped for the nameless text. A name outside GSM-7 (Zoë, 陈) turns
+    the whole SMS into UCS-2, and the count says so. At most two more vectorized passes,
+    and only when some SMS is over."""
+    args = (book, incident, kind_column, with_perk, with_rights)
+    out = _render(frame, *args)
+    fit = pl.Series("name_fit", [None] * frame.height, pl.String)
+    if "first_name" not in frame.columns or "channel" not in frame.columns:
+        return _rendered(out, fit)
+    names = frame["first_name"].cast(pl.String)
+    for last in (False, True):
+        probe = pl.DataFrame(
+            {"_text": out["text"], "_kept": out["first_name"], "_ch": frame["channel"]}
+        ).select(
+            pl.when(pl.col("_ch").cast(pl.String) == "sms", pl.col("_kept").is_not_null())
+            .then(sms_fits(pl.col("_text"), max_segments))
+            .otherwise(0)
+            .alias("_over"),
+            pl.col("_kept").str.len_chars().alias("_len"),
+            pl.col("_kept"),
+        )
+        if probe["_over"].max() in (0, None):
+            break
+        keep = pl.col("_len") - pl.col("_over") if not last else pl.lit(0)
+        over, short = pl.col("_over") > 0, keep >= MIN_NAME
+        fixed = probe.select(
+            name=pl.when(~over)
+            .then(names)
+            .when(short)
+            .then(pl.col("_kept").str.slice(0, keep).str.strip_chars_end(BLANK))
+            .otherwise(None),
+            fit=pl.when(~over)
+            .then(fit)
+            .when(short)
+            .then(pl.lit("shortened"))
+            .otherwise(pl.lit("dropped")),
+        )
+        fit, names = fixed["fit"].alias("name_fit"), fixed["name"]
+        out = _render(frame.with_columns(first_name=names), *args)
+    return _rendered(out, fit)
+
+
+def _rendered(out: pl.DataFrame, fit: pl.Series) -> Rendered:
+    return Rendered(out["text"], out["text_language"], out["text_shell"], out["first_name"], fit)
+
+
+def _render(
+    frame: pl.DataFrame,
+    book: MessageBook,
+    incident: str,
+    kind_column: str,
+    with_perk: str | None,
+    with_rights: str | None,
+) -> pl.DataFrame:
     """Text, language, shell and kept name for every row; null where no template applies.
 
     Templates are chosen by (kind, language, channel) with the fallbacks of
     `offers.messages.book.resolve`; `text_language` says which language the text is in. Where
     the boolean column `with_perk` is true, the `perk_line` template of the same language
-    and channel fills the message's {perk_line}.
+    and channel fills the message's {perk_line}; likewise `with_rights` and {rights_line}.
+    A row whose `first_name` is null or blank gets the template's `nameless` text (chosen
+    per situation: whether a name is there is part of the situation's key).
     """
     compiled, found = _prepared(book, incident)
-    used = {f for pieces in compiled for _, f in pieces if f}
+    used = {f for pair in compiled for pieces in pair if pieces for _, f in pieces if f}
     personal = [v for v in PERSONAL if v in used and v in frame.columns]
-    shared = sorted(used - set(PERSONAL) - {PERK_LINE} & set(frame.columns))
+    shared = sorted(used - set(PERSONAL) - {PERK_LINE, RIGHTS_LINE} & set(frame.columns))
+    named = has_name() if "first_name" in frame.columns else pl.lit(False)
     keys = frame.select(
         pl.col(kind_column).alias("_kind"),
         pl.col("language").alias("_lang"),
         pl.col("channel").alias("_channel"),
         (pl.col(with_perk) if with_perk else pl.lit(False)).alias("_with_perk"),
+        (pl.col(with_rights) if with_rights else pl.lit(False)).alias("_with_rights"),
+        named.alias("_has_name"),
         *shared,
     )
     keyed = keys.select(_sit=situation_key(keys.columns))
@@ -151,7 +222,7 @@ def render_texts(
         pl.col("_shell").alias("text_shell"),
         name.alias("first_name"),
     )
-    return Rendered(*out.iter_columns())
+    return out
 
 
 def _pick(slot: str, personal: list[str]) -> pl.Expr:
@@ -163,12 +234,14 @@ def _pick(slot: str, personal: list[str]) -> pl.Expr:
 
 
 Lookup = dict[tuple[str, str, str], tuple[int, str]]
+#: per template: its text and its `nameless` text (None: none written), compiled
+Compiled = list[tuple[list[Piece], list[Piece] | None]]
 
 #: id(book) -> (book, its compiled templates, per incident kind its template lookup)
-_PREPARED: dict[int, tuple[MessageBook, list[list[Piece]], dict[str, Lookup]]] = {}
+_PREPARED: dict[int, tuple[MessageBook, Compiled, dict[str, Lookup]]] = {}
 
 
-def _prepared(book: MessageBook, incident: str) -> tuple[list[list[Piece]], Lookup]:
+def _prepared(book: MessageBook, incident: str) -> tuple[Compiled, Lookup]:
     """The book's templates compiled, and which one each (kind, language, channel) uses for
     this incident kind: worked out once per book, where every call used to (a few ms, most
     of a small incident's rendering)."""
@@ -176,7 +249,10 @@ def _prepared(book: MessageBook, incident: str) -> tuple[list[list[Piece]], Look
     if entry is None or entry[0] is not book:
         if len(_PREPARED) >= 8:
             _PREPARED.clear()
-        compiled = [compile_template(t.text) for t in book.templates]
+        compiled = [
+            (compile_template(t.text), compile_template(t.nameless) if t.nameless else None)
+            for t in book.templates
+        ]
         entry = _PREPARED[id(book)] = (book, compiled, {})
     lookups = entry[2]
     if incident not in lookups:
@@ -186,7 +262,7 @@ def _prepared(book: MessageBook, incident: str) -> tuple[list[list[Piece]], Look
 
 
 def _shells(
-    situations: pl.DataFrame, compiled: list[list[Piece]], found: Lookup, shared: list[str]
+    situations: pl.DataFrame, compiled: Compiled, found: Lookup, shared: list[str]
 ) -> pl.DataFrame:
     """Per situation: the template's literal segments, the personal variables between
     them, the language the text is in, whether any template applies, and the shell."""
@@ -196,8 +272,12 @@ def _shells(
         if main is None:
             rows.append((s["_sit"], None, False, [""], [], None))
             continue
-        line = found.get((PERK_LINE, s["_lang"], s["_channel"])) if s["_with_perk"] else None
-        pieces = _splice(compiled[main[0]], compiled[line[0]] if line else None)
+        lines: dict[str, list[Piece] | None] = {}
+        for var, wanted in ((PERK_LINE, s["_with_perk"]), (RIGHTS_LINE, s["_with_rights"])):
+            line = found.get((var, s["_lang"], s["_channel"])) if wanted else None
+            lines[var] = compiled[line[0]][0] if line else None
+        text, nameless = compiled[main[0]]
+        pieces = _splice(text if s["_has_name"] or nameless is None else nameless, lines)
         segments, personal = _shell(pieces, {v: s[v] for v in shared})
         rows.append((s["_sit"], main[1], True, segments, personal, _marked(segments, personal)))
     return pl.DataFrame(

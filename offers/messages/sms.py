@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 import msgspec
+import polars as pl
 
 from offers.messages.placeholders import fill_text
 from segmentation.profiles import MAX_FIRST_NAME
@@ -17,8 +18,10 @@ __all__ = [
     "SMS_MAX_SEGMENTS",
     "WORST_CASE",
     "SmsInfo",
+    "sms_fits",
     "sms_info",
     "sms_segments",
+    "sms_units",
     "worst_case",
 ]
 
@@ -36,6 +39,7 @@ WORST_CASE: dict[str, str] = {
     "perk_code": "X" * 8,
     "valid_until": "2026-12-31",
     "subject": "X" * 16,
+    "rights": "APPR, EU261, UK261, US-DOT",
     "reference": "X" * 16,
 }
 
@@ -66,11 +70,41 @@ def sms_segments(text: str) -> int:
     return sms_info(text).segments
 
 
-def worst_case(text: str, perk_line: str | None, title: str) -> SmsInfo:
+def sms_units(text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """`sms_info` for a column: whether each text is GSM-7, and its length in units."""
+    gsm = text.str.contains(f"^[{_class(_GSM7 | _GSM7_EXT)}]*$")
+    ext = text.str.count_matches(f"[{_class(_GSM7_EXT)}]")
+    astral = text.str.count_matches("[\\x{10000}-\\x{10FFFF}]")
+    units = (text.str.len_chars() + pl.when(gsm).then(ext).otherwise(astral)).cast(pl.Int64)
+    return gsm, units
+
+
+def sms_fits(text: pl.Expr, max_segments: int = SMS_MAX_SEGMENTS) -> pl.Expr:
+    """How many units each text is over `max_segments` SMS (0 where it fits; null text: 0):
+    a text that leaves GSM-7 anywhere, a name like Zoë or 陈 included, counts as UCS-2."""
+    gsm, units = sms_units(text)
+    one = max_segments == 1
+    limit = (
+        pl.when(gsm)
+        .then(160 if one else 153 * max_segments)
+        .otherwise(70 if one else 67 * max_segments)
+    )
+    return (units - limit).clip(lower_bound=0).fill_null(0)
+
+
+def _class(chars: set[str]) -> str:
+    """`chars` as the inside of a regex character class, every one escaped."""
+    return "".join(f"\\x{{{ord(c):X}}}" for c in sorted(chars))
+
+
+def worst_case(
+    text: str, perk_line: str | None, title: str, rights_line: str | None = None
+) -> SmsInfo:
     """A template as SMS with every variable at its WORST_CASE value and the perk `title`;
-    `perk_line` is the perk_line template, filled with the same values."""
+    `perk_line` and `rights_line` are those templates, filled with the same values."""
     values = {**WORST_CASE, "perk_title": title}
     values["perk_line"] = fill_text(perk_line, values) if perk_line else ""
+    values["rights_line"] = fill_text(rights_line, values) if rights_line else ""
     return sms_info(fill_text(text, values))
 
 
