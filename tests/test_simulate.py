@@ -18,6 +18,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.testing import TestClient
 
+from api.app import create_app
 from api.cli.feedback import simulate_cmd
 from api.http import feedback as routes_feedback
 from api.runtime import Runtime
@@ -190,3 +191,29 @@ def test_http_simulates_the_stored_draft_and_serves_the_report(runtime: Runtime)
         page = client.get("/v1/reports/offers?since=30d")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert "Lift over holdout" in page.text
+
+
+def test_simulating_a_draft_without_perks_answers_instead_of_failing(
+    runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    """Found by schemathesis: replaying logged decisions under a table with no perks was a
+    500 (an empty catalog had no column types to join on)."""
+    empty = msgspec.structs.replace(load_default_table(), name="bare", perks=[], rules=[])
+    Store(runtime.engine).save_draft(empty, "tests", datetime.now(UTC))
+    with TestClient(app=create_app(runtime)) as client:
+        client.headers.update(admin_headers)
+        ids = runtime.book.frame["customer_id"].head(5).to_list()
+        opened = client.post(
+            "/v1/incidents",
+            json={
+                "incident_id": "SIM-BARE",
+                "kind": "flight_delay",
+                "occurred_at": "2026-12-01T07:00:00Z",
+                "facts": {"delay_minutes": 200, "flight": "MG7"},
+                "customers": ids,
+            },
+        )
+        assert opened.status_code == 201, opened.text
+        sim = client.post("/v1/offer-tables/bare/simulate")
+        assert sim.status_code == 200, sim.text
+        assert sim.json()["decisions"] == 5
