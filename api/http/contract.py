@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 from litestar import Litestar, Request, Router
+from litestar.enums import ParamType
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import (
     Link,
@@ -254,7 +255,20 @@ FACTS = ("FlightFacts", "ServiceFacts")
 
 
 def _unseen_bodies(openapi: OpenAPI, operations: Mapping[str, Operation]) -> None:
-    """Bodies litestar cannot see: a draft read raw, a PATCH's facts read as a dict."""
+    """Input litestar cannot see: a draft read raw, a PATCH's facts read as a dict, the
+    Idempotency-Key read from the headers."""
+    create = operations["createIncident"]
+    create.parameters = [
+        *(create.parameters or []),
+        Parameter(
+            name="Idempotency-Key",
+            param_in=ParamType.HEADER,
+            required=False,
+            schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=255),
+            description="your API key's own: the same key and body answer the stored "
+            "response, another body a 409",
+        ),
+    ]
     operations["putOfferTableDraft"].request_body = RequestBody(
         required=True,
         description="The table as TOML text (any content type but JSON), or as JSON.",
