@@ -12,8 +12,8 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.logging.config import LoggingConfig
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.spec import Components, Example, SecurityScheme
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from api.admin import admin_router
@@ -30,6 +30,7 @@ from api.http.audit import audit_middleware
 from api.http.auth import WrongSecrets, require_key
 from api.http.background import JobWatcher
 from api.http.bodies import StrictRequest
+from api.http.contract import schema_router
 from api.http.metrics import MetricsController, prometheus_config, record_learning
 from api.http.ratelimit import RateLimiter
 from api.keys import KeyStore
@@ -41,13 +42,26 @@ from offers.incidents import FactsError
 log = logging.getLogger("makegood")
 
 
-@get("/healthz", sync_to_thread=False, tags=["operations"])
+@get("/healthz", sync_to_thread=False, tags=["operations"], operation_id="healthz")
 def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
 
 
-@get("/readyz", sync_to_thread=True, tags=["operations"])
+@get(
+    "/readyz",
+    sync_to_thread=True,
+    tags=["operations"],
+    operation_id="readyz",
+    responses={
+        503: ResponseSpec(
+            dict[str, str],
+            description="Not ready: the database does not answer; retry after `Retry-After`.",
+            examples=[Example(value={"status": "unavailable", "reason": "database"})],
+            generate_examples=False,
+        )
+    },
+)
 def readyz(state: State) -> Response[dict[str, Any]]:
     """The ledger answers and a model and offer table are loaded."""
     runtime: Runtime = state.runtime
@@ -213,6 +227,7 @@ def create_app(runtime: Runtime) -> Litestar:
             version="0.1.0",
             description="Apology, perk and entitlements for every customer a failure touches.",
             path="/schema",
+            openapi_router=schema_router(),  # completes the document: every status, links
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(type="http", scheme="bearer"),

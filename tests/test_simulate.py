@@ -18,6 +18,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.testing import TestClient
 
+from api.app import create_app
 from api.cli.feedback import simulate_cmd
 from api.http import feedback as routes_feedback
 from api.runtime import Runtime
@@ -216,3 +217,29 @@ def test_little_support_keeps_intervals_honest_and_says_too_little_data() -> Non
         assert 0.0 <= a.low <= a.value <= a.high and a.high >= 0.078, (name, a)
         assert c.value is not None and c.low is not None and c.high is not None
         assert 0.0 <= c.low <= c.value <= c.high and c.high >= 0.078 * 4.0, (name, c)
+
+
+def test_simulating_a_draft_without_perks_answers_instead_of_failing(
+    runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    """Found by schemathesis: replaying logged decisions under a table with no perks was a
+    500 (an empty catalog had no column types to join on)."""
+    empty = msgspec.structs.replace(load_default_table(), name="bare", perks=[], rules=[])
+    Store(runtime.engine).save_draft(empty, "tests", datetime.now(UTC))
+    with TestClient(app=create_app(runtime)) as client:
+        client.headers.update(admin_headers)
+        ids = runtime.book.frame["customer_id"].head(5).to_list()
+        opened = client.post(
+            "/v1/incidents",
+            json={
+                "incident_id": "SIM-BARE",
+                "kind": "flight_delay",
+                "occurred_at": "2026-12-01T07:00:00Z",
+                "facts": {"delay_minutes": 200, "flight": "MG7"},
+                "customers": ids,
+            },
+        )
+        assert opened.status_code == 201, opened.text
+        sim = client.post("/v1/offer-tables/bare/simulate")
+        assert sim.status_code == 200, sim.text
+        assert sim.json()["decisions"] == 5

@@ -57,7 +57,10 @@ def decode_cursor(cursor: str) -> FeedPosition:
 
 @get(
     "/v1/followups",
-    opt={"role": "desk"},
+    opt={
+        "role": "desk",
+        "errors": {400: "`due_before` without a timezone, or a cursor this feed did not give out."},
+    },
     sync_to_thread=True,
     tags=["incidents"],
     operation_id="listFollowups",

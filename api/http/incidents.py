@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -13,6 +14,7 @@ import polars as pl
 from litestar import Request, Response, get, patch, post
 from litestar.datastructures import State
 from litestar.exceptions import ClientException, NotFoundException
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import (
     HTTP_200_OK,
@@ -91,13 +93,32 @@ def _log_outcome(action: str, outcome: Outcome, kind: str) -> None:
     )
 
 
+#: What incident calls answer, for the OpenAPI document (api/http/contract.py).
+_spec = partial(ResponseSpec, generate_examples=False)
+QUEUED = _spec(JobAccepted, description="Over the sync limit: a job to poll at `Location`.")
+CREATED = {
+    200: _spec(IncidentResult, description="Already open (none again), or a dry run."),
+    201: _spec(IncidentResult, description="This call opened the incident."),
+    202: QUEUED,
+}
+REFUSED = "Unknown customer ids (listed in `extra`), or facts that do not fit the kind."
+PREVIEW_REFUSED = "An unknown customer, facts that do not fit, or a delay below notice."
+CREATE_REFUSED = {
+    400: "The Idempotency-Key is not 1 to 255 characters.",
+    409: "The Idempotency-Key was used with another body (nothing written), or its request "
+    "is still being decided after 30 s (retry after `Retry-After`).",
+    422: REFUSED,
+}
+
+
 #: How long a request waits for an earlier one with its Idempotency-Key and body to finish
 #: before it is told to retry.
 CLAIM_WAIT = timedelta(seconds=30)
 
 
 def _create(runtime: Runtime, data: IncidentCreate) -> tuple[int, IncidentResult | JobAccepted]:
-    """Decide the incident now (201 if this call opened it, else 200), or start a job (202)."""
+    """Decide the incident now (201 if this call opened it, else 200: also a dry run, which
+    opens nothing), or start a job (202)."""
     if not data.dry_run and len(data.customers) > runtime.settings.sync_limit:
         return HTTP_202_ACCEPTED, _job(runtime, data.incident(), data.customers, data.budget)
     outcome = apply_update(
@@ -109,7 +130,8 @@ def _create(runtime: Runtime, data: IncidentCreate) -> tuple[int, IncidentResult
         budget=data.budget,
     )
     _log_outcome("create", outcome, data.kind)
-    return (HTTP_201_CREATED if outcome.created else HTTP_200_OK), _result(outcome)
+    opened = outcome.created and not outcome.dry_run
+    return (HTTP_201_CREATED if opened else HTTP_200_OK), _result(outcome)
 
 
 def _answer(status: int, body: IncidentResult | JobAccepted) -> Response[Any]:
@@ -119,12 +141,12 @@ def _answer(status: int, body: IncidentResult | JobAccepted) -> Response[Any]:
 
 @post(
     "/v1/incidents",
-    opt={"role": "desk"},
+    opt={"role": "desk", "errors": CREATE_REFUSED},
     sync_to_thread=True,
     tags=["incidents"],
     status_code=HTTP_201_CREATED,
     operation_id="createIncident",
-    responses={},
+    responses=CREATED,
 )
 def create_incident(
     state: State, request: Request[Any, Any, Any], data: JSONBody[IncidentCreate]
@@ -189,9 +211,10 @@ def _job(
 
 @patch(
     "/v1/incidents/{incident_id:str}",
-    opt={"role": "desk"},
+    opt={"role": "desk", "errors": {422: REFUSED}},
     tags=["incidents"],
     operation_id="updateIncident",
+    responses={200: _spec(IncidentResult, description="New decisions, none twice."), 202: QUEUED},
 )
 async def update_incident(
     state: State, incident_id: FromPath[str], data: JSONBody[IncidentPatch]
@@ -315,7 +338,7 @@ def list_decisions(
 
 @post(
     "/v1/decisions/preview",
-    opt={"role": "desk", "changes": False},
+    opt={"role": "desk", "changes": False, "errors": {422: PREVIEW_REFUSED}},
     tags=["incidents"],
     status_code=HTTP_200_OK,
     operation_id="previewDecision",

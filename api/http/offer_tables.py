@@ -47,6 +47,7 @@ VersionQuery = Annotated[
     str, QueryParameter(name="version", description="draft (default), live, or N")
 ]
 """Which version a route reads: `draft` unless the client says `live` or a number."""
+REFUSED = "The table has errors: every finding is in `extra.findings`; nothing is published."
 
 
 class PublishIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -262,7 +263,7 @@ def _publish(state: State, name: str, data: PublishIn | RollbackIn) -> Published
 
 @post(
     "/v1/offer-tables/{name:str}/publish",
-    opt={"role": "marketing"},
+    opt={"role": "marketing", "errors": {422: REFUSED}},
     sync_to_thread=True,
     tags=["offers"],
     operation_id="publishOfferTable",
@@ -275,7 +276,7 @@ def publish_table(state: State, name: FromPath[str], data: JSONBody[PublishIn]) 
 
 @post(
     "/v1/offer-tables/{name:str}/rollback",
-    opt={"role": "marketing"},
+    opt={"role": "marketing", "errors": {422: REFUSED}},
     sync_to_thread=True,
     tags=["offers"],
     operation_id="rollbackOfferTable",

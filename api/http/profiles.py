@@ -15,7 +15,7 @@ from litestar.datastructures import State, UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import Body, FromPath, QueryParameter
+from litestar.params import Body, FromPath, PathParameter, QueryParameter
 from litestar.status_codes import (
     HTTP_201_CREATED,
     HTTP_409_CONFLICT,
@@ -32,7 +32,7 @@ from segmentation.reading import FORMATS
 from segmentation.snapshots import Snapshots, Staged, TooManyRemoved
 
 UPLOAD_LIMIT = Limits.from_env().max_upload_bytes
-CustomerPath = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+CustomerPath = Annotated[str, PathParameter(min_length=1, max_length=64)]
 
 
 class SegmentRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -142,7 +142,15 @@ def _unprocessable(detail: str, errors: list[RowError], count: int) -> Response[
 
 @post(
     "/v1/profiles/import",
-    opt={"role": "analyst"},
+    opt={
+        "role": "analyst",
+        "errors": {
+            409: "A replace would remove more than the allowed share (send `force`), or there "
+            "are no profiles to change.",
+            422: "Rows, columns or values that do not fit, each in `extra` with `error_count`; "
+            "an unknown file type or mapping. Nothing changes.",
+        },
+    },
     request_max_body_size=UPLOAD_LIMIT,
     sync_to_thread=True,
     tags=["profiles"],
@@ -152,7 +160,7 @@ def _unprocessable(detail: str, errors: list[RowError], count: int) -> Response[
 def import_file(
     state: State,
     data: Annotated[ImportForm, Body(media_type=RequestEncodingType.MULTI_PART)],
-) -> Response[Any]:
+) -> Response[ImportSummary]:
     """Import a CSV, Parquet, NDJSON or .xlsx file into the served profiles as a new snapshot.
 
     `mode=upsert` (the default) adds new ids and updates known ones; `mode=replace` makes the
@@ -236,7 +244,13 @@ def _serve(runtime: Runtime, stage: Callable[[], Staged]) -> tuple[Path, Staged]
 
 @post(
     "/v1/profiles/rollback",
-    opt={"role": "analyst"},
+    opt={
+        "role": "analyst",
+        "errors": {
+            409: "Nothing older to roll back to.",
+            422: "The older snapshot cannot be served.",
+        },
+    },
     sync_to_thread=True,
     tags=["profiles"],
     status_code=200,
@@ -268,7 +282,7 @@ def rollback_profiles(state: State) -> RollbackSummary:
     tags=["profiles"],
     operation_id="exportProfile",
 )
-def export_profile(state: State, customer_id: FromPath[CustomerPath]) -> ProfileExport:
+def export_profile(state: State, customer_id: CustomerPath) -> ProfileExport:
     """All the service holds about one customer (a data subject's access request)."""
     runtime: Runtime = state.runtime
     row = runtime.book.one(customer_id)
@@ -295,7 +309,7 @@ def export_profile(state: State, customer_id: FromPath[CustomerPath]) -> Profile
     status_code=200,
     operation_id="eraseProfile",
 )
-def erase_profile(state: State, customer_id: FromPath[CustomerPath]) -> Erasure:
+def erase_profile(state: State, customer_id: CustomerPath) -> Erasure:
     """Erase a customer: profile rows in every snapshot, the name in stored messages.
 
     The ledger keeps the customer's decisions, counts and costs under a pseudonym.

@@ -88,6 +88,11 @@ class SegmentPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     description: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
 
 
+#: Refusals of the registry's routes, for the OpenAPI document (api/http/contract.py).
+DROPS_NAME = "The change drops a segment name a rule of the offer table uses (rules named)."
+REGISTRY = "The version or name is not valid, or the version cannot be loaded and verified."
+MISSING = "A version the registry names is missing."
+
 _TRAINING = threading.Lock()  # one training at a time per process
 _JOBS_LOCK = threading.Lock()
 
@@ -193,7 +198,7 @@ def list_segmentations(state: State) -> list[Summary]:
 
 @get(
     "/v1/segmentations/{version:str}",
-    opt={"role": "analyst"},
+    opt={"role": "analyst", "errors": {422: REGISTRY}},
     sync_to_thread=True,
     tags=["segmentations"],
     operation_id="getSegmentation",
@@ -243,7 +248,7 @@ def get_job(state: State, job_id: FromPath[str]) -> Job:
 
 @post(
     "/v1/segmentations/{version:str}/promote",
-    opt={"role": "analyst"},
+    opt={"role": "analyst", "errors": {409: DROPS_NAME, 422: REGISTRY}},
     sync_to_thread=True,
     tags=["segmentations"],
     status_code=200,
@@ -257,7 +262,7 @@ def promote_segmentation(state: State, version: FromPath[str]) -> Promoted:
 
 @post(
     "/v1/segmentations/rollback",
-    opt={"role": "analyst"},
+    opt={"role": "analyst", "errors": {404: MISSING, 409: DROPS_NAME, 422: REGISTRY}},
     sync_to_thread=True,
     tags=["segmentations"],
     status_code=200,
@@ -270,7 +275,7 @@ def rollback_segmentation(state: State) -> Promoted:
 
 @patch(
     "/v1/segmentations/{version:str}/segments/{name:str}",
-    opt={"role": "analyst"},
+    opt={"role": "analyst", "errors": {409: DROPS_NAME, 422: REGISTRY}},
     sync_to_thread=True,
     tags=["segmentations"],
     operation_id="renameSegment",

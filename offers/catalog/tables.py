@@ -293,6 +293,18 @@ def match(frame: pl.DataFrame, table: OfferTable) -> pl.DataFrame:
     return per_situation(frame, keys, first_hit).drop("_hit", strict=False)
 
 
+#: The catalog's columns, typed also when a table has no perks (a draft may have none).
+PERK_COLUMNS = {
+    "perk_id": pl.String,
+    "perk_kind": pl.String,
+    "perk_value": pl.Float64,
+    "perk_cost": pl.Float64,
+    "currency": pl.String,
+    "validity_days": pl.Int32,
+    "usable_now": pl.Boolean,
+}
+
+
 def perk_frame(table: OfferTable) -> pl.DataFrame:
     """The catalog as a frame, to join perk facts onto decisions."""
     return pl.DataFrame(
@@ -305,7 +317,7 @@ def perk_frame(table: OfferTable) -> pl.DataFrame:
             "validity_days": [p.validity_days for p in table.perks],
             "usable_now": [p.usable_now for p in table.perks],
         },
-        schema_overrides={"validity_days": pl.Int32},
+        schema=PERK_COLUMNS,
     )
 
 
