@@ -214,6 +214,16 @@ def marketer_table(name: str = "flight-delay") -> OfferTable:
     return OfferTable(name=name, perks=perks, rules=rules)
 
 
+#: The hidden truth of a world: per segment and perk, what a customer would do.
+TRUTH_SCHEMA = {
+    "segment": pl.String,
+    "perk_id": pl.String,
+    "acceptance": pl.Float64,
+    "rating_mean": pl.Float64,
+    "complaint": pl.Float64,
+}
+
+
 def marketer_world(segments: Sequence[str], seed: int) -> World:
     """`MARKETER_TRUTH` for these segments (those without a rule of their own take the
     fallback's truth) with `marketer_table`."""
@@ -222,17 +232,7 @@ def marketer_world(segments: Sequence[str], seed: int) -> World:
         for segment in sorted(segments)
         for perk, rate in MARKETER_TRUTH.get(segment, MARKETER_TRUTH[None]).items()
     ]
-    truth = pl.DataFrame(
-        rows,
-        schema={
-            "segment": pl.String,
-            "perk_id": pl.String,
-            "acceptance": pl.Float64,
-            "rating_mean": pl.Float64,
-            "complaint": pl.Float64,
-        },
-        orient="row",
-    )
+    truth = pl.DataFrame(rows, schema=TRUTH_SCHEMA, orient="row")
     return World(truth=truth, table=marketer_table(), seed=seed)
 
 
@@ -250,17 +250,7 @@ def make_world(segments: Sequence[str], seed: int, table: OfferTable | None = No
             rows.append(
                 (segment, perk, float(rate), 2.5 + 3 * float(rate), float(rng.uniform(0.0, 0.04)))
             )
-    truth = pl.DataFrame(
-        rows,
-        schema={
-            "segment": pl.String,
-            "perk_id": pl.String,
-            "acceptance": pl.Float64,
-            "rating_mean": pl.Float64,
-            "complaint": pl.Float64,
-        },
-        orient="row",
-    )
+    truth = pl.DataFrame(rows, schema=TRUTH_SCHEMA, orient="row")
     return World(truth=truth, table=table, seed=seed)
 
 
