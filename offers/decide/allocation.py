@@ -38,4 +38,4 @@ def allocate(frame: pl.DataFrame, budget_left: float | None) -> pl.Series:
     )
     kept = pl.concat([ranked.filter("first")["_row"], second["_row"]])
     rows = pl.Series("_row", range(frame.height), dtype=pl.UInt32)
-    return (rows.is_in(kept) | ~has_perk).alias("keep")
+    return (rows.is_in(kept.implode()) | ~has_perk).alias("keep")
