@@ -23,7 +23,8 @@ from offers.flow import NoTable, Parts
 from offers.incidents import EscalationPolicy
 from offers.learning import LearningSource
 from offers.ledger import Ledger, create_engine, published_table, upgrade
-from offers.ledger.versions import Store, no_live_table, publish_shipped
+from offers.ledger.shipped import no_live_table, publish_shipped
+from offers.ledger.versions import Store
 from offers.messages import MessageBook, load_default_book
 from offers.preview import Previews
 from segmentation.book import ProfileBook
