@@ -18,11 +18,13 @@ import polars as pl
 import sqlalchemy as sa
 
 from api.settings import Settings
-from offers.catalog import DEFAULTS, OfferTable, parse_table
-from offers.flow import Parts
+from offers.catalog import DEFAULTS, Checks, OfferTable, default_columns, parse_table
+from offers.flow import NoTable, Parts
 from offers.incidents import EscalationPolicy
 from offers.learning import LearningSource
-from offers.ledger import Ledger, create_engine, publish_table, published_table, upgrade
+from offers.ledger import Ledger, create_engine, published_table, upgrade
+from offers.ledger.shipped import no_live_table, publish_shipped
+from offers.ledger.versions import Store
 from offers.messages import MessageBook, load_default_book
 from offers.preview import Previews
 from segmentation.book import ProfileBook
@@ -72,19 +74,41 @@ def ensure_bootstrapped(settings: Settings, step: Step = log.info) -> None:
             names = ", ".join(s.name for s in model.card.segments)
             step(f"bootstrap: segmentation {model.card.version} active: {names}")
         if published_table(ledger) is None:
-            body = (DEFAULTS / "offers.toml").read_text(encoding="utf-8")
-            table = parse_table(body)
-            version = publish_table(
-                ledger,
-                table.name,
-                body,
-                "makegood bootstrap",
-                "default table shipped with makegood",
-                datetime.now(UTC),
-            )
-            step(f"bootstrap: published offer table {table.name} v{version}")
+            _publish_default(engine, data, registry, step)
     finally:
         engine.dispose()
+
+
+def table_checks(model: Segmentation, columns: list[str]) -> Checks:
+    """Validate a table against the segmentation's names and the columns the engine has."""
+    return Checks(
+        segment_names=frozenset(s.name for s in model.card.segments),
+        known_columns=default_columns() | frozenset(columns),
+    )
+
+
+def _publish_default(engine: sa.Engine, data: Path, registry: Registry, step: Step) -> None:
+    """Publish the shipped table if it fits this folder's data; else warn and keep a draft."""
+    version = registry.active()
+    assert version is not None
+    columns = list(pl.read_parquet_schema(_snapshots(data)[-1]))
+    checks = table_checks(registry.load(version), columns)
+    body = (DEFAULTS / "offers.toml").read_text(encoding="utf-8")
+    shipped = publish_shipped(Store(engine), body, checks, datetime.now(UTC))
+    if shipped.version is not None:
+        step(f"bootstrap: published offer table {shipped.name} v{shipped.version}")
+        return
+    bad = [f for f in shipped.findings if f.severity == "error"]
+    warning = (
+        f"bootstrap: offer table {shipped.name} NOT published: {len(bad)} errors against "
+        f"segmentation {version} and these profiles; kept as a draft (see `makegood offers "
+        "validate`); until a table is published, customers get the law and an apology only"
+    )
+    log.warning("%s", warning)
+    for finding in bad:
+        log.warning("bootstrap: %s", finding)
+    if step is not log.info:  # the demo's console, say, shows it too
+        step(warning)
 
 
 @dataclass
@@ -109,12 +133,14 @@ class Runtime:
     _refused: str | None = None  # an active model that failed to load, reported once
 
     def table(self) -> OfferTable:
-        """The live table; a publish by any process is picked up within a second."""
+        """The live table (a `NoTable` while none is published); a publish by any process
+        is picked up within a second."""
         now = time.monotonic()
         if self._table is None or now - self._checked_at > 1.0:
             self._checked_at = now
             published = published_table(self.ledger)
-            if published is None or (published[0], published[1]) != self.table_version:
+            live = (published[0], published[1]) if published else ("", 0)
+            if self._table is None or live != self.table_version:
                 self.reload_table()
         assert self._table is not None
         return self._table
@@ -122,7 +148,9 @@ class Runtime:
     def reload_table(self) -> None:
         published = published_table(self.ledger)
         if published is None:
-            raise RuntimeError("no offer table published")
+            self._table = NoTable(name="none", why=no_live_table(Store(self.engine)))
+            self.table_version = ("", 0)
+            return
         name, version, body = published
         self._table = parse_table(body, f"offer table {name} v{version}")
         self.table_version = (name, version)

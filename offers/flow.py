@@ -58,6 +58,16 @@ class UnknownIncident(LookupError):
     pass
 
 
+class NoTable(OfferTable, frozen=True, kw_only=True):
+    """What `Parts.table` gives while no offer table is live: no rules, no perks, and `why`.
+
+    Decisions then carry the message and what the law owes, no perk, and `why` among
+    their reasons: a service with no table still apologizes and pays what is due.
+    """
+
+    why: str
+
+
 @dataclass
 class Outcome:
     """What an update did. `decisions` (every decision at this step) is read on first use:
@@ -260,6 +270,7 @@ def step_context(
         learning=parts.learning(now) if parts.learning else None,
         value=parts.value,
         stock_left=_stock_left(tx, table, incident.facts.origin, now),
+        table_note=table.why if isinstance(table, NoTable) else None,
     )
 
 

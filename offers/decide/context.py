@@ -33,3 +33,5 @@ class StepContext:
     value: ValuePolicy = field(default_factory=ValuePolicy)
     #: perk id -> how many more may be given at the incident's airport today
     stock_left: dict[str, int] = field(default_factory=dict)
+    #: Why no table decides this step (none is live); None: a table does.
+    table_note: str | None = None

@@ -55,6 +55,8 @@ def _reason_text(row: dict[str, Any], ctx: StepContext) -> str:
         if row["rule_id"] is None
         else f"rule {row['rule_id']} matched: {row['candidate']}",
     ]
+    if ctx.table_note:
+        reasons.append(ctx.table_note)
     learn = ctx.learning.config if ctx.learning is not None else None
     if row["_learn"] == "explore" and learn is not None:
         reasons.append(
