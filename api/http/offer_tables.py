@@ -23,6 +23,7 @@ from litestar.status_codes import HTTP_200_OK
 from api.http.errors import domain_errors, unprocessable
 from api.numbers import INT32_MAX, whole_number
 from api.runtime import Runtime
+from api.runtime import table_checks as checks_for
 from offers.catalog import (
     Change,
     Checks,
@@ -30,7 +31,6 @@ from offers.catalog import (
     OfferTable,
     Perk,
     decode_table,
-    default_columns,
     diff_tables,
     dump_table,
     table_from_builtins,
@@ -95,10 +95,7 @@ def offer_store(state: State) -> tuple[Runtime, Store]:
 
 def table_checks(runtime: Runtime) -> Checks:
     """Validate against the active segmentation and the columns the engine has."""
-    return Checks(
-        segment_names=frozenset(s.name for s in runtime.model.card.segments),
-        known_columns=default_columns() | frozenset(runtime.book.frame.columns),
-    )
+    return checks_for(runtime.model, runtime.book.frame.columns)
 
 
 def version_ref(text: str, *, hint: str = "a number, vN, draft or live") -> Ref:
