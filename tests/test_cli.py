@@ -43,6 +43,9 @@ def test_demo_tells_the_story_and_replays_without_issuing(tmp_path: Path) -> Non
     for step, delay in enumerate((30, 60, 100, 140, 190), start=1):
         assert f"step {step}: delay {delay} min, 300 decisions issued" in out
     assert "lounge-1h" in out and "dutyfree-5" in out and "meal-12" in out
+    # every step a perk of each segment's own type, and a count of why where there is none
+    assert all(p in out for p in ("upgrade-seat", "lounge-3h", "dutyfree-25", "meal-50"))
+    assert "perk: holdout x" in out  # "no perk: holdout x9", a count instead of a blank
     assert "[en, " in out and ("[zh-Hant, " in out or "[zh-Hans, " in out)
     assert "0 new decisions, same answer as before: yes" in out
     assert "1,500 rows" in out

@@ -118,12 +118,15 @@ GHOST = BODY.replace(
         ("name = ", "not valid TOML"),
         (BODY.replace('name = "flight-delay"', 'name = "other"'), "field name"),
         (
-            BODY.replace("step = { min = 4 }", 'step = { min = "four" }'),
+            BODY.replace("when = { step = { min = 5 } }", 'when = { step = { min = "five" } }'),
             "rule long-delay-credit, field when.step",
         ),
         (
-            BODY.replace('{ tier = ["platinum"]', '{ tier = ["plat,inum"]'),
-            "rule platinum-upgrade, field when.tier",
+            BODY.replace(
+                '{ segment = ["leisure-family"], step = { min = 5 }',
+                '{ segment = ["lei,sure"], step = { min = 5 }',
+            ),
+            "rule family-meal-50, field when.segment",
         ),
     ],
 )
@@ -142,8 +145,11 @@ def test_unreadable_drafts_are_422_naming_rule_and_field(
         (BAD_PERK, "biz-lounge", "perk", "unknown-perk"),
         (GHOST, "shopper-5", "when.segment", "unknown-segment"),
         (
-            BODY.replace("{ tier = [", "{ gender = ["),
-            "platinum-upgrade",
+            BODY.replace(
+                '{ segment = ["leisure-family"], step = { min = 5 }',
+                '{ gender = ["x"], step = { min = 5 }',
+            ),
+            "family-meal-50",
             "when.gender",
             "protected",
         ),

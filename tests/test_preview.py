@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from api.http.wire import decision_out, decisions_out
 from api.runtime import Runtime
+from offers.catalog.fields import Range
 from offers.catalog.tables import OfferTable, Stock
 from offers.decide.choice import ExploreConfig, Learning
 from offers.decide.columns import profile_columns
@@ -91,12 +92,11 @@ def learned(runtime: Runtime) -> Learning:
 
 
 def with_alternative(table: OfferTable) -> OfferTable:
-    """The credit of a long delay, or a lounge pass: the engine learns which (explorers'
-    draws are each their own, exploiters share their situation)."""
-    rules = [
-        msgspec.structs.replace(r, alternatives=["lounge-1h"]) if r.id == "long-delay-credit" else r
-        for r in table.rules
-    ]
+    """The credit of a long delay, or a lounge pass, for everyone from step 4 on: the engine
+    learns which (explorers' draws are each their own, exploiters share their situation)."""
+    credit = next(r for r in table.rules if r.id == "long-delay-credit")
+    first = msgspec.structs.replace(credit, when={"step": Range(min=4)}, alternatives=["lounge-1h"])
+    rules = [first, *(r for r in table.rules if r.id != credit.id)]
     return msgspec.structs.replace(table, rules=rules)
 
 

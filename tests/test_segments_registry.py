@@ -28,7 +28,7 @@ def merged(model: Segmentation, population: pl.DataFrame) -> Segmentation:
 
 def test_segment_names_used_by_the_default_offer_table() -> None:
     used = segment_names_used(load_default_table())
-    assert set(used) == {"road-warrior", "premium-business", "duty-free-shopper"}
+    assert set(used) == {"road-warrior", "premium-business", "duty-free-shopper", "leisure-family"}
     assert all(rules for rules in used.values())
 
 

@@ -90,7 +90,7 @@ def test_the_rules_sheet_reads_like_a_spreadsheet(tmp_path: Path) -> None:
         "description",
     ]
     assert rules.columns[9:11] == ["when.segment", "when.step.min"]
-    biz = rules.row(by_predicate=pl.col("id") == "biz-miles", named=True)
+    biz = rules.row(by_predicate=pl.col("id") == "biz-seat", named=True)
     assert biz["when.segment"] == "road-warrior, premium-business"
     assert biz["when.step.min"] == "2" and biz["when.step.max"] is None
     assert biz["alternatives"] is None
@@ -135,7 +135,7 @@ def test_xlsx_numbers_are_numbers_and_typed_cells_read_back(tmp_path: Path) -> N
     [
         ({"priority": "high"}, "rule biz-lounge, field priority"),
         ({"when.segment": "road-warrior,,x"}, "rule biz-lounge, field when.segment"),
-        ({"table": "other"}, "rules row 5, field table"),
+        ({"table": "other"}, "rules row 18, field table"),
         ({"fallback": "maybe"}, "rule biz-lounge, field fallback"),
         ({"surprise": "x"}, "unknown column 'surprise'"),
     ],

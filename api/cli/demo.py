@@ -19,6 +19,18 @@ from offers.incidents import FlightFacts, Incident
 DELAYS = (30, 60, 100, 140, 190)
 PASSENGERS = 300
 FLIGHT = "MG123"
+#: Why a customer got no perk at a step, read from the decision's reasons
+#: (offers.decide.reasons words each drop of offers.decide.eligibility.DROPS), first match.
+WHY_NONE = (
+    ("holdout: ", "holdout"),
+    ("was already issued in this incident", "already holds it"),
+    ("adds no value over", "holds a better one"),
+    ("contact cap: ", "contact cap"),
+    ("times per customer within", "rule limit"),
+    ("stock: no ", "out of stock"),
+    ("budget: the incident budget", "budget"),
+    ("no offer rule matched", "no rule"),
+)
 
 
 def _incident_id(runtime: Runtime) -> str:
@@ -32,18 +44,19 @@ def _incident_id(runtime: Runtime) -> str:
 
 
 def _segment_table(outcome: Outcome, passengers: pl.DataFrame) -> Table:
-    issued = outcome.decisions
+    issued = outcome.decisions.with_columns(_why=_why_none())
     table = Table(
         title=f"step {outcome.step}: delay {outcome.delay_minutes} min, "
         f"{outcome.issued} decisions issued",
         title_justify="left",
-        caption="holdout: the message and the law, no perk, to measure what perks do",
+        caption="no perk: why, counted per segment (holdout: the message and the law, no perk, "
+        "to measure what perks do)",
         caption_justify="left",
     )
     table.add_column("segment", no_wrap=True)
     for col in ("pax", "apology", "update"):
         table.add_column(col, justify="right")
-    table.add_column("perks issued", overflow="fold", min_width=14)
+    table.add_column("perks issued / why none", overflow="fold", min_width=14)
     table.add_column("cost EUR", justify="right", no_wrap=True)
     by_segment = (
         passengers.group_by("segment")
@@ -52,9 +65,9 @@ def _segment_table(outcome: Outcome, passengers: pl.DataFrame) -> Table:
             issued.group_by("segment").agg(
                 apologies=(pl.col("message_kind") == "apology").sum(),
                 updates=(pl.col("message_kind") == "update").sum(),
-                holdout=pl.col("holdout").sum(),
                 cost=pl.col("charged_cost").fill_null(0).sum(),
                 perks=pl.col("perk_id").drop_nulls().value_counts(sort=True),
+                why=pl.col("_why").drop_nulls().value_counts(sort=True),
             ),
             on="segment",
             how="left",
@@ -63,8 +76,9 @@ def _segment_table(outcome: Outcome, passengers: pl.DataFrame) -> Table:
     )
     for row in by_segment.iter_rows(named=True):  # one row per segment, for display only
         perks = [f"{p['perk_id']} x{p['count']}" for p in row["perks"] or []]
-        if row["holdout"]:
-            perks.append(f"holdout x{row['holdout']}")
+        why = [f"{w['_why']} x{w['count']}" for w in row["why"] or []]
+        if why:
+            perks.append("no perk: " + ", ".join(why))
         table.add_row(
             row["segment"],
             str(row["passengers"]),
@@ -74,6 +88,15 @@ def _segment_table(outcome: Outcome, passengers: pl.DataFrame) -> Table:
             f"{row['cost'] or 0:,.2f}",
         )
     return table
+
+
+def _why_none() -> pl.Expr:
+    """For a decision without a perk, the first `WHY_NONE` label its reasons carry."""
+    reasons = pl.col("reasons").fill_null("")
+    why: pl.Expr = pl.lit("other")
+    for words, label in reversed(WHY_NONE):
+        why = pl.when(reasons.str.contains(words, literal=True)).then(pl.lit(label)).otherwise(why)
+    return pl.when(pl.col("perk_id").is_null()).then(why)
 
 
 def _samples(outcome: Outcome) -> list[str]:
