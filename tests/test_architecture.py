@@ -186,3 +186,17 @@ def test_the_rooms_are_the_planned_ones() -> None:
         "offers.ledger",
         "offers.messages",
     ]
+
+
+def test_inside_a_room_modules_import_each_other_by_module_path() -> None:
+    """`from offers.ledger import x` inside offers/ledger/ would run the room's __init__ (which
+    imports every module of the room) half-way through loading it: a circle in waiting."""
+    offenders = []
+    for name, path in _sources().items():
+        room = _room(name)
+        if room == name or path.name == "__init__.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == room:
+                offenders.append(f"{name}:{node.lineno}")
+    assert offenders == []

@@ -148,13 +148,13 @@ def db_upgrade(settings: Settings) -> None:
 
 def _register() -> None:
     """Each area's commands live in their own module; this is the one place that lists them."""
-    from api.cli import feedback as cli_feedback
-    from api.cli import incidents as cli_incidents
-    from api.cli import keys as cli_keys
-    from api.cli import messages as cli_messages
-    from api.cli import offers as cli_offers
-    from api.cli import profiles as cli_profiles
-    from api.cli import segments as cli_segments
+    import api.cli.feedback as cli_feedback
+    import api.cli.incidents as cli_incidents
+    import api.cli.keys as cli_keys
+    import api.cli.messages as cli_messages
+    import api.cli.offers as cli_offers
+    import api.cli.profiles as cli_profiles
+    import api.cli.segments as cli_segments
 
     modules = (
         cli_profiles,

@@ -20,7 +20,7 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
-from offers.ledger import pgbinary
+import offers.ledger.pgbinary as pgbinary
 
 
 def _as_text(frame: pl.DataFrame, table: sa.Table) -> pl.DataFrame:
