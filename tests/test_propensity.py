@@ -17,7 +17,8 @@ from offers.flow import apply_update
 from offers.learning.evidence import LearningSource
 from offers.learning.feedback import record_feedback
 from offers.learning.outcomes import load_outcomes
-from offers.learning.simulate import estimate, replay
+from offers.learning.replay import replay
+from offers.learning.simulate import estimate
 from offers.learning.world import make_world, world_table
 
 HOLDOUT = 0.1

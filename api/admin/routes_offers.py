@@ -237,12 +237,15 @@ def simulation(request: Request[Any, Any, Any], name: FromPath[str]) -> Response
     except ValueError as exc:
         return page(request, "simulate.html.j2", 422, name=name, since=since, sim=None,
                     since_errors=(str(exc),), problem=None)  # fmt: skip
+    live = store.table(name, "live")
     try:
         draft = store.table(name, "draft")
     except NotFound:
-        draft = store.table(name, "live")
+        draft = live
     try:
-        sim = simulate(runtime.ledger, draft, datetime.now(UTC), span, runtime.book.select)
+        sim = simulate(
+            runtime.ledger, draft, datetime.now(UTC), span, runtime.book.select, live=live
+        )
     except TableError as exc:
         return page(request, "simulate.html.j2", 422, name=name, since=since, sim=None,
                     since_errors=(), problem=str(exc))  # fmt: skip

@@ -16,6 +16,7 @@ from litestar.status_codes import HTTP_200_OK
 from api.http.errors import domain_errors
 from api.http.offer_tables import VersionQuery, offer_store, version_ref
 from api.runtime import Runtime
+from offers.catalog import OfferTable
 from offers.learning import (
     EventResult,
     FeedbackEvent,
@@ -26,6 +27,7 @@ from offers.learning import (
     render_offers_report,
     simulate,
 )
+from offers.ledger import NotFound
 
 MAX_EVENTS = 10_000
 
@@ -92,12 +94,20 @@ def simulate_table(
 ) -> Simulation:
     """Replay logged decisions under the draft: acceptance and cost per segment and in total
     (IPS, SNIPS, DR with 95% intervals); where the logs never tried the draft's perk for a
-    segment the estimate is empty and `no_support` says so. Nothing is written."""
+    segment the estimate is empty and `no_support` says so. Against the live table each
+    group also has the change (`change_acceptance`, `change_cost`: paired DR differences
+    with 95% intervals; `unchanged` where both give the same perks). Nothing is written."""
     runtime, store = offer_store(state)
     with domain_errors():
         span = parse_since(since)
         table = store.table(name, version_ref(ref, hint="N, vN, draft or live"))
-        return simulate(runtime.ledger, table, datetime.now(UTC), span, runtime.book.select)
+        try:
+            live: OfferTable | None = store.table(name, "live")
+        except NotFound:
+            live = None
+        return simulate(
+            runtime.ledger, table, datetime.now(UTC), span, runtime.book.select, live=live
+        )
 
 
 @get(
