@@ -32,7 +32,7 @@ def percent(x: float | None, digits: int = 1) -> str:
 
 
 def points(x: float | None, digits: int = 1) -> str:
-    """A difference of two shares in percentage points, signed ("+2.1 points", "−0.4 points")."""
+    """A difference of two shares in percentage points, signed ("+2.1 points")."""
     if x is None:
         return "n/a"
     text = f"{x * 100:+.{digits}f}".replace("-", "\u2212")
@@ -40,7 +40,7 @@ def points(x: float | None, digits: int = 1) -> str:
 
 
 def signed_money(x: float | None) -> str:
-    """A signed amount with two decimals ("+0.40", "−1.25")."""
+    """A signed amount with two decimals ("+0.40"; a true minus sign below zero)."""
     return "n/a" if x is None else f"{x:+,.2f}".replace("-", "\u2212")
 
 

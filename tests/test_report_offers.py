@@ -58,7 +58,9 @@ def test_report_numbers_and_page(runtime: Runtime, tmp_path: Path) -> None:
         "cost per accepted",
     ):
         assert heading in html
-    assert html.count("<svg") >= 3 and "<polyline" in html
+    # Vega-Lite charts rendered on the server: axes, ticks and labels, no hand-drawn lines
+    assert html.count("<svg") >= 3 and html.count("role-axis") >= 6
+    assert "acceptance over time per segment and perk" in html  # four days: a line chart
     assert not re.search(r"(src|href)=\"?https?://", html)  # nothing from the network
     assert "<script" not in html
 

@@ -4,15 +4,17 @@ table and its 95% interval, "not enough data" in words, the estimators behind a 
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
 import pytest
 from litestar.testing import TestClient
 
+from api.app import create_app
 from api.runtime import Runtime
 from offers.learning.simulate import Z95, estimate
-from tests.test_admin_pages import client, make_key, sign_in  # noqa: F401
+from tests.test_admin_pages import make_key, sign_in
 
 # (logged perk, propensity, redeemed); cost p1 = 10, p2 = 20; each row 20 times
 _BASE = [("p1", 0.5, 1), ("p1", 0.5, 0), ("p2", 0.5, 1), ("p2", 0.5, 1)]
@@ -85,6 +87,12 @@ def test_the_same_perks_as_the_live_table_are_no_change() -> None:
     assert (segment.change_acceptance.low, segment.change_acceptance.high) == (0.0, 0.0)
 
 
+@pytest.fixture
+def http(runtime: Runtime) -> Iterator[TestClient[Any]]:
+    with TestClient(app=create_app(runtime)) as client:
+        yield client
+
+
 def _incidents(client: TestClient[Any], runtime: Runtime, n: int) -> None:
     key = make_key(runtime, "admin")
     ids = runtime.book.frame["customer_id"].head(3 * n).to_list()
@@ -120,12 +128,11 @@ def _incidents(client: TestClient[Any], runtime: Runtime, n: int) -> None:
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_twenty_incidents_and_one_rating_read_as_headlines(
-    client: TestClient[Any],  # noqa: F811
-    runtime: Runtime,
+    http: TestClient[Any], runtime: Runtime
 ) -> None:
-    _incidents(client, runtime, 20)
-    sign_in(client, make_key(runtime, "marketing"))
-    page = client.get("/admin/offers/flight-delay/simulate")
+    _incidents(http, runtime, 20)
+    sign_in(http, make_key(runtime, "marketing"))
+    page = http.get("/admin/offers/flight-delay/simulate")
     assert page.status_code == 200, page.text[-3000:]
     html = page.text
     assert html.count('class="headline"') >= 2  # all customers and at least one segment

@@ -18,6 +18,7 @@ from api.admin import (
     routes_incidents,
     routes_messages,
     routes_offers,
+    routes_reports,
     routes_segments,
 )
 from api.admin.render import error_page, sign_in_redirect
@@ -40,6 +41,7 @@ def admin_router() -> Router:
             *routes_offers.handlers,
             *routes_messages.handlers,
             *routes_segments.handlers,
+            *routes_reports.handlers,
             *routes_incidents.handlers,
             static,
         ],
