@@ -14,7 +14,13 @@ from offers.ledger.followups import (
     with_followup_lists,
 )
 from offers.ledger.frames import DECISION_SCHEMA
-from offers.ledger.recent import recent_incidents
+from offers.ledger.recent import (
+    STATUSES,
+    IncidentFilter,
+    IncidentLine,
+    incident_lines_frame,
+    recent_incidents,
+)
 from offers.ledger.store import Ledger
 from offers.ledger.transaction import Tx
 from offers.ledger.versions import (
@@ -34,8 +40,11 @@ from offers.ledger.versions import (
 __all__ = [
     "DECISION_SCHEMA",
     "FOLLOWUP_LIST",
+    "STATUSES",
     "Draft",
     "FeedPosition",
+    "IncidentFilter",
+    "IncidentLine",
     "Ledger",
     "NotFound",
     "PublishRefused",
@@ -51,6 +60,7 @@ __all__ = [
     "erase_customer",
     "export_customer",
     "feed_position",
+    "incident_lines_frame",
     "live_segment_names",
     "paired",
     "pseudonymous_path",
