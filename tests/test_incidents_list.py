@@ -25,8 +25,8 @@ def desk(runtime: Runtime) -> Iterator[TestClient[Any]]:
     ids = runtime.book.frame["customer_id"].head(9).to_list()
     late = {"delay_minutes": 120, "reference": "A1"}
     bodies = [
-        ("FD-1", "flight_delay", "2026-11-20T07:05", {"delay_minutes": 50, "flight": "MG1"}, ids[:3]),
-        ("FD-2", "flight_delay", "2026-11-24T07:05", {"delay_minutes": 10, "flight": "MG2"}, ids[3:6]),
+        ("FD-1", "flight_delay","2026-11-20T07:05", {"delay_minutes": 50, "flight": "M1"}, ids[:3]),
+        ("FD-2", "flight_delay","2026-11-24T07:05", {"delay_minutes": 10, "flight": "M2"}, ids[3:6]),
         ("OL-1", "order_late", "2026-11-24T09:00", late, ids[6:9]),
     ]  # fmt: skip
     with TestClient(app=create_app(runtime)) as client:
