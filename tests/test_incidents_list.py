@@ -23,12 +23,13 @@ pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def desk(runtime: Runtime) -> Iterator[TestClient[Any]]:
     key = make_key(runtime, "desk")
     ids = runtime.book.frame["customer_id"].head(9).to_list()
+    a, b, c = ids[:3], ids[3:6], ids[6:]
     late = {"delay_minutes": 120, "reference": "A1"}
     bodies = [
-        ("FD-1", "flight_delay","2026-11-20T07:05", {"delay_minutes": 50, "flight": "M1"}, ids[:3]),
-        ("FD-2", "flight_delay","2026-11-24T07:05", {"delay_minutes": 10, "flight": "M2"}, ids[3:6]),
-        ("OL-1", "order_late", "2026-11-24T09:00", late, ids[6:9]),
-    ]  # fmt: skip
+        ("FD-1", "flight_delay", "2026-11-20T07:05", {"delay_minutes": 50, "flight": "M1"}, a),
+        ("FD-2", "flight_delay", "2026-11-24T07:05", {"delay_minutes": 10, "flight": "M2"}, b),
+        ("OL-1", "order_late", "2026-11-24T09:00", late, c),
+    ]
     with TestClient(app=create_app(runtime)) as client:
         for incident_id, kind, at, facts, customers in bodies:
             body = {"incident_id": incident_id, "kind": kind, "occurred_at": f"{at}:00+00:00"}
