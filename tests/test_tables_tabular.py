@@ -121,7 +121,8 @@ def test_xlsx_numbers_are_numbers_and_typed_cells_read_back(tmp_path: Path) -> N
     path = tmp_path / "t.xlsx"
     write_table_file(load_default_table(), path)
     book = openpyxl.load_workbook(path)
-    assert book.sheetnames == ["rules", "perks"]
+    assert book.sheetnames == ["rules", "perks", "lists"]  # lists: the dropdowns' values, hidden
+    assert book["lists"].sheet_state == "hidden"
     perks = book["perks"]
     assert perks["C2"].value == 12  # value of meal-12, a real number
     perks["G2"].value = False  # a spreadsheet boolean, as Excel stores one

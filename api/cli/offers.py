@@ -21,6 +21,7 @@ from offers.catalog import (
     Checks,
     Finding,
     OfferTable,
+    check_file,
     diff_tables,
     read_table_file,
     write_table_file,
@@ -60,12 +61,20 @@ def print_findings(findings: list[Finding]) -> None:
     if not findings:
         console.print("no findings")
         return
-    table = Table("severity", "rule", "perk", "field", "problem", title="findings")
+    located = any(f.sheet is not None for f in findings)
+    columns = (
+        ("severity", "where", "rule", "perk", "problem")
+        if located
+        else ("severity", "rule", "perk", "field", "problem")
+    )
+    table = Table(*columns, title="findings")
     for f in findings:
         style = "red" if f.severity == "error" else "yellow"
-        table.add_row(
-            f"[{style}]{f.severity}[/]", f.rule or "", f.perk or "", f.field or "", f.message
+        where = f.place() if located else f.field or ""
+        cells = (
+            (where, f.rule or "", f.perk or "") if located else (f.rule or "", f.perk or "", where)
         )
+        table.add_row(f"[{style}]{f.severity}[/]", *cells, f.message)
     console.print(table)
 
 
@@ -105,13 +114,18 @@ def group() -> None:
 @click.option("--max-step", default=6, show_default=True, type=click.IntRange(1, 100))
 @click.pass_obj
 def validate_cmd(settings: Settings, file: Path, max_step: int) -> None:
-    """Check FILE (TOML, CSV or XLSX); exit 1 when there is any error."""
-    table, _ = read_table_file(file)
-    checks = _checks(settings)
-    findings = Checks(segment_names=checks.segment_names, max_step=max_step).run(table)
+    """Check FILE (TOML, CSV or XLSX); exit 1 when there is any error. A spreadsheet is
+    checked cell by cell: every finding at once, each at its sheet, cell and column."""
+    checks = Checks(segment_names=_checks(settings).segment_names, max_step=max_step)
+    if file.suffix.lower() == ".toml":
+        table, _ = read_table_file(file)
+        name, findings = table.name, checks.run(table)
+    else:
+        read, findings = check_file(file, checks)
+        name = read.name if read is not None else (findings[0].table if findings else file.name)
     print_findings(findings)
     errors = sum(f.severity == "error" for f in findings)
-    console.print(f"{table.name}: {errors} errors, {len(findings) - errors} warnings")
+    console.print(f"{name}: {errors} errors, {len(findings) - errors} warnings")
     if errors:
         raise click.exceptions.Exit(1)
 
@@ -239,7 +253,9 @@ def export_cmd(
         ref: Ref = "draft" if draft else (version if version is not None else "live")
         body = store.body(table_name, ref)
         table = store.table(table_name, ref)
-    written = write_table_file(table, output, body=body)
+    segments = _checks(settings).segment_names or ()
+    choices = {"segment": sorted(segments)}  # dropdowns in XLSX; one line per list
+    written = write_table_file(table, output, body=body, choices=choices)
     console.print(f"wrote {', '.join(str(p) for p in written)}")
 
 

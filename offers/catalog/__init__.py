@@ -4,6 +4,7 @@ table shipped with makegood. Versions and drafts are stored by `offers.ledger.ve
 """
 
 from offers.catalog.diff import Change, diff_tables
+from offers.catalog.sheets import check_file, check_frames
 from offers.catalog.tables import (
     DEFAULTS,
     OfferTable,
@@ -41,6 +42,8 @@ __all__ = [
     "Rule",
     "TableError",
     "candidates",
+    "check_file",
+    "check_frames",
     "decode_table",
     "default_columns",
     "diff_tables",

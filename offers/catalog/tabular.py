@@ -24,7 +24,7 @@ cell that a spreadsheet would run as a formula (`=…`, `+…`, `-…`, `@…`) 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ import polars as pl
 from offers.catalog.fields import Range
 from offers.catalog.tables import OfferTable, TableError, decode_table, dump_table
 from offers.catalog.tables import table_from_builtins as _from_builtins
+from offers.catalog.workbook import add_pick_lists, sheet_frame
 from segmentation.cells import guard_frame, unguard_frame
 
 __all__ = [
@@ -311,15 +312,21 @@ def _xlsx_value(column: str, text: str | None) -> Any:
     return x if float(f"{x:.16G}") == x and abs(x) < 1e300 else text
 
 
-def write_xlsx(table: OfferTable, path: Path) -> list[Path]:
+def write_xlsx(
+    table: OfferTable, path: Path, choices: Mapping[str, Sequence[str]] | None = None
+) -> list[Path]:
+    """The workbook, with dropdowns (offers.catalog.workbook): perk ids, yes/no, kinds, and
+    the values of each condition in `choices` (`{"segment": [...]}`)."""
     import xlsxwriter
 
     rules, perks = table_frames(table)
     with xlsxwriter.Workbook(str(path)) as book:
         bold = book.add_format({"bold": True})
         text = book.add_format({"num_format": "@"})
+        sheets = {}
         for name, frame in (("rules", rules), ("perks", perks)):
             sheet = book.add_worksheet(name)
+            sheets[name] = (sheet, frame.columns)
             sheet.freeze_panes(1, 0)
             for j, column in enumerate(frame.columns):
                 sheet.write_string(0, j, column, bold)
@@ -331,31 +338,8 @@ def write_xlsx(table: OfferTable, path: Path) -> list[Path]:
                     elif value is not None:
                         sheet.write_string(i, j, value, text)
             sheet.autofilter(0, 0, frame.height, max(0, frame.width - 1))
+        add_pick_lists(book, sheets, [p.id for p in table.perks], choices or {})
     return [path]
-
-
-def _xlsx_text(v: Any) -> str | None:
-    if v is None or v == "":
-        return None
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return _num(v)
-    return str(v)
-
-
-def _sheet_frame(book: Any, name: str, source: str) -> pl.DataFrame:
-    if name not in book.sheetnames:
-        raise TableError(f"{source}: no {name!r} sheet")
-    rows = list(book[name].iter_rows(values_only=True))
-    if not rows:
-        return pl.DataFrame()
-    header = [str(h) for h in rows[0] if h is not None]
-    columns = {
-        h: [_xlsx_text(r[j]) if j < len(r) else None for r in rows[1:]]
-        for j, h in enumerate(header)
-    }
-    return pl.DataFrame(columns, schema=dict.fromkeys(header, pl.String))
 
 
 def read_xlsx(path: Path) -> OfferTable:
@@ -363,8 +347,8 @@ def read_xlsx(path: Path) -> OfferTable:
 
     book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     try:
-        rules = _sheet_frame(book, "rules", path.name)
-        perks = _sheet_frame(book, "perks", path.name)
+        rules = sheet_frame(book, "rules", path.name)
+        perks = sheet_frame(book, "perks", path.name)
     finally:
         book.close()
     return table_from_frames(rules, perks, path.name)
@@ -385,8 +369,14 @@ def read_table_file(path: Path) -> tuple[OfferTable, str]:
     return table, dump_table(table)
 
 
-def write_table_file(table: OfferTable, path: Path, body: str | None = None) -> list[Path]:
-    """Write `table` as TOML (its `body` text when given), CSV (two files) or XLSX."""
+def write_table_file(
+    table: OfferTable,
+    path: Path,
+    body: str | None = None,
+    choices: Mapping[str, Sequence[str]] | None = None,
+) -> list[Path]:
+    """Write `table` as TOML (its `body` text when given), CSV (two files) or XLSX (with
+    dropdowns, `choices` giving the values of conditions such as `segment`)."""
     suffix = path.suffix.lower()
     if suffix == ".toml":
         path.write_text(body if body is not None else dump_table(table), encoding="utf-8")
@@ -394,5 +384,5 @@ def write_table_file(table: OfferTable, path: Path, body: str | None = None) -> 
     if suffix == ".csv":
         return write_csv(table, path)
     if suffix == ".xlsx":
-        return write_xlsx(table, path)
+        return write_xlsx(table, path, choices)
     raise TableError(f"{path.name}: unknown format (use {', '.join(FORMATS)})")

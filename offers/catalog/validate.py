@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Set
-from typing import Literal
+from typing import Any
 
 import msgspec
 
 from offers.catalog.fields import Condition, Range
+from offers.catalog.findings import Finding, Severity, did_you_mean
 from offers.catalog.tables import OfferTable, Perk, Rule, ordered_rules
 from offers.incidents import FlightFacts
 from segmentation.profiles import LANGUAGES, PROFILE_SCHEMA, PROTECTED_COLUMNS
@@ -26,6 +27,7 @@ __all__ = [
     "Finding",
     "contains",
     "default_columns",
+    "did_you_mean",
     "errors",
     "validate",
 ]
@@ -46,30 +48,6 @@ INCIDENT_COLUMNS: frozenset[str] = frozenset(
     }
 )
 DEFAULT_MAX_STEP = 6
-
-Severity = Literal["error", "warning"]
-
-
-class Finding(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One problem: how bad, what kind (`code`), and where (table, rule or perk, field)."""
-
-    severity: Severity
-    code: str
-    table: str
-    rule: str | None = None
-    perk: str | None = None
-    field: str | None = None
-    message: str
-
-    def __str__(self) -> str:
-        where = [f"table {self.table}"]
-        if self.rule is not None:
-            where.append(f"rule {self.rule}")
-        if self.perk is not None:
-            where.append(f"perk {self.perk}")
-        if self.field is not None:
-            where.append(f"field {self.field}")
-        return f"{self.severity}: {', '.join(where)}: {self.message}"
 
 
 def default_columns() -> frozenset[str]:
@@ -190,7 +168,7 @@ def validate(
     out: list[Finding] = []
     name = table.name
 
-    def add(severity: Severity, code: str, message: str, **where: str | None) -> None:
+    def add(severity: Severity, code: str, message: str, **where: Any) -> None:
         out.append(Finding(severity=severity, code=code, table=name, message=message, **where))
 
     perk_ids: set[str] = set()
@@ -229,7 +207,10 @@ def validate(
             add("error", "duplicate-rule", "duplicate rule id", rule=rid, field="id")
         rule_ids.add(rid)
         if rule.perk not in perk_ids:
-            add("error", "unknown-perk", f"unknown perk {rule.perk!r}", rule=rid, field="perk")
+            hint = did_you_mean(rule.perk, perk_ids)
+            add(
+                "error", "unknown-perk", f"unknown perk {rule.perk!r}{hint}", rule=rid, field="perk"
+            )
         _check_alternatives(rule, {p.id: p for p in table.perks}, add)
         if rule.fallback and rule.when:
             add(
@@ -258,7 +239,14 @@ def validate(
                     field=field,
                 )
             elif column not in known:
-                add("error", "unknown-column", f"unknown column {column!r}", rule=rid, field=field)
+                hint = did_you_mean(column, known)
+                add(
+                    "error",
+                    "unknown-column",
+                    f"unknown column {column!r}{hint}",
+                    rule=rid,
+                    field=field,
+                )
             if empty(cond):
                 add(
                     "error",
@@ -273,7 +261,7 @@ def validate(
                 add(
                     "error",
                     "unknown-segment",
-                    f"unknown segment {unknown!r}",
+                    f"unknown segment {unknown!r}{did_you_mean(unknown, segment_names)}",
                     rule=rid,
                     field="when.segment",
                 )
@@ -317,7 +305,8 @@ def _check_alternatives(rule: Rule, perks: dict[str, Perk], add: Callable[..., N
         elif alternative in seen:
             add("error", "duplicate-alternative", f"{alternative} is listed twice", **where)
         elif alternative not in perks:
-            add("error", "unknown-perk", f"unknown perk {alternative!r}", **where)
+            hint = did_you_mean(alternative, perks)
+            add("error", "unknown-perk", f"unknown perk {alternative!r}{hint}", **where)
         elif rule.perk in perks:
             own, other = perks[rule.perk].value, perks[alternative].value
             if abs(other - own) > VALUE_BAND * own:
