@@ -144,8 +144,10 @@ def test_marketer_changes_a_perk_for_a_segment_and_publishes(
     expect(page.locator("#diff-h + .scroll")).to_contain_text("dutyfree-10")
 
     page.get_by_role("button", name="Simulate").click()
-    expect(page.locator("#simulation")).to_contain_text("logged decisions since")
+    expect(page.locator("#simulation")).to_contain_text("decisions since")
     expect(page.locator("#simulation")).to_contain_text("duty-free-shopper")
+    expect(page.locator("#simulation")).to_contain_text("Change against the live table")
+    expect(page.locator("#simulation details")).not_to_have_attribute("open", "")
     shot(page, "draft-simulated")
 
     page.get_by_label("Why (shown in the version history)").fill("shoppers: 10% from step 1")
@@ -213,13 +215,62 @@ def test_phone_width_has_no_sideways_page_scroll(browser: Any, server: dict[str,
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     phone = context.new_page()
     try:
-        sign_in(phone, server["base"], server["marketing"])
+        sign_in(phone, server["base"], server["admin"])
         for path, name in (("/admin/offers/flight-delay/draft", "phone-draft"),
+                           ("/admin/offers/flight-delay/perks", "phone-perks"),
+                           ("/admin/offers/flight-delay/simulate", "phone-simulate"),
+                           ("/admin/incidents", "phone-incidents"),
+                           ("/admin/report", "phone-report"),
                            ("/admin/messages", "phone-messages")):  # fmt: skip
             phone.goto(server["base"] + path)
             width = phone.evaluate("document.documentElement.scrollWidth")
             assert width <= 390, f"{path} is {width}px wide on a 390px screen"
             shot(phone, name)
+    finally:
+        context.close()
+
+
+def test_phone_width_grid_scrolls_sideways_and_save_stays_in_reach(
+    browser: Any, server: dict[str, str]
+) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    phone = context.new_page()
+    try:
+        sign_in(phone, server["base"], server["marketing"])
+        phone.goto(server["base"] + "/admin/offers/flight-delay/draft")
+        grid = phone.locator("#editor .scroll")
+        assert grid.evaluate("e => e.scrollWidth > e.clientWidth")  # the table scrolls
+        cue = grid.evaluate("e => getComputedStyle(e, '::before').content")
+        assert "scroll sideways" in cue  # and says so
+        phone.get_by_label("Rule shopper-5: segment is").scroll_into_view_if_needed()
+        save = phone.get_by_role("button", name="Save draft")
+        box = save.bounding_box()
+        assert box is not None and box["y"] + box["height"] <= 844  # in view mid-grid
+        shot(phone, "phone-draft-mid-grid")
+    finally:
+        context.close()
+
+
+def test_editor_helps_at_1366(browser: Any, server: dict[str, str]) -> None:
+    """Segments as a pick-list, minutes beside steps, a perk's money in view."""
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    try:
+        sign_in(page, server["base"], server["admin"])  # marketing's pages, analysts' report
+        page.goto(server["base"] + "/admin/offers/flight-delay/draft")
+        segment = page.get_by_label("Rule shopper-5: segment is")
+        choices = page.locator(f"datalist#{segment.get_attribute('list')} option")
+        assert "duty-free-shopper" in choices.evaluate_all("os => os.map(o => o.value)")
+        expect(page.locator("#editor")).to_contain_text("delay from 45 min")
+        shot(page, "draft-1366")
+        page.goto(server["base"] + "/admin/offers/flight-delay/perks")
+        for column in ("value", "cost"):
+            box = page.get_by_label(f"Perk meal-12: {column}").bounding_box()
+            assert box is not None and box["x"] + box["width"] <= 1366, column
+        shot(page, "perks-1366")
+        page.goto(server["base"] + "/admin/report")
+        expect(page.locator("h1")).to_contain_text("Offers: what each segment accepts")
+        shot(page, "report-1366")
     finally:
         context.close()
 

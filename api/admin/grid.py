@@ -138,17 +138,27 @@ def _editable(columns: Iterable[str]) -> list[str]:
     return [c for c in columns if c not in _SETTINGS]
 
 
+_PERK_ORDER = ("id", "kind", "value", "cost", "currency", "usable_now", "validity_days")
+
+
 def _reading_order(columns: list[str]) -> list[str]:
-    """Who and when first, then what they get, then the fine print: how people read a rule."""
+    """Who and when first, then what they get, then the fine print: how people read a rule.
+    A perk shows what it is worth and costs before its titles, so the money is in view."""
 
     def rank(c: str) -> int:
         if c == "id":
             return 0
-        if c.startswith(("when.", "title.")):
+        if c.startswith("when."):
             return 1
-        return 2 if c in ("perk", "alternatives", "description", "kind", "value", "cost") else 3
+        return 2 if c in ("perk", "alternatives", "description") else 3
 
-    return sorted(columns, key=rank)
+    def perk_rank(c: str) -> int:
+        if c in _PERK_ORDER:
+            return _PERK_ORDER.index(c)
+        return len(_PERK_ORDER) + (0 if c.startswith("title.") else 1)
+
+    is_perk = "kind" in columns or any(c.startswith("title.") for c in columns)
+    return sorted(columns, key=perk_rank if is_perk else rank)
 
 
 def grid_from_table(table: OfferTable, kind: Kind, extra_rows: int = 1) -> Grid:

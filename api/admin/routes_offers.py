@@ -107,6 +107,10 @@ def _editor(
         grid = grid_from_table(base, kind)
         grid.place_findings(table_checks(runtime).run(base))
     latest = _latest_table(store, name)
+    segments = table_checks(runtime).segment_names or frozenset()
+    # condition columns offered as a pick-list of known values; one line per list
+    pick_lists = {"when.segment": sorted(segments)}
+    first = runtime.policy.first_minute
     return page(
         request,
         "draft.html.j2",
@@ -119,6 +123,9 @@ def _editor(
         hit_policy=shown.hit_policy,
         perk_ids=[p.id for p in shown.perks],
         perk_kinds=PERK_KINDS,
+        pick_lists={c: v for c, v in pick_lists.items() if v},
+        step_from={str(n): first(n) for n in range(1, 41)},
+        step_to={str(n): first(n + 1) - 1 for n in range(1, 41)},
         changes=diff_tables(latest, shown) if latest else [],
         latest=store.latest(name),
         flash=extra.pop("flash", request.query_params.get("flash")),
