@@ -85,3 +85,16 @@ def test_analysts_read_the_report_in_admin(runtime: Runtime) -> None:
         assert wrong.status_code == 422 and "90d" in wrong.text
         sign_in(client, make_key(runtime, "desk"))
         assert client.get("/admin/report").status_code == 403
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_report_is_in_the_openapi_document(runtime: Runtime) -> None:
+    from litestar.testing import TestClient
+
+    from api.app import create_app
+
+    with TestClient(app=create_app(runtime)) as client:
+        paths = client.get("/schema/openapi.json").json()["paths"]
+    report = paths["/v1/reports/offers"]["get"]
+    assert "text/html" in report["responses"]["200"]["content"]
+    assert {"401", "403"} <= set(report["responses"])

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 import polars as pl
-from litestar import Response, get, post
+from litestar import MediaType, Response, get, post
 from litestar.datastructures import State
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
@@ -116,12 +117,19 @@ def simulate_table(
     tags=["reports"],
     operation_id="offersReport",
     opt={"role": "analyst"},
-    include_in_schema=False,
+    responses={
+        200: ResponseSpec(
+            data_container=str,
+            media_type=MediaType.HTML,
+            description="One self-contained HTML page: acceptance, lift over holdout and "
+            "complaint rates, each with its counts and 95% interval; charts as inline SVG.",
+        )
+    },
 )
 def offers_report(
     state: State,
     since: Annotated[str, QueryParameter(description="span to report, e.g. 90d")] = "90d",
-) -> Response[Any]:
+) -> Response[str]:
     """The offers report as one static HTML page (charts inline, nothing from the network)."""
     runtime: Runtime = state.runtime
     with domain_errors():
