@@ -88,10 +88,12 @@ def run_page(
     after: dict[str, Callable[[Path], None]] | None = None,
     skip: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
+    stop: str | None = None,
 ) -> list[str]:
     """Run `page` in `folder` (after the `setup` commands); `after[prefix]` edits files once
     a command starting with prefix ran, as the page tells the reader to; commands starting
-    with a `skip` prefix are not run. Returns every problem found, empty when it all works."""
+    with a `skip` prefix are not run, nor any from the one starting with `stop` on.
+    Returns every problem found, empty when it all works."""
     bin_dir = Path(sys.executable).parent
     environment = {
         **os.environ,
@@ -109,6 +111,8 @@ def run_page(
         if done.returncode:
             return [f"setup {command!r} failed: {done.stderr[-2000:]}"]
     for step in steps(page.read_text(encoding="utf-8")):
+        if stop is not None and step.command.startswith(stop):
+            break
         if step.command.startswith(skip):
             continue
         done = subprocess.run(step.command, shell=True, cwd=folder, env=environment,

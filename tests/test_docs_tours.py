@@ -45,3 +45,16 @@ def test_the_marketers_tour_works_as_written(tmp_path: Path) -> None:
         after={"makegood offers export -o offers.csv": _shoppers_get_ten_percent},
     )
     assert not problems, "\n\n".join(problems)
+
+
+def test_the_analysts_feedback_and_report_work_as_written(tmp_path: Path) -> None:
+    """Sections 1 and 2: feedback about today's demo flight, then the report."""
+    problems = run_page(
+        ROOT / "docs" / "analyst-loop.md",
+        tmp_path,
+        setup=("makegood demo",),
+        env={"MAKEGOOD_DATA": str(tmp_path / "loop")},
+        stop="makegood offers export -o draft.toml",  # section 3 edits by hand
+    )
+    assert not problems, "\n\n".join(problems)
+    assert "Lift over holdout" in (tmp_path / "offers.html").read_text(encoding="utf-8")
