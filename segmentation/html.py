@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jinja2
 
-__all__ = ["PALETTE", "colour", "percent", "points", "template_env", "write_report"]
+__all__ = ["PALETTE", "colour", "percent", "points", "signed_money", "template_env", "write_report"]
 
 PALETTE = (
     "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",

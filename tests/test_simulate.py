@@ -153,6 +153,12 @@ def test_simulation_leaves_the_ledger_unchanged(runtime: Runtime, tmp_path: Path
     )
     assert out.exit_code == 0, out.output
     assert "no support" in out.output and "upgrade-next" in out.output
+    # a headline per segment in words, then the estimators for analysts
+    words = " ".join(out.output.split())
+    assert "the draft against the live table of flight-delay" in words
+    assert "not enough data: the draft gives perks these customers were never given" in words
+    assert "acceptance 0.0% (95% interval 0.0% to" in words and "same perks as the live" in words
+    assert words.index("all customers:") < words.index("details for analysts")
     assert sim.decisions == 800
     assert any(m.perk_id == "upgrade-next" for m in sim.no_support)
     unchanged = [s for s in sim.segments if s.supported]
