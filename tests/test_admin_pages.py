@@ -218,10 +218,13 @@ def test_a_value_that_cannot_be_read_is_shown_on_its_cell(marketer: TestClient[A
     form = _grid_form(marketer.get("/admin/offers/flight-delay/perks").text)
     row = next(k.split("-")[1] for k, v in form.items() if k.endswith("-id") and v == "meal-12")
     form[f"perk-{row}-cost"] = "eight"
+    form[f"perk-{row}-validity_days"] = "a week"  # a second problem in the same row
     bad = marketer.post("/admin/offers/flight-delay/perks", data={**form, "action": "check"})
     assert bad.status_code == 422
     cell = bad.text.split(f'id="perk-{row}-cost"', 1)[1].split("</td>", 1)[0]
-    assert "Expected `float`" in cell
+    assert "&#39;eight&#39; is not a number" in cell
+    days = bad.text.split(f'id="perk-{row}-validity_days"', 1)[1].split("</td>", 1)[0]
+    assert "&#39;a week&#39; is not a whole number" in days  # every finding at once
 
 
 def test_segment_pages_rename_inline_and_refuse_a_used_name(

@@ -140,3 +140,30 @@ def test_twenty_incidents_and_one_rating_read_as_headlines(
     assert "Same perks as the live table: no change." in html  # no draft: the live table
     assert "<details" in html and "acceptance (SNIPS)" in html.split("<details", 1)[1]
     assert "in EUR" in html
+
+
+def test_an_estimate_with_a_value_but_no_interval_still_renders() -> None:
+    from datetime import UTC, datetime
+
+    from api.admin.render import _ENV
+    from offers.learning.simulate import METHOD, Estimate, GroupEstimate, Simulation
+
+    bare = Estimate(value=0.1, low=None, high=None)
+    group = GroupEstimate(
+        segment="road-warrior", decisions=40, matched=40, supported=True,
+        effective_size=40.0, mean_weight=1.0, too_little_data=False,
+        logged_acceptance=0.1, logged_cost=1.0, issued_cost=400.0,
+        acceptance={"ips": bare, "snips": bare, "dr": bare},
+        cost={"ips": bare, "snips": bare, "dr": bare},
+        change_acceptance=bare, change_cost=bare,
+    )  # fmt: skip
+    sim = Simulation(
+        table="t", against="t", since=datetime.now(UTC), decisions=40, method=METHOD,
+        total=group, segments=[group], no_support=[],
+    )  # fmt: skip
+    html = _ENV.get_template("simulate.html.j2").render(
+        session=None, csrf_field="_csrf", path="/admin", name="t", since="90d", sim=sim,
+        since_errors=(), problem=None,
+    )  # fmt: skip
+    assert 'Acceptance: <strong>10.0% <span class="note">(no interval)</span>' in html
+    assert '+10.0 points <span class="note">(no interval)</span>' in html

@@ -1,7 +1,7 @@
 """The offer-table editor's grid: rows of text cells, in the spreadsheet layout.
 
 A table becomes cells through `offers.catalog.tabular.table_frames` and comes back through
-`table_from_frames`, exactly as an exported spreadsheet does, so the page adds no rules of
+`check_frames`, exactly as an exported spreadsheet does, so the page adds no rules of
 its own. What this module adds is placement: a parse error or a validation finding that
 names a rule (or perk) and a field is put on that cell, so the page can show it there.
 """
@@ -16,16 +16,22 @@ from typing import Literal
 import polars as pl
 
 from api.numbers import whole_number
-from offers.catalog import Finding, OfferTable, table_frames, table_from_frames
+from offers.catalog import (
+    Checks,
+    Finding,
+    OfferTable,
+    check_frames,
+    table_frames,
+)
 
 __all__ = [
     "Grid",
     "Kind",
     "Row",
+    "check_grids",
     "column_header",
     "grid_from_form",
     "grid_from_table",
-    "table_from_grids",
 ]
 
 Kind = Literal["rule", "perk"]
@@ -217,14 +223,23 @@ def grid_from_form(form: Mapping[str, str], kind: Kind) -> Grid:
     return Grid(kind=kind, columns=_editable(columns), rows=rows)
 
 
-def table_from_grids(name: str, hit_policy: str, rules: Grid, perks: Grid) -> OfferTable:
-    """Read the two grids back as one table; a TableError names the rule or perk and field."""
-    rule_frame = rules.frame().with_columns(
+def _rule_frame(name: str, hit_policy: str, rules: Grid) -> pl.DataFrame:
+    frame = rules.frame().with_columns(
         table=pl.lit(name, pl.String), hit_policy=pl.lit(hit_policy, pl.String)
     )
-    if rule_frame.is_empty():
-        rule_frame = pl.DataFrame({"table": [name], "hit_policy": [hit_policy]})
-    return table_from_frames(rule_frame, perks.frame(), f"offer table {name}")
+    if frame.is_empty():
+        return pl.DataFrame({"table": [name], "hit_policy": [hit_policy]})
+    return frame
+
+
+def check_grids(
+    name: str, hit_policy: str, rules: Grid, perks: Grid, checks: Checks
+) -> tuple[OfferTable | None, list[Finding]]:
+    """Every finding at once, each cell read on its own (offers.catalog.check_frames); the
+    table is None when some cell could not be read."""
+    return check_frames(
+        _rule_frame(name, hit_policy, rules), perks.frame(), f"offer table {name}", checks
+    )
 
 
 _HEADERS = {

@@ -15,7 +15,7 @@ from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
-from api.admin.grid import Grid, Kind, grid_from_form, grid_from_table, table_from_grids
+from api.admin.grid import Grid, Kind, check_grids, grid_from_form, grid_from_table
 from api.admin.render import page, see_other
 from api.admin.routes_auth import form_route
 from api.admin.session import Session
@@ -159,12 +159,13 @@ def _submit(
     rules, perks = (grid, other) if kind == "rule" else (other, grid)
     policy = form.get("hit_policy") or base.hit_policy
     try:
-        candidate = table_from_grids(name, policy, rules, perks)
+        candidate, findings = check_grids(name, policy, rules, perks, table_checks(runtime))
     except TableError as exc:
         grid.place(str(exc))
         return _editor(request, name, kind, 422, grid=grid)
-    findings = table_checks(runtime).run(candidate)
     grid.place_findings(findings)
+    if candidate is None:
+        return _editor(request, name, kind, 422, grid=grid)
     if errors(findings):
         return _editor(request, name, kind, 422, grid=grid, candidate=candidate)
     if form.get("action") != "save":

@@ -60,6 +60,10 @@ class _Sheet:
             where |= {"cell": f"{column_letter(self.columns[column])}{row}", "column": column}
         return where
 
+    def add_at(self, code: str, message: str, row: int, column: str | None, **who: Any) -> None:
+        """A cell's finding; its `field` is the column, as validation names fields."""
+        self.add(code, message, row, column, **who, field=column)
+
     def add(self, code: str, message: str, row: int, column: str | None, **who: Any) -> None:
         self.findings.append(
             Finding(
@@ -98,16 +102,16 @@ def _cells(
             bound = raw.get("when", {}).get(key[5:-4])
             value = bound.get(key[-3:]) if isinstance(bound, dict) else None
             if isinstance(value, str):
-                sheet.add("not-a-number", f"{text!r} is not a number", row, key, **who)
+                sheet.add_at("not-a-number", f"{text!r} is not a number", row, key, **who)
                 bound[key[-3:]] = 0.0
             continue
         value = raw.get(key)
         if key in _INTS and isinstance(value, str):
-            sheet.add("not-a-number", f"{text!r} is not a whole number", row, key, **who)
+            sheet.add_at("not-a-number", f"{text!r} is not a whole number", row, key, **who)
         elif key in _FLOATS and isinstance(value, str):
-            sheet.add("not-a-number", f"{text!r} is not a number", row, key, **who)
+            sheet.add_at("not-a-number", f"{text!r} is not a number", row, key, **who)
         elif key in _BOOLS and isinstance(value, str):
-            sheet.add("not-yes-no", f"{text!r}: write true or false", row, key, **who)
+            sheet.add_at("not-yes-no", f"{text!r}: write true or false", row, key, **who)
         else:
             continue
         raw[key] = 1 if key in _INTS else 0.0 if key in _FLOATS else False
@@ -150,7 +154,7 @@ def _rows(sheet: _Sheet, kind: type[Rule] | type[Perk]) -> tuple[list[Any], dict
             read.append(msgspec.convert(raw, kind))
         except msgspec.ValidationError as exc:
             message = str(exc).split(" - at `", 1)[0]
-            sheet.add("unreadable", message, number, _path_column(exc, "id"), **who)
+            sheet.add_at("unreadable", message, number, _path_column(exc, "id"), **who)
     return read, where
 
 
