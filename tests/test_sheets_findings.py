@@ -120,3 +120,12 @@ def test_the_workbook_has_dropdowns_for_perks_segments_and_yes_no(tmp_path: Path
     assert "lounge_pass" in validation("perks", "kind").formula1
     again, findings = check_file(path, Checks(segment_names=SEGMENTS))
     assert again == table and not [f for f in findings if f.severity == "error"]
+
+
+def test_import_of_a_broken_workbook_lists_every_cell_and_saves_nothing(
+    broken: Path, tmp_path: Path
+) -> None:
+    out = run(tmp_path / "data", "offers", "import", str(broken), code=1)
+    assert "perks!C2 (value)" in out and "'high'" in out and "'maybe':" in out
+    assert "not imported, some cells cannot be read" in " ".join(out.split())
+    assert "draft of" not in out

@@ -162,6 +162,11 @@ def diff_cmd(settings: Settings, before: str, after: str, name: str | None) -> N
 @click.pass_obj
 def import_cmd(settings: Settings, file: Path, by: str) -> None:
     """Store FILE as the draft of its table (publish it with `offers publish`)."""
+    if file.suffix.lower() != ".toml":  # a spreadsheet: every unreadable cell at once
+        read, findings = check_file(file, _checks(settings))
+        if read is None:
+            print_findings(findings)
+            raise click.ClickException(f"{file.name}: not imported, some cells cannot be read")
     table, body = read_table_file(file)
     with _store(settings) as store:
         store.save_draft(table, by, datetime.now(UTC), body=body)
