@@ -58,3 +58,26 @@ def test_the_analysts_feedback_and_report_work_as_written(tmp_path: Path) -> Non
     )
     assert not problems, "\n\n".join(problems)
     assert "Lift over holdout" in (tmp_path / "offers.html").read_text(encoding="utf-8")
+
+
+def test_postgres_without_its_driver_is_one_line_naming_the_extra(tmp_path: Path) -> None:
+    """docs/operators.md: a PostgreSQL URL without `pip install '.[postgres]'` (psycopg
+    blocked from importing here) stops with one line, not a traceback."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "from api.cli import main; sys.argv = ['makegood', 'db', 'upgrade']; main()"
+    )
+    env = {**os.environ, "MAKEGOOD_DATA": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)}
+    env["MAKEGOOD_DATABASE_URL"] = "postgresql://user:pw@127.0.0.1:1/makegood"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "pip install '.[postgres]'" in lines[0] and "psycopg" in lines[0]
+    assert "pip install '.[postgres]'" in (ROOT / "docs" / "operators.md").read_text()
