@@ -219,7 +219,10 @@ def test_phone_width_has_no_sideways_page_scroll(browser: Any, server: dict[str,
         for path, name in (("/admin/offers/flight-delay/draft", "phone-draft"),
                            ("/admin/offers/flight-delay/perks", "phone-perks"),
                            ("/admin/offers/flight-delay/simulate", "phone-simulate"),
+                           ("/admin/offers/flight-delay", "phone-offer-table"),
                            ("/admin/incidents", "phone-incidents"),
+                           ("/admin/incidents/MG8-drill", "phone-incident"),
+                           ("/admin/segments/seg-0001", "phone-segmentation"),
                            ("/admin/report", "phone-report"),
                            ("/admin/messages", "phone-messages")):  # fmt: skip
             phone.goto(server["base"] + path)
