@@ -3,18 +3,26 @@ order, in a fresh folder, each output line the page shows checked against what w
 
 A shown line matches a printed one where they agree character for character, except that
 `…` stands for anything and dates, times and perk codes (which change every run) match any
-date, time or code. Commands run in bash with the checkout's `makegood` first on PATH.
+date, time or code. A plain `makegood …` command runs in this process through click's
+runner (as `makegood` would, without starting Python again); anything else (a heredoc, a
+pipe) runs in bash with the checkout's `makegood` first on PATH.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from click.testing import CliRunner
+
+from api.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 _BLOCK = re.compile(r"```console\n(.*?)```", re.DOTALL)
@@ -81,6 +89,23 @@ def check(step: Step, printed: str) -> list[str]:
     return missing
 
 
+_SHELL = re.compile(r"[|&;<>$`*?~]|\\\n")
+
+
+def _run(command: str, folder: Path, environment: dict[str, str]) -> tuple[int, str]:
+    """(exit code, what it printed, standard error in between as a terminal shows it)."""
+    if command.startswith("makegood ") and not _SHELL.search(command):
+        with contextlib.chdir(folder):
+            done = CliRunner().invoke(
+                cli, shlex.split(command)[1:], env=environment, terminal_width=80
+            )
+        return done.exit_code, done.output
+    ran = subprocess.run(command, shell=True, cwd=folder, env=environment,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         executable="/bin/bash")  # fmt: skip
+    return ran.returncode, ran.stdout
+
+
 def run_page(
     page: Path,
     folder: Path,
@@ -106,24 +131,18 @@ def run_page(
     environment.pop("MAKEGOOD_DATABASE_URL", None)
     problems = []
     for command in setup:
-        done = subprocess.run(command, shell=True, cwd=folder, env=environment,
-                              capture_output=True, text=True, executable="/bin/bash")  # fmt: skip
-        if done.returncode:
-            return [f"setup {command!r} failed: {done.stderr[-2000:]}"]
+        code, printed = _run(command, folder, environment)
+        if code:
+            return [f"setup {command!r} failed: {printed[-2000:]}"]
     for step in steps(page.read_text(encoding="utf-8")):
         if stop is not None and step.command.startswith(stop):
             break
         if step.command.startswith(skip):
             continue
-        done = subprocess.run(step.command, shell=True, cwd=folder, env=environment,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              executable="/bin/bash")  # fmt: skip
-        printed = done.stdout  # with standard error in between, as a terminal shows it
+        code, printed = _run(step.command, folder, environment)
         refused = any(s.startswith("Error:") for s in step.shown)
-        if bool(done.returncode) != refused and not step.command.startswith(
-            "makegood offers validate"
-        ):
-            problems.append(f"$ {step.command}\n  exit {done.returncode}:\n{printed[-3000:]}")
+        if bool(code) != refused and not step.command.startswith("makegood offers validate"):
+            problems.append(f"$ {step.command}\n  exit {code}:\n{printed[-3000:]}")
             continue
         missing = check(step, printed)
         if missing:
