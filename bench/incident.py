@@ -211,7 +211,7 @@ def end_to_end(book: ProfileBook, url: str, label: str, n: int) -> None:
     upgrade(engine)
     ledger = Ledger(engine)
     table, messages = load_default_table(), load_default_book()
-    parts = Parts(book.select, book.unknown, ledger, lambda: table, messages, EscalationPolicy())
+    parts = Parts(book.select, book.unknown, ledger, lambda _kind: table, messages, EscalationPolicy())
     ids = book.frame["customer_id"].to_list()
     inc = incident(f"BENCH-{uuid.uuid4().hex[:8]}")
     wal = _wal_position(engine)

@@ -12,7 +12,7 @@ import pytest
 
 from api.runtime import Runtime
 from offers.catalog.tables import load_default_table
-from offers.ledger.versions import segment_names_used
+from offers.ledger.live import segment_names_used
 from segmentation.drift import measure_drift, psi
 from segmentation.model import Segmentation, train
 from segmentation.registry import PromotionRefused, Registry, RegistryError

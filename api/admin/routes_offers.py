@@ -242,7 +242,14 @@ def simulation(request: Request[Any, Any, Any], name: FromPath[str]) -> Response
     except NotFound:
         draft = store.table(name, "live")
     try:
-        sim = simulate(runtime.ledger, draft, datetime.now(UTC), span, runtime.book.select)
+        sim = simulate(
+            runtime.ledger,
+            draft,
+            datetime.now(UTC),
+            span,
+            runtime.book.select,
+            traits=runtime.traits,
+        )
     except TableError as exc:
         return page(request, "simulate.html.j2", 422, name=name, since=since, sim=None,
                     since_errors=(), problem=str(exc))  # fmt: skip

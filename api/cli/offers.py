@@ -15,12 +15,15 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from api.cli.folder import folder_checks
 from api.settings import Settings
 from offers.catalog import (
     Change,
     Checks,
+    Coverage,
     Finding,
     OfferTable,
+    coverage,
     diff_tables,
     read_table_file,
     write_table_file,
@@ -45,15 +48,19 @@ def _store(settings: Settings) -> Iterator[Store]:
 
 
 def _checks(settings: Settings) -> Checks:
-    """Segment names of the active segmentation, when the data folder has one."""
-    from segmentation.registry import Registry
+    """What a server on this folder validates against (segments, traits, columns)."""
+    return folder_checks(settings)
 
-    root = settings.data_dir / "models"
-    active = Registry(root).active() if root.exists() else None
-    if active is None:
-        return Checks()
-    names = frozenset(s.name for s in Registry(root).card(active).segments)
-    return Checks(segment_names=names)
+
+def print_coverage(cov: Coverage) -> None:
+    """Which segments the table's own rules reach, with sizes and personas."""
+    grid = Table(title=f"coverage of {cov.table}: {cov.share:.0%} of customers")
+    for column in ("segment", "customers", "persona", "rules chosen for it"):
+        grid.add_column(column, justify="right" if column == "customers" else "left")
+    for row in cov.segments:
+        rules = ", ".join(row.rules) if row.covered else "[yellow]only catch-all rules[/]"
+        grid.add_row(row.segment, f"{row.size:,}", row.persona or "-", rules)
+    console.print(grid)
 
 
 def print_findings(findings: list[Finding]) -> None:
@@ -107,9 +114,11 @@ def group() -> None:
 def validate_cmd(settings: Settings, file: Path, max_step: int) -> None:
     """Check FILE (TOML, CSV or XLSX); exit 1 when there is any error."""
     table, _ = read_table_file(file)
-    checks = _checks(settings)
-    findings = Checks(segment_names=checks.segment_names, max_step=max_step).run(table)
+    checks = folder_checks(settings, max_step)
+    findings = checks.run(table)
     print_findings(findings)
+    if checks.traits is not None:
+        print_coverage(coverage(table, checks.traits))
     errors = sum(f.severity == "error" for f in findings)
     console.print(f"{table.name}: {errors} errors, {len(findings) - errors} warnings")
     if errors:

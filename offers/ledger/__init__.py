@@ -14,6 +14,13 @@ from offers.ledger.followups import (
     with_followup_lists,
 )
 from offers.ledger.frames import DECISION_SCHEMA
+from offers.ledger.live import (
+    LiveVersion,
+    live_segment_names,
+    live_versions,
+    published_table,
+    published_table_body,
+)
 from offers.ledger.recent import recent_incidents
 from offers.ledger.store import Ledger
 from offers.ledger.transaction import Tx
@@ -26,9 +33,7 @@ from offers.ledger.versions import (
     Store,
     TableSummary,
     VersionInfo,
-    live_segment_names,
     publish_table,
-    published_table,
 )
 
 __all__ = [
@@ -37,6 +42,7 @@ __all__ = [
     "Draft",
     "FeedPosition",
     "Ledger",
+    "LiveVersion",
     "NotFound",
     "PublishRefused",
     "Published",
@@ -52,10 +58,12 @@ __all__ = [
     "export_customer",
     "feed_position",
     "live_segment_names",
+    "live_versions",
     "paired",
     "pseudonymous_path",
     "publish_table",
     "published_table",
+    "published_table_body",
     "recent_incidents",
     "sqlite_url",
     "upgrade",
