@@ -181,13 +181,13 @@ def test_message_shells_keep_old_texts_and_give_them_back_on_downgrade(
     import sqlalchemy as sa
     from alembic import command
 
-    from offers.catalog.tables import load_default_table
     from offers.flow import Parts, apply_update
     from offers.incidents.kinds import EscalationPolicy, FlightFacts, Incident
     from offers.ledger.store import Ledger
     from offers.messages.book import load_default_book
     from offers.record import CODE_MARK, NAME_MARK
     from segmentation.book import ProfileBook
+    from tests.tables import named_table
 
     engine = create_engine(db_url)
     config = _alembic()
@@ -210,9 +210,14 @@ def test_message_shells_keep_old_texts_and_give_them_back_on_downgrade(
     )
     book = ProfileBook(profiles, model)
     ledger = Ledger(engine)
-    table = load_default_table()
+    table = named_table()
     parts = Parts(
-        book.select, book.unknown, ledger, lambda _kind: table, load_default_book(), EscalationPolicy()
+        book.select,
+        book.unknown,
+        ledger,
+        lambda _kind: table,
+        load_default_book(),
+        EscalationPolicy(),
     )
     new = Incident(
         incident_id="NEW",

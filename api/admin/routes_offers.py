@@ -152,7 +152,7 @@ def _submit(
     rules, perks = (grid, other) if kind == "rule" else (other, grid)
     policy = form.get("hit_policy") or base.hit_policy
     try:
-        candidate = table_from_grids(name, policy, rules, perks)
+        candidate = table_from_grids(base, policy, rules, perks)
     except TableError as exc:
         grid.place(str(exc))
         return _editor(request, name, kind, 422, grid=grid)

@@ -73,8 +73,9 @@ def persona_findings(
                 add("error", "unknown-segment", f"unknown segment {segment!r}", field=field)
     for rule in table.rules:
         cond = rule.when.get("persona")
-        for persona_id in [cond] if isinstance(cond, str) else cond or []:
-            if isinstance(persona_id, str) and persona_id not in ids:
+        named = [cond] if isinstance(cond, str) else cond if isinstance(cond, list) else []
+        for persona_id in named:
+            if persona_id not in ids:
                 add(
                     "error",
                     "unknown-persona",

@@ -107,7 +107,7 @@ class OfferTable(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     name: Id
     hit_policy: Literal["first", "priority"] = "first"
     incidents: Annotated[list[IncidentKind], msgspec.Meta(min_length=1)] = msgspec.field(
-        default_factory=lambda: list(FLIGHT_KINDS)
+        default_factory=lambda: list(FLIGHT_KINDS)  # type: ignore[arg-type]
     )
     personas: list[Persona] = []
     perks: list[Perk] = []
@@ -219,9 +219,9 @@ def check_table(table: OfferTable) -> None:
         for column in rule.when:
             if column in PROTECTED_COLUMNS:
                 raise TableError(f"{where}, field when.{column}: protected attribute")
-        for persona in _values(rule.when.get("persona")):
-            if persona not in persona_ids:
-                raise TableError(f"{where}, field when.persona: unknown persona {persona!r}")
+        for named in _values(rule.when.get("persona")):
+            if named not in persona_ids:
+                raise TableError(f"{where}, field when.persona: unknown persona {named!r}")
 
 
 def _values(cond: Condition | None) -> list[str]:
