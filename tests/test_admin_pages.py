@@ -397,3 +397,19 @@ def test_alternatives_are_a_column_of_the_grid(marketer: TestClient[Any], runtim
     draft = Store(runtime.engine).table("flight-delay", "draft")
     rule = next(r for r in draft.rules if r.id == "later-miles")
     assert rule.alternatives == ["dutyfree-5", "meal-12"]
+
+
+def test_a_table_page_shows_which_segments_its_rules_reach(marketer: TestClient[Any]) -> None:
+    """Coverage on the page marketing looks at: each segment, its size, persona and rules."""
+    listing = marketer.get("/admin/offers").text
+    assert "live for flight delay, cancellation, missed connection" in listing
+    page = marketer.get("/admin/offers/flight-delay").text
+    rows = re.findall(
+        r"<tr>\s*<th scope=\"row\">([^<]+)</th>(.*?)</tr>",
+        page.split('id="coverage"')[1].split("</table>")[0],
+        re.S,
+    )
+    shown = {name: cells for name, cells in rows}
+    assert "only catch-all rules" in shown["occasional-flyer"]
+    assert "business" in shown["road-warrior"] and "biz-lounge" in shown["road-warrior"]
+    assert "Serves flight delay, cancellation, missed connection incidents." in page

@@ -65,7 +65,15 @@ def _report_coverage(settings: Settings, before: Served | None) -> None:
 
     no_ledger = settings.database_url is None and not (settings.data_dir / "makegood.db").exists()
     after = folder_traits(settings)
-    if after is None or no_ledger:
+    if after is None:
+        return
+    if no_ledger:  # nothing is live yet: what the shipped tables would reach at first start
+        from offers.catalog import DEFAULTS, coverage, decode_table
+
+        console.print("no offer table is live yet; the shipped ones would reach:")
+        for path in sorted(DEFAULTS.glob("*.toml")):
+            table = decode_table(path.read_text("utf-8"), path.name)
+            console.print(f"  {coverage(table, after[2]).summary()}", highlight=False)
         return
     engine = create_engine(settings.db_url)
     try:
