@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 Kind = Literal["rule", "perk"]
-_SETTINGS = ("table", "hit_policy")
+_SETTINGS = ("table", "hit_policy", "incidents")
 _LOCATED = re.compile(
     r"(?:^|: )(?:(?P<kind>rule|perk) (?P<id>.+?)|(?P<section>rules|perks)\[(?P<index>\d+)\])"
     r"(?:, field (?P<field>[^:]+))?: (?P<message>.+)$",
@@ -233,12 +233,15 @@ def _rule_frame(name: str, hit_policy: str, rules: Grid) -> pl.DataFrame:
 
 
 def check_grids(
-    name: str, hit_policy: str, rules: Grid, perks: Grid, checks: Checks
+    base: OfferTable, hit_policy: str, rules: Grid, perks: Grid, checks: Checks
 ) -> tuple[OfferTable | None, list[Finding]]:
-    """Every finding at once, each cell read on its own (offers.catalog.check_frames); the
+    """Every finding at once, each cell read on its own (offers.catalog.check_frames), the
+    table keeping `base`'s incident kinds and personas, which the grids do not show; the
     table is None when some cell could not be read."""
+    name = base.name
+    frame = _rule_frame(name, hit_policy, rules)
     return check_frames(
-        _rule_frame(name, hit_policy, rules), perks.frame(), f"offer table {name}", checks
+        frame, perks.frame(), f"offer table {name}", checks, ("rules", "perks"), None, base
     )
 
 

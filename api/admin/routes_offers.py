@@ -22,7 +22,15 @@ from api.admin.session import Session
 from api.http.offer_tables import offer_store, table_checks
 from api.numbers import INT32_MAX, whole_number
 from api.runtime import Runtime
-from offers.catalog import OfferTable, PerkKind, TableError, diff_tables, dump_table, errors
+from offers.catalog import (
+    OfferTable,
+    PerkKind,
+    TableError,
+    coverage,
+    diff_tables,
+    dump_table,
+    errors,
+)
 from offers.learning import parse_since, simulate
 from offers.ledger import NotFound, PublishRefused, Store
 
@@ -65,7 +73,7 @@ def table(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[str]
 def _table_page(
     request: Request[Any, Any, Any], name: str, status: int = 200, **extra: Any
 ) -> Response[str]:
-    _, store = offer_store(request.app.state)
+    runtime, store = offer_store(request.app.state)
     versions = store.versions(name)
     if not versions:
         raise NotFoundException(f"offer table {name!r} has no published version")
@@ -76,6 +84,8 @@ def _table_page(
         status,
         name=name,
         versions=versions,
+        table=shown,
+        coverage=coverage(shown, runtime.traits),
         rules=grid_from_table(shown, "rule", 0),
         perks=grid_from_table(shown, "perk", 0),
         draft=store.draft(name),
@@ -109,7 +119,10 @@ def _editor(
     latest = _latest_table(store, name)
     segments = table_checks(runtime).segment_names or frozenset()
     # condition columns offered as a pick-list of known values; one line per list
-    pick_lists = {"when.segment": sorted(segments)}
+    pick_lists = {
+        "when.segment": sorted(segments),
+        "when.persona": sorted(p.id for p in shown.personas),
+    }
     first = runtime.policy.first_minute
     return page(
         request,
@@ -159,7 +172,7 @@ def _submit(
     rules, perks = (grid, other) if kind == "rule" else (other, grid)
     policy = form.get("hit_policy") or base.hit_policy
     try:
-        candidate, findings = check_grids(name, policy, rules, perks, table_checks(runtime))
+        candidate, findings = check_grids(base, policy, rules, perks, table_checks(runtime))
     except TableError as exc:
         grid.place(str(exc))
         return _editor(request, name, kind, 422, grid=grid)
@@ -245,14 +258,25 @@ def simulation(request: Request[Any, Any, Any], name: FromPath[str]) -> Response
     except ValueError as exc:
         return page(request, "simulate.html.j2", 422, name=name, since=since, sim=None,
                     since_errors=(str(exc),), problem=None)  # fmt: skip
-    live = store.table(name, "live")
+    try:
+        live: OfferTable | None = store.table(name, "live")
+    except NotFound:
+        live = None  # a new table, never published: nothing to compare with
     try:
         draft = store.table(name, "draft")
     except NotFound:
+        if live is None:
+            raise NotFoundException(f"no offer table {name!r}") from None
         draft = live
     try:
         sim = simulate(
-            runtime.ledger, draft, datetime.now(UTC), span, runtime.book.select, live=live
+            runtime.ledger,
+            draft,
+            datetime.now(UTC),
+            span,
+            runtime.book.select,
+            traits=runtime.traits,
+            live=live,
         )
     except TableError as exc:
         return page(request, "simulate.html.j2", 422, name=name, since=since, sim=None,

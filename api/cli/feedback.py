@@ -18,8 +18,9 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
+from api.cli.folder import folder_traits
 from api.settings import Settings
-from offers.catalog import decode_table, read_table_file
+from offers.catalog import OfferTable, decode_table, read_table_file
 from offers.learning import (
     Estimate,
     FeedbackEvent,
@@ -30,7 +31,7 @@ from offers.learning import (
     record_feedback,
     simulate,
 )
-from offers.ledger import Ledger, Store
+from offers.ledger import Ledger, NotFound, Store
 from segmentation.html import percent, points, signed_money
 
 console = Console()
@@ -247,11 +248,13 @@ def simulate_cmd(settings: Settings, draft: Path, since: str, as_json: bool) -> 
             scan = pl.scan_parquet(snapshots[-1])
             return scan.filter(pl.col("customer_id").is_in(wanted.implode())).collect()
 
-        published = Store(ledger.engine).live()
-        live = decode_table(published.body) if published is not None else None
-        if live is not None and live.name != table.name:
-            live = None
-        sim = simulate(ledger, table, datetime.now(UTC), span, profiles, live=live)
+        try:
+            live: OfferTable | None = Store(ledger.engine).table(table.name, "live")
+        except NotFound:
+            live = None  # never published: no change to measure
+        served = folder_traits(settings)
+        traits = served[2] if served is not None else None
+        sim = simulate(ledger, table, datetime.now(UTC), span, profiles, traits=traits, live=live)
     if as_json:
         click.echo(msgspec.json.format(msgspec.json.encode(sim)).decode())
     else:

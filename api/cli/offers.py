@@ -15,6 +15,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from api.cli.coverage import print_coverage
+from api.cli.folder import folder_checks
 from api.settings import Settings
 from offers.catalog import (
     Change,
@@ -22,6 +24,7 @@ from offers.catalog import (
     Finding,
     OfferTable,
     check_file,
+    coverage,
     diff_tables,
     read_table_file,
     write_table_file,
@@ -46,15 +49,8 @@ def _store(settings: Settings) -> Iterator[Store]:
 
 
 def _checks(settings: Settings) -> Checks:
-    """Segment names of the active segmentation, when the data folder has one."""
-    from segmentation.registry import Registry
-
-    root = settings.data_dir / "models"
-    active = Registry(root).active() if root.exists() else None
-    if active is None:
-        return Checks()
-    names = frozenset(s.name for s in Registry(root).card(active).segments)
-    return Checks(segment_names=names)
+    """What a server on this folder validates against (segments, traits, columns)."""
+    return folder_checks(settings)
 
 
 def print_findings(findings: list[Finding]) -> None:
@@ -116,14 +112,16 @@ def group() -> None:
 def validate_cmd(settings: Settings, file: Path, max_step: int) -> None:
     """Check FILE (TOML, CSV or XLSX); exit 1 when there is any error. A spreadsheet is
     checked cell by cell: every finding at once, each at its sheet, cell and column."""
-    checks = Checks(segment_names=_checks(settings).segment_names, max_step=max_step)
+    checks = folder_checks(settings, max_step)
     if file.suffix.lower() == ".toml":
-        table, _ = read_table_file(file)
-        name, findings = table.name, checks.run(table)
+        table: OfferTable | None = read_table_file(file)[0]
+        findings = checks.run(table) if table is not None else []
     else:
-        read, findings = check_file(file, checks)
-        name = read.name if read is not None else (findings[0].table if findings else file.name)
+        table, findings = check_file(file, checks)
+    name = table.name if table is not None else (findings[0].table if findings else file.name)
     print_findings(findings)
+    if checks.traits is not None and table is not None:
+        print_coverage(coverage(table, checks.traits))
     errors = sum(f.severity == "error" for f in findings)
     console.print(f"{name}: {errors} errors, {len(findings) - errors} warnings")
     if errors:
@@ -259,7 +257,10 @@ def export_cmd(
         body = store.body(table_name, ref)
         table = store.table(table_name, ref)
     segments = _checks(settings).segment_names or ()
-    choices = {"segment": sorted(segments)}  # dropdowns in XLSX; one line per list
+    choices = {  # dropdowns in XLSX; one line per list
+        "segment": sorted(segments),
+        "persona": sorted(p.id for p in table.personas),
+    }
     written = write_table_file(table, output, body=body, choices=choices)
     console.print(f"wrote {', '.join(str(p) for p in written)}")
 

@@ -17,6 +17,8 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
+from api.cli.coverage import report_coverage
+from api.cli.folder import folder_traits
 from api.settings import Settings
 from segmentation.profiles import OBJECTION_COLUMN
 
@@ -199,8 +201,10 @@ def train_cmd(
     console.print(f"saved segmentation {model.card.version}")
     _print_card(model.card, active)
     if promote:
+        before = folder_traits(settings)
         registry.promote(model.card.version, used_names(settings))
         console.print(f"[green]{model.card.version} is now active[/green]")
+        report_coverage(settings, before)
 
 
 @group.command("list")
@@ -270,17 +274,22 @@ def rename_cmd(
 @click.argument("version")
 @click.pass_obj
 def promote_cmd(settings: Settings, version: str) -> None:
-    """Make VERSION active (refused if it drops a name the published offer table uses)."""
+    """Make VERSION active (refused if it drops a name a live offer table uses); shows which
+    segments each live table reaches, and warns when that coverage drops."""
+    before = folder_traits(settings)
     _registry(settings).promote(version, used_names(settings))
     console.print(f"{version} is now active; running servers pick it up on their next request")
+    report_coverage(settings, before)
 
 
 @group.command("rollback")
 @click.pass_obj
 def rollback_cmd(settings: Settings) -> None:
     """Re-activate the version that was active before the current one."""
+    before = folder_traits(settings)
     version = _registry(settings).rollback(used_names(settings))
     console.print(f"rolled back: {version} is active again")
+    report_coverage(settings, before)
 
 
 def _measure(settings: Settings, version: str | None, against: Path | None) -> DriftReport:

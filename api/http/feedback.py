@@ -107,7 +107,13 @@ def simulate_table(
         except NotFound:
             live = None
         return simulate(
-            runtime.ledger, table, datetime.now(UTC), span, runtime.book.select, live=live
+            runtime.ledger,
+            table,
+            datetime.now(UTC),
+            span,
+            runtime.book.select,
+            traits=runtime.traits,
+            live=live,
         )
 
 

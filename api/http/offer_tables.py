@@ -23,13 +23,14 @@ from litestar.status_codes import HTTP_200_OK
 from api.http.errors import domain_errors, unprocessable
 from api.numbers import INT32_MAX, whole_number
 from api.runtime import Runtime
-from api.runtime import table_checks as checks_for
 from offers.catalog import (
     Change,
     Checks,
+    Coverage,
     Finding,
     OfferTable,
     Perk,
+    coverage,
     decode_table,
     diff_tables,
     dump_table,
@@ -72,6 +73,8 @@ class ValidationOut(msgspec.Struct, frozen=True, kw_only=True):
     checked: str
     ok: bool
     findings: list[Finding]
+    #: which segments of the served segmentation the table's own rules reach
+    coverage: Coverage
 
 
 class VersionOut(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,7 +98,7 @@ def offer_store(state: State) -> tuple[Runtime, Store]:
 
 def table_checks(runtime: Runtime) -> Checks:
     """Validate against the active segmentation and the columns the engine has."""
-    return checks_for(runtime.model, runtime.book.frame.columns)
+    return runtime.checks()
 
 
 def version_ref(text: str, *, hint: str = "a number, vN, draft or live") -> Ref:
@@ -236,7 +239,29 @@ def validate_table(
         table = store.table(name, version_ref(ref))
     findings = table_checks(runtime).run(table)
     ok = not any(f.severity == "error" for f in findings)
-    return ValidationOut(name=name, checked=str(ref), ok=ok, findings=findings)
+    return ValidationOut(
+        name=name,
+        checked=str(ref),
+        ok=ok,
+        findings=findings,
+        coverage=coverage(table, runtime.traits),
+    )
+
+
+@get(
+    "/v1/offer-tables/{name:str}/coverage",
+    opt={"role": "marketing"},
+    sync_to_thread=True,
+    tags=["offers"],
+    operation_id="getOfferTableCoverage",
+)
+def table_coverage(state: State, name: FromPath[str], ref: VersionQuery = "live") -> Coverage:
+    """Per segment of the served segmentation (with its size and persona): the table's rules
+    chosen for it, or none (only catch-all rules reach it), and the share of customers covered."""
+    runtime, store = offer_store(state)
+    with domain_errors():
+        table = store.table(name, version_ref(ref))
+    return coverage(table, runtime.traits)
 
 
 def _publish(state: State, name: str, data: PublishIn | RollbackIn) -> Published:
@@ -315,4 +340,5 @@ handlers: list[HTTPRouteHandler] = [
     publish_table,
     rollback_table,
     diff_table,
+    table_coverage,
 ]

@@ -17,16 +17,19 @@ import msgspec
 import polars as pl
 
 from offers.catalog.findings import Finding, did_you_mean
+from offers.catalog.persona_sheet import personas_from_frame
 from offers.catalog.tables import OfferTable, Perk, Rule, TableError, canonical
 from offers.catalog.tabular import (
     _BOOLS,
     _FLOATS,
     _INTS,
+    _SETTINGS,
     PERK_COLUMNS,
     RULE_COLUMNS,
     _perk_builtins,
     _rule_builtins,
     perks_path,
+    personas_path,
 )
 from offers.catalog.validate import Checks, default_columns
 from offers.catalog.workbook import sheet_frame
@@ -138,7 +141,7 @@ def _rows(sheet: _Sheet, kind: type[Rule] | type[Perk]) -> tuple[list[Any], dict
     builtins = _rule_builtins if kind is Rule else _perk_builtins
     for number, texts in enumerate(sheet.frame.iter_rows(named=True), start=2):
         texts = {k: v for k, v in texts.items() if k in sheet.columns}
-        if all(v is None for k, v in texts.items() if k not in ("table", "hit_policy")):
+        if all(v is None for k, v in texts.items() if k not in _SETTINGS):
             continue
         ident = texts.get("id")
         who = {"rule" if kind is Rule else "perk": ident} if ident else {}
@@ -164,9 +167,13 @@ def check_frames(
     source: str,
     checks: Checks | None = None,
     sheets: tuple[str, str] = ("rules", "perks"),
+    personas: pl.DataFrame | None = None,
+    like: OfferTable | None = None,
 ) -> tuple[OfferTable | None, list[Finding]]:
     """(the table, or None when some cell could not be read; every finding, located in
-    `sheets`: the names of the rules' and the perks' sheet, or files)."""
+    `sheets`: the names of the rules' and the perks' sheet, or files). A table's
+    `personas` sheet is read whole: a problem there names its row and field. With `like`,
+    the table keeps its incident kinds and personas (for grids that do not show them)."""
     names = [t for t in rules["table"].to_list() if t] if "table" in rules.columns else []
     name = names[0] if names else source
     rule_sheet, perk_sheet = _Sheet(sheets[0], rules, name), _Sheet(sheets[1], perks, name)
@@ -179,16 +186,28 @@ def check_frames(
     read_rules, rule_rows = _rows(rule_sheet, Rule)
     read_perks, perk_rows = _rows(perk_sheet, Perk)
     unread = rule_sheet.findings + perk_sheet.findings
-    policies = rules["hit_policy"].to_list() if "hit_policy" in rules.columns else []
-    raw = {"name": name, "hit_policy": next((h for h in policies if h), "first")}
+    settings = {
+        k: next((v for v in rules[k].to_list() if v), None) if k in rules.columns else None
+        for k in _SETTINGS
+    }
+    raw: dict[str, Any] = {"name": name, "hit_policy": settings["hit_policy"] or "first"}
+    if settings["incidents"]:
+        raw["incidents"] = [x.strip() for x in settings["incidents"].split(",")]
     try:
-        table = canonical(
-            msgspec.structs.replace(
-                msgspec.convert(raw, OfferTable), perks=read_perks, rules=read_rules
-            )
+        if personas is not None:
+            raw["personas"] = personas_from_frame(personas, source)
+        table = msgspec.structs.replace(
+            msgspec.convert(raw, OfferTable), perks=read_perks, rules=read_rules
         )
+        if like is not None:
+            table = msgspec.structs.replace(table, incidents=like.incidents, personas=like.personas)
+        table = canonical(table)
     except msgspec.ValidationError as exc:
-        rule_sheet.add("unreadable", f"hit_policy: {exc}", 2, "hit_policy")
+        message = str(exc).split(" - at `", 1)[0]
+        rule_sheet.add("unreadable", message, 2, _path_column(exc, "table"))
+        return None, rule_sheet.findings + perk_sheet.findings
+    except TableError as exc:
+        rule_sheet.add("unreadable", str(exc), 2, None)
         return None, rule_sheet.findings + perk_sheet.findings
     missing_perks = {f.perk for f in perk_sheet.findings if f.perk}
     found = []
@@ -207,13 +226,19 @@ def check_file(path: Path, checks: Checks | None = None) -> tuple[OfferTable | N
     """A CSV (with its perks file) or XLSX workbook checked cell by cell; see check_frames."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        if path.name.endswith(".perks.csv"):
-            path = path.with_name(path.name.removesuffix(".perks.csv") + ".csv")
+        for ending in (".perks.csv", ".personas.csv"):
+            if path.name.endswith(ending):
+                path = path.with_name(path.name.removesuffix(ending) + ".csv")
         companion = perks_path(path)
         if not companion.exists():
             raise TableError(f"{path.name}: its perks file {companion.name} is missing")
         frames = [unguard_frame(pl.read_csv(p, infer_schema=False)) for p in (path, companion)]
-        return check_frames(frames[0], frames[1], path.name, checks, (path.name, companion.name))
+        people = personas_path(path)
+        personas = (
+            unguard_frame(pl.read_csv(people, infer_schema=False)) if people.exists() else None
+        )
+        sheets = (path.name, companion.name)
+        return check_frames(frames[0], frames[1], path.name, checks, sheets, personas)
     if suffix == ".xlsx":
         import openpyxl
 
@@ -221,7 +246,9 @@ def check_file(path: Path, checks: Checks | None = None) -> tuple[OfferTable | N
         try:
             rules = sheet_frame(book, "rules", path.name)
             perks = sheet_frame(book, "perks", path.name)
+            has_personas = "personas" in book.sheetnames
+            personas = sheet_frame(book, "personas", path.name) if has_personas else None
         finally:
             book.close()
-        return check_frames(rules, perks, path.name, checks)
+        return check_frames(rules, perks, path.name, checks, ("rules", "perks"), personas)
     raise TableError(f"{path.name}: not a spreadsheet (use .csv or .xlsx)")

@@ -14,6 +14,7 @@ from typing import Any, get_args
 
 import polars as pl
 
+from offers.catalog.cells import num
 from offers.catalog.tables import PerkKind, TableError
 
 __all__ = ["LISTS_SHEET", "PICK_LISTS", "add_pick_lists", "sheet_frame", "xlsx_text"]
@@ -31,10 +32,6 @@ _FIXED: dict[str, dict[str, Sequence[str]]] = {
 }
 
 
-def _num(x: float) -> str:
-    return str(int(x)) if x.is_integer() and abs(x) < 2**53 else repr(x)
-
-
 def xlsx_text(v: Any) -> str | None:
     """A cell as the text the tabular reader expects (None for an empty cell)."""
     if v is None or v == "":
@@ -42,7 +39,7 @@ def xlsx_text(v: Any) -> str | None:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
-        return _num(v)
+        return num(v)
     return str(v)
 
 

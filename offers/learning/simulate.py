@@ -29,14 +29,14 @@ Reading is one read-only transaction; nothing is written.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import msgspec
 import polars as pl
 
-from offers.catalog import OfferTable
+from offers.catalog import OfferTable, TableError, personas_of, resolve
 from offers.learning.intervals import MIN_EFFECTIVE, bounded, effective_size
 from offers.learning.outcomes import load_outcomes
 from offers.learning.replay import incident_facts, replay
@@ -305,6 +305,17 @@ def estimate(
     )
 
 
+def _resolved(table: OfferTable, traits: Mapping[str, Mapping[str, Any]] | None) -> OfferTable:
+    """`table` with its persona conditions as the segments they match."""
+    if traits is not None:
+        return resolve(table, personas_of(table, traits))
+    if any("persona" in r.when for r in table.rules):
+        raise TableError(
+            f"table {table.name}: persona conditions need the served segmentation to replay"
+        )
+    return table
+
+
 def simulate(
     ledger: Ledger,
     draft: OfferTable,
@@ -312,10 +323,14 @@ def simulate(
     span: timedelta,
     profiles: Callable[[Sequence[str]], pl.DataFrame] | None = None,
     z: float = Z95,
+    traits: Mapping[str, Mapping[str, Any]] | None = None,
     live: OfferTable | None = None,
 ) -> Simulation:
     """Replay the decisions of the last `span` under `draft` (and `live`, to measure the
-    change against it); read-only."""
+    change against it); read-only. Persona conditions are resolved with the served
+    segmentation's `traits`."""
+    draft = _resolved(draft, traits)
+    live = None if live is None else _resolved(live, traits)
     since = now - span
     outcomes = load_outcomes(ledger, since)
     facts = (

@@ -14,6 +14,13 @@ from offers.ledger.followups import (
     with_followup_lists,
 )
 from offers.ledger.frames import DECISION_SCHEMA
+from offers.ledger.live import (
+    LiveVersion,
+    live_segment_names,
+    live_versions,
+    published_table,
+    published_table_body,
+)
 from offers.ledger.recent import (
     STATUSES,
     IncidentFilter,
@@ -32,9 +39,7 @@ from offers.ledger.versions import (
     Store,
     TableSummary,
     VersionInfo,
-    live_segment_names,
     publish_table,
-    published_table,
 )
 
 __all__ = [
@@ -46,6 +51,7 @@ __all__ = [
     "IncidentFilter",
     "IncidentLine",
     "Ledger",
+    "LiveVersion",
     "NotFound",
     "PublishRefused",
     "Published",
@@ -62,10 +68,12 @@ __all__ = [
     "feed_position",
     "incident_lines_frame",
     "live_segment_names",
+    "live_versions",
     "paired",
     "pseudonymous_path",
     "publish_table",
     "published_table",
+    "published_table_body",
     "recent_incidents",
     "sqlite_url",
     "upgrade",
