@@ -50,22 +50,29 @@ def broken(tmp_path: Path) -> Path:
     return path
 
 
+def cell_of(path: Path, sheet: str, ident: str, column: str) -> str:
+    """The spreadsheet name of the cell in `column` of the row whose id is `ident`."""
+    rows = openpyxl.load_workbook(path)[sheet]
+    header = [c.value for c in rows[1]]
+    ids = header.index("id")
+    row = next(r[0].row for r in rows.iter_rows(min_row=2) if r[ids].value == ident)
+    return f"{openpyxl.utils.get_column_letter(header.index(column) + 1)}{row}"
+
+
 def test_every_finding_at_once_each_at_its_cell(broken: Path) -> None:
     table, findings = check_file(broken, Checks(segment_names=SEGMENTS))
     assert table is None  # some cells cannot be read: nothing to publish
     located = {(f.sheet, f.cell, f.column): f.message for f in findings if f.severity == "error"}
-    rules = openpyxl.load_workbook(broken)["rules"]
-    row = {r[2].value: r[0].row for r in rules.iter_rows(min_row=2)}  # id is column C
-    lounge = row["biz-lounge"]
-    assert located[("rules", f"D{lounge}", "perk")] == (
+
+    def at(ident: str, column: str) -> tuple[str, str, str]:
+        return ("rules", cell_of(broken, "rules", ident, column), column)
+
+    assert located[at("biz-lounge", "perk")] == (
         "unknown perk 'lounge-1hr' (did you mean 'lounge-1h'?)"
     )
-    assert located[("rules", f"F{lounge}", "priority")] == "'high' is not a whole number"
-    assert located[("rules", f"H{row['shopper-5']}", "fallback")] == "'maybe': write true or false"
-    assert (
-        "(did you mean 'road-warrior'?)"
-        in located[("rules", f"J{row['biz-upgrade']}", "when.segment")]
-    )
+    assert located[at("biz-lounge", "priority")] == "'high' is not a whole number"
+    assert located[at("shopper-5", "fallback")] == "'maybe': write true or false"
+    assert "(did you mean 'road-warrior'?)" in located[at("biz-upgrade", "when.segment")]
     tier = next(m for (s, _c, col), m in located.items() if col == "when.tierr")
     assert tier == "unknown column 'tierr' (did you mean 'tier'?)"
     perks = {(c, col): m for (s, c, col), m in located.items() if s == "perks"}
@@ -77,7 +84,8 @@ def test_every_finding_at_once_each_at_its_cell(broken: Path) -> None:
 def test_validate_prints_each_finding_with_its_place(broken: Path, tmp_path: Path) -> None:
     out = run(tmp_path / "data", "offers", "validate", str(broken), code=1)
     words = " ".join(out.replace("│", " ").split())  # the table's cells, unwrapped
-    assert "rules!D18 (perk)" in out and "perks!C2 (value)" in out
+    perk = cell_of(broken, "rules", "biz-lounge", "perk")
+    assert f"rules!{perk} (perk)" in out and "perks!C2 (value)" in out
     for word in ("'lounge-1hr'", "'lounge-1h'?)", "'lots'", "'high'", "'maybe':", "'massage'"):
         assert word in words
     assert "Traceback" not in out and "ValidationError" not in out
@@ -91,19 +99,23 @@ def test_a_csv_finding_names_its_file_and_cell(tmp_path: Path) -> None:
     _, findings = check_file(path, Checks())
     (found,) = [f for f in findings if f.code == "unknown-perk"]
     assert found.sheet == "offers.csv" and found.column == "perk" and found.cell is not None
-    assert found.cell.startswith("D") and found.row == int(found.cell[1:])
+    assert found.cell.startswith("E") and found.row == int(found.cell[1:])  # E: perk
 
 
-def test_the_workbook_has_dropdowns_for_perks_segments_and_yes_no(tmp_path: Path) -> None:
+def test_the_workbook_has_dropdowns_for_perks_segments_personas_and_yes_no(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "offers.xlsx"
     table = load_default_table()
-    write_table_file(table, path, choices={"segment": sorted(SEGMENTS)})
+    personas = sorted(p.id for p in table.personas)
+    write_table_file(table, path, choices={"segment": sorted(SEGMENTS), "persona": personas})
     book = openpyxl.load_workbook(path)
     lists = book["lists"]
     assert lists.sheet_state == "hidden"
     columns = {c[0].value: [x.value for x in c[1:] if x.value] for c in lists.iter_cols()}
     assert columns["perk"] == sorted(p.id for p in table.perks)
     assert columns["when.segment"] == sorted(SEGMENTS)
+    assert columns["when.persona"] == personas == ["business", "family", "shopper"]
 
     def validation(sheet: str, column: str) -> openpyxl.worksheet.datavalidation.DataValidation:
         rows = book[sheet]
@@ -113,8 +125,8 @@ def test_the_workbook_has_dropdowns_for_perks_segments_and_yes_no(tmp_path: Path
     perk = validation("rules", "perk")
     assert perk.type == "list" and perk.formula1 == f"lists!$A$2:$A${len(table.perks) + 1}"
     assert perk.errorStyle in (None, "stop")
-    segment = validation("rules", "when.segment")
-    assert segment.formula1 == "lists!$B$2:$B$6" and segment.errorStyle == "information"
+    persona = validation("rules", "when.persona")  # the table's rules name personas
+    assert persona.formula1 == "lists!$C$2:$C$4" and persona.errorStyle == "information"
     assert validation("rules", "fallback").formula1 == '"true,false"'
     assert validation("perks", "usable_now").formula1 == '"true,false"'
     assert "lounge_pass" in validation("perks", "kind").formula1
