@@ -245,7 +245,7 @@ def test_phone_width_grid_scrolls_sideways_and_save_stays_in_reach(
         assert grid.evaluate("e => e.scrollWidth > e.clientWidth")  # the table scrolls
         cue = grid.evaluate("e => getComputedStyle(e, '::before').content")
         assert "scroll sideways" in cue  # and says so
-        phone.get_by_label("Rule shopper-5: segment is").scroll_into_view_if_needed()
+        phone.get_by_label("Rule shopper-5: persona is").scroll_into_view_if_needed()
         save = phone.get_by_role("button", name="Save draft")
         box = save.bounding_box()
         assert box is not None and box["y"] + box["height"] <= 844  # in view mid-grid
@@ -255,12 +255,21 @@ def test_phone_width_grid_scrolls_sideways_and_save_stays_in_reach(
 
 
 def test_editor_helps_at_1366(browser: Any, server: dict[str, str]) -> None:
-    """Segments as a pick-list, minutes beside steps, a perk's money in view."""
+    """Personas (and segments) as a pick-list, minutes beside steps, a perk's money in view."""
     context = browser.new_context(viewport={"width": 1366, "height": 900})
     page = context.new_page()
     try:
         sign_in(page, server["base"], server["admin"])  # marketing's pages, analysts' report
         page.goto(server["base"] + "/admin/offers/flight-delay/draft")
+        persona = page.get_by_label("Rule shopper-5: persona is")
+        choices = page.locator(f"datalist#{persona.get_attribute('list')} option")
+        assert choices.evaluate_all("os => os.map(o => o.value)") == [
+            "business",
+            "family",
+            "shopper",
+        ]
+        page.get_by_label("Add a condition column").fill("segment")  # a segment column too
+        page.get_by_role("button", name="Check").click()
         segment = page.get_by_label("Rule shopper-5: segment is")
         choices = page.locator(f"datalist#{segment.get_attribute('list')} option")
         assert "duty-free-shopper" in choices.evaluate_all("os => os.map(o => o.value)")
