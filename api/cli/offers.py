@@ -144,7 +144,7 @@ def diff_cmd(settings: Settings, before: str, after: str, name: str | None) -> N
 
 @group.command("import")
 @click.argument("file", type=FILE)
-@click.option("--by", default="cli", show_default=True)
+@click.option("--by", default=lambda: _user(), show_default="$USER")
 @click.pass_obj
 def import_cmd(settings: Settings, file: Path, by: str) -> None:
     """Store FILE as the draft of its table (publish it with `offers publish`)."""

@@ -199,7 +199,7 @@ def train_cmd(
     console.print(f"saved segmentation {model.card.version}")
     _print_card(model.card, active)
     if promote:
-        registry.promote(model.card.version, used_names(settings))
+        registry.promote(model.card.version, used_names(settings), _user())
         console.print(f"[green]{model.card.version} is now active[/green]")
 
 
@@ -262,7 +262,7 @@ def rename_cmd(
 ) -> None:
     """Rename segment OLD of VERSION to NEW; later versions carry the new name over."""
     registry = _registry(settings)
-    registry.rename(version, old, new, description, used_names(settings))
+    registry.rename(version, old, new, description, used_names(settings), _user())
     console.print(f"{version}: {old} is now {new}")
 
 
@@ -271,7 +271,7 @@ def rename_cmd(
 @click.pass_obj
 def promote_cmd(settings: Settings, version: str) -> None:
     """Make VERSION active (refused if it drops a name the published offer table uses)."""
-    _registry(settings).promote(version, used_names(settings))
+    _registry(settings).promote(version, used_names(settings), _user())
     console.print(f"{version} is now active; running servers pick it up on their next request")
 
 
@@ -279,7 +279,7 @@ def promote_cmd(settings: Settings, version: str) -> None:
 @click.pass_obj
 def rollback_cmd(settings: Settings) -> None:
     """Re-activate the version that was active before the current one."""
-    version = _registry(settings).rollback(used_names(settings))
+    version = _registry(settings).rollback(used_names(settings), _user())
     console.print(f"rolled back: {version} is active again")
 
 
@@ -358,3 +358,13 @@ def report_cmd(
     frame = _read_profiles(source, model)
     write_report(render_report(model, frame, drift), output)
     console.print(f"wrote {output} ({output.stat().st_size / 1024:,.0f} KiB)")
+
+
+def _user() -> str:
+    """Who runs the command, for the registry's HISTORY."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"

@@ -20,6 +20,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter, RawBody
 from litestar.status_codes import HTTP_200_OK
 
+from api.http.auth import caller
 from api.http.errors import domain_errors, unprocessable
 from api.numbers import INT32_MAX, whole_number
 from api.runtime import Runtime
@@ -51,14 +52,17 @@ REFUSED = "The table has errors: every finding is in `extra.findings`; nothing i
 
 
 class PublishIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Why; the history records the caller's key name (and `by`, a person a shared key
+    speaks for, when given)."""
+
     reason: Text
-    by: By = "api"
+    by: By | None = None
 
 
 class RollbackIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     version: Version
     reason: Text
-    by: By = "api"
+    by: By | None = None
 
 
 class DraftOut(msgspec.Struct, frozen=True, kw_only=True):
@@ -200,7 +204,9 @@ def put_draft(
     request: Request[Any, Any, Any],
     name: FromPath[str],
     body: RawBody,
-    by: Annotated[str, QueryParameter(max_length=128, description="who edits")] = "api",
+    by: Annotated[
+        str | None, QueryParameter(max_length=128, description="who edits, if not the key")
+    ] = None,
 ) -> DraftOut:
     """Store a draft: TOML text (any content type but JSON) or the table as JSON.
 
@@ -213,7 +219,8 @@ def put_draft(
         table, text = _decoded(request, body, source)
     if table.name != name:
         raise unprocessable(f"{source}, field name: the body names {table.name!r}")
-    draft = store.save_draft(table, by, datetime.now(UTC), body=text or dump_table(table))
+    who = caller(request, by)
+    draft = store.save_draft(table, who, datetime.now(UTC), body=text or dump_table(table))
     return DraftOut(draft=draft, table=table, findings=table_checks(runtime).run(table))
 
 
@@ -239,7 +246,9 @@ def validate_table(
     return ValidationOut(name=name, checked=str(ref), ok=ok, findings=findings)
 
 
-def _publish(state: State, name: str, data: PublishIn | RollbackIn) -> Published:
+def _publish(
+    state: State, request: Request[Any, Any, Any], name: str, data: PublishIn | RollbackIn
+) -> Published:
     """Publish the draft, or with `RollbackIn` an old version again, then switch to it.
 
     This process switches at once; other workers notice the new version on their own.
@@ -252,7 +261,10 @@ def _publish(state: State, name: str, data: PublishIn | RollbackIn) -> Published
             else partial(store.publish, name)
         )
         published = publish(
-            by=data.by, reason=data.reason, now=datetime.now(UTC), checks=table_checks(runtime)
+            by=caller(request, data.by),
+            reason=data.reason,
+            now=datetime.now(UTC),
+            checks=table_checks(runtime),
         )
     runtime.reload_table()
     return published
@@ -266,9 +278,11 @@ def _publish(state: State, name: str, data: PublishIn | RollbackIn) -> Published
     operation_id="publishOfferTable",
     status_code=HTTP_200_OK,
 )
-def publish_table(state: State, name: FromPath[str], data: JSONBody[PublishIn]) -> Published:
+def publish_table(
+    state: State, request: Request[Any, Any, Any], name: FromPath[str], data: JSONBody[PublishIn]
+) -> Published:
     """Validate and publish the draft as the next version; the engine uses it at once."""
-    return _publish(state, name, data)
+    return _publish(state, request, name, data)
 
 
 @post(
@@ -279,9 +293,11 @@ def publish_table(state: State, name: FromPath[str], data: JSONBody[PublishIn]) 
     operation_id="rollbackOfferTable",
     status_code=HTTP_200_OK,
 )
-def rollback_table(state: State, name: FromPath[str], data: JSONBody[RollbackIn]) -> Published:
+def rollback_table(
+    state: State, request: Request[Any, Any, Any], name: FromPath[str], data: JSONBody[RollbackIn]
+) -> Published:
     """Publish an old version again, as a new version whose reason says "rollback to vN"."""
-    return _publish(state, name, data)
+    return _publish(state, request, name, data)
 
 
 @get(
