@@ -115,9 +115,7 @@ def _rename(
         problem = "Describe the segment in 1 to 200 characters."
     else:
         try:
-            registry.rename(
-                version, name, new, description, used_names(runtime), caller(request)
-            )
+            registry.rename(version, name, new, description, used_names(runtime), caller(request))
         except (ValueError, RegistryError, LookupError) as exc:
             problem = str(exc)
     if problem is not None:

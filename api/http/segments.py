@@ -229,7 +229,8 @@ def train_segmentation(
     thread = threading.Thread(
         target=_run,
         args=(state.runtime, job, data, caller(request)),
-        name=f"train-{job.job_id[:8]}", daemon=True
+        name=f"train-{job.job_id[:8]}",
+        daemon=True,
     )
     thread.start()
     location = f"/v1/segmentations/jobs/{job.job_id}"
