@@ -23,6 +23,7 @@ from offers.flow import NoTable, Parts
 from offers.incidents import EscalationPolicy
 from offers.learning import LearningSource
 from offers.ledger import Ledger, create_engine, published_table, upgrade
+from offers.ledger.message_versions import live_books, live_stamp, publish_shipped_books
 from offers.ledger.shipped import no_live_table, publish_shipped
 from offers.ledger.versions import Store
 from offers.messages import MessageBook, load_default_book
@@ -75,6 +76,9 @@ def ensure_bootstrapped(settings: Settings, step: Step = log.info) -> None:
             step(f"bootstrap: segmentation {model.card.version} active: {names}")
         if published_table(ledger) is None:
             _publish_default(engine, data, registry, step)
+        if live_stamp(ledger) == 0:
+            names = publish_shipped_books(ledger, load_default_book(), datetime.now(UTC))
+            step(f"bootstrap: published message books {', '.join(names)}")
     finally:
         engine.dispose()
 
@@ -131,6 +135,9 @@ class Runtime:
 
     _checked_at: float = 0.0
     _refused: str | None = None  # an active model that failed to load, reported once
+    #: publication number of the message books `messages` holds (0: none published)
+    messages_stamp: int = 0
+    _messages_checked_at: float = 0.0
 
     def table(self) -> OfferTable:
         """The live table (a `NoTable` while none is published); a publish by any process
@@ -155,13 +162,31 @@ class Runtime:
         self._table = parse_table(body, f"offer table {name} v{version}")
         self.table_version = (name, version)
 
+    def wording(self) -> MessageBook:
+        """The live message books, merged (the book given at start while none is
+        published); a publish by any process is picked up within a second."""
+        now = time.monotonic()
+        if now - self._messages_checked_at > 1.0:
+            self._messages_checked_at = now
+            if live_stamp(self.ledger) != self.messages_stamp:
+                self.reload_messages()
+        return self.messages
+
+    def reload_messages(self) -> None:
+        stamp = live_stamp(self.ledger)
+        book = live_books(self.ledger)
+        if book is not None:
+            self.messages = book
+        self.messages_stamp = stamp
+        self._messages_checked_at = time.monotonic()
+
     def parts(self) -> Parts:
         return Parts(
             select_profiles=self.book.select,
             unknown_profiles=self.book.unknown,
             ledger=self.ledger,
             table=self.table,
-            book=self.messages,
+            book=self.wording(),
             policy=self.policy,
             learning=self.learning,
             profile=self.book.one,
@@ -231,4 +256,5 @@ def open_runtime(settings: Settings, step: Step = log.info) -> Runtime:
         learning=learning_source(settings, ledger),
     )
     runtime.reload_table()
+    runtime.reload_messages()
     return runtime

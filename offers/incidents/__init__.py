@@ -5,6 +5,7 @@ from versioned regime data with citations and the bundled airport list.
 
 from offers.incidents.kinds import (
     FLIGHT_KINDS,
+    SERVICE_KINDS,
     AwareDatetime,
     CancellationFacts,
     EscalationPolicy,
@@ -19,6 +20,7 @@ from offers.incidents.kinds import (
 
 __all__ = [
     "FLIGHT_KINDS",
+    "SERVICE_KINDS",
     "AwareDatetime",
     "CancellationFacts",
     "EscalationPolicy",
