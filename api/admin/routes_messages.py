@@ -61,7 +61,7 @@ def messages(request: Request[Any, Any, Any]) -> Response[str]:
             problems = {"perk": [str(exc).partition(": ")[2]]}
             previews = {}
     table = runtime.table()
-    book = runtime.messages
+    book = runtime.wording()
     return page(
         request,
         "messages.html.j2",

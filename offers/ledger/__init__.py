@@ -1,6 +1,6 @@
 """Everything that lives in the database: schema and migrations, SQLite and PostgreSQL
 engines, the ledger's reads and writes (exactly once per incident, step and customer), bulk
-COPY, background jobs, erasure, and offer-table drafts and versions.
+COPY, background jobs, erasure, and drafts and versions of offer tables and message books.
 """
 
 from offers.ledger.bulk import bulk_insert
@@ -14,6 +14,17 @@ from offers.ledger.followups import (
     with_followup_lists,
 )
 from offers.ledger.frames import DECISION_SCHEMA
+from offers.ledger.message_versions import (
+    BookPublished,
+    BookRefused,
+    BookSummary,
+    BookVersion,
+    MessageStore,
+    live_books,
+    live_stamp,
+    publish_book,
+    publish_shipped_books,
+)
 from offers.ledger.recent import recent_incidents
 from offers.ledger.store import Ledger
 from offers.ledger.transaction import Tx
@@ -34,9 +45,14 @@ from offers.ledger.versions import (
 __all__ = [
     "DECISION_SCHEMA",
     "FOLLOWUP_LIST",
+    "BookPublished",
+    "BookRefused",
+    "BookSummary",
+    "BookVersion",
     "Draft",
     "FeedPosition",
     "Ledger",
+    "MessageStore",
     "NotFound",
     "PublishRefused",
     "Published",
@@ -51,9 +67,13 @@ __all__ = [
     "erase_customer",
     "export_customer",
     "feed_position",
+    "live_books",
     "live_segment_names",
+    "live_stamp",
     "paired",
     "pseudonymous_path",
+    "publish_book",
+    "publish_shipped_books",
     "publish_table",
     "published_table",
     "recent_incidents",
