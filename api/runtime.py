@@ -77,8 +77,8 @@ def ensure_bootstrapped(settings: Settings, step: Step = log.info) -> None:
         if published_table(ledger) is None:
             _publish_default(engine, data, registry, step)
         if live_stamp(ledger) == 0:
-            names = publish_shipped_books(ledger, load_default_book(), datetime.now(UTC))
-            step(f"bootstrap: published message books {', '.join(names)}")
+            books = publish_shipped_books(ledger, load_default_book(), datetime.now(UTC))
+            step(f"bootstrap: published message books {', '.join(books)}")
     finally:
         engine.dispose()
 

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from litestar.testing import TestClient
 
 from api.app import create_app
+from api.cli import cli
 from api.runtime import Runtime
 from offers.ledger import publish_shipped_books
 from offers.ledger.schema import decision_reasons
@@ -69,9 +72,7 @@ def test_the_shipped_books_have_no_errors() -> None:
             "flight_delay/update/en",
         ),
         (  # a long Chinese SMS: UCS-2 with the longest name takes more than two segments
-            FLIGHT.replace(
-                "非常抱歉：航班 {flight} 延误", "非常抱歉" * 20 + "：航班 {flight} 延误", 1
-            ),
+            FLIGHT.replace("航班 {flight} 延误", "非常抱歉" * 20 + "航班 {flight} 延误", 1),
             "sms-too-long",
             "zh-Hans",
         ),
@@ -193,3 +194,50 @@ def test_a_book_with_errors_is_refused_whole(client: TestClient[Any], runtime: R
     assert unknown.status_code == 404 and "flight_delay" in unknown.json()["detail"]
     broken = client.put("/v1/message-books/flight_delay/draft", content="[[templates]\n")
     assert broken.status_code == 422 and "message book flight_delay" in broken.json()["detail"]
+
+
+def test_the_cli_exports_edits_checks_publishes_and_rolls_back(tmp_path: Path) -> None:
+    """A marketer's week in the terminal, on a fresh data folder (no server needed)."""
+    data = ["--data", str(tmp_path / "data")]
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(cli, [*data, "messages", *args], terminal_width=200)
+        assert result.exit_code == code, result.output
+        return result.output
+
+    assert "│ flight_delay │ v1 " in run("list")  # the shipped books, published on first use
+    exported = tmp_path / "flight.toml"
+    run("export", "flight_delay", "--out", str(exported))
+    exported.write_text(
+        exported.read_text(encoding="utf-8").replace(OLD_SMS, NEW_SMS), encoding="utf-8"
+    )
+    run("import", "flight_delay", str(exported), "--by", "mei")
+    changes = run("diff", "flight_delay")
+    assert changes.splitlines()[:3] == [
+        "changed flight_delay/apology/en/sms (text)",
+        f"  - {OLD_SMS}{{perk_line}}{{rights_line}}",
+        f"  + {NEW_SMS}{{perk_line}}{{rights_line}}",
+    ]
+    shown = run("preview", "--book", "flight_delay", "--lang", "en", "--channel", "sms")
+    assert "Mei, our apologies: MG123 runs 95 min late." in shown
+    assert "0 errors" in run("check", "flight_delay")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(exported.read_text(encoding="utf-8").replace("{flight}", "{flite}", 1))
+    assert "unknown variable {flite}" in run("check", "flight_delay", "--file", str(bad), code=1)
+    refused = run("publish", "flight_delay", str(bad), "--reason", "typo", code=1)
+    assert "flight_delay not published: 1 errors" in refused
+    run("publish", "flight_delay", "--reason", "warmer", "--by", "mei")
+    assert "Mei, our apologies" in run("preview", "--lang", "en", "--channel", "sms")
+    run("rollback", "flight_delay", "v1", "--reason", "too casual", "--by", "ana")
+    assert "we're sorry" in run("preview", "--lang", "en", "--channel", "sms")
+    history = run("history", "flight_delay")
+    assert [line.split("│")[3].strip() for line in history.splitlines() if "│ v" in line] == [
+        "makegood bootstrap",
+        "mei",
+        "ana",
+    ]
+    assert "rollback to v1: too casual" in history
+    assert "Error: Invalid value: 'v0': use N, vN, draft or live" in run(
+        "diff", "flight_delay", "--from", "v0", code=2
+    )
