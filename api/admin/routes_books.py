@@ -21,7 +21,8 @@ from api.admin.routes_auth import form_route
 from api.http.auth import caller
 from api.http.message_books import book_check, message_store, preview_all
 from api.numbers import INT32_MAX, whole_number
-from offers.ledger import BookRefused, NotFound
+from api.runtime import Runtime
+from offers.ledger import BookRefused, MessageStore, NotFound
 from offers.messages import (
     BOOK_NAMES,
     MessageBook,
@@ -92,7 +93,7 @@ def _book_page(
     )  # fmt: skip
 
 
-def _start(store: Any, name: str) -> str:
+def _start(store: MessageStore, name: str) -> str:
     """A book not yet written starts as a copy of the generic wording, for its kind."""
     generic = store.latest("generic")
     if generic is None:
@@ -100,7 +101,7 @@ def _start(store: Any, name: str) -> str:
     return generic.body.replace('incident = "*"', f'incident = "{name}"')
 
 
-def _a_perk(runtime: Any) -> str | None:
+def _a_perk(runtime: Runtime) -> str | None:
     """Previews carry the live table's first perk, so the perk line shows too."""
     perks = runtime.table().perks
     return perks[0].id if perks else None
