@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 import sqlalchemy as sa
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from api.settings import Settings
@@ -237,7 +238,10 @@ def publish_cmd(settings: Settings, name: str, file: Path | None, reason: str, b
             errors = sum(f.severity == "error" for f in exc.findings)
             raise click.ClickException(f"{name} not published: {errors} errors") from exc
     info = done.info
-    console.print(f"published {info.name} v{info.version} by {info.published_by}: {info.reason}")
+    console.print(
+        f"published {info.name} v{info.version} by {info.published_by}: {info.reason}",
+        markup=False,
+    )
 
 
 @click.command("rollback")
@@ -261,7 +265,10 @@ def rollback_cmd(settings: Settings, name: str, version: str, reason: str, by: s
             check=_check(settings),
         )
     info = done.info
-    console.print(f"published {info.name} v{info.version} by {info.published_by}: {info.reason}")
+    console.print(
+        f"published {info.name} v{info.version} by {info.published_by}: {info.reason}",
+        markup=False,
+    )
 
 
 @click.command("history")
@@ -273,5 +280,7 @@ def history_cmd(settings: Settings, name: str) -> None:
         versions = store.versions(name)
     table = Table("version", "published (UTC)", "by", "reason", title=f"message book {name}")
     for v in versions:
-        table.add_row(f"v{v.version}", f"{v.published_at:%Y-%m-%d %H:%M}", v.published_by, v.reason)
+        table.add_row(
+            f"v{v.version}", f"{v.published_at:%Y-%m-%d %H:%M}", v.published_by, escape(v.reason)
+        )
     console.print(table)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from api.settings import Settings
@@ -69,6 +70,32 @@ def print_findings(findings: list[Finding]) -> None:
     console.print(table)
 
 
+def print_cases(table: OfferTable) -> int:
+    """Run the table's example cases through the engine; print each; return how many fail."""
+    from offers.cases import run_cases
+    from offers.messages import load_default_book
+
+    results = run_cases(table, load_default_book())
+    if not results:
+        return 0
+    out = Table("case", "step", "rule matched", "perk", "", title="example cases")
+    for r in results:
+        verdict = "[green]ok[/]" if r.ok else "[red]FAILS[/]"
+        out.add_row(r.id, str(r.step), r.rule or "-", r.perk or "-", verdict)
+    console.print(out)
+    for r in results:
+        if not r.ok:
+            console.print(f"case {r.id}: {r.problem}", markup=False, soft_wrap=True)
+    return sum(not r.ok for r in results)
+
+
+def _examples(table: OfferTable) -> list[Finding]:
+    from offers.cases import case_findings
+    from offers.messages import load_default_book
+
+    return case_findings(table, load_default_book())
+
+
 def print_changes(changes: list[Change]) -> None:
     if not changes:
         console.print("no changes")
@@ -111,8 +138,12 @@ def validate_cmd(settings: Settings, file: Path, max_step: int) -> None:
     findings = Checks(segment_names=checks.segment_names, max_step=max_step).run(table)
     print_findings(findings)
     errors = sum(f.severity == "error" for f in findings)
-    console.print(f"{table.name}: {errors} errors, {len(findings) - errors} warnings")
-    if errors:
+    failing = print_cases(table) if not errors else 0
+    console.print(
+        f"{table.name}: {errors} errors, {len(findings) - errors} warnings"
+        + (f", {failing} of {len(table.cases)} example cases failing" if table.cases else "")
+    )
+    if errors or failing:
         raise click.exceptions.Exit(1)
 
 
@@ -161,9 +192,20 @@ def import_cmd(settings: Settings, file: Path, by: str) -> None:
 @click.option("--draft", "draft_name", help="Publish this table's draft instead of a file.")
 @click.option("--reason", required=True, help="Why: kept with the version.")
 @click.option("--by", default=lambda: _user(), show_default="$USER")
+@click.option(
+    "--acknowledge-failing-cases",
+    "acknowledge",
+    is_flag=True,
+    help="Publish although example cases fail; the history names them.",
+)
 @click.pass_obj
 def publish_cmd(
-    settings: Settings, file: Path | None, draft_name: str | None, reason: str, by: str
+    settings: Settings,
+    file: Path | None,
+    draft_name: str | None,
+    reason: str,
+    by: str,
+    acknowledge: bool,
 ) -> None:
     """Validate and publish FILE (or a draft) as the next version of its table."""
     if (file is None) == (draft_name is None):
@@ -175,18 +217,40 @@ def publish_cmd(
             if file is not None:
                 table, body = read_table_file(file)
                 done = store.publish(
-                    table.name, by=by, reason=reason, now=now, checks=checks, body=body
+                    table.name,
+                    by=by,
+                    reason=reason,
+                    now=now,
+                    checks=checks,
+                    body=body,
+                    examples=_examples,
+                    acknowledge=acknowledge,
                 )
             else:
                 assert draft_name is not None
-                done = store.publish(draft_name, by=by, reason=reason, now=now, checks=checks)
+                done = store.publish(
+                    draft_name,
+                    by=by,
+                    reason=reason,
+                    now=now,
+                    checks=checks,
+                    examples=_examples,
+                    acknowledge=acknowledge,
+                )
         except PublishRefused as exc:
             print_findings(exc.findings)
-            raise click.ClickException(f"not published: {len(exc.findings)} findings") from exc
+            only_cases = all(f.code == "case-failed" for f in exc.findings if f.severity == "error")
+            hint = "; only example cases fail: --acknowledge-failing-cases" if only_cases else ""
+            raise click.ClickException(
+                f"not published: {len(exc.findings)} findings{hint}"
+            ) from exc
     if done.findings:
         print_findings(done.findings)
     info = done.info
-    console.print(f"published {info.name} v{info.version} by {info.published_by}: {info.reason}")
+    console.print(
+        f"published {info.name} v{info.version} by {info.published_by}: {info.reason}",
+        markup=False,
+    )
 
 
 @group.command("rollback")
@@ -215,7 +279,10 @@ def rollback_cmd(settings: Settings, version: str, reason: str, name: str | None
             print_findings(exc.findings)
             raise click.ClickException("rollback refused") from exc
     info = done.info
-    console.print(f"published {info.name} v{info.version} by {info.published_by}: {info.reason}")
+    console.print(
+        f"published {info.name} v{info.version} by {info.published_by}: {info.reason}",
+        markup=False,
+    )
 
 
 @group.command("export")
@@ -254,7 +321,10 @@ def versions_cmd(settings: Settings, name: str | None) -> None:
     table = Table("version", "published at", "by", "reason", title=table_name)
     for v in versions:
         table.add_row(
-            f"v{v.version}", v.published_at.isoformat(timespec="seconds"), v.published_by, v.reason
+            f"v{v.version}",
+            v.published_at.isoformat(timespec="seconds"),
+            v.published_by,
+            escape(v.reason),
         )
     console.print(table)
 

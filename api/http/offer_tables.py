@@ -25,6 +25,7 @@ from api.http.errors import domain_errors, unprocessable
 from api.numbers import INT32_MAX, whole_number
 from api.runtime import Runtime
 from api.runtime import table_checks as checks_for
+from offers.cases import CaseResult, case_findings, run_cases
 from offers.catalog import (
     Change,
     Checks,
@@ -34,6 +35,7 @@ from offers.catalog import (
     decode_table,
     diff_tables,
     dump_table,
+    errors,
     table_from_builtins,
 )
 from offers.ledger import Draft, Published, Ref, Store, TableSummary, VersionInfo
@@ -48,7 +50,10 @@ VersionQuery = Annotated[
     str, QueryParameter(name="version", description="draft (default), live, or N")
 ]
 """Which version a route reads: `draft` unless the client says `live` or a number."""
-REFUSED = "The table has errors: every finding is in `extra.findings`; nothing is published."
+REFUSED = (
+    "The table has errors or failing example cases: every finding is in `extra.findings`; "
+    "nothing is published."
+)
 
 
 class PublishIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -57,6 +62,13 @@ class PublishIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
     reason: Text
     by: By | None = None
+
+
+class TablePublishIn(PublishIn, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A table's publish: `acknowledge_failing_cases` publishes although example cases
+    fail (the history records which)."""
+
+    acknowledge_failing_cases: bool = False
 
 
 class RollbackIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -76,6 +88,7 @@ class ValidationOut(msgspec.Struct, frozen=True, kw_only=True):
     checked: str
     ok: bool
     findings: list[Finding]
+    cases: list[CaseResult] = []
 
 
 class VersionOut(msgspec.Struct, frozen=True, kw_only=True):
@@ -242,12 +255,13 @@ def validate_table(
     with domain_errors():
         table = store.table(name, version_ref(ref))
     findings = table_checks(runtime).run(table)
-    ok = not any(f.severity == "error" for f in findings)
-    return ValidationOut(name=name, checked=str(ref), ok=ok, findings=findings)
+    cases = run_cases(table, runtime.wording()) if not errors(findings) else []
+    ok = not errors(findings) and all(c.ok for c in cases)
+    return ValidationOut(name=name, checked=str(ref), ok=ok, findings=findings, cases=cases)
 
 
 def _publish(
-    state: State, request: Request[Any, Any, Any], name: str, data: PublishIn | RollbackIn
+    state: State, request: Request[Any, Any, Any], name: str, data: TablePublishIn | RollbackIn
 ) -> Published:
     """Publish the draft, or with `RollbackIn` an old version again, then switch to it.
 
@@ -258,7 +272,12 @@ def _publish(
         publish = (
             partial(store.rollback, name, data.version)
             if isinstance(data, RollbackIn)
-            else partial(store.publish, name)
+            else partial(
+                store.publish,
+                name,
+                examples=lambda table: case_findings(table, runtime.wording()),
+                acknowledge=data.acknowledge_failing_cases,
+            )
         )
         published = publish(
             by=caller(request, data.by),
@@ -279,9 +298,16 @@ def _publish(
     status_code=HTTP_200_OK,
 )
 def publish_table(
-    state: State, request: Request[Any, Any, Any], name: FromPath[str], data: JSONBody[PublishIn]
+    state: State,
+    request: Request[Any, Any, Any],
+    name: FromPath[str],
+    data: JSONBody[TablePublishIn],
 ) -> Published:
-    """Validate and publish the draft as the next version; the engine uses it at once."""
+    """Validate and publish the draft as the next version; the engine uses it at once.
+
+    A failing example case refuses it (422, the case's finding says what matched and why)
+    unless `acknowledge_failing_cases` is set; then the version's reason names the cases.
+    """
     return _publish(state, request, name, data)
 
 
