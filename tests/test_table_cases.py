@@ -143,3 +143,33 @@ def test_the_cli_shows_cases_and_needs_the_acknowledgement(tmp_path: Path) -> No
     )
     assert done.exit_code == 0, done.output
     assert "failing cases acknowledged: family-lounge" in " ".join(done.output.split())
+
+
+def test_the_draft_page_lists_cases_and_publishes_only_when_acknowledged(
+    runtime: Runtime,
+) -> None:
+    from tests.test_admin_pages import csrf, make_key, sign_in
+
+    with TestClient(app=create_app(runtime)) as client:
+        sign_in(client, make_key(runtime, "marketing"))
+        client.put(
+            "/v1/offer-tables/flight-delay/draft",
+            content=FAILING,
+            headers={"authorization": f"Bearer {make_key(runtime, 'marketing')}"},
+        )
+        page = client.get("/admin/offers/flight-delay/draft").text
+        cases = page.split('id="cases"')[1].split("</table>")[0]
+        assert "warrior-90" in cases and "as expected" in cases
+        assert "expected rule biz-lounge-3h, rule family-meal-30 matched" in cases
+        form = {"_csrf": csrf(page), "reason": "meals for families"}
+        refused = client.post("/admin/offers/flight-delay/publish", data=form)
+        assert refused.status_code == 422 and "Example cases fail" in refused.text
+        assert runtime.table_version == ("flight-delay", 1)
+        done = client.post(
+            "/admin/offers/flight-delay/publish",
+            data={**form, "acknowledge": "1"},
+            follow_redirects=False,
+        )
+        assert done.status_code == 303 and runtime.table_version == ("flight-delay", 2)
+        history = client.get(done.headers["location"]).text
+        assert "meals for families [failing cases acknowledged: family-lounge]" in history

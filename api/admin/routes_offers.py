@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, get_args
 
+import msgspec
 from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
@@ -22,6 +23,7 @@ from api.admin.session import Session
 from api.http.offer_tables import offer_store, table_checks
 from api.numbers import INT32_MAX, whole_number
 from api.runtime import Runtime
+from offers.cases import case_findings, run_cases
 from offers.catalog import OfferTable, PerkKind, TableError, diff_tables, dump_table, errors
 from offers.learning import parse_since, simulate
 from offers.ledger import NotFound, PublishRefused, Store
@@ -121,6 +123,7 @@ def _editor(
         perk_kinds=PERK_KINDS,
         changes=diff_tables(latest, shown) if latest else [],
         latest=store.latest(name),
+        cases=run_cases(shown, runtime.wording()) if shown.cases and not grid.has_errors else [],
         flash=extra.pop("flash", request.query_params.get("flash")),
         reason=extra.pop("reason", ""),
         reason_errors=extra.pop("reason_errors", ()),
@@ -151,8 +154,9 @@ def _submit(
     other = grid_from_table(base, "perk" if kind == "rule" else "rule", 0)
     rules, perks = (grid, other) if kind == "rule" else (other, grid)
     policy = form.get("hit_policy") or base.hit_policy
-    try:
+    try:  # the grids hold rules and perks; the example cases stay as they are
         candidate = table_from_grids(name, policy, rules, perks)
+        candidate = msgspec.structs.replace(candidate, cases=base.cases)
     except TableError as exc:
         grid.place(str(exc))
         return _editor(request, name, kind, 422, grid=grid)
@@ -188,14 +192,25 @@ def _publish(request: Request[Any, Any, Any], name: str, form: dict[str, str]) -
         problem = "Say why, in a few words (at most 2,000 characters)."
         return _editor(request, name, "rule", 422, reason=reason, reason_errors=(problem,))
     try:
-        published = store.publish(name, reason=reason, **_signed(request, runtime))
+        published = store.publish(
+            name,
+            reason=reason,
+            examples=lambda table: case_findings(table, runtime.wording()),
+            acknowledge=form.get("acknowledge") == "1",
+            **_signed(request, runtime),
+        )
     except NotFound:
         problem = "There is no draft to publish: save one first."
         return _editor(request, name, "rule", 422, reason=reason, reason_errors=(problem,))
     except PublishRefused as exc:
         problem = "The draft has errors (shown beside their fields); nothing was published."
+        if all(f.code == "case-failed" for f in errors(exc.findings)):
+            problem = (
+                "Example cases fail (see the list above); nothing was published. Tick the box "
+                "to publish anyway: the history will name the cases."
+            )
         grid = grid_from_table(store.table(name, "draft"), "rule")
-        grid.place_findings(exc.findings)
+        grid.place_findings([f for f in exc.findings if f.code != "case-failed"])
         return _editor(
             request, name, "rule", 422, grid=grid, reason=reason, reason_errors=(problem,)
         )
