@@ -173,6 +173,40 @@ def test_marketer_changes_a_perk_for_a_segment_and_publishes(
     shot(page, "messages")
 
 
+def test_marketer_rewords_an_apology_previews_publishes_and_it_is_sent(
+    page: Page, server: dict[str, str]
+) -> None:
+    base = server["base"]
+    sign_in(page, base, server["marketing"])
+    nav(page, "Messages")
+    page.locator("#books").get_by_role("link", name="flight delay").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Message book flight delay")
+    wording = page.get_by_label("Templates (TOML)")
+    old = "{first_name}, we're sorry: flight {flight} is {delay_minutes} min late."
+    new = "{first_name}, our apologies: {flight} runs {delay_minutes} min late."
+    wording.fill(wording.input_value().replace(old, new))
+    page.get_by_role("button", name="Check and preview").click()
+    expect(page.locator("#previews")).to_contain_text("Mei, our apologies: MG123 runs 95 min late.")
+    expect(page.locator("#changes")).to_contain_text("flight_delay/apology/en/sms")
+    shot(page, "book-preview")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("status")).to_contain_text("Draft saved.")
+    page.get_by_label("Why (kept in the history)").fill("a warmer apology")
+    page.get_by_role("button", name="Publish").click()
+    expect(page.get_by_role("status")).to_contain_text("Published v2")
+    expect(page.locator("#history")).to_contain_text("a warmer apology")
+    shot(page, "book-published")
+
+    sent = incident(base, server["admin"], "MG9-words", 3001, 60)
+    english_sms = [
+        d["message"]["text"]
+        for d in sent["decisions"]
+        if d["message"]["language"] == "en" and d["message"]["channel"] == "sms"
+    ]
+    assert english_sms, "no English SMS reader among these customers"
+    assert all("our apologies: MG7 runs 40 min late." in t for t in english_sms), english_sms
+
+
 def test_analyst_renames_a_segment_inline(page: Page, server: dict[str, str]) -> None:
     base = server["base"]
     sign_in(page, base, server["admin"])
@@ -215,7 +249,8 @@ def test_phone_width_has_no_sideways_page_scroll(browser: Any, server: dict[str,
     try:
         sign_in(phone, server["base"], server["marketing"])
         for path, name in (("/admin/offers/flight-delay/draft", "phone-draft"),
-                           ("/admin/messages", "phone-messages")):  # fmt: skip
+                           ("/admin/messages", "phone-messages"),
+                           ("/admin/messages/books/flight_delay", "phone-book")):  # fmt: skip
             phone.goto(server["base"] + path)
             width = phone.evaluate("document.documentElement.scrollWidth")
             assert width <= 390, f"{path} is {width}px wide on a 390px screen"
