@@ -173,3 +173,28 @@ def test_the_draft_page_lists_cases_and_publishes_only_when_acknowledged(
         assert done.status_code == 303 and runtime.table_version == ("flight-delay", 2)
         history = client.get(done.headers["location"]).text
         assert "meals for families [failing cases acknowledged: family-lounge]" in history
+
+
+def test_cases_travel_in_the_xlsx_as_a_sheet(tmp_path: Path) -> None:
+    from offers.catalog import read_table_file, write_table_file
+
+    table = parse_table(
+        FAILING.replace(
+            'profile = { tier = "gold", language = "zh-Hant" }',
+            'profile = { tier = "gold", allowed_channels = ["email", "app"] }',
+        )
+    )
+    path = tmp_path / "table.xlsx"
+    write_table_file(table, path)
+    again, body = read_table_file(path)
+    assert again.cases == table.cases and "[[cases]]" in body
+    import openpyxl
+
+    book = openpyxl.load_workbook(path)
+    sheet = book["cases"]
+    header = [c.value for c in sheet[1]]
+    assert header[:6] == ["id", "description", "segment", "kind", "expect.rule", "expect.perk"]
+    sheet.cell(row=1, column=len(header) + 1, value="favourite colour")
+    book.save(path)
+    with pytest.raises(ValueError, match="cases: unknown column 'favourite colour'"):
+        read_table_file(path)
