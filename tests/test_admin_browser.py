@@ -205,6 +205,17 @@ def test_marketer_rewords_an_apology_previews_publishes_and_it_is_sent(
     ]
     assert english_sms, "no English SMS reader among these customers"
     assert all("our apologies: MG7 runs 40 min late." in t for t in english_sms), english_sms
+    reader = next(
+        d["customer_id"]
+        for d in sent["decisions"]
+        if d["message"]["language"] == "en" and d["message"]["channel"] == "sms"
+    )
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, base, server["admin"])  # the desk's page: which wording a customer read
+    page.goto(f"{base}/admin/incidents/MG9-words/customers/{reader}")
+    expect(page.locator("main")).to_contain_text("our apologies: MG7 runs 40 min late.")
+    expect(page.locator("main")).to_contain_text("Wording from message book flight_delay v2.")
+    shot(page, "book-decision")
 
 
 def test_analyst_renames_a_segment_inline(page: Page, server: dict[str, str]) -> None:

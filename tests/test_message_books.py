@@ -21,8 +21,8 @@ from litestar.testing import TestClient
 from api.app import create_app
 from api.cli import cli
 from api.runtime import Runtime
-from offers.ledger import publish_shipped_books
-from offers.ledger.schema import decision_reasons
+from offers.ledger import MessageStore, publish_shipped_books, wording_books
+from offers.ledger.schema import decision_reasons, decisions
 from offers.messages import (
     MessageBook,
     Template,
@@ -118,7 +118,12 @@ def _books_used(runtime: Runtime, incident_id: str) -> set[str | None]:
         decision_reasons.c.incident_id == incident_id
     )
     with runtime.engine.connect() as conn:
-        return set(conn.execute(query).scalars())
+        used = set(conn.execute(query).scalars())
+    one = sa.select(decisions.c.customer_id).where(decisions.c.incident_id == incident_id)
+    with runtime.engine.connect() as conn:
+        customer = conn.execute(one.limit(1)).scalar_one()
+    assert set(wording_books(runtime.ledger, incident_id, customer).values()) <= used
+    return used
 
 
 def test_edit_preview_publish_incident_rollback(client: TestClient[Any], runtime: Runtime) -> None:
@@ -178,6 +183,24 @@ def test_edit_preview_publish_incident_rollback(client: TestClient[Any], runtime
         (2, "tests-admin"),
         (3, "tests-admin"),
     ]
+
+
+def test_a_publish_by_another_process_is_served_within_a_second(
+    client: TestClient[Any], runtime: Runtime
+) -> None:
+    """Another worker publishes through the database; this one checks at most once a second."""
+    MessageStore(runtime.engine).publish(
+        "flight_delay",
+        by="other-worker",
+        reason="elsewhere",
+        now=datetime.now(UTC),
+        check=lambda name, book: [],
+        body=REWORDED,
+    )
+    assert runtime.wording().versions["flight_delay"] == 1  # checked less than a second ago
+    runtime._messages_checked_at -= 1.5  # a second and a half later
+    assert runtime.wording().versions["flight_delay"] == 2
+    assert any(NEW_SMS in t.text for t in runtime.wording().templates)
 
 
 def test_a_book_with_errors_is_refused_whole(client: TestClient[Any], runtime: Runtime) -> None:

@@ -17,7 +17,7 @@ from api.admin.render import page, see_other
 from api.http.wire import decisions_out
 from api.numbers import whole_number
 from api.runtime import Runtime
-from offers.ledger import recent_incidents
+from offers.ledger import recent_incidents, wording_books
 
 __all__ = ["handlers"]
 
@@ -88,6 +88,7 @@ def decision(
         incident_id=incident_id,
         customer_id=customer_id,
         decisions=decisions_out(frame),
+        books=wording_books(runtime.ledger, incident_id, customer_id),
     )
 
 

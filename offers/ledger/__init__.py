@@ -24,6 +24,7 @@ from offers.ledger.message_versions import (
     live_stamp,
     publish_book,
     publish_shipped_books,
+    wording_books,
 )
 from offers.ledger.recent import recent_incidents
 from offers.ledger.store import Ledger
@@ -80,4 +81,5 @@ __all__ = [
     "sqlite_url",
     "upgrade",
     "with_followup_lists",
+    "wording_books",
 ]

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
-from offers.ledger.schema import message_book_drafts, message_books
+from offers.ledger.schema import decision_reasons, decisions, message_book_drafts, message_books
 from offers.ledger.store import Ledger
 from offers.ledger.versions import Draft, NotFound, Ref, VersionInfo, _aware, _label
 from offers.messages import MessageBook, TemplateFinding
@@ -41,6 +41,7 @@ __all__ = [
     "live_stamp",
     "publish_book",
     "publish_shipped_books",
+    "wording_books",
 ]
 
 #: Checks a book by name: every finding; any error refuses a publish.
@@ -320,3 +321,20 @@ def live_books(ledger: Ledger) -> MessageBook | None:
             for row in rows
         }
     )
+
+
+def wording_books(ledger: Ledger, incident_id: str, customer_id: str) -> dict[int, str | None]:
+    """Step -> the message book version (`<book> v<N>`) a customer's message came from."""
+    d, w = decisions.c, decision_reasons.c
+    query = (
+        sa.select(d.step, w.message_book)
+        .select_from(
+            decisions.outerjoin(
+                decision_reasons,
+                (w.incident_id == d.incident_id) & (w.reason_id == d.reason_id),
+            )
+        )
+        .where(d.incident_id == incident_id, d.customer_id == customer_id)
+    )
+    with ledger.reading() as tx:
+        return {row.step: row.message_book for row in tx.conn.execute(query)}
