@@ -78,7 +78,8 @@ def ensure_bootstrapped(settings: Settings, step: Step = log.info) -> None:
             _publish_default(engine, data, registry, step)
         if live_stamp(ledger) == 0:
             books = publish_shipped_books(ledger, load_default_book(), datetime.now(UTC))
-            step(f"bootstrap: published message books {', '.join(books)}")
+            if books:
+                step(f"bootstrap: published message books {', '.join(books)}")
     finally:
         engine.dispose()
 
