@@ -83,6 +83,16 @@ def test_cases_survive_a_toml_round_trip() -> None:
     table = parse_table(FAILING)
     again = parse_table(dump_table(table))
     assert again.cases == table.cases and len(again.cases) == 2
+    from offers.catalog import diff_tables
+
+    moved = parse_table(FAILING.replace("delay_minutes = 90", "delay_minutes = 140"))
+    assert [
+        (c.change, c.what, c.id, c.field, c.before, c.after) for c in diff_tables(table, moved)
+    ] == [("changed", "case", "warrior-90", "facts.delay_minutes", "90", "140")]
+    assert [(c.change, c.id) for c in diff_tables(parse_table(BODY), table)] == [
+        ("added", "warrior-90"),
+        ("added", "family-lounge"),
+    ]
 
 
 @pytest.fixture
