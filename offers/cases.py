@@ -16,13 +16,14 @@ from typing import Any
 import msgspec
 import polars as pl
 
-from offers.catalog import Finding, OfferTable
+from offers.catalog import Finding, OfferTable, personas_of, resolve
 from offers.catalog.cases import NO_PERK, Case
 from offers.decide import StepContext, decide
 from offers.incidents import EscalationPolicy, Incident, entitlements, facts_type
 from offers.messages import MessageBook
 from offers.record import HISTORY_SCHEMA, RECENT_SCHEMA
 from segmentation.profiles import CHANNELS, PROFILE_SCHEMA
+from segmentation.traits import SegmentTraits, segment_traits
 
 __all__ = ["CaseResult", "case_findings", "run_cases"]
 
@@ -89,7 +90,20 @@ def _customer(case: Case) -> pl.DataFrame:
     )
 
 
-def _one(case: Case, table: OfferTable, book: MessageBook) -> CaseResult:
+def _personas(
+    case: Case, table: OfferTable, customer: pl.DataFrame, served: SegmentTraits | None
+) -> dict[str, str | None]:
+    """The persona the case's segment is: as the case says, as served, or as its profile fits."""
+    if case.persona is not None:
+        return {case.segment: case.persona}
+    if served is not None and case.segment in served:
+        return personas_of(table, {case.segment: served[case.segment]})
+    return personas_of(table, segment_traits(customer))
+
+
+def _one(
+    case: Case, table: OfferTable, book: MessageBook, served: SegmentTraits | None
+) -> CaseResult:
     expected_rule, expected_perk = case.expect.rule, case.expect.perk
 
     def result(step: int, problem: str, row: dict[str, Any] | None = None) -> CaseResult:
@@ -114,6 +128,7 @@ def _one(case: Case, table: OfferTable, book: MessageBook) -> CaseResult:
             incident_id=f"case-{case.id}", kind=case.kind, occurred_at=_WHEN, facts=facts
         )
         customers = _customer(case)
+        personas = _personas(case, table, customers, served)
     except (msgspec.ValidationError, ValueError, TypeError, pl.exceptions.PolarsError) as exc:
         return result(0, f"case {case.id} cannot run: {exc}")
     step = EscalationPolicy.for_kind(case.kind).step(incident.facts.delay_minutes)
@@ -126,7 +141,8 @@ def _one(case: Case, table: OfferTable, book: MessageBook) -> CaseResult:
     )
     empty_history = pl.DataFrame(schema=HISTORY_SCHEMA)
     empty_recent = pl.DataFrame(schema=RECENT_SCHEMA)
-    row = decide(customers, empty_history, empty_recent, ctx, table, book).row(0, named=True)
+    resolved = resolve(table, personas)
+    row = decide(customers, empty_history, empty_recent, ctx, resolved, book).row(0, named=True)
     rule, perk = row["rule_id"], row["perk_id"]
     wrong = []
     if expected_rule is not None and rule != expected_rule:
@@ -138,12 +154,17 @@ def _one(case: Case, table: OfferTable, book: MessageBook) -> CaseResult:
     return result(step, problem, row)
 
 
-def run_cases(table: OfferTable, book: MessageBook) -> list[CaseResult]:
-    """Every example case of `table`, decided by the engine, in the table's order."""
-    return [_one(case, table, book) for case in table.cases]
+def run_cases(
+    table: OfferTable, book: MessageBook, traits: SegmentTraits | None = None
+) -> list[CaseResult]:
+    """Every example case of `table`, decided by the engine, in the table's order; rules on
+    personas reach the segments that are those personas in `traits` (the served ones)."""
+    return [_one(case, table, book, traits) for case in table.cases]
 
 
-def case_findings(table: OfferTable, book: MessageBook) -> list[Finding]:
+def case_findings(
+    table: OfferTable, book: MessageBook, traits: SegmentTraits | None = None
+) -> list[Finding]:
     """The failing cases as findings (code `case-failed`), located by the case."""
     return [
         Finding(
@@ -154,6 +175,6 @@ def case_findings(table: OfferTable, book: MessageBook) -> list[Finding]:
             field=f"cases.{result.id}",
             message=f"case {result.id}: {result.problem}",
         )
-        for result in run_cases(table, book)
+        for result in run_cases(table, book, traits)
         if not result.ok
     ]

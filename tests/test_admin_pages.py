@@ -14,6 +14,7 @@ from api.app import create_app
 from api.keys import KeyStore, Role
 from api.runtime import Runtime
 from offers.ledger.versions import Store
+from tests.tables import publish_named
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
@@ -160,14 +161,14 @@ def test_edit_check_save_publish_and_roll_back(marketer: TestClient[Any], runtim
     page = marketer.get("/admin/offers/flight-delay/draft").text
     form = _grid_form(page)
     row = next(k.split("-")[1] for k, v in form.items() if k.endswith("-id") and v == "shopper-5")
-    form[f"rule-{row}-when.segment"] = "duty-free-shoppers"  # a typo: no such segment
+    form[f"rule-{row}-when.persona"] = "duty-free-shoppers"  # a typo: no such persona
     bad = marketer.post("/admin/offers/flight-delay/draft", data={**form, "action": "save"})
     assert bad.status_code == 422
-    cell = bad.text.split(f'id="rule-{row}-when_segment"', 1)[1].split("</td>", 1)[0]
-    assert "unknown segment" in cell and 'aria-invalid="true"' in bad.text
+    cell = bad.text.split(f'id="rule-{row}-when_persona"', 1)[1].split("</td>", 1)[0]
+    assert "unknown persona" in cell and 'aria-invalid="true"' in bad.text
     assert marketer.get("/admin/offers").text.count("waiting") == 0  # nothing was saved
 
-    form[f"rule-{row}-when.segment"] = "duty-free-shopper"
+    form[f"rule-{row}-when.persona"] = "shopper"
     form[f"rule-{row}-perk"] = "dutyfree-10"
     saved = marketer.post(
         "/admin/offers/flight-delay/draft",
@@ -229,6 +230,7 @@ def test_segment_pages_rename_inline_and_refuse_a_used_name(
 ) -> None:
     from api.http.segments import used_names
 
+    publish_named(runtime)  # rules that name segments: a rename must keep them
     registry = active_registry(runtime, model)
     profiles = runtime.settings.data_dir / "profiles"
     profiles.mkdir(parents=True, exist_ok=True)
@@ -316,6 +318,7 @@ def test_promote_is_refused_when_it_drops_a_name_in_use(
 ) -> None:
     from segmentation.model import train
 
+    publish_named(runtime)  # rules that name segments: promotion must keep them
     registry = active_registry(runtime, model)
     smaller = train(population.drop("latent_kind"), version="seg-0002", k=3, seed=7)
     registry.save(smaller)
@@ -326,8 +329,9 @@ def test_promote_is_refused_when_it_drops_a_name_in_use(
     assert registry.active() == "seg-0001"
 
 
-def test_a_rule_moves_to_the_position_typed(marketer: TestClient[Any]) -> None:
+def test_a_rule_moves_to_the_position_typed(marketer: TestClient[Any], runtime: Runtime) -> None:
     """A new rule for road warriors only, moved above the rule that would shadow it."""
+    publish_named(runtime)  # rules that name segments, so one for road warriors is narrower
     page = marketer.get("/admin/offers/flight-delay/draft").text
     form = _grid_form(page)
     rows = int(form["rule_rows"])

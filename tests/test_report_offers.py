@@ -24,7 +24,7 @@ def _play(runtime: Runtime, incidents: int = 4) -> datetime:
     world = make_world(runtime.book.frame["segment"].unique().to_list(), seed=2)
     parts = replace(
         runtime.parts(),
-        table=lambda: world.table,
+        table=lambda _kind: world.table,
         contact=ContactPolicy(holdout_share=0.2, max_perks=100, marketing_contacts_per_window=0),
     )
     start = datetime.now(UTC) - timedelta(days=20)

@@ -24,6 +24,7 @@ WARRIOR = """
 id = "warrior-90"
 description = "a frequent flyer 90 minutes late at Taipei"
 segment = "road-warrior"
+profile = { business_share = 0.8, tier = "gold" }
 facts = { delay_minutes = 90, origin = "TPE" }
 expect = { rule = "biz-lounge-3h", perk = "lounge-3h" }
 """
@@ -31,6 +32,7 @@ FAMILY_WRONG = """
 [[cases]]
 id = "family-lounge"
 segment = "leisure-family"
+persona = "family"
 profile = { tier = "gold", language = "zh-Hant" }
 expect = { rule = "biz-lounge-3h" }
 """
@@ -47,6 +49,19 @@ FAILING = BODY + WARRIOR + FAMILY_WRONG
             False,
             "family-meal-30",
             "expected rule biz-lounge-3h, rule family-meal-30 matched (why: step 3",
+        ),
+        (  # no persona said: the profile fits the shopper persona's traits
+            '[[cases]]\nid = "gate-shopper"\nsegment = "new-segment"\n'
+            'profile = { duty_free_spend_12m = 900.0 }\nexpect = { rule = "shopper-15" }\n',
+            True,
+            "shopper-15",
+            "",
+        ),
+        (  # an ordinary customer is no persona: the catch-all rule of the step
+            '[[cases]]\nid = "anyone"\nsegment = "new-segment"\nexpect = { rule = "shopper-15" }\n',
+            False,
+            "later-miles-3",
+            "expected rule shopper-15, rule later-miles-3 matched",
         ),
         (  # below notice nothing is sent: "no perk" holds
             '[[cases]]\nid = "quiet"\nsegment = "leisure-family"\n'
@@ -115,7 +130,7 @@ def test_a_failing_case_blocks_a_publish_until_acknowledged(
     ]
     refused = client.post("/v1/offer-tables/flight-delay/publish", json={"reason": "cases"})
     assert refused.status_code == 422
-    (finding,) = refused.json()["extra"]["findings"]
+    (finding,) = [f for f in refused.json()["extra"]["findings"] if f["severity"] == "error"]
     assert (finding["code"], finding["field"], finding["rule"]) == (
         "case-failed",
         "cases.family-lounge",
@@ -203,7 +218,15 @@ def test_cases_travel_in_the_xlsx_as_a_sheet(tmp_path: Path) -> None:
     book = openpyxl.load_workbook(path)
     sheet = book["cases"]
     header = [c.value for c in sheet[1]]
-    assert header[:6] == ["id", "description", "segment", "kind", "expect.rule", "expect.perk"]
+    assert header[:7] == [
+        "id",
+        "description",
+        "segment",
+        "persona",
+        "kind",
+        "expect.rule",
+        "expect.perk",
+    ]
     sheet.cell(row=1, column=len(header) + 1, value="favourite colour")
     book.save(path)
     with pytest.raises(ValueError, match="cases: unknown column 'favourite colour'"):

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+import msgspec
 import polars as pl
 
 from api.numbers import whole_number
@@ -29,7 +30,7 @@ __all__ = [
 ]
 
 Kind = Literal["rule", "perk"]
-_SETTINGS = ("table", "hit_policy")
+_SETTINGS = ("table", "hit_policy", "incidents")
 _LOCATED = re.compile(
     r"(?:^|: )(?:(?P<kind>rule|perk) (?P<id>.+?)|(?P<section>rules|perks)\[(?P<index>\d+)\])"
     r"(?:, field (?P<field>[^:]+))?: (?P<message>.+)$",
@@ -207,14 +208,20 @@ def grid_from_form(form: Mapping[str, str], kind: Kind) -> Grid:
     return Grid(kind=kind, columns=_editable(columns), rows=rows)
 
 
-def table_from_grids(name: str, hit_policy: str, rules: Grid, perks: Grid) -> OfferTable:
-    """Read the two grids back as one table; a TableError names the rule or perk and field."""
+def table_from_grids(base: OfferTable, hit_policy: str, rules: Grid, perks: Grid) -> OfferTable:
+    """Read the two grids back as one table (with `base`'s incident kinds, personas and
+    example cases, which the grids do not show); a TableError names the rule or perk and
+    field."""
+    name = base.name
     rule_frame = rules.frame().with_columns(
         table=pl.lit(name, pl.String), hit_policy=pl.lit(hit_policy, pl.String)
     )
     if rule_frame.is_empty():
         rule_frame = pl.DataFrame({"table": [name], "hit_policy": [hit_policy]})
-    return table_from_frames(rule_frame, perks.frame(), f"offer table {name}")
+    table = table_from_frames(rule_frame, perks.frame(), f"offer table {name}")
+    return msgspec.structs.replace(
+        table, incidents=base.incidents, personas=base.personas, cases=base.cases
+    )
 
 
 _HEADERS = {

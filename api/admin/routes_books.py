@@ -19,7 +19,7 @@ from litestar.params import FromPath
 from api.admin.render import page, see_other
 from api.admin.routes_auth import form_route
 from api.http.auth import caller
-from api.http.message_books import book_check, message_store, preview_all
+from api.http.message_books import book_check, message_store, preview_all, served_table
 from api.numbers import INT32_MAX, whole_number
 from api.runtime import Runtime
 from offers.ledger import BookRefused, MessageStore, NotFound
@@ -70,7 +70,7 @@ def _book_page(
     readable = book is not None and not any(f.severity == "error" for f in findings)
     previews = {}
     if readable and book is not None:
-        shown = preview_all(runtime, name, book, kind, _a_perk(runtime))
+        shown = preview_all(runtime, name, book, kind, _a_perk(runtime, name))
         previews = {(p.language, p.channel): p for p in shown}
     return page(
         request,
@@ -101,9 +101,9 @@ def _start(store: MessageStore, name: str) -> str:
     return generic.body.replace('incident = "*"', f'incident = "{name}"')
 
 
-def _a_perk(runtime: Runtime) -> str | None:
+def _a_perk(runtime: Runtime, name: str) -> str | None:
     """Previews carry the live table's first perk, so the perk line shows too."""
-    perks = runtime.table().perks
+    perks = served_table(runtime, name).perks
     return perks[0].id if perks else None
 
 

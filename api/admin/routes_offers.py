@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, get_args
 
-import msgspec
 from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
@@ -23,7 +22,7 @@ from api.admin.session import Session
 from api.http.offer_tables import offer_store, table_checks
 from api.numbers import INT32_MAX, whole_number
 from api.runtime import Runtime
-from offers.cases import case_findings, run_cases
+from offers.cases import CaseResult, case_findings, run_cases
 from offers.catalog import OfferTable, PerkKind, TableError, diff_tables, dump_table, errors
 from offers.learning import parse_since, simulate
 from offers.ledger import NotFound, PublishRefused, Store
@@ -91,6 +90,11 @@ def _signed(request: Request[Any, Any, Any], runtime: Runtime) -> dict[str, Any]
     return {"by": session.key.name, "now": datetime.now(UTC), "checks": table_checks(runtime)}
 
 
+def _cases(runtime: Runtime, table: OfferTable) -> list[CaseResult]:
+    """The table's example cases as the engine decides them here (none: no list)."""
+    return run_cases(table, runtime.wording(), runtime.traits) if table.cases else []
+
+
 def _editor(
     request: Request[Any, Any, Any],
     name: str,
@@ -123,7 +127,9 @@ def _editor(
         perk_kinds=PERK_KINDS,
         changes=diff_tables(latest, shown) if latest else [],
         latest=store.latest(name),
-        cases=run_cases(shown, runtime.wording()) if shown.cases and not grid.has_errors else [],
+        cases=run_cases(shown, runtime.wording(), runtime.traits)
+        if shown.cases and not grid.has_errors
+        else [],
         flash=extra.pop("flash", request.query_params.get("flash")),
         reason=extra.pop("reason", ""),
         reason_errors=extra.pop("reason_errors", ()),
@@ -154,9 +160,8 @@ def _submit(
     other = grid_from_table(base, "perk" if kind == "rule" else "rule", 0)
     rules, perks = (grid, other) if kind == "rule" else (other, grid)
     policy = form.get("hit_policy") or base.hit_policy
-    try:  # the grids hold rules and perks; the example cases stay as they are
-        candidate = table_from_grids(name, policy, rules, perks)
-        candidate = msgspec.structs.replace(candidate, cases=base.cases)
+    try:
+        candidate = table_from_grids(base, policy, rules, perks)
     except TableError as exc:
         grid.place(str(exc))
         return _editor(request, name, kind, 422, grid=grid)
@@ -195,7 +200,7 @@ def _publish(request: Request[Any, Any, Any], name: str, form: dict[str, str]) -
         published = store.publish(
             name,
             reason=reason,
-            examples=lambda table: case_findings(table, runtime.wording()),
+            examples=lambda table: case_findings(table, runtime.wording(), runtime.traits),
             acknowledge=form.get("acknowledge") == "1",
             **_signed(request, runtime),
         )
@@ -257,7 +262,14 @@ def simulation(request: Request[Any, Any, Any], name: FromPath[str]) -> Response
     except NotFound:
         draft = store.table(name, "live")
     try:
-        sim = simulate(runtime.ledger, draft, datetime.now(UTC), span, runtime.book.select)
+        sim = simulate(
+            runtime.ledger,
+            draft,
+            datetime.now(UTC),
+            span,
+            runtime.book.select,
+            traits=runtime.traits,
+        )
     except TableError as exc:
         return page(request, "simulate.html.j2", 422, name=name, since=since, sim=None,
                     since_errors=(), problem=str(exc))  # fmt: skip

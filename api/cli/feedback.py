@@ -18,6 +18,7 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
+from api.cli.folder import folder_traits
 from api.settings import Settings
 from offers.catalog import decode_table, read_table_file
 from offers.learning import (
@@ -205,7 +206,9 @@ def simulate_cmd(settings: Settings, draft: Path, since: str, as_json: bool) -> 
             scan = pl.scan_parquet(snapshots[-1])
             return scan.filter(pl.col("customer_id").is_in(wanted.implode())).collect()
 
-        sim = simulate(ledger, table, datetime.now(UTC), span, profiles)
+        served = folder_traits(settings)
+        traits = served[2] if served is not None else None
+        sim = simulate(ledger, table, datetime.now(UTC), span, profiles, traits=traits)
     if as_json:
         click.echo(msgspec.json.format(msgspec.json.encode(sim)).decode())
     else:

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from api.cli.who import current_user
 from api.settings import Settings
 from offers.catalog import OfferTable, load_default_table, parse_table
 from offers.ledger import BookRefused, MessageStore, Ref
@@ -114,16 +115,7 @@ def _print_changes(changes: list[BookChange]) -> None:
             console.print(f"  + {c.after}", markup=False, highlight=False, soft_wrap=True)
 
 
-def _user() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "cli"
-
-
-BY = click.option("--by", default=lambda: _user(), show_default="$USER")
+BY = click.option("--by", default=lambda: current_user(), show_default="$USER")
 
 
 def register(group: click.Group) -> None:

@@ -6,7 +6,7 @@ the active segmentation when there is one, and print findings and changes as tab
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,12 +16,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from api.cli.folder import folder_checks
+from api.cli.who import current_user
 from api.settings import Settings
 from offers.catalog import (
     Change,
     Checks,
+    Coverage,
     Finding,
     OfferTable,
+    coverage,
     diff_tables,
     read_table_file,
     write_table_file,
@@ -46,15 +50,19 @@ def _store(settings: Settings) -> Iterator[Store]:
 
 
 def _checks(settings: Settings) -> Checks:
-    """Segment names of the active segmentation, when the data folder has one."""
-    from segmentation.registry import Registry
+    """What a server on this folder validates against (segments, traits, columns)."""
+    return folder_checks(settings)
 
-    root = settings.data_dir / "models"
-    active = Registry(root).active() if root.exists() else None
-    if active is None:
-        return Checks()
-    names = frozenset(s.name for s in Registry(root).card(active).segments)
-    return Checks(segment_names=names)
+
+def print_coverage(cov: Coverage) -> None:
+    """Which segments the table's own rules reach, with sizes and personas."""
+    grid = Table(title=f"coverage of {cov.table}: {cov.share:.0%} of customers")
+    for column in ("segment", "customers", "persona", "rules chosen for it"):
+        grid.add_column(column, justify="right" if column == "customers" else "left")
+    for row in cov.segments:
+        rules = ", ".join(row.rules) if row.covered else "[yellow]only catch-all rules[/]"
+        grid.add_row(row.segment, f"{row.size:,}", row.persona or "-", rules)
+    console.print(grid)
 
 
 def print_findings(findings: list[Finding]) -> None:
@@ -70,12 +78,12 @@ def print_findings(findings: list[Finding]) -> None:
     console.print(table)
 
 
-def print_cases(table: OfferTable) -> int:
+def print_cases(table: OfferTable, checks: Checks) -> int:
     """Run the table's example cases through the engine; print each; return how many fail."""
     from offers.cases import run_cases
     from offers.messages import load_default_book
 
-    results = run_cases(table, load_default_book())
+    results = run_cases(table, load_default_book(), checks.traits)
     if not results:
         return 0
     out = Table("case", "step", "rule matched", "perk", "", title="example cases")
@@ -89,11 +97,12 @@ def print_cases(table: OfferTable) -> int:
     return sum(not r.ok for r in results)
 
 
-def _examples(table: OfferTable) -> list[Finding]:
+def _examples(checks: Checks) -> Callable[[OfferTable], list[Finding]]:
+    """The table's failing example cases, with personas as the folder's segments are them."""
     from offers.cases import case_findings
     from offers.messages import load_default_book
 
-    return case_findings(table, load_default_book())
+    return lambda table: case_findings(table, load_default_book(), checks.traits)
 
 
 def print_changes(changes: list[Change]) -> None:
@@ -134,11 +143,13 @@ def group() -> None:
 def validate_cmd(settings: Settings, file: Path, max_step: int) -> None:
     """Check FILE (TOML, CSV or XLSX); exit 1 when there is any error."""
     table, _ = read_table_file(file)
-    checks = _checks(settings)
-    findings = Checks(segment_names=checks.segment_names, max_step=max_step).run(table)
+    checks = folder_checks(settings, max_step)
+    findings = checks.run(table)
     print_findings(findings)
+    if checks.traits is not None:
+        print_coverage(coverage(table, checks.traits))
     errors = sum(f.severity == "error" for f in findings)
-    failing = print_cases(table) if not errors else 0
+    failing = print_cases(table, checks) if not errors else 0
     console.print(
         f"{table.name}: {errors} errors, {len(findings) - errors} warnings"
         + (f", {failing} of {len(table.cases)} example cases failing" if table.cases else "")
@@ -175,7 +186,7 @@ def diff_cmd(settings: Settings, before: str, after: str, name: str | None) -> N
 
 @group.command("import")
 @click.argument("file", type=FILE)
-@click.option("--by", default=lambda: _user(), show_default="$USER")
+@click.option("--by", default=lambda: current_user(), show_default="$USER")
 @click.pass_obj
 def import_cmd(settings: Settings, file: Path, by: str) -> None:
     """Store FILE as the draft of its table (publish it with `offers publish`)."""
@@ -191,7 +202,7 @@ def import_cmd(settings: Settings, file: Path, by: str) -> None:
 @click.argument("file", type=FILE, required=False)
 @click.option("--draft", "draft_name", help="Publish this table's draft instead of a file.")
 @click.option("--reason", required=True, help="Why: kept with the version.")
-@click.option("--by", default=lambda: _user(), show_default="$USER")
+@click.option("--by", default=lambda: current_user(), show_default="$USER")
 @click.option(
     "--acknowledge-failing-cases",
     "acknowledge",
@@ -223,7 +234,7 @@ def publish_cmd(
                     now=now,
                     checks=checks,
                     body=body,
-                    examples=_examples,
+                    examples=_examples(checks),
                     acknowledge=acknowledge,
                 )
             else:
@@ -234,7 +245,7 @@ def publish_cmd(
                     reason=reason,
                     now=now,
                     checks=checks,
-                    examples=_examples,
+                    examples=_examples(checks),
                     acknowledge=acknowledge,
                 )
         except PublishRefused as exc:
@@ -257,7 +268,7 @@ def publish_cmd(
 @click.argument("version")
 @click.option("--reason", required=True)
 @click.option("--table", "name", help="Table to roll back (default: the live table).")
-@click.option("--by", default=lambda: _user(), show_default="$USER")
+@click.option("--by", default=lambda: current_user(), show_default="$USER")
 @click.pass_obj
 def rollback_cmd(settings: Settings, version: str, reason: str, name: str | None, by: str) -> None:
     """Publish VERSION (N or vN) again as a new version: "rollback to vN"."""
@@ -327,12 +338,3 @@ def versions_cmd(settings: Settings, name: str | None) -> None:
             escape(v.reason),
         )
     console.print(table)
-
-
-def _user() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "cli"

@@ -17,6 +17,8 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
+from api.cli.folder import Served, folder_traits
+from api.cli.who import current_user
 from api.settings import Settings
 from segmentation.profiles import OBJECTION_COLUMN
 
@@ -53,6 +55,30 @@ def newest_snapshot(settings: Settings) -> Path:
             "import profiles first or pass --profiles FILE"
         )
     return snapshots[-1]
+
+
+def _report_coverage(settings: Settings, before: Served | None) -> None:
+    """Coverage of every live offer table under the now active segmentation, and a warning
+    for each table that reaches fewer customers with rules chosen for them than before."""
+    from api.cli.offers import print_coverage
+    from offers.ledger import Ledger, create_engine, upgrade
+    from offers.live import coverage_warnings, live_coverage
+
+    no_ledger = settings.database_url is None and not (settings.data_dir / "makegood.db").exists()
+    after = folder_traits(settings)
+    if after is None or no_ledger:
+        return
+    engine = create_engine(settings.db_url)
+    try:
+        upgrade(engine)
+        ledger = Ledger(engine)
+        for cov in live_coverage(ledger, after[2]):
+            print_coverage(cov)
+        old = before[2] if before is not None else None
+        for warning in coverage_warnings(ledger, old, after[2]):
+            console.print(f"[yellow]warning: {warning}[/yellow]")
+    finally:
+        engine.dispose()
 
 
 def _registry(settings: Settings) -> Registry:
@@ -199,8 +225,10 @@ def train_cmd(
     console.print(f"saved segmentation {model.card.version}")
     _print_card(model.card, active)
     if promote:
-        registry.promote(model.card.version, used_names(settings), _user())
+        before = folder_traits(settings)
+        registry.promote(model.card.version, used_names(settings), current_user())
         console.print(f"[green]{model.card.version} is now active[/green]")
+        _report_coverage(settings, before)
 
 
 @group.command("list")
@@ -262,7 +290,7 @@ def rename_cmd(
 ) -> None:
     """Rename segment OLD of VERSION to NEW; later versions carry the new name over."""
     registry = _registry(settings)
-    registry.rename(version, old, new, description, used_names(settings), _user())
+    registry.rename(version, old, new, description, used_names(settings), current_user())
     console.print(f"{version}: {old} is now {new}")
 
 
@@ -270,17 +298,22 @@ def rename_cmd(
 @click.argument("version")
 @click.pass_obj
 def promote_cmd(settings: Settings, version: str) -> None:
-    """Make VERSION active (refused if it drops a name the published offer table uses)."""
-    _registry(settings).promote(version, used_names(settings), _user())
+    """Make VERSION active (refused if it drops a name a live offer table uses); shows which
+    segments each live table reaches, and warns when that coverage drops."""
+    before = folder_traits(settings)
+    _registry(settings).promote(version, used_names(settings), current_user())
     console.print(f"{version} is now active; running servers pick it up on their next request")
+    _report_coverage(settings, before)
 
 
 @group.command("rollback")
 @click.pass_obj
 def rollback_cmd(settings: Settings) -> None:
     """Re-activate the version that was active before the current one."""
-    version = _registry(settings).rollback(used_names(settings), _user())
+    before = folder_traits(settings)
+    version = _registry(settings).rollback(used_names(settings), current_user())
     console.print(f"rolled back: {version} is active again")
+    _report_coverage(settings, before)
 
 
 def _measure(settings: Settings, version: str | None, against: Path | None) -> DriftReport:
@@ -358,13 +391,3 @@ def report_cmd(
     frame = _read_profiles(source, model)
     write_report(render_report(model, frame, drift), output)
     console.print(f"wrote {output} ({output.stat().st_size / 1024:,.0f} KiB)")
-
-
-def _user() -> str:
-    """Who runs the command, for the registry's HISTORY."""
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "cli"

@@ -97,7 +97,14 @@ def simulate_table(
     with domain_errors():
         span = parse_since(since)
         table = store.table(name, version_ref(ref, hint="N, vN, draft or live"))
-        return simulate(runtime.ledger, table, datetime.now(UTC), span, runtime.book.select)
+        return simulate(
+            runtime.ledger,
+            table,
+            datetime.now(UTC),
+            span,
+            runtime.book.select,
+            traits=runtime.traits,
+        )
 
 
 @get(

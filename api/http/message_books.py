@@ -24,9 +24,12 @@ from api.http.errors import domain_errors, unprocessable
 from api.http.offer_tables import PublishIn, RollbackIn, VersionQuery, version_ref
 from api.numbers import INT32_MAX
 from api.runtime import Runtime
+from offers.catalog import OfferTable
 from offers.ledger import BookPublished, BookSummary, Draft, MessageStore, VersionInfo
+from offers.ledger.message_versions import Check
 from offers.messages import (
     BOOK_NAMES,
+    GENERIC,
     BookChange,
     MessageBook,
     MessageKind,
@@ -40,7 +43,7 @@ from offers.messages import (
 )
 from segmentation.profiles import CHANNELS, LANGUAGES
 
-__all__ = ["book_check", "handlers", "message_store", "preview_all"]
+__all__ = ["book_check", "handlers", "message_store", "preview_all", "served_table"]
 
 REFUSED = "The book has errors: every finding is in `extra.findings`; nothing is published."
 
@@ -93,10 +96,22 @@ def message_store(state: State) -> tuple[Runtime, MessageStore]:
     return runtime, MessageStore(runtime.engine)
 
 
-def book_check(runtime: Runtime) -> Any:
-    """Check a book against the live table's perk titles (SMS worst cases use them)."""
-    titles = [dict(p.title) for p in runtime.table().perks]
-    return lambda name, book: book_findings(name, book, titles)
+def served_table(runtime: Runtime, name: str) -> OfferTable:
+    """The live table a book's messages go out with: its incident kind's (`generic`: the
+    flight-delay table's, the default kind)."""
+    return runtime.table(book_incident(name) if name != GENERIC else "flight_delay")
+
+
+def book_check(runtime: Runtime) -> Check:
+    """Check a book against the perk titles of its kind's live table (SMS worst cases use
+    them; the generic book, every live table's)."""
+
+    def check(name: str, book: MessageBook) -> list[TemplateFinding]:
+        kinds = [book_incident(name)] if name != GENERIC else list(runtime.tables.versions)
+        titles = [dict(p.title) for kind in kinds for p in runtime.table(kind).perks]
+        return book_findings(name, book, titles)
+
+    return check
 
 
 def _known(name: str) -> None:
@@ -119,7 +134,7 @@ def preview_all(
 ) -> list[Preview]:
     """One message of `book` in every language and channel, filled with sample values and
     the live table's perk; LookupError: no such perk."""
-    table = runtime.table()
+    table = served_table(runtime, name)
     perk = next((p for p in table.perks if p.id == perk_id), None)
     if perk_id is not None and perk is None:
         raise LookupError(f"field perk: unknown perk {perk_id!r} in table {table.name}")

@@ -24,14 +24,15 @@ from api.http.auth import caller
 from api.http.errors import domain_errors, unprocessable
 from api.numbers import INT32_MAX, whole_number
 from api.runtime import Runtime
-from api.runtime import table_checks as checks_for
 from offers.cases import CaseResult, case_findings, run_cases
 from offers.catalog import (
     Change,
     Checks,
+    Coverage,
     Finding,
     OfferTable,
     Perk,
+    coverage,
     decode_table,
     diff_tables,
     dump_table,
@@ -88,6 +89,9 @@ class ValidationOut(msgspec.Struct, frozen=True, kw_only=True):
     checked: str
     ok: bool
     findings: list[Finding]
+    #: which segments of the served segmentation the table's own rules reach
+    coverage: Coverage
+    #: the table's example cases as the engine decides them
     cases: list[CaseResult] = []
 
 
@@ -112,7 +116,7 @@ def offer_store(state: State) -> tuple[Runtime, Store]:
 
 def table_checks(runtime: Runtime) -> Checks:
     """Validate against the active segmentation and the columns the engine has."""
-    return checks_for(runtime.model, runtime.book.frame.columns)
+    return runtime.checks()
 
 
 def version_ref(text: str, *, hint: str = "a number, vN, draft or live") -> Ref:
@@ -255,9 +259,32 @@ def validate_table(
     with domain_errors():
         table = store.table(name, version_ref(ref))
     findings = table_checks(runtime).run(table)
-    cases = run_cases(table, runtime.wording()) if not errors(findings) else []
+    cases = run_cases(table, runtime.wording(), runtime.traits) if not errors(findings) else []
     ok = not errors(findings) and all(c.ok for c in cases)
-    return ValidationOut(name=name, checked=str(ref), ok=ok, findings=findings, cases=cases)
+    return ValidationOut(
+        name=name,
+        checked=str(ref),
+        ok=ok,
+        findings=findings,
+        coverage=coverage(table, runtime.traits),
+        cases=cases,
+    )
+
+
+@get(
+    "/v1/offer-tables/{name:str}/coverage",
+    opt={"role": "marketing"},
+    sync_to_thread=True,
+    tags=["offers"],
+    operation_id="getOfferTableCoverage",
+)
+def table_coverage(state: State, name: FromPath[str], ref: VersionQuery = "live") -> Coverage:
+    """Per segment of the served segmentation (with its size and persona): the table's rules
+    chosen for it, or none (only catch-all rules reach it), and the share of customers covered."""
+    runtime, store = offer_store(state)
+    with domain_errors():
+        table = store.table(name, version_ref(ref))
+    return coverage(table, runtime.traits)
 
 
 def _publish(
@@ -275,7 +302,7 @@ def _publish(
             else partial(
                 store.publish,
                 name,
-                examples=lambda table: case_findings(table, runtime.wording()),
+                examples=lambda table: case_findings(table, runtime.wording(), runtime.traits),
                 acknowledge=data.acknowledge_failing_cases,
             )
         )
@@ -357,4 +384,5 @@ handlers: list[HTTPRouteHandler] = [
     publish_table,
     rollback_table,
     diff_table,
+    table_coverage,
 ]

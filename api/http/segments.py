@@ -25,7 +25,9 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 from api.http.auth import caller
 from api.http.errors import domain_errors
 from api.runtime import Runtime
+from offers.catalog import Coverage
 from offers.ledger import live_segment_names
+from offers.live import coverage_warnings, live_coverage
 from segmentation.model import ModelCard, SegmentInfo
 from segmentation.registry import Registry
 from segmentation.spec import FeatureSpec
@@ -82,6 +84,10 @@ class SegmentationOut(msgspec.Struct, frozen=True, kw_only=True):
 
 class Promoted(msgspec.Struct, frozen=True, kw_only=True):
     active: str
+    #: per live offer table, which segments of the now active segmentation its rules reach
+    coverage: list[Coverage] = []
+    #: one per live table whose coverage dropped, naming the segments left to catch-all rules
+    warnings: list[str] = []
 
 
 class SegmentPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -114,13 +120,28 @@ def used_names(runtime: Runtime) -> dict[str, list[str]]:
 
 
 def _switch(state: State, change: Callable[[Registry, dict[str, list[str]]], T]) -> T:
-    """Run a registry change that must keep every segment name the offer table uses, then
+    """Run a registry change that must keep every segment name the offer tables use, then
     serve the new active version in this process at once."""
     runtime: Runtime = state.runtime
     with domain_errors():
         done = change(model_registry(runtime), used_names(runtime))
         runtime.refresh_model()
     return done
+
+
+def _activate(state: State, change: Callable[[Registry, dict[str, list[str]]], str]) -> Promoted:
+    """`_switch` to another active version, and say what that did to the tables' coverage."""
+    runtime: Runtime = state.runtime
+    before = runtime.traits
+    active = _switch(state, change)
+    warnings = coverage_warnings(runtime.ledger, before, runtime.traits)
+    for warning in warnings:
+        log.warning("%s", warning)
+    return Promoted(
+        active=active,
+        coverage=live_coverage(runtime.ledger, runtime.traits),
+        warnings=warnings,
+    )
 
 
 def _run(runtime: Runtime, job: Job, request: TrainRequest, by: str) -> None:
@@ -265,8 +286,12 @@ def promote_segmentation(
 ) -> Promoted:
     """Make a version active; 409 naming the rules if it drops a name the offer table uses."""
     by = caller(request)
-    _switch(state, lambda registry, used: registry.promote(version, used, by))
-    return Promoted(active=version)
+
+    def promote(registry: Registry, used: dict[str, list[str]]) -> str:
+        registry.promote(version, used, by)
+        return version
+
+    return _activate(state, promote)
 
 
 @post(
@@ -280,7 +305,7 @@ def promote_segmentation(
 def rollback_segmentation(state: State, request: Request[Any, Any, Any]) -> Promoted:
     """Re-activate the version that was active before the current one."""
     by = caller(request)
-    return Promoted(active=_switch(state, lambda registry, used: registry.rollback(used, by)))
+    return _activate(state, lambda registry, used: registry.rollback(used, by))
 
 
 @patch(

@@ -1,6 +1,6 @@
 """Example cases as the `cases` sheet of an offer table's XLSX: one row per case.
 
-Columns: `id`, `description`, `segment`, `kind` (empty: flight_delay), `expect.rule`,
+Columns: `id`, `description`, `segment`, `persona`, `kind` (empty: flight_delay), `expect.rule`,
 `expect.perk` (`none`: no perk), then `facts.NAME` per incident fact (`facts.delay_minutes`,
 `facts.origin`…) and `profile.NAME` per profile column the case sets (`profile.tier`,
 `profile.language`…); an empty cell leaves it out. A workbook without the sheet has no cases.
@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 CASE_SHEET = "cases"
-_FIXED = ("id", "description", "segment", "kind", "expect.rule", "expect.perk")
+_FIXED = ("id", "description", "segment", "persona", "kind", "expect.rule", "expect.perk")
 _PREFIXES = ("facts.", "profile.")
 
 
@@ -44,6 +44,7 @@ def case_rows(cases: list[Case]) -> tuple[list[str], list[list[Any]]]:
             "id": c.id,
             "description": c.description or None,
             "segment": c.segment,
+            "persona": c.persona,
             "kind": None if c.kind == "flight_delay" else c.kind,
             "expect.rule": c.expect.rule,
             "expect.perk": c.expect.perk,
@@ -85,7 +86,8 @@ def cases_from_rows(header: list[str], rows: list[list[Any]], source: str) -> li
             "profile": {k[8:]: _value(v) for k, v in cells.items() if k.startswith("profile.")},
             "expect": {k[7:]: v for k, v in cells.items() if k.startswith("expect.")},
         }
-        raw |= {k: v for k, v in cells.items() if k in ("id", "description", "segment", "kind")}
+        named = ("id", "description", "segment", "persona", "kind")
+        raw |= {k: v for k, v in cells.items() if k in named}
         try:
             cases.append(msgspec.convert(raw, Case, strict=False))
         except msgspec.ValidationError as exc:

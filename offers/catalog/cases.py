@@ -29,11 +29,16 @@ class Expect(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
 class Case(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One example customer: segment, profile facts that differ from an ordinary customer,
-    the incident (kind and facts; its delay decides the step), and the expected outcome."""
+    the incident (kind and facts; its delay decides the step), and the expected outcome.
+
+    Rules on personas reach the case as its segment is that persona where the table is
+    served; a segment not served there is the persona its own profile fits, unless the case
+    says which (`persona`)."""
 
     id: Id
     description: Annotated[str, msgspec.Meta(max_length=500)] = ""
     segment: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    persona: Id | None = None
     kind: Annotated[str, msgspec.Meta(min_length=1, max_length=32)] = "flight_delay"
     facts: dict[str, Any] = {}
     profile: dict[str, Any] = {}
@@ -48,6 +53,8 @@ def dump_cases(cases: list[Case]) -> list[str]:
         if case.description:
             lines.append(f"description = {toml_value(case.description)}")
         lines.append(f"segment = {toml_value(case.segment)}")
+        if case.persona is not None:
+            lines.append(f"persona = {toml_value(case.persona)}")
         if case.kind != "flight_delay":
             lines.append(f"kind = {toml_value(case.kind)}")
         for field in ("facts", "profile"):

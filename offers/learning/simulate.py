@@ -26,7 +26,7 @@ Reading is one read-only transaction; nothing is written.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -34,7 +34,7 @@ import msgspec
 import polars as pl
 import sqlalchemy as sa
 
-from offers.catalog import OfferTable, TableError, match, perk_frame
+from offers.catalog import OfferTable, TableError, match, perk_frame, personas_of, resolve
 from offers.learning.intervals import MIN_EFFECTIVE, bounded, effective_size
 from offers.learning.outcomes import load_outcomes
 from offers.ledger import Ledger
@@ -334,8 +334,16 @@ def simulate(
     span: timedelta,
     profiles: Callable[[Sequence[str]], pl.DataFrame] | None = None,
     z: float = Z95,
+    traits: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Simulation:
-    """Replay the decisions of the last `span` under `draft`; read-only."""
+    """Replay the decisions of the last `span` under `draft`; read-only. A draft's persona
+    conditions are resolved with the served segmentation's `traits`."""
+    if traits is not None:
+        draft = resolve(draft, personas_of(draft, traits))
+    elif any("persona" in r.when for r in draft.rules):
+        raise TableError(
+            f"table {draft.name}: persona conditions need the served segmentation to replay"
+        )
     since = now - span
     outcomes = load_outcomes(ledger, since)
     facts = _facts(ledger, outcomes["incident_id"].unique().to_list()) if outcomes.height else None

@@ -14,6 +14,13 @@ from offers.ledger.followups import (
     with_followup_lists,
 )
 from offers.ledger.frames import DECISION_SCHEMA
+from offers.ledger.live import (
+    LiveVersion,
+    live_segment_names,
+    live_versions,
+    published_table,
+    published_table_body,
+)
 from offers.ledger.message_versions import (
     BookPublished,
     BookRefused,
@@ -38,9 +45,7 @@ from offers.ledger.versions import (
     Store,
     TableSummary,
     VersionInfo,
-    live_segment_names,
     publish_table,
-    published_table,
 )
 
 __all__ = [
@@ -53,6 +58,7 @@ __all__ = [
     "Draft",
     "FeedPosition",
     "Ledger",
+    "LiveVersion",
     "MessageStore",
     "NotFound",
     "PublishRefused",
@@ -71,12 +77,14 @@ __all__ = [
     "live_books",
     "live_segment_names",
     "live_stamp",
+    "live_versions",
     "paired",
     "pseudonymous_path",
     "publish_book",
     "publish_shipped_books",
     "publish_table",
     "published_table",
+    "published_table_body",
     "recent_incidents",
     "sqlite_url",
     "upgrade",

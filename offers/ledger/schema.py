@@ -167,6 +167,9 @@ idempotency = sa.Table(
 )
 
 #: Offer-table versions as marketing published them (TOML text, the canonical form).
+#: What a table published before tables named their incident kinds serves.
+FLIGHT_INCIDENTS = "flight_delay,cancellation,missed_connection"
+
 offer_tables = sa.Table(
     "offer_tables",
     metadata,
@@ -179,6 +182,9 @@ offer_tables = sa.Table(
     # Publication order across all names; the live table is the highest. Not published_at:
     # that is the publisher's clock, and a clock running behind would hide a rollback.
     sa.Column("seq", sa.Integer, nullable=False),
+    # The incident kinds the version serves, comma-separated (the body's `incidents`): each
+    # kind is served by the newest published table that lists it.
+    sa.Column("incidents", sa.String(200), nullable=False, server_default=FLIGHT_INCIDENTS),
     sa.UniqueConstraint("seq", name="uq_offer_tables_seq"),
 )
 
