@@ -123,21 +123,21 @@ def test_marketer_changes_a_perk_for_a_segment_and_publishes(
     sign_in(page, base, server["marketing"])
     nav(page, "Offer tables")
     shot(page, "offers")
-    page.get_by_role("link", name="Change rules").click()
+    page.locator('a[href="/admin/offers/flight-delay/draft"]').click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Draft of flight-delay")
 
-    segment = page.get_by_label("Rule shopper-5: segment is")
-    segment.fill("duty-free-shoppers")  # a typo: htmx checks on change
-    segment.press("Tab")
-    error = page.locator("td", has=page.get_by_label("Rule shopper-5: segment is")).locator(
+    persona = page.get_by_label("Rule shopper-5: persona is")
+    persona.fill("duty-free-shoppers")  # a typo: htmx checks on change
+    persona.press("Tab")
+    error = page.locator("td", has=page.get_by_label("Rule shopper-5: persona is")).locator(
         ".error"
     )
-    expect(error).to_contain_text("unknown segment 'duty-free-shoppers'")
-    expect(page.get_by_label("Rule shopper-5: segment is")).to_have_attribute(
+    expect(error).to_contain_text("unknown persona 'duty-free-shoppers'")
+    expect(page.get_by_label("Rule shopper-5: persona is")).to_have_attribute(
         "aria-invalid", "true"
     )
     shot(page, "draft-error")
-    page.get_by_label("Rule shopper-5: segment is").fill("duty-free-shopper")
+    page.get_by_label("Rule shopper-5: persona is").fill("shopper")
     page.get_by_label("Rule shopper-5: perk").select_option("dutyfree-10")
     page.get_by_role("button", name="Save draft").click()
     expect(page.get_by_role("status")).to_contain_text("Draft saved.")

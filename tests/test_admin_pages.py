@@ -397,3 +397,49 @@ def test_alternatives_are_a_column_of_the_grid(marketer: TestClient[Any], runtim
     draft = Store(runtime.engine).table("flight-delay", "draft")
     rule = next(r for r in draft.rules if r.id == "later-miles")
     assert rule.alternatives == ["dutyfree-5", "meal-12"]
+
+
+def test_a_table_page_shows_which_segments_its_rules_reach(marketer: TestClient[Any]) -> None:
+    """Coverage on the page marketing looks at: each segment, its size, persona and rules."""
+    listing = marketer.get("/admin/offers").text
+    assert "live for flight delay, cancellation, missed connection" in listing
+    page = marketer.get("/admin/offers/flight-delay").text
+    rows = re.findall(
+        r"<tr>\s*<th scope=\"row\">([^<]+)</th>(.*?)</tr>",
+        page.split('id="coverage"')[1].split("</table>")[0],
+        re.S,
+    )
+    shown = {name: cells for name, cells in rows}
+    assert "only catch-all rules" in shown["occasional-flyer"]
+    assert "business" in shown["road-warrior"] and "biz-lounge" in shown["road-warrior"]
+    assert "Serves flight delay, cancellation, missed connection incidents." in page
+
+
+def test_a_promotion_that_reaches_fewer_customers_is_shown_as_a_warning(
+    client: TestClient[Any], runtime: Runtime, model: Any, population: Any
+) -> None:
+    """Segments of tenure alone leave more customers to the catch-all rules than the
+    served segmentation does: the page says so, naming those segments and sizes."""
+    from segmentation.model import train
+    from segmentation.spec import Feature
+
+    registry = active_registry(runtime, model)
+    profiles = runtime.settings.data_dir / "profiles"
+    profiles.mkdir(parents=True, exist_ok=True)
+    population.drop("latent_kind").write_parquet(profiles / "snapshot-0001.parquet")
+    tenure = train(
+        population.drop("latent_kind"),
+        version="seg-0002",
+        k=4,
+        seed=7,
+        features=[Feature(column="tenure_years")],
+    )
+    registry.save(tenure)
+    sign_in(client, make_key(runtime, "analyst"))
+    listing = client.get("/admin/segments")
+    done = client.post("/admin/segments/seg-0002/promote", data={"_csrf": csrf(listing.text)})
+    assert done.status_code == 200 and "seg-0002 is active now." in done.text
+    warning = done.text.split('class="flash warn" role="alert">')[1].split("</p>")[0]
+    assert "coverage of offer table flight-delay drops to" in warning
+    uncovered = [s for s in tenure.card.segments if s.name in warning]
+    assert uncovered and all(f"({s.size:,})" in warning for s in uncovered)

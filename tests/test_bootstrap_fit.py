@@ -143,6 +143,14 @@ def test_a_late_order_gets_a_shop_perk_never_an_airline_one(
     with TestClient(app=create_app(runtime)) as client:
         client.headers["Authorization"] = f"Bearer {key}"
         answered = client.post("/v1/incidents", json=body)
+        reach = client.get("/v1/offer-tables/order-late/coverage").json()
+    # every segment of the shop's own segmentation is listed: reached by rules chosen for
+    # it (through a persona), or named as reaching only the catch-all rules
+    assert {r["segment"] for r in reach["segments"]} == {
+        s.name for s in runtime.model.card.segments
+    }
+    assert sum(r["size"] for r in reach["segments"]) == len(customers)
+    assert any(r["covered"] for r in reach["segments"]), reach
     assert answered.status_code == 201, answered.text
     decisions = answered.json()["decisions"]
     shop_perks = {p.id for p in runtime.table("order_late").perks}

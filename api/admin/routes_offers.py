@@ -23,7 +23,15 @@ from api.http.offer_tables import offer_store, table_checks
 from api.numbers import INT32_MAX, whole_number
 from api.runtime import Runtime
 from offers.cases import CaseResult, case_findings, run_cases
-from offers.catalog import OfferTable, PerkKind, TableError, diff_tables, dump_table, errors
+from offers.catalog import (
+    OfferTable,
+    PerkKind,
+    TableError,
+    coverage,
+    diff_tables,
+    dump_table,
+    errors,
+)
 from offers.learning import parse_since, simulate
 from offers.ledger import NotFound, PublishRefused, Store
 
@@ -66,7 +74,7 @@ def table(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[str]
 def _table_page(
     request: Request[Any, Any, Any], name: str, status: int = 200, **extra: Any
 ) -> Response[str]:
-    _, store = offer_store(request.app.state)
+    runtime, store = offer_store(request.app.state)
     versions = store.versions(name)
     if not versions:
         raise NotFoundException(f"offer table {name!r} has no published version")
@@ -77,6 +85,8 @@ def _table_page(
         status,
         name=name,
         versions=versions,
+        table=shown,
+        coverage=coverage(shown, runtime.traits),
         rules=grid_from_table(shown, "rule", 0),
         perks=grid_from_table(shown, "perk", 0),
         draft=store.draft(name),

@@ -16,13 +16,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from api.cli.coverage import print_coverage
 from api.cli.folder import folder_checks
 from api.cli.who import current_user
 from api.settings import Settings
 from offers.catalog import (
     Change,
     Checks,
-    Coverage,
     Finding,
     OfferTable,
     coverage,
@@ -52,17 +52,6 @@ def _store(settings: Settings) -> Iterator[Store]:
 def _checks(settings: Settings) -> Checks:
     """What a server on this folder validates against (segments, traits, columns)."""
     return folder_checks(settings)
-
-
-def print_coverage(cov: Coverage) -> None:
-    """Which segments the table's own rules reach, with sizes and personas."""
-    grid = Table(title=f"coverage of {cov.table}: {cov.share:.0%} of customers")
-    for column in ("segment", "customers", "persona", "rules chosen for it"):
-        grid.add_column(column, justify="right" if column == "customers" else "left")
-    for row in cov.segments:
-        rules = ", ".join(row.rules) if row.covered else "[yellow]only catch-all rules[/]"
-        grid.add_row(row.segment, f"{row.size:,}", row.persona or "-", rules)
-    console.print(grid)
 
 
 def print_findings(findings: list[Finding]) -> None:

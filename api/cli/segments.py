@@ -17,7 +17,8 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from api.cli.folder import Served, folder_traits
+from api.cli.coverage import report_coverage
+from api.cli.folder import folder_traits
 from api.cli.who import current_user
 from api.settings import Settings
 from segmentation.profiles import OBJECTION_COLUMN
@@ -55,30 +56,6 @@ def newest_snapshot(settings: Settings) -> Path:
             "import profiles first or pass --profiles FILE"
         )
     return snapshots[-1]
-
-
-def _report_coverage(settings: Settings, before: Served | None) -> None:
-    """Coverage of every live offer table under the now active segmentation, and a warning
-    for each table that reaches fewer customers with rules chosen for them than before."""
-    from api.cli.offers import print_coverage
-    from offers.ledger import Ledger, create_engine, upgrade
-    from offers.live import coverage_warnings, live_coverage
-
-    no_ledger = settings.database_url is None and not (settings.data_dir / "makegood.db").exists()
-    after = folder_traits(settings)
-    if after is None or no_ledger:
-        return
-    engine = create_engine(settings.db_url)
-    try:
-        upgrade(engine)
-        ledger = Ledger(engine)
-        for cov in live_coverage(ledger, after[2]):
-            print_coverage(cov)
-        old = before[2] if before is not None else None
-        for warning in coverage_warnings(ledger, old, after[2]):
-            console.print(f"[yellow]warning: {warning}[/yellow]")
-    finally:
-        engine.dispose()
 
 
 def _registry(settings: Settings) -> Registry:
@@ -228,7 +205,7 @@ def train_cmd(
         before = folder_traits(settings)
         registry.promote(model.card.version, used_names(settings), current_user())
         console.print(f"[green]{model.card.version} is now active[/green]")
-        _report_coverage(settings, before)
+        report_coverage(settings, before)
 
 
 @group.command("list")
@@ -303,7 +280,7 @@ def promote_cmd(settings: Settings, version: str) -> None:
     before = folder_traits(settings)
     _registry(settings).promote(version, used_names(settings), current_user())
     console.print(f"{version} is now active; running servers pick it up on their next request")
-    _report_coverage(settings, before)
+    report_coverage(settings, before)
 
 
 @group.command("rollback")
@@ -313,7 +290,7 @@ def rollback_cmd(settings: Settings) -> None:
     before = folder_traits(settings)
     version = _registry(settings).rollback(used_names(settings), current_user())
     console.print(f"rolled back: {version} is active again")
-    _report_coverage(settings, before)
+    report_coverage(settings, before)
 
 
 def _measure(settings: Settings, version: str | None, against: Path | None) -> DriftReport:
