@@ -218,6 +218,57 @@ def test_marketer_rewords_an_apology_previews_publishes_and_it_is_sent(
     shot(page, "book-decision")
 
 
+def test_marketer_publishes_past_a_failing_example_case_only_when_ticked(
+    page: Page, server: dict[str, str]
+) -> None:
+    base, admin = server["base"], server["admin"]
+    status, versions = call("GET", f"{base}/v1/offer-tables/flight-delay/versions", admin)
+    assert status == 200, versions
+    newest = versions[-1]["version"]
+    _, live = call("GET", f"{base}/v1/offer-tables/flight-delay/versions/{newest}", admin)
+    shopper_perk = next(r["perk"] for r in live["table"]["rules"] if r["id"] == "shopper-5")
+    cases = [
+        {
+            "id": "shopper-at-gate",
+            "description": "a duty-free regular 40 minutes late",
+            "segment": "anyone",
+            "persona": "shopper",
+            "facts": {"delay_minutes": 40, "origin": "TPE"},
+            "expect": {"perk": shopper_perk},
+        },
+        {
+            "id": "family-lounge",
+            "segment": "anyone",
+            "persona": "family",
+            "facts": {"delay_minutes": 40},
+            "expect": {"perk": "lounge-1h"},
+        },
+    ]
+    put = call(
+        "PUT",
+        f"{base}/v1/offer-tables/flight-delay/draft",
+        admin,
+        {**live["table"], "cases": cases},
+    )
+    assert put[0] == 200, put
+    sign_in(page, base, server["marketing"])
+    page.goto(f"{base}/admin/offers/flight-delay/draft")
+    listed = page.locator("#cases")
+    expect(listed).to_contain_text("shopper-at-gate")
+    expect(listed).to_contain_text("as expected")
+    expect(listed).to_contain_text("expected perk lounge-1h, got meal-12")
+    page.get_by_label("Why (shown in the version history)").fill("families keep their meal")
+    page.get_by_role("button", name="Publish the draft").click()
+    expect(page.locator("main")).to_contain_text("Example cases fail")
+    shot(page, "draft-cases")
+    page.get_by_label("Publish although example cases fail").check()
+    page.get_by_role("button", name="Publish the draft").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Published v{newest + 1}")
+    expect(page.locator("#history-h + p + .scroll")).to_contain_text(
+        "families keep their meal [failing cases acknowledged: family-lounge]"
+    )
+
+
 def test_analyst_renames_a_segment_inline(page: Page, server: dict[str, str]) -> None:
     base = server["base"]
     sign_in(page, base, server["admin"])
