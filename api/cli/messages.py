@@ -26,10 +26,14 @@ console = Console()
 
 
 def _wording(settings: Settings, name: str | None, version: str) -> tuple[MessageBook, str]:
-    """The live wording of the data folder, or one version of one book (and its incident)."""
+    """The live wording of the data folder, or one version of one book (and its incident).
+    A folder without a database yet reads the shipped wording and is left as it is."""
     from api.cli.message_books import book_ref, book_store
     from offers.ledger import Ledger, live_books
 
+    fresh = settings.database_url is None and not (settings.data_dir / "makegood.db").exists()
+    if name is None and fresh:
+        return load_default_book(), ""
     with book_store(settings) as store:
         if name is not None:
             return store.book(name, book_ref(version)), book_incident(name)
