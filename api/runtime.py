@@ -8,6 +8,7 @@ logged, because an operator should know the data is synthetic.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from offers.flow import Parts
 from offers.incidents import EscalationPolicy
 from offers.learning import LearningSource
 from offers.ledger import Ledger, create_engine, live_versions, upgrade
+from offers.ledger.message_versions import live_books, live_stamp, publish_shipped_books
 from offers.ledger.shipped import publish_shipped
 from offers.ledger.versions import Store
 from offers.live import LiveTables
@@ -75,6 +77,10 @@ def ensure_bootstrapped(settings: Settings, step: Step = log.info) -> None:
             names = ", ".join(s.name for s in model.card.segments)
             step(f"bootstrap: segmentation {model.card.version} active: {names}")
         _publish_defaults(ledger, data, registry, step)
+        if live_stamp(ledger) == 0:
+            books = publish_shipped_books(ledger, load_default_book(), datetime.now(UTC))
+            if books:
+                step(f"bootstrap: published message books {', '.join(books)}")
     finally:
         engine.dispose()
 
@@ -144,6 +150,9 @@ class Runtime:
     #: the served segments' typical customers (segmentation.traits), for personas
     traits: SegmentTraits = field(init=False)
     _refused: str | None = None  # an active model that failed to load, reported once
+    #: publication number of the message books `messages` holds (0: none published)
+    messages_stamp: int = 0
+    _messages_checked_at: float = 0.0
 
     def __post_init__(self) -> None:
         self.traits = segment_traits(self.book.frame)
@@ -171,13 +180,31 @@ class Runtime:
         self.traits = segment_traits(book.frame)
         self.tables.use_traits(self.traits)
 
+    def wording(self) -> MessageBook:
+        """The live message books, merged (the book given at start while none is
+        published); a publish by any process is picked up within a second."""
+        now = time.monotonic()
+        if now - self._messages_checked_at > 1.0:
+            self._messages_checked_at = now
+            if live_stamp(self.ledger) != self.messages_stamp:
+                self.reload_messages()
+        return self.messages
+
+    def reload_messages(self) -> None:
+        stamp = live_stamp(self.ledger)
+        book = live_books(self.ledger)
+        if book is not None:
+            self.messages = book
+        self.messages_stamp = stamp
+        self._messages_checked_at = time.monotonic()
+
     def parts(self) -> Parts:
         return Parts(
             select_profiles=self.book.select,
             unknown_profiles=self.book.unknown,
             ledger=self.ledger,
             table=self.table,
-            book=self.messages,
+            book=self.wording(),
             policy=self.policy,
             learning=self.learning,
             profile=self.book.one,
@@ -246,4 +273,5 @@ def open_runtime(settings: Settings, step: Step = log.info) -> Runtime:
         messages=load_default_book(),
         learning=learning_source(settings, ledger),
     )
+    runtime.reload_messages()
     return runtime

@@ -84,6 +84,16 @@ def test_train_promote_rename_over_http(client: Any, runtime: Runtime) -> None:
     back = client.post("/v1/segmentations/rollback")
     assert back.status_code == 200 and back.json()["active"] == "seg-0001"
     assert runtime.model.card.version == "seg-0001"
+    # every promote, rename and rollback is in HISTORY with the key that made it
+    from api.http.segments import model_registry
+
+    history = [(e.action, e.version, e.by) for e in model_registry(runtime).history()]
+    assert history == [
+        ("promote", "seg-0001", "tests-admin"),
+        ("rename", "seg-0002", "tests-admin"),
+        ("promote", "seg-0003", "tests-admin"),
+        ("rollback", "seg-0003", "tests-admin"),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from offers.ledger import (
     IncidentFilter,
     incident_lines_frame,
     recent_incidents,
+    wording_books,
 )
 from segmentation.cells import guard_frame
 
@@ -168,6 +169,7 @@ def decision(
         incident_id=incident_id,
         customer_id=customer_id,
         decisions=decisions_out(frame),
+        books=wording_books(runtime.ledger, incident_id, customer_id),
     )
 
 

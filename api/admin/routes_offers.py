@@ -22,6 +22,7 @@ from api.admin.session import Session
 from api.http.offer_tables import offer_store, table_checks
 from api.numbers import INT32_MAX, whole_number
 from api.runtime import Runtime
+from offers.cases import CaseResult, case_findings, run_cases
 from offers.catalog import (
     OfferTable,
     PerkKind,
@@ -99,6 +100,11 @@ def _signed(request: Request[Any, Any, Any], runtime: Runtime) -> dict[str, Any]
     return {"by": session.key.name, "now": datetime.now(UTC), "checks": table_checks(runtime)}
 
 
+def _cases(runtime: Runtime, table: OfferTable) -> list[CaseResult]:
+    """The table's example cases as the engine decides them here (none: no list)."""
+    return run_cases(table, runtime.wording(), runtime.traits) if table.cases else []
+
+
 def _editor(
     request: Request[Any, Any, Any],
     name: str,
@@ -141,6 +147,9 @@ def _editor(
         step_to={str(n): first(n + 1) - 1 for n in range(1, 41)},
         changes=diff_tables(latest, shown) if latest else [],
         latest=store.latest(name),
+        cases=run_cases(shown, runtime.wording(), runtime.traits)
+        if shown.cases and not grid.has_errors
+        else [],
         flash=extra.pop("flash", request.query_params.get("flash")),
         reason=extra.pop("reason", ""),
         reason_errors=extra.pop("reason_errors", ()),
@@ -209,14 +218,25 @@ def _publish(request: Request[Any, Any, Any], name: str, form: dict[str, str]) -
         problem = "Say why, in a few words (at most 2,000 characters)."
         return _editor(request, name, "rule", 422, reason=reason, reason_errors=(problem,))
     try:
-        published = store.publish(name, reason=reason, **_signed(request, runtime))
+        published = store.publish(
+            name,
+            reason=reason,
+            examples=lambda table: case_findings(table, runtime.wording(), runtime.traits),
+            acknowledge=form.get("acknowledge") == "1",
+            **_signed(request, runtime),
+        )
     except NotFound:
         problem = "There is no draft to publish: save one first."
         return _editor(request, name, "rule", 422, reason=reason, reason_errors=(problem,))
     except PublishRefused as exc:
         problem = "The draft has errors (shown beside their fields); nothing was published."
+        if all(f.code == "case-failed" for f in errors(exc.findings)):
+            problem = (
+                "Example cases fail (see the list above); nothing was published. Tick the box "
+                "to publish anyway: the history will name the cases."
+            )
         grid = grid_from_table(store.table(name, "draft"), "rule")
-        grid.place_findings(exc.findings)
+        grid.place_findings([f for f in exc.findings if f.code != "case-failed"])
         return _editor(
             request, name, "rule", 422, grid=grid, reason=reason, reason_errors=(problem,)
         )

@@ -17,6 +17,7 @@ from litestar.params import FromPath
 
 from api.admin.render import page, see_other
 from api.admin.routes_auth import form_route
+from api.http.auth import caller
 from api.http.segments import model_registry, used_names
 from api.runtime import Runtime
 from offers.live import coverage_warnings
@@ -117,7 +118,7 @@ def _rename(
         problem = "Describe the segment in 1 to 200 characters."
     else:
         try:
-            registry.rename(version, name, new, description, used_names(runtime))
+            registry.rename(version, name, new, description, used_names(runtime), caller(request))
         except (ValueError, RegistryError, LookupError) as exc:
             problem = str(exc)
     if problem is not None:
@@ -135,7 +136,7 @@ def _promote(request: Request[Any, Any, Any], version: str, _form: dict[str, str
     runtime, registry = _registry(request)
     before = runtime.traits
     try:
-        registry.promote(version, used_names(runtime))
+        registry.promote(version, used_names(runtime), caller(request))
     except (RegistryError, ValueError, LookupError) as exc:
         return page(
             request,

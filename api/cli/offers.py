@@ -6,17 +6,19 @@ the active segmentation when there is one, and print findings and changes as tab
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from api.cli.coverage import print_coverage
 from api.cli.folder import folder_checks
+from api.cli.who import current_user
 from api.settings import Settings
 from offers.catalog import (
     Change,
@@ -74,6 +76,33 @@ def print_findings(findings: list[Finding]) -> None:
     console.print(table)
 
 
+def print_cases(table: OfferTable, checks: Checks) -> int:
+    """Run the table's example cases through the engine; print each; return how many fail."""
+    from offers.cases import run_cases
+    from offers.messages import load_default_book
+
+    results = run_cases(table, load_default_book(), checks.traits)
+    if not results:
+        return 0
+    out = Table("case", "step", "rule matched", "perk", "", title="example cases")
+    for r in results:
+        verdict = "[green]ok[/]" if r.ok else "[red]FAILS[/]"
+        out.add_row(r.id, str(r.step), r.rule or "-", r.perk or "-", verdict)
+    console.print(out)
+    for r in results:
+        if not r.ok:
+            console.print(f"case {r.id}: {r.problem}", markup=False, soft_wrap=True)
+    return sum(not r.ok for r in results)
+
+
+def _examples(checks: Checks) -> Callable[[OfferTable], list[Finding]]:
+    """The table's failing example cases, with personas as the folder's segments are them."""
+    from offers.cases import case_findings
+    from offers.messages import load_default_book
+
+    return lambda table: case_findings(table, load_default_book(), checks.traits)
+
+
 def print_changes(changes: list[Change]) -> None:
     if not changes:
         console.print("no changes")
@@ -123,8 +152,13 @@ def validate_cmd(settings: Settings, file: Path, max_step: int) -> None:
     if checks.traits is not None and table is not None:
         print_coverage(coverage(table, checks.traits))
     errors = sum(f.severity == "error" for f in findings)
-    console.print(f"{name}: {errors} errors, {len(findings) - errors} warnings")
-    if errors:
+    failing = print_cases(table, checks) if table is not None and not errors else 0
+    cases = len(table.cases) if table is not None else 0
+    console.print(
+        f"{name}: {errors} errors, {len(findings) - errors} warnings"
+        + (f", {failing} of {cases} example cases failing" if cases else "")
+    )
+    if errors or failing:
         raise click.exceptions.Exit(1)
 
 
@@ -156,7 +190,7 @@ def diff_cmd(settings: Settings, before: str, after: str, name: str | None) -> N
 
 @group.command("import")
 @click.argument("file", type=FILE)
-@click.option("--by", default="cli", show_default=True)
+@click.option("--by", default=lambda: current_user(), show_default="$USER")
 @click.pass_obj
 def import_cmd(settings: Settings, file: Path, by: str) -> None:
     """Store FILE as the draft of its table (publish it with `offers publish`)."""
@@ -177,10 +211,21 @@ def import_cmd(settings: Settings, file: Path, by: str) -> None:
 @click.argument("file", type=FILE, required=False)
 @click.option("--draft", "draft_name", help="Publish this table's draft instead of a file.")
 @click.option("--reason", required=True, help="Why: kept with the version.")
-@click.option("--by", default=lambda: _user(), show_default="$USER")
+@click.option("--by", default=lambda: current_user(), show_default="$USER")
+@click.option(
+    "--acknowledge-failing-cases",
+    "acknowledge",
+    is_flag=True,
+    help="Publish although example cases fail; the history names them.",
+)
 @click.pass_obj
 def publish_cmd(
-    settings: Settings, file: Path | None, draft_name: str | None, reason: str, by: str
+    settings: Settings,
+    file: Path | None,
+    draft_name: str | None,
+    reason: str,
+    by: str,
+    acknowledge: bool,
 ) -> None:
     """Validate and publish FILE (or a draft) as the next version of its table."""
     if (file is None) == (draft_name is None):
@@ -192,25 +237,47 @@ def publish_cmd(
             if file is not None:
                 table, body = read_table_file(file)
                 done = store.publish(
-                    table.name, by=by, reason=reason, now=now, checks=checks, body=body
+                    table.name,
+                    by=by,
+                    reason=reason,
+                    now=now,
+                    checks=checks,
+                    body=body,
+                    examples=_examples(checks),
+                    acknowledge=acknowledge,
                 )
             else:
                 assert draft_name is not None
-                done = store.publish(draft_name, by=by, reason=reason, now=now, checks=checks)
+                done = store.publish(
+                    draft_name,
+                    by=by,
+                    reason=reason,
+                    now=now,
+                    checks=checks,
+                    examples=_examples(checks),
+                    acknowledge=acknowledge,
+                )
         except PublishRefused as exc:
             print_findings(exc.findings)
-            raise click.ClickException(f"not published: {len(exc.findings)} findings") from exc
+            only_cases = all(f.code == "case-failed" for f in exc.findings if f.severity == "error")
+            hint = "; only example cases fail: --acknowledge-failing-cases" if only_cases else ""
+            raise click.ClickException(
+                f"not published: {len(exc.findings)} findings{hint}"
+            ) from exc
     if done.findings:
         print_findings(done.findings)
     info = done.info
-    console.print(f"published {info.name} v{info.version} by {info.published_by}: {info.reason}")
+    console.print(
+        f"published {info.name} v{info.version} by {info.published_by}: {info.reason}",
+        markup=False,
+    )
 
 
 @group.command("rollback")
 @click.argument("version")
 @click.option("--reason", required=True)
 @click.option("--table", "name", help="Table to roll back (default: the live table).")
-@click.option("--by", default=lambda: _user(), show_default="$USER")
+@click.option("--by", default=lambda: current_user(), show_default="$USER")
 @click.pass_obj
 def rollback_cmd(settings: Settings, version: str, reason: str, name: str | None, by: str) -> None:
     """Publish VERSION (N or vN) again as a new version: "rollback to vN"."""
@@ -232,7 +299,10 @@ def rollback_cmd(settings: Settings, version: str, reason: str, name: str | None
             print_findings(exc.findings)
             raise click.ClickException("rollback refused") from exc
     info = done.info
-    console.print(f"published {info.name} v{info.version} by {info.published_by}: {info.reason}")
+    console.print(
+        f"published {info.name} v{info.version} by {info.published_by}: {info.reason}",
+        markup=False,
+    )
 
 
 @group.command("export")
@@ -276,15 +346,9 @@ def versions_cmd(settings: Settings, name: str | None) -> None:
     table = Table("version", "published at", "by", "reason", title=table_name)
     for v in versions:
         table.add_row(
-            f"v{v.version}", v.published_at.isoformat(timespec="seconds"), v.published_by, v.reason
+            f"v{v.version}",
+            v.published_at.isoformat(timespec="seconds"),
+            v.published_by,
+            escape(v.reason),
         )
     console.print(table)
-
-
-def _user() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "cli"

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from api.cli.coverage import report_coverage
 from api.cli.folder import folder_traits
+from api.cli.who import current_user
 from api.settings import Settings
 from segmentation.profiles import OBJECTION_COLUMN
 
@@ -202,7 +203,7 @@ def train_cmd(
     _print_card(model.card, active)
     if promote:
         before = folder_traits(settings)
-        registry.promote(model.card.version, used_names(settings))
+        registry.promote(model.card.version, used_names(settings), current_user())
         console.print(f"[green]{model.card.version} is now active[/green]")
         report_coverage(settings, before)
 
@@ -266,7 +267,7 @@ def rename_cmd(
 ) -> None:
     """Rename segment OLD of VERSION to NEW; later versions carry the new name over."""
     registry = _registry(settings)
-    registry.rename(version, old, new, description, used_names(settings))
+    registry.rename(version, old, new, description, used_names(settings), current_user())
     console.print(f"{version}: {old} is now {new}")
 
 
@@ -277,7 +278,7 @@ def promote_cmd(settings: Settings, version: str) -> None:
     """Make VERSION active (refused if it drops a name a live offer table uses); shows which
     segments each live table reaches, and warns when that coverage drops."""
     before = folder_traits(settings)
-    _registry(settings).promote(version, used_names(settings))
+    _registry(settings).promote(version, used_names(settings), current_user())
     console.print(f"{version} is now active; running servers pick it up on their next request")
     report_coverage(settings, before)
 
@@ -287,7 +288,7 @@ def promote_cmd(settings: Settings, version: str) -> None:
 def rollback_cmd(settings: Settings) -> None:
     """Re-activate the version that was active before the current one."""
     before = folder_traits(settings)
-    version = _registry(settings).rollback(used_names(settings))
+    version = _registry(settings).rollback(used_names(settings), current_user())
     console.print(f"rolled back: {version} is active again")
     report_coverage(settings, before)
 

@@ -12,16 +12,17 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
-from litestar import Response, get, patch, post
+from litestar import Request, Response, get, patch, post
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED
 
+from api.http.auth import caller
 from api.http.errors import domain_errors
 from api.runtime import Runtime
 from offers.catalog import Coverage
@@ -143,7 +144,7 @@ def _activate(state: State, change: Callable[[Registry, dict[str, list[str]]], s
     )
 
 
-def _run(runtime: Runtime, job: Job, request: TrainRequest) -> None:
+def _run(runtime: Runtime, job: Job, request: TrainRequest, by: str) -> None:
     from segmentation.model import train
 
     def say(message: str) -> None:
@@ -179,7 +180,7 @@ def _run(runtime: Runtime, job: Job, request: TrainRequest) -> None:
             registry.save(model)
             job.version = model.card.version
             if request.promote:
-                registry.promote(model.card.version, used_names(runtime))
+                registry.promote(model.card.version, used_names(runtime), by)
                 runtime.refresh_model()
                 job.promoted = True
         job.status, job.phase = "succeeded", "done"
@@ -240,12 +241,17 @@ def get_segmentation(state: State, version: FromPath[str]) -> SegmentationOut:
     status_code=HTTP_202_ACCEPTED,
     operation_id="trainSegmentation",
 )
-def train_segmentation(state: State, data: JSONBody[TrainRequest]) -> Response[Job]:
+def train_segmentation(
+    state: State, request: Request[Any, Any, Any], data: JSONBody[TrainRequest]
+) -> Response[Job]:
     """Start training a new version (names carry over from the active one); poll `Location`."""
     job = Job(job_id=uuid.uuid4().hex, created_at=datetime.now(UTC))
     _jobs(state)[job.job_id] = job
     thread = threading.Thread(
-        target=_run, args=(state.runtime, job, data), name=f"train-{job.job_id[:8]}", daemon=True
+        target=_run,
+        args=(state.runtime, job, data, caller(request)),
+        name=f"train-{job.job_id[:8]}",
+        daemon=True,
     )
     thread.start()
     location = f"/v1/segmentations/jobs/{job.job_id}"
@@ -275,11 +281,14 @@ def get_job(state: State, job_id: FromPath[str]) -> Job:
     status_code=200,
     operation_id="promoteSegmentation",
 )
-def promote_segmentation(state: State, version: FromPath[str]) -> Promoted:
+def promote_segmentation(
+    state: State, request: Request[Any, Any, Any], version: FromPath[str]
+) -> Promoted:
     """Make a version active; 409 naming the rules if it drops a name the offer table uses."""
+    by = caller(request)
 
     def promote(registry: Registry, used: dict[str, list[str]]) -> str:
-        registry.promote(version, used)
+        registry.promote(version, used, by)
         return version
 
     return _activate(state, promote)
@@ -293,9 +302,10 @@ def promote_segmentation(state: State, version: FromPath[str]) -> Promoted:
     status_code=200,
     operation_id="rollbackSegmentation",
 )
-def rollback_segmentation(state: State) -> Promoted:
+def rollback_segmentation(state: State, request: Request[Any, Any, Any]) -> Promoted:
     """Re-activate the version that was active before the current one."""
-    return _activate(state, lambda registry, used: registry.rollback(used))
+    by = caller(request)
+    return _activate(state, lambda registry, used: registry.rollback(used, by))
 
 
 @patch(
@@ -306,12 +316,18 @@ def rollback_segmentation(state: State) -> Promoted:
     operation_id="renameSegment",
 )
 def rename_segment(
-    state: State, version: FromPath[str], name: FromPath[str], data: JSONBody[SegmentPatch]
+    state: State,
+    request: Request[Any, Any, Any],
+    version: FromPath[str],
+    name: FromPath[str],
+    data: JSONBody[SegmentPatch],
 ) -> SegmentInfo:
     """Rename a segment and/or set its description; later versions carry it over."""
     new = data.name or name
+    by = caller(request)
     card = _switch(
-        state, lambda registry, used: registry.rename(version, name, new, data.description, used)
+        state,
+        lambda registry, used: registry.rename(version, name, new, data.description, used, by),
     )
     return card.segment(new)
 

@@ -16,6 +16,8 @@ from typing import Any
 import msgspec
 import polars as pl
 
+from offers.catalog.case_sheet import read_case_sheet
+from offers.catalog.cases import Case
 from offers.catalog.findings import Finding, did_you_mean
 from offers.catalog.persona_sheet import personas_from_frame
 from offers.catalog.tables import OfferTable, Perk, Rule, TableError, canonical
@@ -169,11 +171,13 @@ def check_frames(
     sheets: tuple[str, str] = ("rules", "perks"),
     personas: pl.DataFrame | None = None,
     like: OfferTable | None = None,
+    cases: list[Case] | None = None,
 ) -> tuple[OfferTable | None, list[Finding]]:
     """(the table, or None when some cell could not be read; every finding, located in
     `sheets`: the names of the rules' and the perks' sheet, or files). A table's
     `personas` sheet is read whole: a problem there names its row and field. With `like`,
-    the table keeps its incident kinds and personas (for grids that do not show them)."""
+    the table keeps its incident kinds, personas and example cases (for grids that do not
+    show them); `cases` are a workbook's example cases."""
     names = [t for t in rules["table"].to_list() if t] if "table" in rules.columns else []
     name = names[0] if names else source
     rule_sheet, perk_sheet = _Sheet(sheets[0], rules, name), _Sheet(sheets[1], perks, name)
@@ -200,7 +204,11 @@ def check_frames(
             msgspec.convert(raw, OfferTable), perks=read_perks, rules=read_rules
         )
         if like is not None:
-            table = msgspec.structs.replace(table, incidents=like.incidents, personas=like.personas)
+            table = msgspec.structs.replace(
+                table, incidents=like.incidents, personas=like.personas, cases=like.cases
+            )
+        if cases is not None:
+            table = msgspec.structs.replace(table, cases=cases)
         table = canonical(table)
     except msgspec.ValidationError as exc:
         message = str(exc).split(" - at `", 1)[0]
@@ -250,5 +258,8 @@ def check_file(path: Path, checks: Checks | None = None) -> tuple[OfferTable | N
             personas = sheet_frame(book, "personas", path.name) if has_personas else None
         finally:
             book.close()
-        return check_frames(rules, perks, path.name, checks, ("rules", "perks"), personas)
+        cases = read_case_sheet(path)  # a broken cases sheet: one error naming its row
+        return check_frames(
+            rules, perks, path.name, checks, ("rules", "perks"), personas, None, cases
+        )
     raise TableError(f"{path.name}: not a spreadsheet (use .csv or .xlsx)")

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 import polars as pl
 
+from offers.catalog.cases import Case, dump_cases
 from offers.catalog.error_locations import locate
 from offers.catalog.fields import Airport, Column, Condition, Id, Language, Range, Text, Title
 from offers.catalog.personas import Persona
@@ -112,6 +113,7 @@ class OfferTable(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     personas: list[Persona] = []
     perks: list[Perk] = []
     rules: list[Rule] = []
+    cases: list[Case] = []  # examples validate and publish run (offers.cases)
 
     def perk(self, perk_id: str) -> Perk:
         return next(p for p in self.perks if p.id == perk_id)
@@ -256,6 +258,7 @@ def dump_table(table: OfferTable) -> str:
             value = getattr(rule, field)
             if field in ("id", "perk") or value != getattr(defaults, field):
                 lines.append(f"{field} = {toml_value(value)}")
+    lines += dump_cases(table.cases)
     return "\n".join(lines) + "\n"
 
 

@@ -19,7 +19,7 @@ Layout, for people who live in spreadsheets:
 Blank rows are ignored; unknown columns are refused, so nothing typed is silently lost.
 Numbers are written as spreadsheet numbers when that is exact, else as text. In CSV a text
 cell that a spreadsheet would run as a formula (`=…`, `+…`, `-…`, `@…`) is written with a
-`'` in front, which reading takes off again.
+`'` in front, which reading takes off again. XLSX keeps example cases on a `cases` sheet.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import Any
 
 import polars as pl
 
+from offers.catalog.case_sheet import add_case_sheet, with_case_sheet
 from offers.catalog.cells import bool_cell, cell, check_header, parse_number
 from offers.catalog.fields import Range
 from offers.catalog.persona_sheet import persona_frame, personas_from_frame
@@ -329,6 +330,7 @@ def write_xlsx(
                         sheet.write_string(i, j, value, text)
             sheet.autofilter(0, 0, frame.height, max(0, frame.width - 1))
         add_pick_lists(book, sheets, [p.id for p in table.perks], choices or {})
+    add_case_sheet(path, table.cases)  # the example cases, when there are any
     return [path]
 
 
@@ -343,7 +345,7 @@ def read_xlsx(path: Path) -> OfferTable:
         personas = sheet_frame(book, "personas", path.name) if has_personas else None
     finally:
         book.close()
-    return table_from_frames(rules, perks, path.name, personas)
+    return with_case_sheet(table_from_frames(rules, perks, path.name, personas), path)
 
 
 def read_table_file(path: Path) -> tuple[OfferTable, str]:

@@ -1,6 +1,6 @@
 """Everything that lives in the database: schema and migrations, SQLite and PostgreSQL
 engines, the ledger's reads and writes (exactly once per incident, step and customer), bulk
-COPY, background jobs, erasure, and offer-table drafts and versions.
+COPY, background jobs, erasure, and drafts and versions of offer tables and message books.
 """
 
 from offers.ledger.bulk import bulk_insert
@@ -20,6 +20,18 @@ from offers.ledger.live import (
     live_versions,
     published_table,
     published_table_body,
+)
+from offers.ledger.message_versions import (
+    BookPublished,
+    BookRefused,
+    BookSummary,
+    BookVersion,
+    MessageStore,
+    live_books,
+    live_stamp,
+    publish_book,
+    publish_shipped_books,
+    wording_books,
 )
 from offers.ledger.recent import (
     STATUSES,
@@ -46,12 +58,17 @@ __all__ = [
     "DECISION_SCHEMA",
     "FOLLOWUP_LIST",
     "STATUSES",
+    "BookPublished",
+    "BookRefused",
+    "BookSummary",
+    "BookVersion",
     "Draft",
     "FeedPosition",
     "IncidentFilter",
     "IncidentLine",
     "Ledger",
     "LiveVersion",
+    "MessageStore",
     "NotFound",
     "PublishRefused",
     "Published",
@@ -67,10 +84,14 @@ __all__ = [
     "export_customer",
     "feed_position",
     "incident_lines_frame",
+    "live_books",
     "live_segment_names",
+    "live_stamp",
     "live_versions",
     "paired",
     "pseudonymous_path",
+    "publish_book",
+    "publish_shipped_books",
     "publish_table",
     "published_table",
     "published_table_body",
@@ -78,4 +99,5 @@ __all__ = [
     "sqlite_url",
     "upgrade",
     "with_followup_lists",
+    "wording_books",
 ]

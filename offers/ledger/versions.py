@@ -9,6 +9,7 @@ version's body, recorded as a new version: history only grows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -269,10 +270,14 @@ class Store:
         now: datetime,
         checks: Checks,
         body: str | None = None,
+        examples: Callable[[OfferTable], list[Finding]] | None = None,
+        acknowledge: bool = False,
     ) -> Published:
         """Validate and publish `body`, or the draft when no body is given (then clear it).
 
         Raises PublishRefused (with every finding) on any error; nothing is written then.
+        `examples` runs the table's example cases: a failing one refuses the publish too,
+        unless `acknowledge`d, and then the version's reason records which ones failed.
         """
         from_draft = body is None
         text = self.body(name, "draft") if body is None else body
@@ -282,6 +287,13 @@ class Store:
         findings = checks.run(table)
         if errors(findings):
             raise PublishRefused(name, findings)
+        failing = examples(table) if examples is not None else []
+        if failing and not acknowledge:
+            raise PublishRefused(name, findings + failing)
+        if failing:
+            ids = ", ".join(f.field.removeprefix("cases.") for f in failing if f.field)
+            reason = f"{reason} [failing cases acknowledged: {ids}]"
+            findings = findings + failing
         for attempt in range(5):
             try:
                 info = self._insert(name, text, by, reason, now, clear_draft=from_draft)
