@@ -43,6 +43,9 @@ def test_the_marketers_tour_works_as_written(tmp_path: Path) -> None:
         tmp_path,
         setup=("makegood demo",),
         after={"makegood offers export -o offers.csv": _shoppers_get_ten_percent},
+        # example cases and message books (issue 19 items 1, 7) start from files the reader
+        # writes by hand; their commands are covered by their own tests
+        stop="makegood offers validate offers.toml",
     )
     assert not problems, "\n\n".join(problems)
 
