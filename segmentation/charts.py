@@ -8,7 +8,7 @@ The renderer is imported on first use: it costs a few hundred milliseconds to st
 
 from __future__ import annotations
 
-import itertools
+import hashlib
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -30,7 +30,6 @@ _CONFIG: dict[str, Any] = {
     "header": {"labelFontSize": 13, "labelFontWeight": "bold", "title": None},
 }  # fmt: skip
 _IDS = re.compile(r'\bid="([^"]+)"')
-_counter = itertools.count(1)
 
 
 def render_svg(spec: dict[str, Any], label: str) -> str:
@@ -39,10 +38,16 @@ def render_svg(spec: dict[str, Any], label: str) -> str:
     import vl_convert
 
     svg = vl_convert.vegalite_to_svg({**spec, "config": _CONFIG | spec.get("config", {})})
-    prefix = f"c{next(_counter)}-"
-    for name in set(_IDS.findall(svg)):
-        svg = svg.replace(f'id="{name}"', f'id="{prefix}{name}"')
-        svg = svg.replace(f"url(#{name})", f"url(#{prefix}{name})")
+    # The renderer numbers ids (clip1, clip2…) across calls: renumber them per chart, then
+    # prefix them with the chart's digest, so ids are unique on a page and the same chart
+    # renders to the same bytes every time.
+    names = list(dict.fromkeys(_IDS.findall(svg)))
+    for i, name in enumerate(names):
+        svg = svg.replace(f'id="{name}"', f'id="@{i}@"').replace(f"url(#{name})", f"url(#@{i}@)")
+    prefix = f"c{hashlib.sha1(svg.encode()).hexdigest()[:8]}-"
+    svg = re.sub(r"@(\d+)@", lambda m: f"{prefix}{m[1]}", svg)
+    # inline SVG in HTML needs no namespace (and names no address the page could reach)
+    svg = re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", svg)
     svg = svg.replace("<svg ", f'<svg role="img" aria-label="{_escape(label)}" ', 1)
     return svg
 
