@@ -30,6 +30,7 @@ AREAS: tuple[tuple[str, str], ...] = (
     ("/v1/perks", "marketing"),
     ("/v1/offer-tables", "marketing"),
     ("/v1/messages", "marketing"),
+    ("/v1/message-books", "marketing"),
     ("/v1/simulat", "marketing"),
     ("/v1/profiles", "analyst"),
     ("/v1/segmentations", "analyst"),
