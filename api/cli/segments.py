@@ -17,6 +17,7 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
+from api.cli.engine import Engine, engine_options, open_spark
 from api.settings import Settings
 from segmentation.profiles import OBJECTION_COLUMN
 
@@ -146,8 +147,9 @@ def group() -> None:
 @group.command("train")
 @click.option(
     "--profiles",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Parquet profiles (default: the newest snapshot in the data folder).",
+    type=click.Path(path_type=Path),
+    help="Parquet profiles (default: the newest snapshot in the data folder); with "
+    "--engine spark also a folder or glob.",
 )
 @click.option(
     "--k",
@@ -164,6 +166,12 @@ def group() -> None:
     show_default=True,
 )
 @click.option("--promote", is_flag=True, help="Make the new version active if it is safe.")
+@engine_options
+@click.option(
+    "--assignments",
+    type=click.Path(path_type=Path),
+    help="With --engine spark: write every customer's segment here (Parquet folder).",
+)
 @click.pass_obj
 def train_cmd(
     settings: Settings,
@@ -173,28 +181,56 @@ def train_cmd(
     seed: int,
     algorithm: str,
     promote: bool,
+    engine: Engine,
+    spark_master: str | None,
+    assignments: Path | None,
 ) -> None:
-    """Train a new version; names carry over from the active version."""
+    """Train a new version; names carry over from the active version.
+
+    With --engine spark, Spark reads and samples the profiles, scikit-learn fits here, and
+    Spark's executors assign every customer for the segment sizes.
+    """
     from segmentation.model import train
     from segmentation.spec import load_spec
 
+    if engine == "local" and assignments is not None:
+        raise click.UsageError("--assignments needs --engine spark")
+    spark = open_spark(spark_master) if engine == "spark" else None
+    if profiles is not None and spark is None and not profiles.is_file():
+        raise click.BadParameter(f"File {str(profiles)!r} does not exist.", param_hint="--profiles")
     source = profiles or newest_snapshot(settings)
     feature_spec = load_spec(spec) if spec is not None else None
     registry = _registry(settings)
     active = registry.active()
     parent = registry.load(active) if active is not None else None
     with _progress() as (say, advance):
-        model = train(
-            source,
-            version=registry.next_version(),
-            k=k,
-            seed=seed,
-            spec=feature_spec,
-            algorithm="gmm" if algorithm == "gmm" else "kmeans",
-            parent=parent,
-            progress=say,
-            advance=advance,
-        )
+        if spark is not None:
+            from segmentation.spark_segments import train_on_spark
+
+            model = train_on_spark(
+                spark,
+                [source],
+                version=registry.next_version(),
+                k=k,
+                seed=seed,
+                spec=feature_spec,
+                algorithm="gmm" if algorithm == "gmm" else "kmeans",
+                parent=parent,
+                progress=say,
+                assignments=assignments,
+            )
+        else:
+            model = train(
+                source,
+                version=registry.next_version(),
+                k=k,
+                seed=seed,
+                spec=feature_spec,
+                algorithm="gmm" if algorithm == "gmm" else "kmeans",
+                parent=parent,
+                progress=say,
+                advance=advance,
+            )
         registry.save(model)
     console.print(f"saved segmentation {model.card.version}")
     _print_card(model.card, active)
