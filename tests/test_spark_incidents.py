@@ -1,0 +1,121 @@
+"""`incidents apply --engine spark`: a 100,000-customer incident decided per partition.
+
+Budget, stock per airport and day, caps from the ledger's history and the holdout all bite,
+and every decision equals the local engine's (perk codes aside: they are drawn at record
+time); a replayed update writes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from api.runtime import Runtime
+from api.settings import Settings
+from offers.catalog.tables import DEFAULTS
+from offers.decide import ContactPolicy
+from offers.flow import Parts, apply_update
+from offers.incidents.kinds import FlightFacts, Incident
+from offers.ledger.db import create_engine, upgrade
+from offers.ledger.store import Ledger
+from offers.ledger.versions import publish_table
+from offers.messages.book import load_default_book
+from offers.spark_flow import SparkProfiles, apply_on_spark
+from segmentation.book import ProfileBook
+from segmentation.model import Segmentation
+from segmentation.synth import synth_profiles, write_profiles
+
+ROWS = 100_000
+NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+CODES = ["perk_code", "text"]  # the text carries the code
+
+
+def _incident(incident_id: str, delay: int) -> Incident:
+    return Incident(
+        incident_id=incident_id,
+        kind="flight_delay",
+        occurred_at=datetime(2026, 11, 23, 5, 0, tzinfo=UTC),
+        facts=FlightFacts(delay_minutes=delay, flight="MG123", origin="TPE"),
+    )
+
+
+@pytest.fixture(scope="module")
+def crowd(tmp_path_factory: pytest.TempPathFactory) -> tuple[pl.DataFrame, Path]:
+    frame = synth_profiles(ROWS, 5).drop("latent_kind")
+    path = tmp_path_factory.mktemp("incident") / "profiles.parquet"
+    write_profiles(frame, path)
+    return frame, path
+
+
+def _parts(tmp: Path, frame: pl.DataFrame, model: Segmentation) -> Parts:
+    """A data folder with the default table, seat upgrades stocked at TPE, caps of one perk."""
+    engine = create_engine(f"sqlite:///{tmp / 'makegood.db'}")
+    upgrade(engine)
+    ledger = Ledger(engine)
+    body = (
+        (DEFAULTS / "offers.toml")
+        .read_text(encoding="utf-8")
+        .replace(
+            'id = "upgrade-seat"\n',
+            'id = "upgrade-seat"\nstock = [{ airport = "TPE", per_day = 5000 }]\n',
+        )
+    )
+    publish_table(ledger, "flight-delay", body, "tests", "stock", NOW)
+    rt = Runtime(
+        settings=Settings(data_dir=tmp),
+        engine=engine,
+        ledger=ledger,
+        model=model,
+        book=ProfileBook(frame, model),
+        messages=load_default_book(),
+    )
+    rt.reload_table()
+    return replace(rt.parts(), contact=ContactPolicy(holdout_share=0.1, max_perks=1))
+
+
+def _comparable(frame: pl.DataFrame) -> pl.DataFrame:
+    enums = [n for n, t in frame.schema.items() if isinstance(t, pl.Enum)]
+    return frame.drop(CODES).with_columns(pl.col(enums).cast(pl.String)).sort("customer_id")
+
+
+def test_a_huge_incident_on_spark_decides_as_the_local_engine(
+    spark: Any, crowd: tuple[pl.DataFrame, Path], model: Segmentation, tmp_path: Path
+) -> None:
+    frame, path = crowd
+    ids = frame["customer_id"].to_list()
+    (tmp_path / "here").mkdir()
+    (tmp_path / "there").mkdir()
+    here = _parts(tmp_path / "here", frame, model)
+    there = _parts(tmp_path / "there", frame, model)
+    earlier = ids[::50]  # 2,000 customers who got a perk in another incident: capped now
+    for parts in (here, there):
+        apply_update(parts, _incident("TPE-0", 60), earlier, NOW)
+    profiles = SparkProfiles(
+        frame=spark.read.parquet(str(path)),
+        schema=pl.scan_parquet(path).collect_schema(),
+        model=model,
+    )
+    budget = 250_000.0
+    local = apply_update(here, _incident("TPE-1", 60), ids, NOW, budget=budget)
+    remote = apply_on_spark(
+        spark, there, profiles, _incident("TPE-1", 60), None, NOW, budget=budget
+    )
+    assert remote.issued == local.issued == ROWS
+    got, want = remote.decisions, local.decisions
+    reasons = want["reasons"].str.json_decode().list.join(" ")
+    assert want.filter(pl.col("holdout")).height > 5_000
+    assert reasons.str.contains("budget:").sum() > 1_000
+    assert reasons.str.contains("stock: no upgrade-seat left at TPE").sum() > 1_000
+    assert want.filter(pl.col("needs_human")).height == len(earlier)
+    assert 0 < want.filter(pl.col("perk_id") == "upgrade-seat").height <= 5_000
+    assert _comparable(got).equals(_comparable(want))
+    assert remote.cost == pytest.approx(local.cost) and local.cost <= budget
+
+    again = apply_on_spark(spark, there, profiles, _incident("TPE-1", 60), None, NOW)
+    assert again.issued == 0
+    assert there.ledger.count("TPE-1") == ROWS
