@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["SparkProfiles", "apply_on_spark"]
+__all__ = ["SparkProfiles", "apply_on_spark", "read_profiles"]
 
 _SETTLED = ("customer_id", "_drop", "charged_cost")
 _PLAN_COLUMNS = ("customer_id", "timezone", "consent_marketing")
@@ -57,6 +57,13 @@ class SparkProfiles:
     frame: DataFrame
     schema: pl.Schema
     model: Segmentation
+
+
+def read_profiles(spark: SparkSession, path: str, model: Segmentation) -> SparkProfiles:
+    """A Parquet profile dataset (file, folder or glob) for Spark, typed as its files say."""
+    return SparkProfiles(
+        frame=spark.read.parquet(path), schema=pl.scan_parquet(path).collect_schema(), model=model
+    )
 
 
 @dataclass(frozen=True)

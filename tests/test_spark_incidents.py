@@ -119,3 +119,78 @@ def test_a_huge_incident_on_spark_decides_as_the_local_engine(
     again = apply_on_spark(spark, there, profiles, _incident("TPE-1", 60), None, NOW)
     assert again.issued == 0
     assert there.ledger.count("TPE-1") == ROWS
+
+
+def test_cli_applies_an_incident_for_everyone_on_spark(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`incidents apply --engine spark --everyone` over the data folder's snapshot decides
+    as `incidents apply` listing every customer does, and a replay issues nothing.
+    (Learning's explorers draw with a seed, so two processes draw alike.)"""
+    import json
+
+    from click.testing import CliRunner
+
+    from api.cli import cli
+
+    monkeypatch.setenv("MAKEGOOD_SEED", "11")
+    runner = CliRunner()
+    here, there = tmp_path / "here", tmp_path / "there"
+    body = {
+        "kind": "flight_delay",
+        "incident_id": "MG9-2026-12-06",
+        "occurred_at": "2026-12-06T05:00:00Z",
+        "facts": {"delay_minutes": 70, "flight": "MG9"},
+        "customers": ["c0000001"],
+        "budget": 20000,
+    }
+    there_file = tmp_path / "there.json"
+    there_file.write_text(json.dumps(body))
+    base = ["incidents", "apply", "--format", "parquet"]
+    result = runner.invoke(
+        cli,
+        [
+            "--data",
+            str(there),
+            *base,
+            str(there_file),
+            "-o",
+            str(tmp_path / "there.parquet"),
+            "--engine",
+            "spark",
+            "--spark-master",
+            "local[2]",
+            "--everyone",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "10,000 new decisions" in result.output
+    snapshot = sorted((there / "profiles").glob("snapshot-*.parquet"))[-1]
+    body["customers"] = pl.read_parquet(snapshot)["customer_id"].to_list()
+    here_file = tmp_path / "here.json"
+    here_file.write_text(json.dumps(body))
+    local = runner.invoke(
+        cli, ["--data", str(here), *base, str(here_file), "-o", str(tmp_path / "here.parquet")]
+    )
+    assert local.exit_code == 0, local.output
+    got = pl.read_parquet(tmp_path / "there.parquet")
+    want = pl.read_parquet(tmp_path / "here.parquet")
+    assert _comparable(got).equals(_comparable(want))
+    again = runner.invoke(
+        cli,
+        [
+            "--data",
+            str(there),
+            *base,
+            str(there_file),
+            "-o",
+            str(tmp_path / "again.parquet"),
+            "--engine",
+            "spark",
+            "--spark-master",
+            "local[2]",
+            "--everyone",
+        ],
+    )
+    assert again.exit_code == 0, again.output
+    assert "0 new decisions" in again.output
