@@ -93,11 +93,12 @@ def _read_ipc(blobs: Sequence[bytes]) -> pl.DataFrame | None:
         return None
     union: dict[str, pl.Enum] = {}
     for name, dtype in frames[0].schema.items():
-        kinds = {f.schema[name] for f in frames}
-        if isinstance(dtype, pl.Enum) and len(kinds) > 1:
-            seen = (c for f in frames for c in f.schema[name].categories)  # type: ignore[union-attr]
+        kinds = [f.schema[name] for f in frames]
+        if isinstance(dtype, pl.Enum) and len(set(kinds)) > 1:
+            seen = (c for k in kinds if isinstance(k, pl.Enum) for c in k.categories)
             union[name] = pl.Enum(list(dict.fromkeys(seen)))
-    return pl.concat([f.cast(union) for f in frames]) if union else pl.concat(frames)
+    casts = [pl.col(name).cast(dtype) for name, dtype in union.items()]
+    return pl.concat([f.with_columns(casts) for f in frames])
 
 
 def _customers(batch: pa.RecordBatch, step: _Step) -> pl.DataFrame:

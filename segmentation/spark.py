@@ -7,6 +7,7 @@ same makegood, polars and scikit-learn), so PYSPARK_PYTHON defaults to this inte
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import shutil
@@ -63,13 +64,13 @@ def java_major() -> int | None:
 
 def require_spark() -> None:
     """Raise `SparkUnavailable` unless pyspark imports and Java 17+ is on this machine."""
-    try:
-        import pyarrow  # noqa: F401
-        import pyspark  # noqa: F401
-    except ImportError as exc:
-        raise SparkUnavailable(
-            f"--engine spark needs the spark extra ({exc.name} is missing): {_INSTALL}"
-        ) from exc
+    for name in ("pyspark", "pyarrow", "pandas"):  # pyspark's Arrow path imports pandas
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise SparkUnavailable(
+                f"--engine spark needs the spark extra ({name} is missing): {_INSTALL}"
+            ) from exc
     major = java_major()
     if major is None or major < MIN_JAVA:
         found = "no java found" if major is None else f"found Java {major}"
