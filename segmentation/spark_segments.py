@@ -135,7 +135,7 @@ def train_on_spark(
     sample_rows: int = 1_000_000,
     parent: Segmentation | None = None,
     progress: Progress = lambda _msg: None,
-    assignments: Path | None = None,
+    assignments: str | Path | None = None,
 ) -> Segmentation:
     """`segmentation.model.train` with Spark doing the reading, sampling and assigning.
 

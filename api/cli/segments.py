@@ -147,9 +147,8 @@ def group() -> None:
 @group.command("train")
 @click.option(
     "--profiles",
-    type=click.Path(path_type=Path),
     help="Parquet profiles (default: the newest snapshot in the data folder); with "
-    "--engine spark also a folder or glob.",
+    "--engine spark also a folder, glob or URL Spark reads (s3a://…).",
 )
 @click.option(
     "--k",
@@ -169,13 +168,12 @@ def group() -> None:
 @engine_options
 @click.option(
     "--assignments",
-    type=click.Path(path_type=Path),
     help="With --engine spark: write every customer's segment here (Parquet folder).",
 )
 @click.pass_obj
 def train_cmd(
     settings: Settings,
-    profiles: Path | None,
+    profiles: str | None,
     k: int | None,
     spec: Path | None,
     seed: int,
@@ -183,7 +181,7 @@ def train_cmd(
     promote: bool,
     engine: Engine,
     spark_master: str | None,
-    assignments: Path | None,
+    assignments: str | None,
 ) -> None:
     """Train a new version; names carry over from the active version.
 
@@ -196,9 +194,9 @@ def train_cmd(
     if engine == "local" and assignments is not None:
         raise click.UsageError("--assignments needs --engine spark")
     spark = open_spark(spark_master) if engine == "spark" else None
-    if profiles is not None and spark is None and not profiles.is_file():
-        raise click.BadParameter(f"File {str(profiles)!r} does not exist.", param_hint="--profiles")
-    source = profiles or newest_snapshot(settings)
+    if profiles is not None and spark is None and not Path(profiles).is_file():
+        raise click.BadParameter(f"File {profiles!r} does not exist.", param_hint="--profiles")
+    source = Path(profiles) if profiles else newest_snapshot(settings)
     feature_spec = load_spec(spec) if spec is not None else None
     registry = _registry(settings)
     active = registry.active()
@@ -209,7 +207,7 @@ def train_cmd(
 
             model = train_on_spark(
                 spark,
-                [source],
+                [profiles or str(source)],
                 version=registry.next_version(),
                 k=k,
                 seed=seed,
