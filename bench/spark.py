@@ -11,7 +11,8 @@
    SparkSession each), to show what a second executor core buys.
 
     .venv/bin/pip install '.[spark]'
-    .venv/bin/python bench/spark.py [--rows 1000000] [--no-scaling] [--master local[2]]
+    .venv/bin/python -m bench.spark [--rows 1000000] [--no-scaling] [--master local[2]]
+                                    [--only derive|segments|incident|scaling] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -136,8 +137,17 @@ def bench_incident(spark: Any, profiles: Path, rows: int, work: Path) -> None:
     there = parts(work / "there", empty)
     ids = frame["customer_id"].to_list()
     budget = rows * 2.0
-    local_s, local = timed(lambda: apply_update(here, incident, ids, NOW, budget=budget))
     dataset = read_profiles(spark, str(profiles), model)
+    local_s, _ = timed(lambda: apply_update(here, incident, ids, NOW, budget=budget, dry_run=True))
+    spark_s, _ = timed(
+        lambda: apply_on_spark(
+            spark, there, dataset, incident, None, NOW, budget=budget, dry_run=True
+        )
+    )
+    line(
+        f"incident, {rows:,}, dry run", local_s + book_s, spark_s, "deciding only, nothing recorded"
+    )
+    local_s, local = timed(lambda: apply_update(here, incident, ids, NOW, budget=budget))
     spark_s, remote = timed(
         lambda: apply_on_spark(spark, there, dataset, incident, None, NOW, budget=budget)
     )
@@ -160,24 +170,25 @@ def bench_incident(spark: Any, profiles: Path, rows: int, work: Path) -> None:
     )
 
 
-def bench_scaling(profiles: Path, sizes: list[int], model: Any) -> None:
+def bench_scaling(profiles: Path, sizes: list[int], model: Any, repeat: int) -> None:
     from segmentation.spark import spark_session
     from segmentation.spark_segments import assign_on_spark, read_profiles
 
-    print("\nscaling: assign every row and count per segment on Spark")
+    print(f"\nscaling: assign every row and count per segment on Spark (best of {repeat})")
     print(f"  {'rows':>10}   {'local[1]':>9}   {'local[2]':>9}   speed-up")
     results: dict[tuple[int, str], float] = {}
     for master in ("local[1]", "local[2]"):
         spark = spark_session(master, **{"spark.sql.shuffle.partitions": "4"})
         for copies in sizes:
             frame = read_profiles(spark, [profiles] * copies)
-            assign_on_spark(spark, frame, model).groupBy("segment").count().collect()  # warm
-            seconds, _ = timed(
-                lambda f=frame, s=spark: (
-                    assign_on_spark(s, f, model).groupBy("segment").count().collect()
-                )
+            results[(copies, master)] = min(
+                timed(
+                    lambda f=frame, s=spark: (
+                        assign_on_spark(s, f, model).groupBy("segment").count().collect()
+                    )
+                )[0]
+                for _ in range(repeat)
             )
-            results[(copies, master)] = seconds
         spark.stop()
     base = pl.scan_parquet(profiles).select(pl.len()).collect().item()
     for copies in sizes:
@@ -190,6 +201,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--no-scaling", action="store_true")
+    parser.add_argument("--only", choices=["derive", "segments", "incident", "scaling"])
+    parser.add_argument("--repeat", type=int, default=2, help="scaling: best of N runs")
     args = parser.parse_args()
 
     from segmentation.spark import spark_session
@@ -203,12 +216,19 @@ def main() -> None:
             lambda: spark_session(args.master, **{"spark.sql.shuffle.partitions": "4"})
         )
         print(f"Spark {spark.version} on {args.master} (session start {start_s:.1f} s)")
-        bench_derive(spark, work)
-        model = bench_segments(spark, profiles, args.rows)
-        bench_incident(spark, profiles, args.rows, work)
+        if args.only in (None, "derive"):
+            bench_derive(spark, work)
+        if args.only in (None, "segments"):
+            model = bench_segments(spark, profiles, args.rows)
+        if args.only in (None, "incident"):
+            bench_incident(spark, profiles, args.rows, work)
         spark.stop()
-        if not args.no_scaling:
-            bench_scaling(profiles, [1, 2, 4], model)
+        if args.only == "scaling":
+            from segmentation.model import train
+
+            model = train(profiles, version="seg-0001", k=6, seed=7, sample_rows=200_000)
+        if not args.no_scaling and args.only in (None, "scaling"):
+            bench_scaling(profiles, [1, 2, 4], model, args.repeat)
 
 
 if __name__ == "__main__":

@@ -111,7 +111,7 @@ def spark_session(master: str | None = None, **conf: Any) -> SparkSession:
             builder.config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.shuffle.partitions", str(2 * (os.cpu_count() or 2)))
-            .config("spark.driver.memory", os.environ.get("MAKEGOOD_SPARK_MEMORY", "2g"))
+            .config("spark.driver.memory", os.environ.get("MAKEGOOD_SPARK_MEMORY", "4g"))
         )
     for key, value in conf.items():
         builder = builder.config(key, value)
