@@ -33,6 +33,7 @@ from offers.incidents import Incident
 from offers.messages import MessageBook
 from segmentation.ids import id_hash
 from segmentation.model import Segmentation
+from segmentation.spark import spread
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -178,7 +179,7 @@ def _decisions(shared: Any, changed: Any) -> Any:
 
 
 def _collect(frame: DataFrame) -> pl.DataFrame | None:
-    return _read_ipc([row[0] for row in frame.toLocalIterator()])
+    return _read_ipc([row[0] for row in frame.collect()])
 
 
 def _decider(spark: SparkSession, profiles: SparkProfiles) -> Any:
@@ -198,7 +199,7 @@ def _decider(spark: SparkSession, profiles: SparkProfiles) -> Any:
         context = spark.sparkContext
         ids = spark.createDataFrame(pl.DataFrame({"customer_id": affected}).to_arrow())
         rows = profiles.frame.join(F.broadcast(ids) if len(affected) < 1e6 else ids, "customer_id")
-        rows = rows.persist()
+        rows = spread(rows).persist()
         step = _Step(profiles.schema, profiles.model, history, recent, ctx, table, book)
         shared = context.broadcast(step)
         try:

@@ -16,9 +16,10 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 __all__ = [
+    "BATCH_ROWS",
     "DEFAULT_MASTER",
     "MASTER_ENV",
     "SparkUnavailable",
@@ -26,9 +27,13 @@ __all__ = [
     "master_from_env",
     "require_spark",
     "spark_session",
+    "spread",
 ]
 
 MASTER_ENV = "MAKEGOOD_SPARK_MASTER"
+BATCH_ROWS = 100_000
+"""Rows per Arrow batch handed to Python on the executors: the engine and the encoder work
+a batch at a time, and their fixed cost per call is spread over this many customers."""
 DEFAULT_MASTER = "local[*]"
 MIN_JAVA = 17
 _INSTALL = "pip install 'makegood[spark]'"
@@ -104,6 +109,7 @@ def spark_session(master: str | None = None, **conf: Any) -> SparkSession:
         builder.appName("makegood")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(BATCH_ROWS))
         .config("spark.executorEnv.PYSPARK_PYTHON", os.environ["PYSPARK_PYTHON"])
     )
     if master.startswith("local"):
@@ -119,3 +125,12 @@ def spark_session(master: str | None = None, **conf: Any) -> SparkSession:
     if master.startswith("local"):
         spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def spread(frame: DataFrame) -> DataFrame:
+    """`frame` in at least as many partitions as Spark runs tasks at once: one Parquet file
+    is often one partition, which would leave every executor core but one idle."""
+    cores = frame.sparkSession.sparkContext.defaultParallelism
+    if frame.rdd.getNumPartitions() >= cores:
+        return frame
+    return frame.repartition(cores)

@@ -22,6 +22,7 @@ import polars as pl
 from segmentation.features import DEFAULT_SPEC, FeatureSpec, check_dtypes, resolve_spec
 from segmentation.model import Algorithm, Progress, Segmentation, train
 from segmentation.profiles import OBJECTION_COLUMN
+from segmentation.spark import spread
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -111,7 +112,7 @@ def assign_on_spark(spark: SparkSession, frame: DataFrame, model: Segmentation) 
     schema = T.StructType(
         [*frame.schema.fields, *(T.StructField(c, T.StringType()) for c in SEGMENT_COLUMNS)]
     )
-    return frame.mapInArrow(_assign_batches(broadcast, frame.columns), schema)
+    return spread(frame).mapInArrow(_assign_batches(broadcast, frame.columns), schema)
 
 
 def segment_sizes(assigned: DataFrame, model: Segmentation) -> np.ndarray[Any, Any]:
