@@ -182,7 +182,8 @@ def _collect(frame: DataFrame) -> pl.DataFrame | None:
     return _read_ipc([row[0] for row in frame.collect()])
 
 
-def _decider(spark: SparkSession, profiles: SparkProfiles) -> Any:
+def _decider(spark: SparkSession, profiles: SparkProfiles, everyone: int | None) -> Any:
+    """`everyone`: the dataset's row count when every profile is affected (no join then)."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -197,8 +198,12 @@ def _decider(spark: SparkSession, profiles: SparkProfiles) -> Any:
         book: MessageBook,
     ) -> tuple[pl.DataFrame, pl.DataFrame]:
         context = spark.sparkContext
-        ids = spark.createDataFrame(pl.DataFrame({"customer_id": affected}).to_arrow())
-        rows = profiles.frame.join(F.broadcast(ids) if len(affected) < 1e6 else ids, "customer_id")
+        if everyone is not None and len(affected) == everyone:
+            rows = profiles.frame  # the ledger adds nobody the dataset lacks
+        else:
+            ids = spark.createDataFrame(pl.DataFrame({"customer_id": affected}).to_arrow())
+            small = len(affected) < 1_000_000
+            rows = profiles.frame.join(F.broadcast(ids) if small else ids, "customer_id")
         rows = spread(rows).persist()
         step = _Step(profiles.schema, profiles.model, history, recent, ctx, table, book)
         shared = context.broadcast(step)
@@ -241,11 +246,15 @@ def apply_on_spark(
     budget: float | None = None,
 ) -> Outcome:
     """`apply_update` deciding on Spark; `customer_ids` None: every profile of the dataset."""
+    everyone = None
     if customer_ids is None:
         ids_table = profiles.frame.select("customer_id").toArrow()
         customer_ids = pl.from_arrow(ids_table).to_series().to_list()  # type: ignore[union-attr]
+        everyone = len(customer_ids)
 
     def unknown(ids: Sequence[str]) -> list[str]:
+        if everyone is not None:
+            return []  # the ids came from the dataset
         asked = spark.createDataFrame(pl.DataFrame({"customer_id": list(ids)}).to_arrow())
         missing = asked.join(profiles.frame.select("customer_id"), "customer_id", "left_anti")
         found = {r[0] for r in missing.collect()}
@@ -270,5 +279,5 @@ def apply_on_spark(
         now,
         dry_run=dry_run,
         budget=budget,
-        decider=_decider(spark, profiles),
+        decider=_decider(spark, profiles, everyone),
     )

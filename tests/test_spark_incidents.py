@@ -19,7 +19,7 @@ from api.runtime import Runtime
 from api.settings import Settings
 from offers.catalog.tables import DEFAULTS
 from offers.decide import ContactPolicy
-from offers.flow import Parts, apply_update
+from offers.flow import Parts, UnknownCustomers, apply_update
 from offers.incidents.kinds import FlightFacts, Incident
 from offers.ledger.db import create_engine, upgrade
 from offers.ledger.store import Ledger
@@ -119,6 +119,15 @@ def test_a_huge_incident_on_spark_decides_as_the_local_engine(
     again = apply_on_spark(spark, there, profiles, _incident("TPE-1", 60), None, NOW)
     assert again.issued == 0
     assert there.ledger.count("TPE-1") == ROWS
+
+    # a listed few (joined with the dataset on Spark): the same answers as well
+    few = ids[1::40]
+    local = apply_update(here, _incident("TPE-2", 60), few, NOW)
+    remote = apply_on_spark(spark, there, profiles, _incident("TPE-2", 60), few, NOW)
+    assert remote.issued == local.issued == len(few)
+    assert _comparable(remote.decisions).equals(_comparable(local.decisions))
+    with pytest.raises(UnknownCustomers):
+        apply_on_spark(spark, there, profiles, _incident("TPE-3", 60), [*few, "nobody"], NOW)
 
 
 def test_cli_applies_an_incident_for_everyone_on_spark(
