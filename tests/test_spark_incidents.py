@@ -52,9 +52,10 @@ def crowd(tmp_path_factory: pytest.TempPathFactory) -> tuple[pl.DataFrame, Path]
     return frame, path
 
 
-def _parts(tmp: Path, frame: pl.DataFrame, model: Segmentation) -> Parts:
-    """A data folder with the default table, seat upgrades stocked at TPE, caps of one perk."""
-    engine = create_engine(f"sqlite:///{tmp / 'makegood.db'}")
+def _parts(tmp: Path, frame: pl.DataFrame, model: Segmentation, url: str | None = None) -> Parts:
+    """A data folder with the default table, seat upgrades stocked at TPE, caps of one perk
+    (its SQLite ledger, or the database at `url`)."""
+    engine = create_engine(url or f"sqlite:///{tmp / 'makegood.db'}")
     upgrade(engine)
     ledger = Ledger(engine)
     body = (
@@ -203,3 +204,32 @@ def test_cli_applies_an_incident_for_everyone_on_spark(
     )
     assert again.exit_code == 0, again.output
     assert "0 new decisions" in again.output
+
+
+def test_recorded_once_on_each_database(
+    spark: Any, db_url: str, population: pl.DataFrame, model: Segmentation, tmp_path: Path
+) -> None:
+    """SQLite and the real PostgreSQL: the driver records under the incident's lock, once."""
+    frame = population.drop("latent_kind")
+    path = tmp_path / "profiles.parquet"
+    write_profiles(frame, path)
+    (tmp_path / "here").mkdir()
+    here = _parts(tmp_path / "here", frame, model)
+    there = _parts(tmp_path, frame, model, db_url)
+    profiles = SparkProfiles(
+        frame=spark.read.parquet(str(path)),
+        schema=pl.scan_parquet(path).collect_schema(),
+        model=model,
+    )
+    try:
+        for delay in (40, 100):  # a second step: upgrades and updates from the history
+            local = apply_update(here, _incident("TPE-7", delay), frame["customer_id"], NOW)
+            remote = apply_on_spark(spark, there, profiles, _incident("TPE-7", delay), None, NOW)
+            assert remote.issued == local.issued == frame.height
+            assert _comparable(remote.decisions).equals(_comparable(local.decisions))
+            again = apply_on_spark(spark, there, profiles, _incident("TPE-7", delay), None, NOW)
+            assert again.issued == 0
+        assert there.ledger.count("TPE-7") == 2 * frame.height
+    finally:
+        here.ledger.engine.dispose()
+        there.ledger.engine.dispose()
