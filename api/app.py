@@ -22,6 +22,7 @@ from api.http import feedback as routes_feedback
 from api.http import followups as routes_followups
 from api.http import incidents as routes_incidents
 from api.http import keys as routes_keys
+from api.http import message_books as routes_message_books
 from api.http import messages as routes_messages
 from api.http import offer_tables as routes_offer_tables
 from api.http import profiles as routes_profiles
@@ -187,6 +188,7 @@ def create_app(runtime: Runtime) -> Litestar:
             *routes_segments.handlers,
             *routes_offer_tables.handlers,
             *routes_messages.handlers,
+            *routes_message_books.handlers,
             *routes_keys.handlers,
             *routes_feedback.handlers,
             MetricsController,

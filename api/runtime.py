@@ -18,18 +18,21 @@ import polars as pl
 import sqlalchemy as sa
 
 from api.settings import Settings
-from offers.catalog import DEFAULTS, Checks, OfferTable, default_columns, parse_table
-from offers.flow import NoTable, Parts
+from offers.catalog import DEFAULTS, Checks, OfferTable, decode_table, default_columns
+from offers.flow import Parts
 from offers.incidents import EscalationPolicy
 from offers.learning import LearningSource
-from offers.ledger import Ledger, create_engine, published_table, upgrade
-from offers.ledger.shipped import no_live_table, publish_shipped
+from offers.ledger import Ledger, create_engine, live_versions, upgrade
+from offers.ledger.message_versions import live_books, live_stamp, publish_shipped_books
+from offers.ledger.shipped import publish_shipped
 from offers.ledger.versions import Store
+from offers.live import LiveTables
 from offers.messages import MessageBook, load_default_book
 from offers.preview import Previews
 from segmentation.book import ProfileBook
 from segmentation.model import Segmentation
 from segmentation.registry import Registry, RegistryError
+from segmentation.traits import SegmentTraits, segment_traits
 
 log = logging.getLogger("makegood")
 
@@ -73,42 +76,59 @@ def ensure_bootstrapped(settings: Settings, step: Step = log.info) -> None:
             registry.promote(model.card.version)
             names = ", ".join(s.name for s in model.card.segments)
             step(f"bootstrap: segmentation {model.card.version} active: {names}")
-        if published_table(ledger) is None:
-            _publish_default(engine, data, registry, step)
+        _publish_defaults(ledger, data, registry, step)
+        if live_stamp(ledger) == 0:
+            books = publish_shipped_books(ledger, load_default_book(), datetime.now(UTC))
+            if books:
+                step(f"bootstrap: published message books {', '.join(books)}")
     finally:
         engine.dispose()
 
 
-def table_checks(model: Segmentation, columns: list[str]) -> Checks:
-    """Validate a table against the segmentation's names and the columns the engine has."""
+def table_checks(model: Segmentation, segmented: pl.DataFrame, traits: SegmentTraits) -> Checks:
+    """Validate a table against the segmentation's names, its segments' typical customers
+    (`traits` of the `segmented` profiles: personas, coverage) and the engine's columns."""
     return Checks(
         segment_names=frozenset(s.name for s in model.card.segments),
-        known_columns=default_columns() | frozenset(columns),
+        known_columns=default_columns() | frozenset(segmented.columns),
+        traits={k: dict(v) for k, v in traits.items()},
     )
 
 
-def _publish_default(engine: sa.Engine, data: Path, registry: Registry, step: Step) -> None:
-    """Publish the shipped table if it fits this folder's data; else warn and keep a draft."""
+def _publish_defaults(ledger: Ledger, data: Path, registry: Registry, step: Step) -> None:
+    """Publish each shipped table whose incident kinds no table serves yet, where it fits
+    this folder's data; else warn and keep it as a draft."""
+    live = live_versions(ledger)
+    shipped_tables = [
+        (path, decode_table(path.read_text(encoding="utf-8"), path.name))
+        for path in sorted(DEFAULTS.glob("*.toml"))
+    ]
+    waiting = [(p, t) for p, t in shipped_tables if not any(k in live for k in t.incidents)]
+    if not waiting:
+        return
     version = registry.active()
     assert version is not None
-    columns = list(pl.read_parquet_schema(_snapshots(data)[-1]))
-    checks = table_checks(registry.load(version), columns)
-    body = (DEFAULTS / "offers.toml").read_text(encoding="utf-8")
-    shipped = publish_shipped(Store(engine), body, checks, datetime.now(UTC))
-    if shipped.version is not None:
-        step(f"bootstrap: published offer table {shipped.name} v{shipped.version}")
-        return
-    bad = [f for f in shipped.findings if f.severity == "error"]
-    warning = (
-        f"bootstrap: offer table {shipped.name} NOT published: {len(bad)} errors against "
-        f"segmentation {version} and these profiles; kept as a draft (see `makegood offers "
-        "validate`); until a table is published, customers get the law and an apology only"
-    )
-    log.warning("%s", warning)
-    for finding in bad:
-        log.warning("bootstrap: %s", finding)
-    if step is not log.info:  # the demo's console, say, shows it too
-        step(warning)
+    model = registry.load(version)
+    segmented = ProfileBook(pl.read_parquet(_snapshots(data)[-1]), model).frame
+    checks = table_checks(model, segmented, segment_traits(segmented))
+    for path, _table in waiting:
+        body = path.read_text(encoding="utf-8")
+        shipped = publish_shipped(Store(ledger.engine), body, checks, datetime.now(UTC))
+        if shipped.version is not None:
+            step(f"bootstrap: published offer table {shipped.name} v{shipped.version}")
+            continue
+        bad = [f for f in shipped.findings if f.severity == "error"]
+        warning = (
+            f"bootstrap: offer table {shipped.name} NOT published: {len(bad)} errors against "
+            f"segmentation {version} and these profiles; kept as a draft (see `makegood "
+            "offers validate`); until a table is published for its incidents, customers get "
+            "the law and an apology only"
+        )
+        log.warning("%s", warning)
+        for finding in bad:
+            log.warning("bootstrap: %s", finding)
+        if step is not log.info:  # the demo's console, say, shows it too
+            step(warning)
 
 
 @dataclass
@@ -122,38 +142,66 @@ class Runtime:
     book: ProfileBook
     messages: MessageBook
     policy: EscalationPolicy = field(default_factory=EscalationPolicy)
-    table_version: tuple[str, int] = ("", 0)
     #: feedback posteriors for the engine's exploration; None: no learning
     learning: LearningSource | None = None
     #: preview decisions remembered by situation (see offers.preview)
     previews: Previews = field(default_factory=Previews)
-    _table: OfferTable | None = None
-
-    _checked_at: float = 0.0
+    tables: LiveTables = field(init=False)
+    #: the served segments' typical customers (segmentation.traits), for personas
+    traits: SegmentTraits = field(init=False)
     _refused: str | None = None  # an active model that failed to load, reported once
+    #: publication number of the message books `messages` holds (0: none published)
+    messages_stamp: int = 0
+    _messages_checked_at: float = 0.0
 
-    def table(self) -> OfferTable:
-        """The live table (a `NoTable` while none is published); a publish by any process
-        is picked up within a second."""
-        now = time.monotonic()
-        if self._table is None or now - self._checked_at > 1.0:
-            self._checked_at = now
-            published = published_table(self.ledger)
-            live = (published[0], published[1]) if published else ("", 0)
-            if self._table is None or live != self.table_version:
-                self.reload_table()
-        assert self._table is not None
-        return self._table
+    def __post_init__(self) -> None:
+        self.traits = segment_traits(self.book.frame)
+        self.tables = LiveTables(self.ledger, self.traits)
+
+    def checks(self) -> Checks:
+        """What a table is validated against here: this segmentation, these profiles."""
+        return table_checks(self.model, self.book.frame, self.traits)
+
+    def table(self, kind: str = "flight_delay") -> OfferTable:
+        """The live table for `kind` (a `NoTable` while none serves it), resolved for this
+        segmentation's personas; a publish by any process is picked up within a second."""
+        return self.tables.table(kind)
+
+    @property
+    def table_version(self) -> tuple[str, int]:
+        """(name, version) of the flight-delay table, ("", 0) while none is live."""
+        return self.tables.versions.get("flight_delay", ("", 0))
 
     def reload_table(self) -> None:
-        published = published_table(self.ledger)
-        if published is None:
-            self._table = NoTable(name="none", why=no_live_table(Store(self.engine)))
-            self.table_version = ("", 0)
-            return
-        name, version, body = published
-        self._table = parse_table(body, f"offer table {name} v{version}")
-        self.table_version = (name, version)
+        self.tables.refresh()
+
+    def use_traits(self, traits: SegmentTraits) -> None:
+        """Resolve personas against `traits` (a dataset segmented elsewhere, on Spark)."""
+        self.traits = traits
+        self.tables.use_traits(traits)
+
+    def _use_book(self, book: ProfileBook) -> None:
+        self.book = book
+        self.traits = segment_traits(book.frame)
+        self.tables.use_traits(self.traits)
+
+    def wording(self) -> MessageBook:
+        """The live message books, merged (the book given at start while none is
+        published); a publish by any process is picked up within a second."""
+        now = time.monotonic()
+        if now - self._messages_checked_at > 1.0:
+            self._messages_checked_at = now
+            if live_stamp(self.ledger) != self.messages_stamp:
+                self.reload_messages()
+        return self.messages
+
+    def reload_messages(self) -> None:
+        stamp = live_stamp(self.ledger)
+        book = live_books(self.ledger)
+        if book is not None:
+            self.messages = book
+        self.messages_stamp = stamp
+        self._messages_checked_at = time.monotonic()
 
     def parts(self) -> Parts:
         return Parts(
@@ -161,7 +209,7 @@ class Runtime:
             unknown_profiles=self.book.unknown,
             ledger=self.ledger,
             table=self.table,
-            book=self.messages,
+            book=self.wording(),
             policy=self.policy,
             learning=self.learning,
             profile=self.book.one,
@@ -178,7 +226,7 @@ class Runtime:
     def reload_profiles(self) -> None:
         """Re-read the newest profile snapshot and segment it, e.g. after an import."""
         profiles = pl.read_parquet(_snapshots(self.settings.data_dir)[-1])
-        self.book = ProfileBook(profiles, self.model)
+        self._use_book(ProfileBook(profiles, self.model))
 
     def refresh_model(self) -> bool:
         """Load the registry's active segmentation if it changed (promote, rollback, rename).
@@ -201,8 +249,8 @@ class Runtime:
         profiles = self.book.frame.drop(
             "segment", "segment_description", "_id_hash", strict=False
         )  # the book adds these again
-        self.book = ProfileBook(profiles, model)
         self.model = model
+        self._use_book(ProfileBook(profiles, model))
         return True
 
 
@@ -234,5 +282,5 @@ def open_runtime(settings: Settings, step: Step = log.info, *, profiles: bool = 
         messages=load_default_book(),
         learning=learning_source(settings, ledger),
     )
-    runtime.reload_table()
+    runtime.reload_messages()
     return runtime

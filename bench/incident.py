@@ -35,6 +35,7 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from offers.catalog.coverage import personas_of, resolve  # noqa: E402
 from offers.catalog.fields import Range  # noqa: E402
 from offers.catalog.tables import OfferTable, load_default_table, ordered_rules  # noqa: E402
 from offers.decide.context import StepContext  # noqa: E402
@@ -48,6 +49,7 @@ from offers.record import HISTORY_SCHEMA, RECENT_SCHEMA  # noqa: E402
 from segmentation.book import ProfileBook  # noqa: E402
 from segmentation.model import Segmentation, train  # noqa: E402
 from segmentation.synth import synth_profiles  # noqa: E402
+from segmentation.traits import segment_traits  # noqa: E402
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -168,8 +170,14 @@ def zen_batch(rows: list[dict[str, Any]], table: OfferTable) -> list[str | None]
 # --- sections ------------------------------------------------------------------------
 
 
+def served_table(book: ProfileBook) -> OfferTable:
+    """The shipped table as a server has it: personas resolved to these segments."""
+    table = load_default_table()
+    return resolve(table, personas_of(table, segment_traits(book.frame)))
+
+
 def engine_only(book: ProfileBook, model: Segmentation, n: int, sample: int) -> None:
-    table, messages = load_default_table(), load_default_book()
+    table, messages = served_table(book), load_default_book()
     customers = book.frame
     raw = customers.drop("segment", "segment_description")
     t_assign, _ = timed(lambda: model.assign(raw), repeat=2)
@@ -210,8 +218,8 @@ def end_to_end(book: ProfileBook, url: str, label: str, n: int) -> None:
     engine = create_engine(url)
     upgrade(engine)
     ledger = Ledger(engine)
-    table, messages = load_default_table(), load_default_book()
-    parts = Parts(book.select, book.unknown, ledger, lambda: table, messages, EscalationPolicy())
+    table, messages = served_table(book), load_default_book()
+    parts = Parts(book.select, book.unknown, ledger, lambda _k: table, messages, EscalationPolicy())
     ids = book.frame["customer_id"].to_list()
     inc = incident(f"BENCH-{uuid.uuid4().hex[:8]}")
     wal = _wal_position(engine)
@@ -275,7 +283,7 @@ def _memory_child(n: int) -> None:
         pl.DataFrame(schema=HISTORY_SCHEMA),
         pl.DataFrame(schema=RECENT_SCHEMA),
         ctx,
-        load_default_table(),
+        served_table(book),
         load_default_book(),
     )
 

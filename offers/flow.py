@@ -110,7 +110,8 @@ class Parts:
     select_profiles: Callable[[Sequence[str]], pl.DataFrame]
     unknown_profiles: Callable[[Sequence[str]], list[str]]
     ledger: Ledger
-    table: Callable[[], OfferTable]
+    #: the live table of an incident kind (a NoTable saying why when none serves it)
+    table: Callable[[str], OfferTable]
     book: MessageBook
     policy: EscalationPolicy
     contact: ContactPolicy = field(default_factory=ContactPolicy)
@@ -192,7 +193,7 @@ def apply_update(
             )
         progress(f"loading {len(affected):,} profiles", 0.1)
         tx.stage(affected)
-        table = parts.table()
+        table = parts.table(incident.kind)
         ctx = step_context(parts, tx, table, incident, step, now, (owed, note), budget, spent)
         since = now - timedelta(days=parts.contact.window_days)
         progress(f"deciding step {step} for {len(affected):,} customers", 0.25)

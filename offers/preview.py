@@ -121,7 +121,7 @@ class Previews:
             return lambda: (
                 ledger.decisions(incident_id, customer_id=customer_id).tail(1).to_dicts()[0]
             )
-        table = parts.table()
+        table = parts.table(incident.kind)
         ctx = step_context(parts, ledger, table, incident, step, now, owed, budget, spent)
         self._keep_for(table, parts, ctx)
         key = _situation(ctx, table, profile, history, recent)

@@ -60,8 +60,9 @@ DECISION_COLUMNS = (
 
 #: Columns `decide` adds for the ledger alone (see `offers.ledger.transaction.Tx.record`),
 #: never part of a decision as answered: the wording's id, the text with marks where the name
-#: and code go (`offers.messages.rendering`), and the name where the text has one (else null).
-LEDGER_ONLY = ("reason_id", "text_shell", "first_name")
+#: and code go (`offers.messages.rendering`), the name where the text has one (else null),
+#: and the published message book the text came from (`<book> v<N>`, kept with the wording).
+LEDGER_ONLY = ("reason_id", "text_shell", "first_name", "message_book")
 
 #: What the engine needs to know of earlier decisions in the same incident.
 HISTORY_SCHEMA = {

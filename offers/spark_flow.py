@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -260,18 +260,7 @@ def apply_on_spark(
         found = {r[0] for r in missing.collect()}
         return [i for i in ids if i in found]
 
-    spark_parts = Parts(
-        select_profiles=parts.select_profiles,
-        unknown_profiles=unknown,
-        ledger=parts.ledger,
-        table=parts.table,
-        book=parts.book,
-        policy=parts.policy,
-        contact=parts.contact,
-        value=parts.value,
-        entitlements=parts.entitlements,
-        learning=parts.learning,
-    )
+    spark_parts = replace(parts, unknown_profiles=unknown, profile=None)
     return apply_update(
         spark_parts,
         incident,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jinja2
 
-__all__ = ["PALETTE", "colour", "template_env", "write_report"]
+__all__ = ["PALETTE", "colour", "percent", "points", "signed_money", "template_env", "write_report"]
 
 PALETTE = (
     "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
@@ -26,15 +26,38 @@ def colour(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
+def percent(x: float | None, digits: int = 1) -> str:
+    """A share as a percentage ("23.4%"); "n/a" for nothing."""
+    return "n/a" if x is None else f"{x * 100:.{digits}f}%"
+
+
+def points(x: float | None, digits: int = 1) -> str:
+    """A difference of two shares in percentage points, signed ("+2.1 points")."""
+    if x is None:
+        return "n/a"
+    text = f"{x * 100:+.{digits}f}".replace("-", "\u2212")
+    return f"{text} points"
+
+
+def signed_money(x: float | None) -> str:
+    """A signed amount with two decimals ("+0.40"; a true minus sign below zero)."""
+    return "n/a" if x is None else f"{x:+,.2f}".replace("-", "\u2212")
+
+
 def template_env(folder: Path) -> jinja2.Environment:
-    """Templates from `folder`: escaped, tidy whitespace, an error for any missing value."""
-    return jinja2.Environment(
+    """Templates from `folder`: escaped, tidy whitespace, an error for any missing value,
+    and the filters every page formats numbers with (`percent`, `points`, `signed_money`)."""
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(folder),
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
+    env.filters["percent"] = percent
+    env.filters["points"] = points
+    env.filters["signed_money"] = signed_money
+    return env
 
 
 def write_report(html: str, path: Path) -> None:

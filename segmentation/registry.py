@@ -7,7 +7,7 @@ exactly as a starting server would (digest, sizes, types, skops, card) before th
 ACTIVE, so ACTIVE never points at a model that cannot serve. Every file the registry
 changes (a version's folder, its card, the ACTIVE pointer) is written beside its target and
 renamed over it, so a reader never sees a half-written one. HISTORY is an append-only log
-of promotions and rollbacks.
+of promotions, rollbacks and renames, each with who made it.
 """
 
 from __future__ import annotations
@@ -135,9 +135,14 @@ class PromotionRefused(RegistryError, ValueError):
 
 
 class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
-    action: Literal["promote", "rollback"]
+    """One change of what serves: who (`by`, an API key's or user's name; empty in entries
+    written before it was recorded) did what to which version, when."""
+
+    action: Literal["promote", "rollback", "rename"]
     version: str
     at: datetime
+    by: str = ""
+    detail: str = ""
 
 
 def check_used_names(card: ModelCard, used_names: dict[str, list[str]], action: str) -> None:
@@ -276,8 +281,16 @@ class Registry:
             if line.strip()
         ]
 
-    def _log(self, action: Literal["promote", "rollback"], version: str) -> None:
-        entry = HistoryEntry(action=action, version=version, at=datetime.now(UTC))
+    def _log(
+        self,
+        action: Literal["promote", "rollback", "rename"],
+        version: str,
+        by: str,
+        detail: str = "",
+    ) -> None:
+        entry = HistoryEntry(
+            action=action, version=version, at=datetime.now(UTC), by=by, detail=detail
+        )
         with (self.root / "HISTORY").open("ab") as fh:
             fh.write(msgspec.json.encode(entry) + b"\n")
 
@@ -287,17 +300,19 @@ class Registry:
         for entry in self.history():
             if entry.action == "promote":
                 stack.append(entry.version)
-            elif stack:
+            elif entry.action == "rollback" and stack:
                 stack.pop()
         return stack
 
-    def promote(self, version: str, used_names: dict[str, list[str]] | None = None) -> None:
+    def promote(
+        self, version: str, used_names: dict[str, list[str]] | None = None, by: str = ""
+    ) -> None:
         """Make `version` active, unless it cannot be loaded or drops a name offer rules use
-        (`used_names`: segment name -> rule ids)."""
+        (`used_names`: segment name -> rule ids); HISTORY records `by`."""
         card = self._loadable(version, f"cannot promote {version}").card
         check_used_names(card, used_names or {}, f"promote {version}")
         self._point(card)
-        self._log("promote", version)
+        self._log("promote", version, by)
 
     def _loadable(self, version: str, action: str) -> Segmentation:
         """Load `version` as a server would before ACTIVE may point at it: a version that
@@ -309,7 +324,7 @@ class Registry:
         except RegistryError as exc:
             raise RegistryError(f"{action}: {exc}") from exc
 
-    def rollback(self, used_names: dict[str, list[str]] | None = None) -> str:
+    def rollback(self, used_names: dict[str, list[str]] | None = None, by: str = "") -> str:
         """Re-activate the version that was active before the current one; return it."""
         stack = self.stack()
         if len(stack) < 2:
@@ -317,7 +332,7 @@ class Registry:
         previous = self._loadable(stack[-2], f"cannot roll back to {stack[-2]}").card
         check_used_names(previous, used_names or {}, f"roll back to {previous.version}")
         self._point(previous)
-        self._log("rollback", stack[-1])
+        self._log("rollback", stack[-1], by)
         return previous.version
 
     # -- analyst edits --------------------------------------------------------------------
@@ -329,10 +344,12 @@ class Registry:
         new: str,
         description: str | None = None,
         used_names: dict[str, list[str]] | None = None,
+        by: str = "",
     ) -> ModelCard:
         """Rename a segment (and optionally describe it); the card is replaced atomically.
 
-        Renaming away a name that offer rules use is refused on the active version.
+        Renaming away a name that offer rules use is refused on the active version. HISTORY
+        records who renamed what.
         """
         card = self.card(version)
         segment = card.segment(old)
@@ -361,6 +378,8 @@ class Registry:
         _write_atomic(self._dir(version) / "card.json", _encode(card))
         if self.active() == version:
             self._point(card)
+        detail = f"{old} -> {new}" if new != old else f"{old}: description"
+        self._log("rename", version, by, detail)
         return card
 
 

@@ -1,8 +1,9 @@
 """One static HTML page about a segmentation version, with charts as inline SVG.
 
 The page must open offline and be mailed around, so it carries everything itself: no
-scripts, fonts or styles from the network. Python works out every chart's geometry (bars,
-heatmap cells, PCA points); the Jinja template only places it.
+scripts, fonts or styles from the network. Python computes the numbers (sizes, z-scores,
+principal components, drift, protected splits); Vega-Lite specs (segmentation.report_charts)
+rendered on the server draw them, axes and legends included.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import polars as pl
 
+from segmentation import report_charts as charts
+from segmentation.charts import render_svg
 from segmentation.drift import FLAG_ABOVE, DriftReport
 from segmentation.features import feature_matrix
 from segmentation.html import PALETTE, colour, template_env, write_report
@@ -24,8 +26,7 @@ from segmentation.profiles import objection
 __all__ = ["PALETTE", "diverging", "render_report", "write_report"]
 
 TEMPLATES = Path(__file__).parent / "templates"
-_Z_LIMIT = 2.5
-_LABEL_W = 210  # room for segment and feature names left of a chart
+_Z_LIMIT = charts.Z_LIMIT
 
 
 def diverging(z: float) -> str:
@@ -37,68 +38,38 @@ def diverging(z: float) -> str:
     return "#{:02x}{:02x}{:02x}".format(*rgb)
 
 
-def _sizes(model: Segmentation) -> dict[str, Any]:
+def _colours(model: Segmentation) -> tuple[list[str], list[str]]:
+    segs = sorted(model.card.segments, key=lambda s: s.cluster)
+    return [s.name for s in segs], [colour(s.cluster) for s in segs]
+
+
+def _sizes(model: Segmentation) -> str:
     rows = max(model.card.rows, 1)
-    segs = sorted(model.card.segments, key=lambda s: -s.size)
-    top = max(s.size for s in segs)
-    bars = [
-        {
-            "name": s.name,
-            "y": 10 + i * 30,
-            "w": 420 * s.size / top,
-            "label": f"{s.size:,} ({s.size / rows:.1%})",
-            "colour": colour(s.cluster),
-        }
-        for i, s in enumerate(segs)
+    data = [
+        {"segment": s.name, "customers": s.size, "label": f"{s.size:,} ({s.size / rows:.1%})"}
+        for s in sorted(model.card.segments, key=lambda s: -s.size)
     ]
-    return {"bars": bars, "height": 20 + 30 * len(segs), "label_w": _LABEL_W}
+    return render_svg(charts.size_bars(data, *_colours(model)), "segment sizes")
 
 
-def _heatmap(model: Segmentation) -> dict[str, Any]:
+def _heatmap(model: Segmentation) -> str:
     columns = model.card.spec.outputs()
-    cell_w, cell_h, top = 78, 30, 160
-    rows = []
-    for i, s in enumerate(sorted(model.card.segments, key=lambda s: s.cluster)):
-        cells = []
-        for j, c in enumerate(columns):
-            z = s.zscores.get(c, 0.0)
-            cells.append(
-                {
-                    "x": _LABEL_W + j * cell_w,
-                    "fill": diverging(z),
-                    "text": f"{z:+.1f}" if round(z, 1) else "0.0",
-                    "ink": "#ffffff" if abs(z) > 1.5 else "#222222",
-                    "title": f"{s.name} · {c}: z = {z:+.2f}",
-                }
-            )
-        rows.append({"name": s.name, "y": top + i * cell_h, "cells": cells})
-    width = _LABEL_W + cell_w * len(columns) + 150  # rotated labels lean right
-    legend_y = top + cell_h * len(rows) + 30
-    ticks = [
-        {"x": _LABEL_W + 300 * (v + _Z_LIMIT) / (2 * _Z_LIMIT), "label": f"{v:+g}" if v else "0"}
-        for v in (-2.5, -1.0, 0.0, 1.0, 2.5)
+    data = [
+        {
+            "segment": s.name,
+            "feature": c,
+            "z": round(s.zscores.get(c, 0.0), 2),
+            "text": f"{s.zscores.get(c, 0.0):+.1f}" if round(s.zscores.get(c, 0.0), 1) else "0.0",
+        }
+        for s in sorted(model.card.segments, key=lambda s: s.cluster)
+        for c in columns
     ]
-    return {
-        "rows": rows,
-        "columns": [
-            {"x": _LABEL_W + j * cell_w + cell_w / 2, "label": c} for j, c in enumerate(columns)
-        ],
-        "cell_w": cell_w,
-        "cell_h": cell_h,
-        "top": top,
-        "width": max(width, _LABEL_W + 340),
-        "legend_y": legend_y,
-        "legend_x": _LABEL_W,
-        "ticks": ticks,
-        "stops": [
-            {"offset": f"{100 * t:.0f}%", "colour": diverging(-_Z_LIMIT + 2 * _Z_LIMIT * t)}
-            for t in np.linspace(0, 1, 11)
-        ],
-        "height": legend_y + 50,
-    }
+    return render_svg(charts.heatmap(data, columns), "heatmap of segment z-scores")
 
 
-def _scatter(model: Segmentation, profiles: pl.DataFrame, points: int, seed: int) -> dict[str, Any]:
+def _scatter(
+    model: Segmentation, profiles: pl.DataFrame, points: int, seed: int
+) -> tuple[str, int]:
     """Sampled profiles on the first two principal components of the scaled features."""
     sample = profiles if profiles.height <= points else profiles.sample(n=points, seed=seed)
     matrix = feature_matrix(sample, model.card.spec)
@@ -109,95 +80,58 @@ def _scatter(model: Segmentation, profiles: pl.DataFrame, points: int, seed: int
     axes = vt[:2].T if vt.shape[0] >= 2 else np.eye(scaled.shape[1], 2)
     xy = (scaled - mean) @ axes
     variance = singular**2 / max(float((singular**2).sum()), 1e-12)
-    size, pad = 520, 40
-    lo, hi = xy.min(axis=0), xy.max(axis=0)
-    span = np.where(hi - lo > 1e-9, hi - lo, 1.0)
-
-    def place(v: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        unit = (v - lo) / span
-        return np.column_stack([pad + unit[:, 0] * size, pad + (1 - unit[:, 1]) * size])
-
-    at = place(xy)
     from segmentation.estimators import centers
 
-    centre_at = place((np.asarray(centers(model.pipeline), dtype=np.float64) - mean) @ axes)
-    by_cluster = {s.cluster: s for s in model.card.segments}
+    centre_xy = (np.asarray(centers(model.pipeline), dtype=np.float64) - mean) @ axes
+    names = {s.cluster: s.name for s in model.card.segments}
     dots = [
-        {"x": round(float(x), 1), "y": round(float(y), 1), "colour": colour(int(c))}
-        for (x, y), c in zip(at, clusters, strict=True)
+        {"x": round(float(x), 3), "y": round(float(y), 3), "segment": names[int(c)]}
+        for (x, y), c in zip(xy, clusters, strict=True)
     ]
-    labels = [
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    centres = [
         {
-            "x": round(float(np.clip(x, pad, pad + size)), 1),
-            "y": round(float(np.clip(y, pad, pad + size)), 1),
-            "name": by_cluster[i].name,
+            "x": float(np.clip(x, lo[0], hi[0])),
+            "y": float(np.clip(y, lo[1], hi[1])),
+            "segment": names[i],
         }
-        for i, (x, y) in enumerate(centre_at)
-        if i in by_cluster
+        for i, (x, y) in enumerate(centre_xy)
+        if i in names
     ]
-    legend = [
-        {"name": s.name, "colour": colour(s.cluster), "y": pad + 10 + i * 24}
-        for i, s in enumerate(sorted(model.card.segments, key=lambda s: s.cluster))
-    ]
-    return {
-        "dots": dots,
-        "labels": labels,
-        "legend": legend,
-        "size": size,
-        "pad": pad,
-        "legend_x": pad + size + 30,
-        "width": pad + size + 240,
-        "height": pad * 2 + size + 20,
-        "x_label": f"PC1 ({variance[0]:.0%} of variance)",
-        "y_label": f"PC2 ({variance[1] if len(variance) > 1 else 0:.0%} of variance)",
-        "points": len(dots),
-    }
+    titles = (
+        f"PC1 ({variance[0]:.0%} of variance)",
+        f"PC2 ({variance[1] if len(variance) > 1 else 0:.0%} of variance)",
+    )
+    spec = charts.scatter(dots, centres, titles, *_colours(model))
+    return render_svg(spec, "PCA scatter coloured by segment"), len(dots)
 
 
 def _drift(drift: DriftReport | None) -> dict[str, Any] | None:
     if drift is None:
         return None
-    top = max([f.psi for f in drift.features] + [drift.segment_psi, 0.3])
-    scale = 400 / top
     bars = [
         {
-            "name": f.name,
-            "y": 20 + i * 28,
-            "w": max(f.psi * scale, 1.0),
-            "label": f"{f.psi:.3f}",
-            "colour": "#e15759" if f.flagged else "#edc948" if f.psi > 0.1 else "#59a14f",
+            "feature": f.name,
+            "psi": round(f.psi, 4),
+            "state": "flagged" if f.flagged else "watch" if f.psi > 0.1 else "stable",
         }
-        for i, f in enumerate([*drift.features])
+        for f in drift.features
     ]
-    height = 40 + 28 * len(bars)
-    share_top = max([max(s.train_share, s.new_share) for s in drift.segments] + [0.01])
     shares = [
-        {
-            "name": s.name,
-            "y": 20 + i * 44,
-            "train_w": 380 * s.train_share / share_top,
-            "new_w": 380 * s.new_share / share_top,
-            "train": f"{s.train_share:.1%}",
-            "new": f"{s.new_share:.1%}",
-        }
-        for i, s in enumerate(drift.segments)
+        {"segment": s.name, "data": which, "share": share}
+        for s in drift.segments
+        for which, share in (("training", s.train_share), ("newer data", s.new_share))
     ]
     return {
         "report": drift,
-        "bars": bars,
-        "height": height,
-        "label_w": _LABEL_W,
-        "lines": [
-            {"x": _LABEL_W + v * scale, "label": f"{v:g}", "flag": v >= FLAG_ABOVE}
-            for v in (0.1, FLAG_ABOVE)
-        ],
-        "shares": shares,
-        "shares_height": 30 + 44 * len(shares),
+        "features": render_svg(charts.drift_bars(bars, FLAG_ABOVE), "feature drift"),
+        "shares": render_svg(charts.share_bars(shares), "segment shares, training and newer"),
     }
 
 
 def _protected(model: Segmentation, assigned: pl.DataFrame) -> list[dict[str, Any]]:
-    """Per protected column present: each segment's split across its groups, as 100% bars."""
+    """Per protected column present: each segment's split across its groups, as 100% bars,
+    each row labelled with its largest gap to the whole population."""
     columns = sorted(model.card.spec.protected_columns() & set(assigned.columns))
     result = []
     for column in columns:
@@ -207,42 +141,26 @@ def _protected(model: Segmentation, assigned: pl.DataFrame) -> list[dict[str, An
         group = values.cast(pl.String).fill_null("unknown").alias("group")
         counts = assigned.group_by("segment", group).len()
         groups = sorted(counts["group"].unique().to_list())
-        colours = {g: colour(i) for i, g in enumerate(groups)}
         population = assigned.select(group).to_series().value_counts(name="n")
         pop_share = dict(
             zip(population["group"], (population["n"] / assigned.height).to_list(), strict=True)
         )
-        rows = []
+        rows, order = [], []
         names = [s.name for s in sorted(model.card.segments, key=lambda s: -s.size)]
-        for i, name in enumerate(["all customers", *names]):
+        for name in ["all customers", *names]:
             part = counts if name == "all customers" else counts.filter(pl.col("segment") == name)
             total = max(int(part["len"].sum()), 1)
             by_group = part.group_by("group").agg(pl.col("len").sum())
             share = dict(zip(by_group["group"], (by_group["len"] / total).to_list(), strict=True))
-            x, parts = float(_LABEL_W), []
-            for g in groups:
-                w = 420 * share.get(g, 0.0)
-                parts.append(
-                    {
-                        "x": x,
-                        "w": w,
-                        "colour": colours[g],
-                        "label": f"{share.get(g, 0.0):.0%}" if w > 28 else "",
-                        "title": f"{name} · {g}: {share.get(g, 0.0):.1%}",
-                    }
-                )
-                x += w
             gap = max(abs(share.get(g, 0.0) - pop_share.get(g, 0.0)) for g in groups)
-            rows.append({"name": name, "y": 10 + i * 30, "parts": parts, "gap": f"{gap:.1%}"})
-        result.append(
-            {
-                "column": column,
-                "rows": rows,
-                "legend": [{"group": g, "colour": colours[g]} for g in groups],
-                "height": 20 + 30 * len(rows),
-                "label_w": _LABEL_W,
-            }
-        )
+            row = name if name == "all customers" else f"{name} (gap {gap:.1%})"
+            order.append(row)
+            rows += [
+                {"row": row, "group": g, "share": share.get(g, 0.0), "rank": i}
+                for i, g in enumerate(groups)
+            ]
+        spec = charts.protected_split(rows, order, groups, [colour(i) for i in range(len(groups))])
+        result.append({"column": column, "chart": render_svg(spec, f"{column} split by segment")})
     return result
 
 
@@ -260,6 +178,7 @@ def render_report(
     """
     profiles = profiles.filter(~objection(profiles.schema))
     assigned = model.assign(profiles)
+    scatter, drawn = _scatter(model, profiles, points, seed)
     return (
         template_env(TEMPLATES)
         .get_template("report.html.j2")
@@ -269,7 +188,8 @@ def render_report(
             profiles_rows=profiles.height,
             sizes=_sizes(model),
             heatmap=_heatmap(model),
-            scatter=_scatter(model, profiles, points, seed),
+            scatter=scatter,
+            points=drawn,
             drift=_drift(drift),
             protected=_protected(model, assigned),
             palette=PALETTE,

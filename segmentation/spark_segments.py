@@ -21,14 +21,21 @@ import polars as pl
 
 from segmentation.features import DEFAULT_SPEC, FeatureSpec, check_dtypes, resolve_spec
 from segmentation.model import Algorithm, Progress, Segmentation, train
-from segmentation.profiles import OBJECTION_COLUMN
+from segmentation.profiles import OBJECTION_COLUMN, UNSEGMENTED
 from segmentation.spark import spread
+from segmentation.traits import SegmentTraits, round_traits, trait_columns
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import Column, DataFrame, SparkSession
 
-__all__ = ["assign_on_spark", "read_profiles", "segment_sizes", "train_on_spark"]
+__all__ = [
+    "assign_on_spark",
+    "read_profiles",
+    "segment_sizes",
+    "train_on_spark",
+    "traits_on_spark",
+]
 
 SEGMENT_COLUMNS = ("segment", "segment_description")
 _YES = ("true", "yes", "y", "1")
@@ -196,3 +203,30 @@ def train_on_spark(
         segments=segments,
     )
     return model.with_card(card)
+
+
+def traits_on_spark(
+    spark: SparkSession, frame: DataFrame, schema: pl.Schema, model: Segmentation
+) -> SegmentTraits:
+    """`segmentation.traits.segment_traits` of the dataset as `model` segments it, with the
+    executors assigning and Spark summarizing (means, and modes whose ties go to the lowest
+    value), so personas resolve as over the profile book."""
+    from pyspark.sql import functions as F
+
+    how = trait_columns(pl.Schema({n: t for n, t in schema.items() if n in frame.columns}))
+    summaries = [
+        F.avg(F.col(n).cast("double")).alias(n)
+        if kind == "mean"
+        else F.mode(F.col(n).cast("string"), deterministic=True).alias(n)
+        for n, kind in how.items()
+    ]
+    assigned = assign_on_spark(spark, frame, model).where(
+        F.col("segment").isNotNull() & (F.col("segment") != UNSEGMENTED)
+    )
+    rows = assigned.groupBy("segment").agg(F.count(F.lit(1)).alias("size"), *summaries)
+    out: SegmentTraits = {}
+    for row in sorted(rows.collect(), key=lambda r: r["segment"]):
+        values = row.asDict()
+        name, traits = round_traits(values.pop("segment"), values)
+        out[name] = traits
+    return out

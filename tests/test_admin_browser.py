@@ -123,29 +123,31 @@ def test_marketer_changes_a_perk_for_a_segment_and_publishes(
     sign_in(page, base, server["marketing"])
     nav(page, "Offer tables")
     shot(page, "offers")
-    page.get_by_role("link", name="Change rules").click()
+    page.locator('a[href="/admin/offers/flight-delay/draft"]').click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Draft of flight-delay")
 
-    segment = page.get_by_label("Rule shopper-5: segment is")
-    segment.fill("duty-free-shoppers")  # a typo: htmx checks on change
-    segment.press("Tab")
-    error = page.locator("td", has=page.get_by_label("Rule shopper-5: segment is")).locator(
+    persona = page.get_by_label("Rule shopper-5: persona is")
+    persona.fill("duty-free-shoppers")  # a typo: htmx checks on change
+    persona.press("Tab")
+    error = page.locator("td", has=page.get_by_label("Rule shopper-5: persona is")).locator(
         ".error"
     )
-    expect(error).to_contain_text("unknown segment 'duty-free-shoppers'")
-    expect(page.get_by_label("Rule shopper-5: segment is")).to_have_attribute(
+    expect(error).to_contain_text("unknown persona 'duty-free-shoppers'")
+    expect(page.get_by_label("Rule shopper-5: persona is")).to_have_attribute(
         "aria-invalid", "true"
     )
     shot(page, "draft-error")
-    page.get_by_label("Rule shopper-5: segment is").fill("duty-free-shopper")
+    page.get_by_label("Rule shopper-5: persona is").fill("shopper")
     page.get_by_label("Rule shopper-5: perk").select_option("dutyfree-10")
     page.get_by_role("button", name="Save draft").click()
     expect(page.get_by_role("status")).to_contain_text("Draft saved.")
     expect(page.locator("#diff-h + .scroll")).to_contain_text("dutyfree-10")
 
     page.get_by_role("button", name="Simulate").click()
-    expect(page.locator("#simulation")).to_contain_text("logged decisions since")
+    expect(page.locator("#simulation")).to_contain_text("decisions since")
     expect(page.locator("#simulation")).to_contain_text("duty-free-shopper")
+    expect(page.locator("#simulation")).to_contain_text("Change against the live table")
+    expect(page.locator("#simulation details")).not_to_have_attribute("open", "")
     shot(page, "draft-simulated")
 
     page.get_by_label("Why (shown in the version history)").fill("shoppers: 10% from step 1")
@@ -171,6 +173,102 @@ def test_marketer_changes_a_perk_for_a_segment_and_publishes(
     page.get_by_label("Perk").select_option("dutyfree-10")
     expect(page.locator("#previews")).to_contain_text("9 折")
     shot(page, "messages")
+
+
+def test_marketer_rewords_an_apology_previews_publishes_and_it_is_sent(
+    page: Page, server: dict[str, str]
+) -> None:
+    base = server["base"]
+    sign_in(page, base, server["marketing"])
+    nav(page, "Messages")
+    page.locator("#books").get_by_role("link", name="flight delay").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Message book flight delay")
+    wording = page.get_by_label("Templates (TOML)")
+    old = "{first_name}, we're sorry: flight {flight} is {delay_minutes} min late."
+    new = "{first_name}, our apologies: {flight} runs {delay_minutes} min late."
+    wording.fill(wording.input_value().replace(old, new))
+    page.get_by_role("button", name="Check and preview").click()
+    expect(page.locator("#previews")).to_contain_text("Mei, our apologies: MG123 runs 95 min late.")
+    expect(page.locator("#changes")).to_contain_text("flight_delay/apology/en/sms")
+    shot(page, "book-preview")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("status")).to_contain_text("Draft saved.")
+    page.get_by_label("Why (kept in the history)").fill("a warmer apology")
+    page.get_by_role("button", name="Publish").click()
+    expect(page.get_by_role("status")).to_contain_text("Published v2")
+    expect(page.locator("#history")).to_contain_text("a warmer apology")
+    shot(page, "book-published")
+
+    sent = incident(base, server["admin"], "MG9-words", 3001, 60)
+    english_sms = [
+        d["message"]["text"]
+        for d in sent["decisions"]
+        if d["message"]["language"] == "en" and d["message"]["channel"] == "sms"
+    ]
+    assert english_sms, "no English SMS reader among these customers"
+    assert all("our apologies: MG7 runs 40 min late." in t for t in english_sms), english_sms
+    reader = next(
+        d["customer_id"]
+        for d in sent["decisions"]
+        if d["message"]["language"] == "en" and d["message"]["channel"] == "sms"
+    )
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, base, server["admin"])  # the desk's page: which wording a customer read
+    page.goto(f"{base}/admin/incidents/MG9-words/customers/{reader}")
+    expect(page.locator("main")).to_contain_text("our apologies: MG7 runs 40 min late.")
+    expect(page.locator("main")).to_contain_text("Wording from message book flight_delay v2.")
+    shot(page, "book-decision")
+
+
+def test_marketer_publishes_past_a_failing_example_case_only_when_ticked(
+    page: Page, server: dict[str, str]
+) -> None:
+    base, admin = server["base"], server["admin"]
+    status, versions = call("GET", f"{base}/v1/offer-tables/flight-delay/versions", admin)
+    assert status == 200, versions
+    newest = versions[-1]["version"]
+    _, live = call("GET", f"{base}/v1/offer-tables/flight-delay/versions/{newest}", admin)
+    shopper_perk = next(r["perk"] for r in live["table"]["rules"] if r["id"] == "shopper-5")
+    cases = [
+        {
+            "id": "shopper-at-gate",
+            "description": "a duty-free regular 40 minutes late",
+            "segment": "anyone",
+            "persona": "shopper",
+            "facts": {"delay_minutes": 40, "origin": "TPE"},
+            "expect": {"perk": shopper_perk},
+        },
+        {
+            "id": "family-lounge",
+            "segment": "anyone",
+            "persona": "family",
+            "facts": {"delay_minutes": 40},
+            "expect": {"perk": "lounge-1h"},
+        },
+    ]
+    put = call(
+        "PUT",
+        f"{base}/v1/offer-tables/flight-delay/draft",
+        admin,
+        {**live["table"], "cases": cases},
+    )
+    assert put[0] == 200, put
+    sign_in(page, base, server["marketing"])
+    page.goto(f"{base}/admin/offers/flight-delay/draft")
+    listed = page.locator("#cases")
+    expect(listed).to_contain_text("shopper-at-gate")
+    expect(listed).to_contain_text("as expected")
+    expect(listed).to_contain_text("expected perk lounge-1h, got meal-12")
+    page.get_by_label("Why (shown in the version history)").fill("families keep their meal")
+    page.get_by_role("button", name="Publish the draft").click()
+    expect(page.locator("main")).to_contain_text("Example cases fail")
+    shot(page, "draft-cases")
+    page.get_by_label("Publish although example cases fail").check()
+    page.get_by_role("button", name="Publish the draft").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Published v{newest + 1}")
+    expect(page.locator("#history-h + p + .scroll")).to_contain_text(
+        "families keep their meal [failing cases acknowledged: family-lounge]"
+    )
 
 
 def test_analyst_renames_a_segment_inline(page: Page, server: dict[str, str]) -> None:
@@ -213,13 +311,75 @@ def test_phone_width_has_no_sideways_page_scroll(browser: Any, server: dict[str,
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     phone = context.new_page()
     try:
-        sign_in(phone, server["base"], server["marketing"])
+        sign_in(phone, server["base"], server["admin"])
         for path, name in (("/admin/offers/flight-delay/draft", "phone-draft"),
-                           ("/admin/messages", "phone-messages")):  # fmt: skip
+                           ("/admin/offers/flight-delay/perks", "phone-perks"),
+                           ("/admin/offers/flight-delay/simulate", "phone-simulate"),
+                           ("/admin/offers/flight-delay", "phone-offer-table"),
+                           ("/admin/incidents", "phone-incidents"),
+                           ("/admin/incidents/MG8-drill", "phone-incident"),
+                           ("/admin/segments/seg-0001", "phone-segmentation"),
+                           ("/admin/report", "phone-report"),
+                           ("/admin/messages", "phone-messages"),
+                           ("/admin/messages/books/flight_delay", "phone-book")):  # fmt: skip
             phone.goto(server["base"] + path)
             width = phone.evaluate("document.documentElement.scrollWidth")
             assert width <= 390, f"{path} is {width}px wide on a 390px screen"
             shot(phone, name)
+    finally:
+        context.close()
+
+
+def test_phone_width_grid_scrolls_sideways_and_save_stays_in_reach(
+    browser: Any, server: dict[str, str]
+) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    phone = context.new_page()
+    try:
+        sign_in(phone, server["base"], server["marketing"])
+        phone.goto(server["base"] + "/admin/offers/flight-delay/draft")
+        grid = phone.locator("#editor .scroll")
+        assert grid.evaluate("e => e.scrollWidth > e.clientWidth")  # the table scrolls
+        cue = grid.evaluate("e => getComputedStyle(e, '::before').content")
+        assert "scroll sideways" in cue  # and says so
+        phone.get_by_label("Rule shopper-5: persona is").scroll_into_view_if_needed()
+        save = phone.get_by_role("button", name="Save draft")
+        box = save.bounding_box()
+        assert box is not None and box["y"] + box["height"] <= 844  # in view mid-grid
+        shot(phone, "phone-draft-mid-grid")
+    finally:
+        context.close()
+
+
+def test_editor_helps_at_1366(browser: Any, server: dict[str, str]) -> None:
+    """Personas (and segments) as a pick-list, minutes beside steps, a perk's money in view."""
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    try:
+        sign_in(page, server["base"], server["admin"])  # marketing's pages, analysts' report
+        page.goto(server["base"] + "/admin/offers/flight-delay/draft")
+        persona = page.get_by_label("Rule shopper-5: persona is")
+        choices = page.locator(f"datalist#{persona.get_attribute('list')} option")
+        assert choices.evaluate_all("os => os.map(o => o.value)") == [
+            "business",
+            "family",
+            "shopper",
+        ]
+        page.get_by_label("Add a condition column").fill("segment")  # a segment column too
+        page.get_by_role("button", name="Check").click()
+        segment = page.get_by_label("Rule shopper-5: segment is")
+        choices = page.locator(f"datalist#{segment.get_attribute('list')} option")
+        assert "duty-free-shopper" in choices.evaluate_all("os => os.map(o => o.value)")
+        expect(page.locator("#editor")).to_contain_text("delay from 45 min")
+        shot(page, "draft-1366")
+        page.goto(server["base"] + "/admin/offers/flight-delay/perks")
+        for column in ("value", "cost"):
+            box = page.get_by_label(f"Perk meal-12: {column}").bounding_box()
+            assert box is not None and box["x"] + box["width"] <= 1366, column
+        shot(page, "perks-1366")
+        page.goto(server["base"] + "/admin/report")
+        expect(page.locator("h1")).to_contain_text("Offers: what each segment accepts")
+        shot(page, "report-1366")
     finally:
         context.close()
 

@@ -14,6 +14,7 @@ from api.app import create_app
 from api.keys import KeyStore, Role
 from api.runtime import Runtime
 from offers.ledger.versions import Store
+from tests.tables import publish_named
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
@@ -160,14 +161,14 @@ def test_edit_check_save_publish_and_roll_back(marketer: TestClient[Any], runtim
     page = marketer.get("/admin/offers/flight-delay/draft").text
     form = _grid_form(page)
     row = next(k.split("-")[1] for k, v in form.items() if k.endswith("-id") and v == "shopper-5")
-    form[f"rule-{row}-when.segment"] = "duty-free-shoppers"  # a typo: no such segment
+    form[f"rule-{row}-when.persona"] = "duty-free-shoppers"  # a typo: no such persona
     bad = marketer.post("/admin/offers/flight-delay/draft", data={**form, "action": "save"})
     assert bad.status_code == 422
-    cell = bad.text.split(f'id="rule-{row}-when_segment"', 1)[1].split("</td>", 1)[0]
-    assert "unknown segment" in cell and 'aria-invalid="true"' in bad.text
+    cell = bad.text.split(f'id="rule-{row}-when_persona"', 1)[1].split("</td>", 1)[0]
+    assert "unknown persona" in cell and 'aria-invalid="true"' in bad.text
     assert marketer.get("/admin/offers").text.count("waiting") == 0  # nothing was saved
 
-    form[f"rule-{row}-when.segment"] = "duty-free-shopper"
+    form[f"rule-{row}-when.persona"] = "shopper"
     form[f"rule-{row}-perk"] = "dutyfree-10"
     saved = marketer.post(
         "/admin/offers/flight-delay/draft",
@@ -218,10 +219,13 @@ def test_a_value_that_cannot_be_read_is_shown_on_its_cell(marketer: TestClient[A
     form = _grid_form(marketer.get("/admin/offers/flight-delay/perks").text)
     row = next(k.split("-")[1] for k, v in form.items() if k.endswith("-id") and v == "meal-12")
     form[f"perk-{row}-cost"] = "eight"
+    form[f"perk-{row}-validity_days"] = "a week"  # a second problem in the same row
     bad = marketer.post("/admin/offers/flight-delay/perks", data={**form, "action": "check"})
     assert bad.status_code == 422
     cell = bad.text.split(f'id="perk-{row}-cost"', 1)[1].split("</td>", 1)[0]
-    assert "Expected `float`" in cell
+    assert "&#39;eight&#39; is not a number" in cell
+    days = bad.text.split(f'id="perk-{row}-validity_days"', 1)[1].split("</td>", 1)[0]
+    assert "&#39;a week&#39; is not a whole number" in days  # every finding at once
 
 
 def test_segment_pages_rename_inline_and_refuse_a_used_name(
@@ -229,6 +233,7 @@ def test_segment_pages_rename_inline_and_refuse_a_used_name(
 ) -> None:
     from api.http.segments import used_names
 
+    publish_named(runtime)  # rules that name segments: a rename must keep them
     registry = active_registry(runtime, model)
     profiles = runtime.settings.data_dir / "profiles"
     profiles.mkdir(parents=True, exist_ok=True)
@@ -316,6 +321,7 @@ def test_promote_is_refused_when_it_drops_a_name_in_use(
 ) -> None:
     from segmentation.model import train
 
+    publish_named(runtime)  # rules that name segments: promotion must keep them
     registry = active_registry(runtime, model)
     smaller = train(population.drop("latent_kind"), version="seg-0002", k=3, seed=7)
     registry.save(smaller)
@@ -326,8 +332,9 @@ def test_promote_is_refused_when_it_drops_a_name_in_use(
     assert registry.active() == "seg-0001"
 
 
-def test_a_rule_moves_to_the_position_typed(marketer: TestClient[Any]) -> None:
+def test_a_rule_moves_to_the_position_typed(marketer: TestClient[Any], runtime: Runtime) -> None:
     """A new rule for road warriors only, moved above the rule that would shadow it."""
+    publish_named(runtime)  # rules that name segments, so one for road warriors is narrower
     page = marketer.get("/admin/offers/flight-delay/draft").text
     form = _grid_form(page)
     rows = int(form["rule_rows"])
@@ -393,3 +400,49 @@ def test_alternatives_are_a_column_of_the_grid(marketer: TestClient[Any], runtim
     draft = Store(runtime.engine).table("flight-delay", "draft")
     rule = next(r for r in draft.rules if r.id == "later-miles")
     assert rule.alternatives == ["dutyfree-5", "meal-12"]
+
+
+def test_a_table_page_shows_which_segments_its_rules_reach(marketer: TestClient[Any]) -> None:
+    """Coverage on the page marketing looks at: each segment, its size, persona and rules."""
+    listing = marketer.get("/admin/offers").text
+    assert "live for flight delay, cancellation, missed connection" in listing
+    page = marketer.get("/admin/offers/flight-delay").text
+    rows = re.findall(
+        r"<tr>\s*<th scope=\"row\">([^<]+)</th>(.*?)</tr>",
+        page.split('id="coverage"')[1].split("</table>")[0],
+        re.S,
+    )
+    shown = {name: cells for name, cells in rows}
+    assert "only catch-all rules" in shown["occasional-flyer"]
+    assert "business" in shown["road-warrior"] and "biz-lounge" in shown["road-warrior"]
+    assert "Serves flight delay, cancellation, missed connection incidents." in page
+
+
+def test_a_promotion_that_reaches_fewer_customers_is_shown_as_a_warning(
+    client: TestClient[Any], runtime: Runtime, model: Any, population: Any
+) -> None:
+    """Segments of tenure alone leave more customers to the catch-all rules than the
+    served segmentation does: the page says so, naming those segments and sizes."""
+    from segmentation.model import train
+    from segmentation.spec import Feature
+
+    registry = active_registry(runtime, model)
+    profiles = runtime.settings.data_dir / "profiles"
+    profiles.mkdir(parents=True, exist_ok=True)
+    population.drop("latent_kind").write_parquet(profiles / "snapshot-0001.parquet")
+    tenure = train(
+        population.drop("latent_kind"),
+        version="seg-0002",
+        k=4,
+        seed=7,
+        features=[Feature(column="tenure_years")],
+    )
+    registry.save(tenure)
+    sign_in(client, make_key(runtime, "analyst"))
+    listing = client.get("/admin/segments")
+    done = client.post("/admin/segments/seg-0002/promote", data={"_csrf": csrf(listing.text)})
+    assert done.status_code == 200 and "seg-0002 is active now." in done.text
+    warning = done.text.split('class="flash warn" role="alert">')[1].split("</p>")[0]
+    assert "coverage of offer table flight-delay drops to" in warning
+    uncovered = [s for s in tenure.card.segments if s.name in warning]
+    assert uncovered and all(f"({s.size:,})" in warning for s in uncovered)

@@ -1,9 +1,11 @@
 """Start-up on an analyst's own data never makes an invalid offer table live.
 
 A shop's folder (profiles derived from real retail transactions, a segmentation trained on
-them) does not fit the shipped airline table: its segments have other names. `makegood
-serve` once published that table anyway, with its validation errors. Now the table waits as
-a draft, start-up warns, and incidents still get the law and an apology, saying why.
+them) does not fit the shipped airline tables: no segment is a business traveller, a
+duty-free shopper or a family. `makegood serve` once published the flight table anyway, with
+its validation errors. Now the airline tables wait as drafts, start-up warns, and a flight
+incident still gets the law and an apology, saying why; the shop's late orders are served by
+the shipped late-order table, whose personas (big spenders, regulars) are in this data.
 """
 
 from __future__ import annotations
@@ -69,14 +71,17 @@ def test_the_shipped_table_waits_as_a_draft_with_its_findings(
 ) -> None:
     runtime, _ = shop
     store = Store(runtime.engine)
-    assert store.live() is None, "a table with errors was published"
-    [summary] = store.tables()
-    assert summary.draft and summary.latest is None
-    draft = store.draft(summary.name)
-    assert draft is not None and draft.updated_by == "makegood bootstrap"
+    assert store.live("flight_delay") is None, "a table that fits nobody here was published"
+    summaries = {t.name: t for t in store.tables()}
+    assert set(summaries) == {"flight-delay", "lost-baggage", "service-outage", "order-late"}
+    for name in ("flight-delay", "lost-baggage", "service-outage"):
+        assert summaries[name].draft and summaries[name].latest is None, name
+        draft = store.draft(name)
+        assert draft is not None and draft.updated_by == "makegood bootstrap"
+    assert summaries["order-late"].live and summaries["order-late"].kinds == ["order_late"]
     warnings = [r.getMessage() for r in caplog.get_records("setup") if r.levelno == logging.WARNING]
     assert any("NOT published" in w and "kept as a draft" in w for w in warnings), warnings
-    assert any("unknown segment" in w for w in warnings), warnings
+    assert any("no segment here is any of its personas" in w for w in warnings), warnings
 
 
 def test_incidents_get_the_law_and_an_apology_while_no_table_is_live(
@@ -109,8 +114,49 @@ def test_incidents_get_the_law_and_an_apology_while_no_table_is_live(
         assert decision["message"]["kind"] == "apology" and decision["message"]["text"]
         assert decision["perk"] is None
         assert decision["entitlements"], decision  # EU 261: 3 h late from LHR is owed cash
-        assert any(r.startswith("no offer table is live: ") for r in decision["reasons"])
+        assert any(
+            r.startswith("no offer table is live for flight delay incidents")
+            for r in decision["reasons"]
+        ), decision["reasons"]
     assert listed.status_code == 200
     assert [(t["name"], t["draft"], t["live"]) for t in listed.json()] == [
-        ("flight-delay", True, False)
+        ("flight-delay", True, False),
+        ("lost-baggage", True, False),
+        ("order-late", False, True),
+        ("service-outage", True, False),
     ]
+
+
+def test_a_late_order_gets_a_shop_perk_never_an_airline_one(
+    shop: tuple[Runtime, list[str]],
+) -> None:
+    runtime, _ = shop
+    customers = runtime.book.frame["customer_id"].to_list()
+    _info, key = KeyStore(runtime.engine).create("tests-admin", "admin", datetime.now(UTC))
+    body: dict[str, Any] = {
+        "incident_id": "ORDER-WAVE-1",
+        "kind": "order_late",
+        "occurred_at": "2026-12-05T07:05:00+00:00",
+        "facts": {"delay_minutes": 2 * 24 * 60, "reference": "warehouse-outage"},
+        "customers": customers,
+    }
+    with TestClient(app=create_app(runtime)) as client:
+        client.headers["Authorization"] = f"Bearer {key}"
+        answered = client.post("/v1/incidents", json=body)
+        reach = client.get("/v1/offer-tables/order-late/coverage").json()
+    # every segment of the shop's own segmentation is listed: reached by rules chosen for
+    # it (through a persona), or named as reaching only the catch-all rules
+    assert {r["segment"] for r in reach["segments"]} == {
+        s.name for s in runtime.model.card.segments
+    }
+    assert sum(r["size"] for r in reach["segments"]) == len(customers)
+    assert any(r["covered"] for r in reach["segments"]), reach
+    assert answered.status_code == 201, answered.text
+    decisions = answered.json()["decisions"]
+    shop_perks = {p.id for p in runtime.table("order_late").perks}
+    given = {d["perk"]["id"] for d in decisions if d["perk"]}
+    assert given and given <= shop_perks, given
+    texts = " ".join(d["message"]["text"] for d in decisions)
+    assert "miles" not in texts and "lounge" not in texts and "flight" not in texts
+    assert "Dear ," not in texts and ", we" not in texts.replace("customer, we", "")
+    assert given & {"store-credit-10", "next-order-20"}, given  # personas reached

@@ -6,10 +6,11 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from offers.catalog.tables import OfferTable, Perk, Rule, load_default_table, match
+from offers.catalog.tables import OfferTable, Perk, Rule, match
 from offers.decide.choice import ExploreConfig, Learning, choose
 from offers.learning.evidence import posteriors
 from offers.learning.world import make_world, world_table
+from tests.tables import named_table
 
 SEGMENTS = ["leisure-family", "road-warrior"]
 
@@ -55,7 +56,7 @@ def test_each_rule_offers_its_own_alternatives_whatever_other_rules_offer() -> N
 
 
 def test_a_rule_without_alternatives_is_never_a_choice() -> None:
-    table = load_default_table()
+    table = named_table()
     frame = pl.DataFrame(
         {
             "customer_id": ["a", "b"],

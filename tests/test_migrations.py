@@ -181,13 +181,13 @@ def test_message_shells_keep_old_texts_and_give_them_back_on_downgrade(
     import sqlalchemy as sa
     from alembic import command
 
-    from offers.catalog.tables import load_default_table
     from offers.flow import Parts, apply_update
     from offers.incidents.kinds import EscalationPolicy, FlightFacts, Incident
     from offers.ledger.store import Ledger
     from offers.messages.book import load_default_book
     from offers.record import CODE_MARK, NAME_MARK
     from segmentation.book import ProfileBook
+    from tests.tables import named_table
 
     engine = create_engine(db_url)
     config = _alembic()
@@ -210,9 +210,14 @@ def test_message_shells_keep_old_texts_and_give_them_back_on_downgrade(
     )
     book = ProfileBook(profiles, model)
     ledger = Ledger(engine)
-    table = load_default_table()
+    table = named_table()
     parts = Parts(
-        book.select, book.unknown, ledger, lambda: table, load_default_book(), EscalationPolicy()
+        book.select,
+        book.unknown,
+        ledger,
+        lambda _kind: table,
+        load_default_book(),
+        EscalationPolicy(),
     )
     new = Incident(
         incident_id="NEW",
@@ -329,7 +334,7 @@ def test_jobs_from_before_0015_are_found_stuck_and_everything_goes_back(db_url: 
 def test_stored_tables_lose_the_weight_rules_no_longer_have(db_url: str) -> None:
     """A version published with `weight` (never read, now refused) still loads after 0016."""
     from offers.catalog.tables import decode_table
-    from offers.ledger.versions import published_table
+    from offers.ledger.live import published_table
 
     engine = create_engine(db_url)
     config = _alembic()

@@ -19,8 +19,8 @@ from offers.catalog.tables import DEFAULTS, dump_table, load_default_table
 BODY = (DEFAULTS / "offers.toml").read_text(encoding="utf-8")
 TOML = {"content-type": "application/toml"}
 MEAL_FOR_WARRIORS = BODY.replace(
-    'when = { segment = ["road-warrior", "premium-business"] }\nperk = "lounge-1h"',
-    'when = { segment = ["road-warrior", "premium-business"] }\nperk = "meal-12"',
+    'when = { persona = "business" }\nperk = "lounge-1h"',
+    'when = { persona = "business" }\nperk = "meal-12"',
 )
 
 
@@ -54,9 +54,12 @@ def test_draft_validate_diff_publish_rollback(client: TestClient[Any], runtime: 
         params={"by": "mei"},
     )
     assert put.status_code == 200, put.text
-    assert put.json()["draft"]["updated_by"] == "mei"
+    assert put.json()["draft"]["updated_by"] == "mei (key tests-admin)"
     findings = {(f["severity"], f["code"], f["perk"]) for f in put.json()["findings"]}
-    assert findings == {("warning", "unused-perk", "lounge-1h")}
+    assert findings == {
+        ("warning", "unused-perk", "lounge-1h"),
+        ("warning", "segment-uncovered", None),
+    }
     assert put.json()["draft"]["based_on"] == 1
     assert client.get("/v1/offer-tables").json()[0]["draft"] is True
     checked = client.post("/v1/offer-tables/flight-delay/validate").json()
@@ -77,13 +80,18 @@ def test_draft_validate_diff_publish_rollback(client: TestClient[Any], runtime: 
     )
     assert published.status_code == 200, published.text
     info = published.json()["info"]
-    assert (info["version"], info["published_by"], info["reason"]) == (2, "mei", "lounges full")
+    assert (info["version"], info["reason"]) == (2, "lounges full")
+    assert info["published_by"] == "mei (key tests-admin)"  # the person and the key behind
     assert runtime.table_version == ("flight-delay", 2)
     back = client.post(
         "/v1/offer-tables/flight-delay/rollback", json={"version": 1, "reason": "undo"}
     )
     assert back.status_code == 200 and back.json()["info"]["reason"] == "rollback to v1: undo"
-    assert runtime.table_version == ("flight-delay", 3) and runtime.table() == load_default_table()
+    assert back.json()["info"]["published_by"] == "tests-admin"  # the key, not "api"
+    assert (
+        runtime.table_version == ("flight-delay", 3)
+        and runtime.tables.raw("flight_delay") == load_default_table()
+    )
     same = client.get("/v1/offer-tables/flight-delay/diff", params={"from": "v1", "to": "live"})
     assert same.json()["changes"] == []
 
@@ -107,7 +115,7 @@ def test_a_json_draft_is_stored_as_toml(client: TestClient[Any]) -> None:
 
 BAD_PERK = BODY.replace('perk = "lounge-1h"', 'perk = "spa-day"')
 GHOST = BODY.replace(
-    'segment = ["duty-free-shopper"] }\nperk = "dutyfree-5"',
+    'persona = "shopper" }\nperk = "dutyfree-5"',
     'segment = ["ghosts"] }\nperk = "dutyfree-5"',
 )
 
@@ -123,7 +131,7 @@ GHOST = BODY.replace(
         ),
         (
             BODY.replace(
-                '{ segment = ["leisure-family"], step = { min = 5 }',
+                '{ persona = "family", step = { min = 5 }',
                 '{ segment = ["lei,sure"], step = { min = 5 }',
             ),
             "rule family-meal-50, field when.segment",
@@ -146,7 +154,7 @@ def test_unreadable_drafts_are_422_naming_rule_and_field(
         (GHOST, "shopper-5", "when.segment", "unknown-segment"),
         (
             BODY.replace(
-                '{ segment = ["leisure-family"], step = { min = 5 }',
+                '{ persona = "family", step = { min = 5 }',
                 '{ gender = ["x"], step = { min = 5 }',
             ),
             "family-meal-50",

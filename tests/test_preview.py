@@ -50,7 +50,7 @@ def engine_alone(
         spent = tx.spent(facts.incident_id) if exists else 0.0
         if budget is None and exists:
             budget = tx.incident(facts.incident_id)["budget"]  # type: ignore[index]
-        table = parts.table()
+        table = parts.table(facts.kind)
         owed = parts.entitlements(facts)
         ctx = step_context(parts, tx, table, facts, step, NOW, owed, budget, spent)
         since = NOW - timedelta(days=parts.contact.window_days)
@@ -109,7 +109,7 @@ def with_pasts(runtime: Runtime, table: OfferTable | None = None) -> tuple[Parts
         runtime.parts(),
         contact=ContactPolicy(holdout_share=0.25),
         learning=lambda _now: learning,
-        table=lambda: choosing,
+        table=lambda _kind: choosing,
     )
     ids = runtime.book.frame["customer_id"].sample(300, seed=11).to_list()
     apply_update(parts, incident(200, "EARLIER"), ids[:120], NOW - timedelta(days=3))
@@ -171,7 +171,7 @@ def test_a_new_table_budget_or_delay_is_never_answered_from_memory(runtime: Runt
     live = runtime.table()
     rules = [r for r in live.rules if r.perk != before["perk_id"]]
     new = msgspec.structs.replace(live, rules=rules)
-    after = previews(replace(parts, table=lambda: new), incident(100), warrior, NOW)
+    after = previews(replace(parts, table=lambda _kind: new), incident(100), warrior, NOW)
     assert after is not None and after["perk_id"] not in (None, before["perk_id"])
     longer = previews(parts, incident(190), warrior, NOW)
     assert longer is not None and longer["step"] > before["step"]
@@ -269,7 +269,7 @@ def test_new_situations_asked_together_are_decided_together_yet_as_each_alone(
     assert len(lounges) > 10  # one left in stock, and one each when asked alone
     # none left: each customer for whom the engine picks a lounge pass is told so
     none_left = with_alternative(lounges_per_day(runtime, 0))
-    parts = replace(parts, table=lambda: none_left)
+    parts = replace(parts, table=lambda _kind: none_left)
     previews, answers = ask_together(parts, later, ids[:100], None)
     assert previews.engine_calls <= 3
     assert "stock:" in same_as_alone(parts, later, answers)
@@ -295,7 +295,7 @@ def test_the_cap_tells_apart_customers_in_as_many_other_incidents(runtime: Runti
     parts = replace(runtime.parts(), contact=ContactPolicy(holdout_share=0.0))
     later = incident(140)
     capped, under = twins(runtime, later)
-    bare = replace(parts, table=lambda: msgspec.structs.replace(runtime.table(), rules=[]))
+    bare = replace(parts, table=lambda _kind: msgspec.structs.replace(runtime.table(), rules=[]))
     for days, who, p in [
         (4, [capped, under], parts),
         (3, [capped, under], parts),
@@ -319,10 +319,10 @@ def test_a_rule_limit_tells_apart_customers_who_got_its_perk_elsewhere(
         live, rules=[msgspec.structs.replace(r, per_customer_limit=1) for r in live.rules]
     )
     parts = replace(
-        runtime.parts(), contact=ContactPolicy(holdout_share=0.0), table=lambda: limited
+        runtime.parts(), contact=ContactPolicy(holdout_share=0.0), table=lambda _kind: limited
     )
     got, not_yet = twins(runtime, later)
-    bare = replace(parts, table=lambda: msgspec.structs.replace(live, rules=[]))
+    bare = replace(parts, table=lambda _kind: msgspec.structs.replace(live, rules=[]))
     apply_update(parts, incident(140, "ELSEWHERE-1"), [got], NOW - timedelta(days=1))
     apply_update(bare, incident(140, "ELSEWHERE-2"), [not_yet], NOW - timedelta(days=1))
     previews = Previews()

@@ -17,7 +17,8 @@ from offers.flow import apply_update
 from offers.learning.evidence import LearningSource
 from offers.learning.feedback import record_feedback
 from offers.learning.outcomes import load_outcomes
-from offers.learning.simulate import estimate, replay
+from offers.learning.replay import replay
+from offers.learning.simulate import estimate
 from offers.learning.world import make_world, world_table
 
 HOLDOUT = 0.1
@@ -29,7 +30,7 @@ def test_weights_average_one_for_every_supported_draft(runtime: Runtime) -> None
     source = LearningSource(runtime.ledger, ExploreConfig(share=0.3), ttl=0.0, seed=11)
     parts = replace(
         runtime.parts(),
-        table=lambda: table,
+        table=lambda _kind: table,
         learning=source,
         # one perk per customer a month: a customer met twice is capped the second time
         contact=ContactPolicy(holdout_share=HOLDOUT, max_perks=1),

@@ -24,7 +24,7 @@ def _play(runtime: Runtime, incidents: int = 4) -> datetime:
     world = make_world(runtime.book.frame["segment"].unique().to_list(), seed=2)
     parts = replace(
         runtime.parts(),
-        table=lambda: world.table,
+        table=lambda _kind: world.table,
         contact=ContactPolicy(holdout_share=0.2, max_perks=100, marketing_contacts_per_window=0),
     )
     start = datetime.now(UTC) - timedelta(days=20)
@@ -58,7 +58,9 @@ def test_report_numbers_and_page(runtime: Runtime, tmp_path: Path) -> None:
         "cost per accepted",
     ):
         assert heading in html
-    assert html.count("<svg") >= 3 and "<polyline" in html
+    # Vega-Lite charts rendered on the server: axes, ticks and labels, no hand-drawn lines
+    assert html.count("<svg") >= 3 and html.count("role-axis") >= 6
+    assert "acceptance over time per segment and perk" in html  # four days: a line chart
     assert not re.search(r"(src|href)=\"?https?://", html)  # nothing from the network
     assert "<script" not in html
 

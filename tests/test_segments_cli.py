@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from api.cli import cli
-from offers.catalog.tables import DEFAULTS
 from offers.ledger.db import create_engine, upgrade
 from offers.ledger.store import Ledger
 from offers.ledger.versions import publish_table
+from tests.tables import named_body
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def _run(data: Path, *args: str) -> Result:
 def _publish_default_table(data: Path) -> None:
     engine = create_engine(f"sqlite:///{data / 'makegood.db'}")
     upgrade(engine)
-    body = (DEFAULTS / "offers.toml").read_text(encoding="utf-8")
+    body = named_body()  # rules that name segments: what promotion must keep
     publish_table(Ledger(engine), "flight-delay", body, "tests", "default", datetime.now(UTC))
     engine.dispose()
 

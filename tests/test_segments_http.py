@@ -11,6 +11,7 @@ from litestar.testing import TestClient
 
 from api.app import create_app
 from api.runtime import Runtime
+from tests.tables import publish_named
 
 
 @pytest.fixture
@@ -39,13 +40,18 @@ def _train(client: Any, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_train_promote_rename_over_http(client: Any, runtime: Runtime) -> None:
+    publish_named(runtime)  # rules that name segments: promotion and renames must keep them
     job = _train(client, {"k": 5, "seed": 7})
     assert job["status"] == "succeeded" and job["version"] == "seg-0001", job
     listing = client.get("/v1/segmentations").json()
     assert [(v["version"], v["active"]) for v in listing] == [("seg-0001", False)]
 
     promoted = client.post("/v1/segmentations/seg-0001/promote")
-    assert promoted.status_code == 200 and promoted.json() == {"active": "seg-0001"}
+    assert promoted.status_code == 200 and promoted.json()["active"] == "seg-0001"
+    [covered] = promoted.json()["coverage"]
+    assert covered["table"] == "flight-delay" and promoted.json()["warnings"] == []
+    sizes = {s["segment"]: s["size"] for s in covered["segments"]}
+    assert sizes == {s.name: s.size for s in runtime.model.card.segments}
     assert runtime.model.card.version == "seg-0001"  # picked up without a restart
 
     # a k=4 model loses a name the published default table uses: promotion is refused
@@ -76,8 +82,18 @@ def test_train_promote_rename_over_http(client: Any, runtime: Runtime) -> None:
     assert job["status"] == "succeeded" and job["promoted"], job
     assert runtime.model.card.version == "seg-0003"
     back = client.post("/v1/segmentations/rollback")
-    assert back.status_code == 200 and back.json() == {"active": "seg-0001"}
+    assert back.status_code == 200 and back.json()["active"] == "seg-0001"
     assert runtime.model.card.version == "seg-0001"
+    # every promote, rename and rollback is in HISTORY with the key that made it
+    from api.http.segments import model_registry
+
+    history = [(e.action, e.version, e.by) for e in model_registry(runtime).history()]
+    assert history == [
+        ("promote", "seg-0001", "tests-admin"),
+        ("rename", "seg-0002", "tests-admin"),
+        ("promote", "seg-0003", "tests-admin"),
+        ("rollback", "seg-0003", "tests-admin"),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -12,12 +12,13 @@ import pytest
 
 from api.runtime import Runtime
 from offers.catalog.tables import load_default_table
-from offers.ledger.versions import segment_names_used
+from offers.ledger.live import segment_names_used
 from segmentation.drift import measure_drift, psi
 from segmentation.model import Segmentation, train
 from segmentation.registry import PromotionRefused, Registry, RegistryError
 from segmentation.report import render_report
 from segmentation.synth import synth_profiles
+from tests.tables import named_table
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +27,9 @@ def merged(model: Segmentation, population: pl.DataFrame) -> Segmentation:
     return train(population.drop("latent_kind"), version="seg-0002", k=4, seed=7, parent=model)
 
 
-def test_segment_names_used_by_the_default_offer_table() -> None:
-    used = segment_names_used(load_default_table())
+def test_segment_names_used_by_a_table_that_names_segments() -> None:
+    assert segment_names_used(load_default_table()) == {}  # personas: no names to keep
+    used = segment_names_used(named_table())
     assert set(used) == {"road-warrior", "premium-business", "duty-free-shopper", "leisure-family"}
     assert all(rules for rules in used.values())
 
@@ -164,7 +166,7 @@ def test_the_report_is_one_offline_html_page_with_charts(
     parser.feed(html)
     text = " ".join(parser.text)
     assert parser.tags.count("svg") >= 6  # sizes, heatmap, scatter, drift x2, protected
-    assert parser.tags.count("circle") == 500
+    assert html.count('aria-roledescription="circle"') == 500  # the map's sampled points
     for s in model.card.segments:
         assert s.name in text
     for heading in ("Sizes", "What sets each segment apart", "Map of customers", "Drift"):

@@ -31,6 +31,7 @@ from offers.learning.simulate import estimate, parse_since, simulate
 from offers.learning.world import logged_world, make_world
 from offers.ledger.schema import metadata
 from offers.ledger.versions import Store
+from segmentation.registry import Registry
 from tests.test_feedback import settings_of
 
 SEGMENTS = ("road-warrior", "premium-business", "duty-free-shopper", "leisure-family", "other")
@@ -138,6 +139,9 @@ def test_simulation_leaves_the_ledger_unchanged(runtime: Runtime, tmp_path: Path
     path.write_text(dump_table(draft), encoding="utf-8")
     snapshots = runtime.settings.data_dir / "profiles"
     snapshots.mkdir(exist_ok=True)  # the CLI reads rule columns such as `tier` from here
+    registry = Registry(runtime.settings.data_dir / "models")  # and personas' segments
+    registry.save(runtime.model)
+    registry.promote(runtime.model.card.version)
     runtime.book.frame.drop("_id_hash").write_parquet(snapshots / "snapshot-0001.parquet")
 
     runtime.ledger.engine.dispose()  # SQLite: checkpoint the WAL into the file first
@@ -147,12 +151,20 @@ def test_simulation_leaves_the_ledger_unchanged(runtime: Runtime, tmp_path: Path
     before = _digest(runtime)
     runtime.ledger.engine.dispose()
 
-    sim = simulate(runtime.ledger, draft, now, timedelta(days=90), runtime.book.select)
+    sim = simulate(
+        runtime.ledger, draft, now, timedelta(days=90), runtime.book.select, traits=runtime.traits
+    )
     out = CliRunner().invoke(
         simulate_cmd, [str(path), "--since", "90d"], obj=settings_of(runtime), terminal_width=220
     )
     assert out.exit_code == 0, out.output
     assert "no support" in out.output and "upgrade-next" in out.output
+    # a headline per segment in words, then the estimators for analysts
+    words = " ".join(out.output.split())
+    assert "the draft against the live table of flight-delay" in words
+    assert "not enough data: the draft gives perks these customers were never given" in words
+    assert "acceptance 0.0% (95% interval 0.0% to" in words and "same perks as the live" in words
+    assert words.index("all customers:") < words.index("details for analysts")
     assert sim.decisions == 800
     assert any(m.perk_id == "upgrade-next" for m in sim.no_support)
     unchanged = [s for s in sim.segments if s.supported]

@@ -117,3 +117,21 @@ def test_cli_trains_on_spark_into_the_registry(
     assert written.height == ROWS - OBJECTORS
     sizes = written.group_by("segment").len()
     assert dict(sizes.iter_rows()) == {s.name: s.size for s in loaded.card.segments}
+
+
+def test_segment_traits_on_spark_are_the_profile_books(
+    spark: Any, profiles: tuple[pl.DataFrame, Path], spark_model: Segmentation
+) -> None:
+    """Personas resolve against these: the same sizes, means and most common values."""
+    from segmentation.book import ProfileBook
+    from segmentation.spark_segments import traits_on_spark
+    from segmentation.traits import segment_traits
+
+    frame, path = profiles
+    schema = pl.scan_parquet(path).collect_schema()
+    got = traits_on_spark(spark, read_profiles(spark, [path]), schema, spark_model)
+    want = segment_traits(ProfileBook(frame, spark_model).frame)
+    assert got.keys() == want.keys()
+    for name, traits in got.items():
+        assert traits == {k: v for k, v in want[name].items() if k in traits}, name
+        assert traits["size"] > 0 and "business_share" in traits

@@ -17,9 +17,10 @@ from api.settings import Settings
 from offers.catalog.tables import DEFAULTS, OfferTable, decode_table, dump_table, load_default_table
 from offers.catalog.validate import Checks
 from offers.ledger.db import create_engine, upgrade
+from offers.ledger.live import published_table
 from offers.ledger.schema import offer_table_drafts
 from offers.ledger.store import Ledger
-from offers.ledger.versions import NotFound, PublishRefused, Store, published_table
+from offers.ledger.versions import NotFound, PublishRefused, Store
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 SEGMENTS = frozenset({"road-warrior", "premium-business", "duty-free-shopper", "leisure-family"})

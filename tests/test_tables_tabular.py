@@ -78,9 +78,10 @@ def test_every_format_round_trips_exactly(tmp_path: Path, suffix: str, make: obj
 def test_the_rules_sheet_reads_like_a_spreadsheet(tmp_path: Path) -> None:
     write_table_file(load_default_table(), tmp_path / "t.csv")
     rules = pl.read_csv(tmp_path / "t.csv", infer_schema=False)
-    assert rules.columns[:9] == [
+    assert rules.columns[:10] == [
         "table",
         "hit_policy",
+        "incidents",
         "id",
         "perk",
         "alternatives",
@@ -89,9 +90,10 @@ def test_the_rules_sheet_reads_like_a_spreadsheet(tmp_path: Path) -> None:
         "fallback",
         "description",
     ]
-    assert rules.columns[9:11] == ["when.segment", "when.step.min"]
+    assert rules.columns[10:12] == ["when.persona", "when.step.min"]
+    assert rules["incidents"][0] == "flight_delay, cancellation, missed_connection"
     biz = rules.row(by_predicate=pl.col("id") == "biz-seat", named=True)
-    assert biz["when.segment"] == "road-warrior, premium-business"
+    assert biz["when.persona"] == "business"
     assert biz["when.step.min"] == "2" and biz["when.step.max"] is None
     assert biz["alternatives"] is None
     later = rules.row(by_predicate=pl.col("id") == "later-miles", named=True)
@@ -121,7 +123,17 @@ def test_xlsx_numbers_are_numbers_and_typed_cells_read_back(tmp_path: Path) -> N
     path = tmp_path / "t.xlsx"
     write_table_file(load_default_table(), path)
     book = openpyxl.load_workbook(path)
-    assert book.sheetnames == ["rules", "perks"]
+    # personas, then the dropdowns' values on a hidden sheet
+    assert book.sheetnames == ["rules", "perks", "personas", "lists"]
+    assert book["lists"].sheet_state == "hidden"
+    personas = book["personas"]
+    assert [c.value for c in personas[1]][:4] == [
+        "id",
+        "description",
+        "segments",
+        "traits.business_share.min",
+    ]
+    assert personas["D2"].value == 0.5  # business: business_share at least 0.5, a number
     perks = book["perks"]
     assert perks["C2"].value == 12  # value of meal-12, a real number
     perks["G2"].value = False  # a spreadsheet boolean, as Excel stores one

@@ -15,9 +15,11 @@ from litestar.static_files import create_static_files_router
 
 from api.admin import (
     routes_auth,
+    routes_books,
     routes_incidents,
     routes_messages,
     routes_offers,
+    routes_reports,
     routes_segments,
 )
 from api.admin.render import error_page, sign_in_redirect
@@ -39,7 +41,9 @@ def admin_router() -> Router:
             *routes_auth.handlers,
             *routes_offers.handlers,
             *routes_messages.handlers,
+            *routes_books.handlers,
             *routes_segments.handlers,
+            *routes_reports.handlers,
             *routes_incidents.handlers,
             static,
         ],

@@ -1,7 +1,7 @@
 """The offer-table editor's grid: rows of text cells, in the spreadsheet layout.
 
 A table becomes cells through `offers.catalog.tabular.table_frames` and comes back through
-`table_from_frames`, exactly as an exported spreadsheet does, so the page adds no rules of
+`check_frames`, exactly as an exported spreadsheet does, so the page adds no rules of
 its own. What this module adds is placement: a parse error or a validation finding that
 names a rule (or perk) and a field is put on that cell, so the page can show it there.
 """
@@ -16,20 +16,26 @@ from typing import Literal
 import polars as pl
 
 from api.numbers import whole_number
-from offers.catalog import Finding, OfferTable, table_frames, table_from_frames
+from offers.catalog import (
+    Checks,
+    Finding,
+    OfferTable,
+    check_frames,
+    table_frames,
+)
 
 __all__ = [
     "Grid",
     "Kind",
     "Row",
+    "check_grids",
     "column_header",
     "grid_from_form",
     "grid_from_table",
-    "table_from_grids",
 ]
 
 Kind = Literal["rule", "perk"]
-_SETTINGS = ("table", "hit_policy")
+_SETTINGS = ("table", "hit_policy", "incidents")
 _LOCATED = re.compile(
     r"(?:^|: )(?:(?P<kind>rule|perk) (?P<id>.+?)|(?P<section>rules|perks)\[(?P<index>\d+)\])"
     r"(?:, field (?P<field>[^:]+))?: (?P<message>.+)$",
@@ -138,17 +144,27 @@ def _editable(columns: Iterable[str]) -> list[str]:
     return [c for c in columns if c not in _SETTINGS]
 
 
+_PERK_ORDER = ("id", "kind", "value", "cost", "currency", "usable_now", "validity_days")
+
+
 def _reading_order(columns: list[str]) -> list[str]:
-    """Who and when first, then what they get, then the fine print: how people read a rule."""
+    """Who and when first, then what they get, then the fine print: how people read a rule.
+    A perk shows what it is worth and costs before its titles, so the money is in view."""
 
     def rank(c: str) -> int:
         if c == "id":
             return 0
-        if c.startswith(("when.", "title.")):
+        if c.startswith("when."):
             return 1
-        return 2 if c in ("perk", "alternatives", "description", "kind", "value", "cost") else 3
+        return 2 if c in ("perk", "alternatives", "description") else 3
 
-    return sorted(columns, key=rank)
+    def perk_rank(c: str) -> int:
+        if c in _PERK_ORDER:
+            return _PERK_ORDER.index(c)
+        return len(_PERK_ORDER) + (0 if c.startswith("title.") else 1)
+
+    is_perk = "kind" in columns or any(c.startswith("title.") for c in columns)
+    return sorted(columns, key=perk_rank if is_perk else rank)
 
 
 def grid_from_table(table: OfferTable, kind: Kind, extra_rows: int = 1) -> Grid:
@@ -207,14 +223,26 @@ def grid_from_form(form: Mapping[str, str], kind: Kind) -> Grid:
     return Grid(kind=kind, columns=_editable(columns), rows=rows)
 
 
-def table_from_grids(name: str, hit_policy: str, rules: Grid, perks: Grid) -> OfferTable:
-    """Read the two grids back as one table; a TableError names the rule or perk and field."""
-    rule_frame = rules.frame().with_columns(
+def _rule_frame(name: str, hit_policy: str, rules: Grid) -> pl.DataFrame:
+    frame = rules.frame().with_columns(
         table=pl.lit(name, pl.String), hit_policy=pl.lit(hit_policy, pl.String)
     )
-    if rule_frame.is_empty():
-        rule_frame = pl.DataFrame({"table": [name], "hit_policy": [hit_policy]})
-    return table_from_frames(rule_frame, perks.frame(), f"offer table {name}")
+    if frame.is_empty():
+        return pl.DataFrame({"table": [name], "hit_policy": [hit_policy]})
+    return frame
+
+
+def check_grids(
+    base: OfferTable, hit_policy: str, rules: Grid, perks: Grid, checks: Checks
+) -> tuple[OfferTable | None, list[Finding]]:
+    """Every finding at once, each cell read on its own (offers.catalog.check_frames), the
+    table keeping `base`'s incident kinds and personas, which the grids do not show; the
+    table is None when some cell could not be read."""
+    name = base.name
+    frame = _rule_frame(name, hit_policy, rules)
+    return check_frames(
+        frame, perks.frame(), f"offer table {name}", checks, ("rules", "perks"), None, base
+    )
 
 
 _HEADERS = {

@@ -14,7 +14,7 @@ from api.admin.grid import column_header
 from api.admin.session import CSRF_FIELD, SignInNeeded
 from segmentation.html import template_env
 
-__all__ = ["TEMPLATES", "error_page", "page", "see_other", "sign_in_redirect"]
+__all__ = ["HEADERS", "TEMPLATES", "error_page", "page", "see_other", "sign_in_redirect"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 _ENV = template_env(TEMPLATES)  # the reports' setup, so pages escape alike
@@ -23,7 +23,7 @@ _ENV.globals["header"] = column_header
 _ENV.filters["dom_id"] = lambda s: "".join(c if c.isalnum() else "_" for c in str(s))
 
 #: Scripts only from this server; inline style attributes colour the heatmap cells.
-_HEADERS = {
+HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
         "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -46,7 +46,7 @@ def page(
         path=request.url.path,
         **context,
     )
-    return Response(html, status_code=status, media_type="text/html", headers=_HEADERS)
+    return Response(html, status_code=status, media_type="text/html", headers=HEADERS)
 
 
 def see_other(url: str) -> Response[Any]:

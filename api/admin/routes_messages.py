@@ -16,7 +16,8 @@ from api.admin.render import page, see_other
 from api.http.messages import Channel, Language, PreviewIn, render_preview
 from api.numbers import whole_number
 from api.runtime import Runtime
-from offers.messages import MessageKind, validate_book
+from offers.ledger import MessageStore
+from offers.messages import BOOK_NAMES, MessageKind, validate_book
 
 __all__ = ["handlers"]
 
@@ -61,7 +62,7 @@ def messages(request: Request[Any, Any, Any]) -> Response[str]:
             problems = {"perk": [str(exc).partition(": ")[2]]}
             previews = {}
     table = runtime.table()
-    book = runtime.messages
+    book = runtime.wording()
     return page(
         request,
         "messages.html.j2",
@@ -75,6 +76,8 @@ def messages(request: Request[Any, Any, Any]) -> Response[str]:
         incidents=sorted({t.incident for t in book.templates}),
         perks=table.perks,
         templates=book.templates,
+        books={b.name: b for b in MessageStore(runtime.engine).books()},
+        book_names=BOOK_NAMES,
         findings=validate_book(book, [dict(p.title) for p in table.perks]),
     )
 

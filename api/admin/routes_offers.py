@@ -15,14 +15,23 @@ from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
-from api.admin.grid import Grid, Kind, grid_from_form, grid_from_table, table_from_grids
+from api.admin.grid import Grid, Kind, check_grids, grid_from_form, grid_from_table
 from api.admin.render import page, see_other
 from api.admin.routes_auth import form_route
 from api.admin.session import Session
 from api.http.offer_tables import offer_store, table_checks
 from api.numbers import INT32_MAX, whole_number
 from api.runtime import Runtime
-from offers.catalog import OfferTable, PerkKind, TableError, diff_tables, dump_table, errors
+from offers.cases import CaseResult, case_findings, run_cases
+from offers.catalog import (
+    OfferTable,
+    PerkKind,
+    TableError,
+    coverage,
+    diff_tables,
+    dump_table,
+    errors,
+)
 from offers.learning import parse_since, simulate
 from offers.ledger import NotFound, PublishRefused, Store
 
@@ -65,7 +74,7 @@ def table(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[str]
 def _table_page(
     request: Request[Any, Any, Any], name: str, status: int = 200, **extra: Any
 ) -> Response[str]:
-    _, store = offer_store(request.app.state)
+    runtime, store = offer_store(request.app.state)
     versions = store.versions(name)
     if not versions:
         raise NotFoundException(f"offer table {name!r} has no published version")
@@ -76,6 +85,8 @@ def _table_page(
         status,
         name=name,
         versions=versions,
+        table=shown,
+        coverage=coverage(shown, runtime.traits),
         rules=grid_from_table(shown, "rule", 0),
         perks=grid_from_table(shown, "perk", 0),
         draft=store.draft(name),
@@ -87,6 +98,11 @@ def _signed(request: Request[Any, Any, Any], runtime: Runtime) -> dict[str, Any]
     """Who publishes, when, and the checks: what every publish from a page passes along."""
     session: Session = request.state.admin_session
     return {"by": session.key.name, "now": datetime.now(UTC), "checks": table_checks(runtime)}
+
+
+def _cases(runtime: Runtime, table: OfferTable) -> list[CaseResult]:
+    """The table's example cases as the engine decides them here (none: no list)."""
+    return run_cases(table, runtime.wording(), runtime.traits) if table.cases else []
 
 
 def _editor(
@@ -107,6 +123,13 @@ def _editor(
         grid = grid_from_table(base, kind)
         grid.place_findings(table_checks(runtime).run(base))
     latest = _latest_table(store, name)
+    segments = table_checks(runtime).segment_names or frozenset()
+    # condition columns offered as a pick-list of known values; one line per list
+    pick_lists = {
+        "when.segment": sorted(segments),
+        "when.persona": sorted(p.id for p in shown.personas),
+    }
+    first = runtime.policy.first_minute
     return page(
         request,
         "draft.html.j2",
@@ -119,8 +142,14 @@ def _editor(
         hit_policy=shown.hit_policy,
         perk_ids=[p.id for p in shown.perks],
         perk_kinds=PERK_KINDS,
+        pick_lists={c: v for c, v in pick_lists.items() if v},
+        step_from={str(n): first(n) for n in range(1, 41)},
+        step_to={str(n): first(n + 1) - 1 for n in range(1, 41)},
         changes=diff_tables(latest, shown) if latest else [],
         latest=store.latest(name),
+        cases=run_cases(shown, runtime.wording(), runtime.traits)
+        if shown.cases and not grid.has_errors
+        else [],
         flash=extra.pop("flash", request.query_params.get("flash")),
         reason=extra.pop("reason", ""),
         reason_errors=extra.pop("reason_errors", ()),
@@ -152,12 +181,13 @@ def _submit(
     rules, perks = (grid, other) if kind == "rule" else (other, grid)
     policy = form.get("hit_policy") or base.hit_policy
     try:
-        candidate = table_from_grids(name, policy, rules, perks)
+        candidate, findings = check_grids(base, policy, rules, perks, table_checks(runtime))
     except TableError as exc:
         grid.place(str(exc))
         return _editor(request, name, kind, 422, grid=grid)
-    findings = table_checks(runtime).run(candidate)
     grid.place_findings(findings)
+    if candidate is None:
+        return _editor(request, name, kind, 422, grid=grid)
     if errors(findings):
         return _editor(request, name, kind, 422, grid=grid, candidate=candidate)
     if form.get("action") != "save":
@@ -188,14 +218,25 @@ def _publish(request: Request[Any, Any, Any], name: str, form: dict[str, str]) -
         problem = "Say why, in a few words (at most 2,000 characters)."
         return _editor(request, name, "rule", 422, reason=reason, reason_errors=(problem,))
     try:
-        published = store.publish(name, reason=reason, **_signed(request, runtime))
+        published = store.publish(
+            name,
+            reason=reason,
+            examples=lambda table: case_findings(table, runtime.wording(), runtime.traits),
+            acknowledge=form.get("acknowledge") == "1",
+            **_signed(request, runtime),
+        )
     except NotFound:
         problem = "There is no draft to publish: save one first."
         return _editor(request, name, "rule", 422, reason=reason, reason_errors=(problem,))
     except PublishRefused as exc:
         problem = "The draft has errors (shown beside their fields); nothing was published."
+        if all(f.code == "case-failed" for f in errors(exc.findings)):
+            problem = (
+                "Example cases fail (see the list above); nothing was published. Tick the box "
+                "to publish anyway: the history will name the cases."
+            )
         grid = grid_from_table(store.table(name, "draft"), "rule")
-        grid.place_findings(exc.findings)
+        grid.place_findings([f for f in exc.findings if f.code != "case-failed"])
         return _editor(
             request, name, "rule", 422, grid=grid, reason=reason, reason_errors=(problem,)
         )
@@ -238,11 +279,25 @@ def simulation(request: Request[Any, Any, Any], name: FromPath[str]) -> Response
         return page(request, "simulate.html.j2", 422, name=name, since=since, sim=None,
                     since_errors=(str(exc),), problem=None)  # fmt: skip
     try:
+        live: OfferTable | None = store.table(name, "live")
+    except NotFound:
+        live = None  # a new table, never published: nothing to compare with
+    try:
         draft = store.table(name, "draft")
     except NotFound:
-        draft = store.table(name, "live")
+        if live is None:
+            raise NotFoundException(f"no offer table {name!r}") from None
+        draft = live
     try:
-        sim = simulate(runtime.ledger, draft, datetime.now(UTC), span, runtime.book.select)
+        sim = simulate(
+            runtime.ledger,
+            draft,
+            datetime.now(UTC),
+            span,
+            runtime.book.select,
+            traits=runtime.traits,
+            live=live,
+        )
     except TableError as exc:
         return page(request, "simulate.html.j2", 422, name=name, since=since, sim=None,
                     since_errors=(), problem=str(exc))  # fmt: skip

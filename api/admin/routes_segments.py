@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
@@ -16,8 +17,10 @@ from litestar.params import FromPath
 
 from api.admin.render import page, see_other
 from api.admin.routes_auth import form_route
+from api.http.auth import caller
 from api.http.segments import model_registry, used_names
 from api.runtime import Runtime
+from offers.live import coverage_warnings
 from segmentation.model import ModelCard
 from segmentation.registry import Registry, RegistryError, UnknownVersion
 from segmentation.report import diverging
@@ -70,6 +73,7 @@ def versions(request: Request[Any, Any, Any]) -> Response[str]:
         cards=list(reversed(registry.cards())),
         active=registry.active(),
         flash=request.query_params.get("flash"),
+        warnings=request.query_params.getall("warning", []),
         problem=None,
     )
 
@@ -114,7 +118,7 @@ def _rename(
         problem = "Describe the segment in 1 to 200 characters."
     else:
         try:
-            registry.rename(version, name, new, description, used_names(runtime))
+            registry.rename(version, name, new, description, used_names(runtime), caller(request))
         except (ValueError, RegistryError, LookupError) as exc:
             problem = str(exc)
     if problem is not None:
@@ -130,8 +134,9 @@ rename = form_route("/segments/{version:str}/segments/{name:str}", ANALYST, _ren
 def _promote(request: Request[Any, Any, Any], version: str, _form: dict[str, str]) -> Response[Any]:
     """Make a version active, unless it drops a segment name the offer table uses."""
     runtime, registry = _registry(request)
+    before = runtime.traits
     try:
-        registry.promote(version, used_names(runtime))
+        registry.promote(version, used_names(runtime), caller(request))
     except (RegistryError, ValueError, LookupError) as exc:
         return page(
             request,
@@ -143,7 +148,9 @@ def _promote(request: Request[Any, Any, Any], version: str, _form: dict[str, str
             problem=str(exc),
         )
     runtime.refresh_model()
-    return see_other(f"/admin/segments?flash={version}+is+active+now.")
+    warnings = coverage_warnings(runtime.ledger, before, runtime.traits)
+    query = urlencode([("flash", f"{version} is active now."), *(("warning", w) for w in warnings)])
+    return see_other(f"/admin/segments?{query}")
 
 
 promote = form_route("/segments/{version:str}/promote", ANALYST, _promote)

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
+from offers.catalog import coverage
 from offers.flow import Outcome, apply_update
 from offers.incidents import FlightFacts, Incident
 
@@ -134,6 +135,16 @@ def _play(runtime: Runtime, console: Console) -> None:
     )
     name, version = runtime.table_version
     console.print(f"offer table {name} v{version}: {len(runtime.table().rules)} rules")
+    raw = runtime.tables.raw("flight_delay")
+    if raw is not None:
+        reach = coverage(raw, runtime.traits)
+        console.print(
+            "personas: "
+            + ", ".join(
+                f"{s.segment} = {s.persona or 'no persona (catch-all rules)'}"
+                for s in reach.segments
+            )
+        )
     passengers = runtime.book.frame.sample(PASSENGERS, seed=2026, shuffle=True)
     ids = passengers["customer_id"].to_list()
     incident_id = _incident_id(runtime)

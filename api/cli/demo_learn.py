@@ -73,7 +73,7 @@ def learn(
         select_profiles=runtime.book.select,
         unknown_profiles=runtime.book.unknown,
         ledger=ledger,
-        table=lambda: world.table,
+        table=lambda _kind: world.table,
         book=runtime.messages,
         policy=runtime.policy,
         contact=ContactPolicy(max_perks=100, marketing_contacts_per_window=0),

@@ -7,7 +7,7 @@ command attached to the offers group.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,8 +18,9 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
+from api.cli.folder import folder_traits
 from api.settings import Settings
-from offers.catalog import decode_table, read_table_file
+from offers.catalog import OfferTable, decode_table, read_table_file
 from offers.learning import (
     Estimate,
     FeedbackEvent,
@@ -30,7 +31,8 @@ from offers.learning import (
     record_feedback,
     simulate,
 )
-from offers.ledger import Ledger, Store
+from offers.ledger import Ledger, NotFound, Store
+from segmentation.html import percent, points, signed_money
 
 console = Console()
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -137,7 +139,48 @@ def _row(table: Table, g: GroupEstimate) -> None:
     )
 
 
+def _interval(e: Estimate, fmt: Callable[[float], str]) -> str:
+    if e.value is None:
+        return "not enough data"
+    if e.low is None or e.high is None:
+        return fmt(e.value)
+    return f"{fmt(e.value)} (95% interval {fmt(e.low)} to {fmt(e.high)})"
+
+
+def headline(g: GroupEstimate, currency: str, against: bool) -> str:
+    """One segment in words: acceptance and cost per customer, and the change against live."""
+    who = g.segment or "all customers"
+    if not g.supported:
+        said = "not enough data: the draft gives perks these customers were never given"
+    elif g.too_little_data:
+        said = f"not enough data: about {g.effective_size:.0f} comparable decisions, 30 needed"
+    else:
+        said = (
+            f"acceptance {_interval(g.acceptance['dr'], percent)}, cost per customer "
+            f"{_interval(g.cost['dr'], lambda x: f'{currency} {x:,.2f}')}"
+        )
+    if against:
+        if g.unchanged:
+            said += "; same perks as the live table"
+        elif g.change_acceptance.value is None:
+            said += "; change against the live table: not enough data"
+        else:
+            said += (
+                f"; against the live table {_interval(g.change_acceptance, points)}, "
+                f"{_interval(g.change_cost, lambda x: f'{currency} {signed_money(x)}')}"
+            )
+    return f"{who}: {said}"
+
+
 def print_simulation(sim: Simulation) -> None:
+    against = f" against the live table of {sim.against}" if sim.against else ""
+    console.print(
+        f"[bold]{sim.table}[/bold]: the draft{against}, replayed on {sim.decisions:,} "
+        f"decisions since {sim.since:%Y-%m-%d} (acceptance: share of customers who redeem; "
+        f"cost per customer: their redeemed perks, in {sim.currency})"
+    )
+    for g in [*sim.segments, sim.total]:
+        console.print("  " + headline(g, sim.currency, sim.against is not None), highlight=False)
     table = Table(
         "segment",
         "decisions",
@@ -148,7 +191,7 @@ def print_simulation(sim: Simulation) -> None:
         "acceptance DR",
         "cost/decision DR",
         "issued cost",
-        title=f"{sim.table}: replay of {sim.decisions:,} decisions since {sim.since:%Y-%m-%d}",
+        title="details for analysts: the three estimators side by side",
     )
     for g in sim.segments:
         _row(table, g)
@@ -205,7 +248,13 @@ def simulate_cmd(settings: Settings, draft: Path, since: str, as_json: bool) -> 
             scan = pl.scan_parquet(snapshots[-1])
             return scan.filter(pl.col("customer_id").is_in(wanted.implode())).collect()
 
-        sim = simulate(ledger, table, datetime.now(UTC), span, profiles)
+        try:
+            live: OfferTable | None = Store(ledger.engine).table(table.name, "live")
+        except NotFound:
+            live = None  # never published: no change to measure
+        served = folder_traits(settings)
+        traits = served[2] if served is not None else None
+        sim = simulate(ledger, table, datetime.now(UTC), span, profiles, traits=traits, live=live)
     if as_json:
         click.echo(msgspec.json.format(msgspec.json.encode(sim)).decode())
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 import msgspec
@@ -26,10 +27,12 @@ def group() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["json", "ndjson", "parquet"]),
-    default="json",
-    show_default=True,
+    type=click.Choice(["summary", "json", "ndjson", "parquet"]),
+    default=None,
+    help="summary: one line per customer (segment, perk); json, ndjson, parquet: every "
+    "decision in full. Default: summary, or json with -o.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print every decision as JSON.")
 @click.option(
     "-o",
     "--output",
@@ -54,7 +57,8 @@ def group() -> None:
 def apply(
     settings: Settings,
     incident_file: Path,
-    fmt: str,
+    fmt: str | None,
+    as_json: bool,
     output: Path | None,
     dry_run: bool,
     engine: Engine,
@@ -62,12 +66,16 @@ def apply(
     profiles: str | None,
     everyone: bool,
 ) -> None:
-    """Decide INCIDENT_FILE (the JSON body of POST /v1/incidents) and record it.
+    """Decide INCIDENT_FILE (the JSON body of POST /v1/incidents) and record it; print who
+    got what (customer, segment, perk), or every decision with --json.
 
     Repeating the same file issues nothing twice, exactly as the HTTP API does. With
     --engine spark the engine runs on Spark's executors over a profile dataset; the
     decisions are the same and are recorded in the data folder's ledger once.
     """
+    fmt = "json" if as_json else fmt or ("json" if output is not None else "summary")
+    if fmt == "summary" and output is not None:
+        raise click.UsageError("the summary is printed: use --format json/ndjson/parquet with -o")
     from api.http.wire import IncidentCreate, decision_rows
     from api.runtime import open_runtime
     from offers.flow import apply_update
@@ -98,11 +106,17 @@ def apply(
                 )
             else:
                 from offers.spark_flow import apply_on_spark, read_profiles
+                from segmentation.spark_segments import traits_on_spark
 
+                path = profiles or str(newest_snapshot(settings))
+                dataset = read_profiles(spark, path, runtime.model)
+                runtime.use_traits(
+                    traits_on_spark(spark, dataset.frame, dataset.schema, runtime.model)
+                )
                 outcome = apply_on_spark(
                     spark,
                     runtime.parts(),
-                    read_profiles(spark, profiles or str(newest_snapshot(settings)), runtime.model),
+                    dataset,
                     request.incident(),
                     None if everyone else request.customers,
                     datetime.now(UTC),
@@ -120,6 +134,9 @@ def apply(
         assert output is not None
         outcome.decisions.drop("followups").write_parquet(output)
         return
+    if fmt == "summary":
+        _summary(outcome.decisions)
+        return
     rows = decision_rows(outcome.decisions)
     if fmt == "ndjson":
         data = b"".join(msgspec.json.encode(r) + b"\n" for r in rows)
@@ -129,3 +146,21 @@ def apply(
         click.echo(data.decode("utf-8"), nl=False)
     else:
         output.write_bytes(data)
+
+
+#: Lines the summary prints before it says how many more there are.
+SUMMARY_LINES = 50
+
+
+def _summary(decisions: Any) -> None:
+    """`c000001 duty-free-shopper dutyfree-10`, one line per customer decided at this step."""
+    shown = decisions.sort("customer_id").head(SUMMARY_LINES)
+    width = max([len(s or "-") for s in shown["segment"].to_list()] + [1])
+    for customer, segment, perk, holdout in shown.select(
+        "customer_id", "segment", "perk_id", "holdout"
+    ).iter_rows():
+        what = perk or ("no perk (holdout)" if holdout else "no perk")
+        click.echo(f"{customer} {(segment or '-'):<{width}} {what}")
+    if decisions.height > shown.height:
+        more = decisions.height - shown.height
+        click.echo(f"… {more:,} more: --json prints every decision, -o FILE writes them")

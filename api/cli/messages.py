@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import click
-import sqlalchemy as sa
 from rich.console import Console
 
+from api.cli.message_books import live_table
 from api.settings import Settings
-from offers.catalog import OfferTable, load_default_table, parse_table
 from offers.messages import (
+    BOOK_NAMES,
     MESSAGE_KINDS,
+    MessageBook,
+    book_incident,
     check_book,
     load_default_book,
     preview,
@@ -23,25 +25,24 @@ from segmentation.profiles import CHANNELS, LANGUAGES
 console = Console()
 
 
-def _live_table(settings: Settings) -> OfferTable:
-    """The published table when the data folder has one, else the shipped default."""
-    from offers.ledger import Store, create_engine
+def _wording(settings: Settings, name: str | None, version: str) -> tuple[MessageBook, str]:
+    """The live wording of the data folder, or one version of one book (and its incident).
+    A folder without a database yet reads the shipped wording and is left as it is."""
+    from api.cli.message_books import book_ref, book_store
+    from offers.ledger import Ledger, live_books
 
-    if settings.database_url is None and not (settings.data_dir / "makegood.db").exists():
-        return load_default_table()
-    engine = create_engine(settings.db_url)
-    try:
-        live = Store(engine).live()
-    except sa.exc.SQLAlchemyError:  # no schema yet: nothing published
-        live = None
-    finally:
-        engine.dispose()
-    return parse_table(live.body) if live else load_default_table()
+    fresh = settings.database_url is None and not (settings.data_dir / "makegood.db").exists()
+    if name is None and fresh:
+        return load_default_book(), ""
+    with book_store(settings) as store:
+        if name is not None:
+            return store.book(name, book_ref(version)), book_incident(name)
+        return live_books(Ledger(store.engine)) or load_default_book(), ""
 
 
 @click.group("messages")
 def group() -> None:
-    """Message templates: preview and check."""
+    """Message books: preview, check, edit, publish, roll back."""
 
 
 @group.command("preview")
@@ -53,6 +54,8 @@ def group() -> None:
 @click.option("--first-name", default="Mei", show_default=True)
 @click.option("--flight", default="MG123", show_default=True)
 @click.option("--delay", "delay_minutes", default=95, show_default=True, type=int)
+@click.option("--book", "book_name", type=click.Choice(BOOK_NAMES), help="Preview this book...")
+@click.option("--version", default="draft", show_default=True, help="...at this version.")
 @click.pass_obj
 def preview_cmd(
     settings: Settings,
@@ -64,9 +67,14 @@ def preview_cmd(
     first_name: str,
     flight: str,
     delay_minutes: int,
+    book_name: str | None,
+    version: str,
 ) -> None:
-    """Render one message with sample values; show its language and SMS segments."""
-    table = _live_table(settings)
+    """Render one message with sample values; show its language and SMS segments.
+
+    The live wording by default; `--book NAME` previews that book's draft (or `--version`).
+    """
+    table = live_table(settings)
     perk = next((p for p in table.perks if p.id == perk_id), None)
     if perk_id is not None and perk is None:
         raise click.BadParameter(f"unknown perk {perk_id!r} in {table.name}", param_hint="--perk")
@@ -78,9 +86,10 @@ def preview_cmd(
         flight=flight,
         delay_minutes=delay_minutes,
     )
+    book, own = _wording(settings, book_name, version)
     shown = preview(
-        load_default_book(),
-        incident=incident,
+        book,
+        incident=own or incident,
         kind=kind,
         language=language,
         channel=channel,
@@ -100,11 +109,21 @@ def preview_cmd(
 @group.command("validate")
 @click.pass_obj
 def validate_cmd(settings: Settings) -> None:
-    """Check every SMS template at worst-case length against the live perks' titles."""
-    book = load_default_book()
-    titles = [dict(p.title) for p in _live_table(settings).perks]
+    """Check every SMS template of the live wording at worst-case length against the live
+    perks' titles (`makegood messages check NAME` checks one book's draft)."""
+    book = _wording(settings, None, "live")[0]
+    titles = [dict(p.title) for p in live_table(settings).perks]
     findings = validate_book(book, titles)
     for f in findings:
         console.print(str(f), markup=False)
     check_book(book, titles)  # raises (exit 1) on errors
     console.print(f"{len(book.templates)} templates, no SMS over two segments")
+
+
+def _register_books() -> None:
+    from api.cli.message_books import register
+
+    register(group)
+
+
+_register_books()

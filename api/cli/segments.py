@@ -17,7 +17,10 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
+from api.cli.coverage import report_coverage
 from api.cli.engine import Engine, engine_options, open_spark
+from api.cli.folder import folder_traits
+from api.cli.who import current_user
 from api.settings import Settings
 from segmentation.profiles import OBJECTION_COLUMN
 
@@ -202,39 +205,30 @@ def train_cmd(
     active = registry.active()
     parent = registry.load(active) if active is not None else None
     with _progress() as (say, advance):
+        common: dict[str, Any] = {
+            "version": registry.next_version(),
+            "k": k,
+            "seed": seed,
+            "spec": feature_spec,
+            "algorithm": "gmm" if algorithm == "gmm" else "kmeans",
+            "parent": parent,
+            "progress": say,
+        }
         if spark is not None:
             from segmentation.spark_segments import train_on_spark
 
-            model = train_on_spark(
-                spark,
-                [profiles or str(source)],
-                version=registry.next_version(),
-                k=k,
-                seed=seed,
-                spec=feature_spec,
-                algorithm="gmm" if algorithm == "gmm" else "kmeans",
-                parent=parent,
-                progress=say,
-                assignments=assignments,
-            )
+            sources = [profiles or str(source)]
+            model = train_on_spark(spark, sources, assignments=assignments, **common)
         else:
-            model = train(
-                source,
-                version=registry.next_version(),
-                k=k,
-                seed=seed,
-                spec=feature_spec,
-                algorithm="gmm" if algorithm == "gmm" else "kmeans",
-                parent=parent,
-                progress=say,
-                advance=advance,
-            )
+            model = train(source, advance=advance, **common)
         registry.save(model)
     console.print(f"saved segmentation {model.card.version}")
     _print_card(model.card, active)
     if promote:
-        registry.promote(model.card.version, used_names(settings))
+        before = folder_traits(settings)
+        registry.promote(model.card.version, used_names(settings), current_user())
         console.print(f"[green]{model.card.version} is now active[/green]")
+        report_coverage(settings, before)
 
 
 @group.command("list")
@@ -296,7 +290,7 @@ def rename_cmd(
 ) -> None:
     """Rename segment OLD of VERSION to NEW; later versions carry the new name over."""
     registry = _registry(settings)
-    registry.rename(version, old, new, description, used_names(settings))
+    registry.rename(version, old, new, description, used_names(settings), current_user())
     console.print(f"{version}: {old} is now {new}")
 
 
@@ -304,17 +298,22 @@ def rename_cmd(
 @click.argument("version")
 @click.pass_obj
 def promote_cmd(settings: Settings, version: str) -> None:
-    """Make VERSION active (refused if it drops a name the published offer table uses)."""
-    _registry(settings).promote(version, used_names(settings))
+    """Make VERSION active (refused if it drops a name a live offer table uses); shows which
+    segments each live table reaches, and warns when that coverage drops."""
+    before = folder_traits(settings)
+    _registry(settings).promote(version, used_names(settings), current_user())
     console.print(f"{version} is now active; running servers pick it up on their next request")
+    report_coverage(settings, before)
 
 
 @group.command("rollback")
 @click.pass_obj
 def rollback_cmd(settings: Settings) -> None:
     """Re-activate the version that was active before the current one."""
-    version = _registry(settings).rollback(used_names(settings))
+    before = folder_traits(settings)
+    version = _registry(settings).rollback(used_names(settings), current_user())
     console.print(f"rolled back: {version} is active again")
+    report_coverage(settings, before)
 
 
 def _measure(settings: Settings, version: str | None, against: Path | None) -> DriftReport:

@@ -35,6 +35,7 @@ from api.keys import (
 __all__ = [
     "OPEN_PREFIXES",
     "WrongSecrets",
+    "caller",
     "checked_key",
     "presented_key",
     "require_key",
@@ -172,3 +173,11 @@ async def require_key(connection: ASGIConnection[Any, Any, Any, Any], handler: A
             headers={"Retry-After": str(limiter.retry_after())},
         )
     connection.state["api_key"] = info
+
+
+def caller(connection: ASGIConnection[Any, Any, Any, Any], said: str | None = None) -> str:
+    """Who made a change, for its history: the API key's (or admin session's) name, and the
+    person a shared key speaks for when the client says so (`said`)."""
+    info: KeyInfo | None = connection.state.get("api_key")
+    name = info.name if info is not None else "unknown"
+    return name if said in (None, "", name) else f"{said} (key {name})"

@@ -15,6 +15,7 @@ import msgspec
 from litestar.exceptions import HTTPException, NotFoundException
 
 from offers.ledger import PublishRefused
+from offers.ledger.message_versions import BookRefused
 from segmentation.registry import PromotionRefused, RegistryError
 
 __all__ = ["domain_errors", "unprocessable"]
@@ -38,7 +39,7 @@ def domain_errors() -> Iterator[None]:
         raise NotFoundException(str(exc)) from exc
     except PromotionRefused as exc:
         raise HTTPException(detail=str(exc), status_code=409) from exc
-    except PublishRefused as exc:
+    except (PublishRefused, BookRefused) as exc:
         findings = [msgspec.to_builtins(f) for f in exc.findings]
         raise unprocessable(str(exc), findings=findings) from exc
     except (ValueError, RegistryError) as exc:

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 import polars as pl
-from litestar import Response, get, post
+from litestar import MediaType, Response, get, post
 from litestar.datastructures import State
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
 from api.http.errors import domain_errors
 from api.http.offer_tables import VersionQuery, offer_store, version_ref
 from api.runtime import Runtime
+from offers.catalog import OfferTable
 from offers.learning import (
     EventResult,
     FeedbackEvent,
@@ -26,6 +28,7 @@ from offers.learning import (
     render_offers_report,
     simulate,
 )
+from offers.ledger import NotFound
 
 MAX_EVENTS = 10_000
 
@@ -92,12 +95,26 @@ def simulate_table(
 ) -> Simulation:
     """Replay logged decisions under the draft: acceptance and cost per segment and in total
     (IPS, SNIPS, DR with 95% intervals); where the logs never tried the draft's perk for a
-    segment the estimate is empty and `no_support` says so. Nothing is written."""
+    segment the estimate is empty and `no_support` says so. Against the live table each
+    group also has the change (`change_acceptance`, `change_cost`: paired DR differences
+    with 95% intervals; `unchanged` where both give the same perks). Nothing is written."""
     runtime, store = offer_store(state)
     with domain_errors():
         span = parse_since(since)
         table = store.table(name, version_ref(ref, hint="N, vN, draft or live"))
-        return simulate(runtime.ledger, table, datetime.now(UTC), span, runtime.book.select)
+        try:
+            live: OfferTable | None = store.table(name, "live")
+        except NotFound:
+            live = None
+        return simulate(
+            runtime.ledger,
+            table,
+            datetime.now(UTC),
+            span,
+            runtime.book.select,
+            traits=runtime.traits,
+            live=live,
+        )
 
 
 @get(
@@ -106,12 +123,19 @@ def simulate_table(
     tags=["reports"],
     operation_id="offersReport",
     opt={"role": "analyst"},
-    include_in_schema=False,
+    responses={
+        200: ResponseSpec(
+            data_container=str,
+            media_type=MediaType.HTML,
+            description="One self-contained HTML page: acceptance, lift over holdout and "
+            "complaint rates, each with its counts and 95% interval; charts as inline SVG.",
+        )
+    },
 )
 def offers_report(
     state: State,
     since: Annotated[str, QueryParameter(description="span to report, e.g. 90d")] = "90d",
-) -> Response[Any]:
+) -> Response[str]:
     """The offers report as one static HTML page (charts inline, nothing from the network)."""
     runtime: Runtime = state.runtime
     with domain_errors():

@@ -62,7 +62,7 @@ class PreviewIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 def list_messages(state: State) -> MessagesOut:
     """The message templates in use, with any SMS-length findings against the live perks."""
     runtime: Runtime = state.runtime
-    book = runtime.messages
+    book = runtime.wording()
     titles = [dict(p.title) for p in runtime.table().perks]
     return MessagesOut(templates=list(book.templates), findings=validate_book(book, titles))
 
@@ -98,7 +98,7 @@ def render_preview(runtime: Runtime, data: PreviewIn) -> Preview:
         delay_minutes=data.delay_minutes,
     )
     return preview(
-        runtime.messages,
+        runtime.wording(),
         incident=data.incident,
         kind=data.kind,
         language=data.language,

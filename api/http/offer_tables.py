@@ -20,19 +20,23 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter, RawBody
 from litestar.status_codes import HTTP_200_OK
 
+from api.http.auth import caller
 from api.http.errors import domain_errors, unprocessable
 from api.numbers import INT32_MAX, whole_number
 from api.runtime import Runtime
-from api.runtime import table_checks as checks_for
+from offers.cases import CaseResult, case_findings, run_cases
 from offers.catalog import (
     Change,
     Checks,
+    Coverage,
     Finding,
     OfferTable,
     Perk,
+    coverage,
     decode_table,
     diff_tables,
     dump_table,
+    errors,
     table_from_builtins,
 )
 from offers.ledger import Draft, Published, Ref, Store, TableSummary, VersionInfo
@@ -47,18 +51,31 @@ VersionQuery = Annotated[
     str, QueryParameter(name="version", description="draft (default), live, or N")
 ]
 """Which version a route reads: `draft` unless the client says `live` or a number."""
-REFUSED = "The table has errors: every finding is in `extra.findings`; nothing is published."
+REFUSED = (
+    "The table has errors or failing example cases: every finding is in `extra.findings`; "
+    "nothing is published."
+)
 
 
 class PublishIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Why; the history records the caller's key name (and `by`, a person a shared key
+    speaks for, when given)."""
+
     reason: Text
-    by: By = "api"
+    by: By | None = None
+
+
+class TablePublishIn(PublishIn, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A table's publish: `acknowledge_failing_cases` publishes although example cases
+    fail (the history records which)."""
+
+    acknowledge_failing_cases: bool = False
 
 
 class RollbackIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     version: Version
     reason: Text
-    by: By = "api"
+    by: By | None = None
 
 
 class DraftOut(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,6 +89,10 @@ class ValidationOut(msgspec.Struct, frozen=True, kw_only=True):
     checked: str
     ok: bool
     findings: list[Finding]
+    #: which segments of the served segmentation the table's own rules reach
+    coverage: Coverage
+    #: the table's example cases as the engine decides them
+    cases: list[CaseResult] = []
 
 
 class VersionOut(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,7 +116,7 @@ def offer_store(state: State) -> tuple[Runtime, Store]:
 
 def table_checks(runtime: Runtime) -> Checks:
     """Validate against the active segmentation and the columns the engine has."""
-    return checks_for(runtime.model, runtime.book.frame.columns)
+    return runtime.checks()
 
 
 def version_ref(text: str, *, hint: str = "a number, vN, draft or live") -> Ref:
@@ -200,7 +221,9 @@ def put_draft(
     request: Request[Any, Any, Any],
     name: FromPath[str],
     body: RawBody,
-    by: Annotated[str, QueryParameter(max_length=128, description="who edits")] = "api",
+    by: Annotated[
+        str | None, QueryParameter(max_length=128, description="who edits, if not the key")
+    ] = None,
 ) -> DraftOut:
     """Store a draft: TOML text (any content type but JSON) or the table as JSON.
 
@@ -213,7 +236,8 @@ def put_draft(
         table, text = _decoded(request, body, source)
     if table.name != name:
         raise unprocessable(f"{source}, field name: the body names {table.name!r}")
-    draft = store.save_draft(table, by, datetime.now(UTC), body=text or dump_table(table))
+    who = caller(request, by)
+    draft = store.save_draft(table, who, datetime.now(UTC), body=text or dump_table(table))
     return DraftOut(draft=draft, table=table, findings=table_checks(runtime).run(table))
 
 
@@ -235,11 +259,37 @@ def validate_table(
     with domain_errors():
         table = store.table(name, version_ref(ref))
     findings = table_checks(runtime).run(table)
-    ok = not any(f.severity == "error" for f in findings)
-    return ValidationOut(name=name, checked=str(ref), ok=ok, findings=findings)
+    cases = run_cases(table, runtime.wording(), runtime.traits) if not errors(findings) else []
+    ok = not errors(findings) and all(c.ok for c in cases)
+    return ValidationOut(
+        name=name,
+        checked=str(ref),
+        ok=ok,
+        findings=findings,
+        coverage=coverage(table, runtime.traits),
+        cases=cases,
+    )
 
 
-def _publish(state: State, name: str, data: PublishIn | RollbackIn) -> Published:
+@get(
+    "/v1/offer-tables/{name:str}/coverage",
+    opt={"role": "marketing"},
+    sync_to_thread=True,
+    tags=["offers"],
+    operation_id="getOfferTableCoverage",
+)
+def table_coverage(state: State, name: FromPath[str], ref: VersionQuery = "live") -> Coverage:
+    """Per segment of the served segmentation (with its size and persona): the table's rules
+    chosen for it, or none (only catch-all rules reach it), and the share of customers covered."""
+    runtime, store = offer_store(state)
+    with domain_errors():
+        table = store.table(name, version_ref(ref))
+    return coverage(table, runtime.traits)
+
+
+def _publish(
+    state: State, request: Request[Any, Any, Any], name: str, data: TablePublishIn | RollbackIn
+) -> Published:
     """Publish the draft, or with `RollbackIn` an old version again, then switch to it.
 
     This process switches at once; other workers notice the new version on their own.
@@ -249,10 +299,18 @@ def _publish(state: State, name: str, data: PublishIn | RollbackIn) -> Published
         publish = (
             partial(store.rollback, name, data.version)
             if isinstance(data, RollbackIn)
-            else partial(store.publish, name)
+            else partial(
+                store.publish,
+                name,
+                examples=lambda table: case_findings(table, runtime.wording(), runtime.traits),
+                acknowledge=data.acknowledge_failing_cases,
+            )
         )
         published = publish(
-            by=data.by, reason=data.reason, now=datetime.now(UTC), checks=table_checks(runtime)
+            by=caller(request, data.by),
+            reason=data.reason,
+            now=datetime.now(UTC),
+            checks=table_checks(runtime),
         )
     runtime.reload_table()
     return published
@@ -266,9 +324,18 @@ def _publish(state: State, name: str, data: PublishIn | RollbackIn) -> Published
     operation_id="publishOfferTable",
     status_code=HTTP_200_OK,
 )
-def publish_table(state: State, name: FromPath[str], data: JSONBody[PublishIn]) -> Published:
-    """Validate and publish the draft as the next version; the engine uses it at once."""
-    return _publish(state, name, data)
+def publish_table(
+    state: State,
+    request: Request[Any, Any, Any],
+    name: FromPath[str],
+    data: JSONBody[TablePublishIn],
+) -> Published:
+    """Validate and publish the draft as the next version; the engine uses it at once.
+
+    A failing example case refuses it (422, the case's finding says what matched and why)
+    unless `acknowledge_failing_cases` is set; then the version's reason names the cases.
+    """
+    return _publish(state, request, name, data)
 
 
 @post(
@@ -279,9 +346,11 @@ def publish_table(state: State, name: FromPath[str], data: JSONBody[PublishIn]) 
     operation_id="rollbackOfferTable",
     status_code=HTTP_200_OK,
 )
-def rollback_table(state: State, name: FromPath[str], data: JSONBody[RollbackIn]) -> Published:
+def rollback_table(
+    state: State, request: Request[Any, Any, Any], name: FromPath[str], data: JSONBody[RollbackIn]
+) -> Published:
     """Publish an old version again, as a new version whose reason says "rollback to vN"."""
-    return _publish(state, name, data)
+    return _publish(state, request, name, data)
 
 
 @get(
@@ -315,4 +384,5 @@ handlers: list[HTTPRouteHandler] = [
     publish_table,
     rollback_table,
     diff_table,
+    table_coverage,
 ]

@@ -12,19 +12,22 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
-from litestar import Response, get, patch, post
+from litestar import Request, Response, get, patch, post
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED
 
+from api.http.auth import caller
 from api.http.errors import domain_errors
 from api.runtime import Runtime
+from offers.catalog import Coverage
 from offers.ledger import live_segment_names
+from offers.live import coverage_warnings, live_coverage
 from segmentation.model import ModelCard, SegmentInfo
 from segmentation.registry import Registry
 from segmentation.spec import FeatureSpec
@@ -81,6 +84,10 @@ class SegmentationOut(msgspec.Struct, frozen=True, kw_only=True):
 
 class Promoted(msgspec.Struct, frozen=True, kw_only=True):
     active: str
+    #: per live offer table, which segments of the now active segmentation its rules reach
+    coverage: list[Coverage] = []
+    #: one per live table whose coverage dropped, naming the segments left to catch-all rules
+    warnings: list[str] = []
 
 
 class SegmentPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -113,7 +120,7 @@ def used_names(runtime: Runtime) -> dict[str, list[str]]:
 
 
 def _switch(state: State, change: Callable[[Registry, dict[str, list[str]]], T]) -> T:
-    """Run a registry change that must keep every segment name the offer table uses, then
+    """Run a registry change that must keep every segment name the offer tables use, then
     serve the new active version in this process at once."""
     runtime: Runtime = state.runtime
     with domain_errors():
@@ -122,7 +129,22 @@ def _switch(state: State, change: Callable[[Registry, dict[str, list[str]]], T])
     return done
 
 
-def _run(runtime: Runtime, job: Job, request: TrainRequest) -> None:
+def _activate(state: State, change: Callable[[Registry, dict[str, list[str]]], str]) -> Promoted:
+    """`_switch` to another active version, and say what that did to the tables' coverage."""
+    runtime: Runtime = state.runtime
+    before = runtime.traits
+    active = _switch(state, change)
+    warnings = coverage_warnings(runtime.ledger, before, runtime.traits)
+    for warning in warnings:
+        log.warning("%s", warning)
+    return Promoted(
+        active=active,
+        coverage=live_coverage(runtime.ledger, runtime.traits),
+        warnings=warnings,
+    )
+
+
+def _run(runtime: Runtime, job: Job, request: TrainRequest, by: str) -> None:
     from segmentation.model import train
 
     def say(message: str) -> None:
@@ -158,7 +180,7 @@ def _run(runtime: Runtime, job: Job, request: TrainRequest) -> None:
             registry.save(model)
             job.version = model.card.version
             if request.promote:
-                registry.promote(model.card.version, used_names(runtime))
+                registry.promote(model.card.version, used_names(runtime), by)
                 runtime.refresh_model()
                 job.promoted = True
         job.status, job.phase = "succeeded", "done"
@@ -219,12 +241,17 @@ def get_segmentation(state: State, version: FromPath[str]) -> SegmentationOut:
     status_code=HTTP_202_ACCEPTED,
     operation_id="trainSegmentation",
 )
-def train_segmentation(state: State, data: JSONBody[TrainRequest]) -> Response[Job]:
+def train_segmentation(
+    state: State, request: Request[Any, Any, Any], data: JSONBody[TrainRequest]
+) -> Response[Job]:
     """Start training a new version (names carry over from the active one); poll `Location`."""
     job = Job(job_id=uuid.uuid4().hex, created_at=datetime.now(UTC))
     _jobs(state)[job.job_id] = job
     thread = threading.Thread(
-        target=_run, args=(state.runtime, job, data), name=f"train-{job.job_id[:8]}", daemon=True
+        target=_run,
+        args=(state.runtime, job, data, caller(request)),
+        name=f"train-{job.job_id[:8]}",
+        daemon=True,
     )
     thread.start()
     location = f"/v1/segmentations/jobs/{job.job_id}"
@@ -254,10 +281,17 @@ def get_job(state: State, job_id: FromPath[str]) -> Job:
     status_code=200,
     operation_id="promoteSegmentation",
 )
-def promote_segmentation(state: State, version: FromPath[str]) -> Promoted:
+def promote_segmentation(
+    state: State, request: Request[Any, Any, Any], version: FromPath[str]
+) -> Promoted:
     """Make a version active; 409 naming the rules if it drops a name the offer table uses."""
-    _switch(state, lambda registry, used: registry.promote(version, used))
-    return Promoted(active=version)
+    by = caller(request)
+
+    def promote(registry: Registry, used: dict[str, list[str]]) -> str:
+        registry.promote(version, used, by)
+        return version
+
+    return _activate(state, promote)
 
 
 @post(
@@ -268,9 +302,10 @@ def promote_segmentation(state: State, version: FromPath[str]) -> Promoted:
     status_code=200,
     operation_id="rollbackSegmentation",
 )
-def rollback_segmentation(state: State) -> Promoted:
+def rollback_segmentation(state: State, request: Request[Any, Any, Any]) -> Promoted:
     """Re-activate the version that was active before the current one."""
-    return Promoted(active=_switch(state, lambda registry, used: registry.rollback(used)))
+    by = caller(request)
+    return _activate(state, lambda registry, used: registry.rollback(used, by))
 
 
 @patch(
@@ -281,12 +316,18 @@ def rollback_segmentation(state: State) -> Promoted:
     operation_id="renameSegment",
 )
 def rename_segment(
-    state: State, version: FromPath[str], name: FromPath[str], data: JSONBody[SegmentPatch]
+    state: State,
+    request: Request[Any, Any, Any],
+    version: FromPath[str],
+    name: FromPath[str],
+    data: JSONBody[SegmentPatch],
 ) -> SegmentInfo:
     """Rename a segment and/or set its description; later versions carry it over."""
     new = data.name or name
+    by = caller(request)
     card = _switch(
-        state, lambda registry, used: registry.rename(version, name, new, data.description, used)
+        state,
+        lambda registry, used: registry.rename(version, name, new, data.description, used, by),
     )
     return card.segment(new)
 

@@ -1,9 +1,20 @@
 """Marketing's catalog: perks and offer tables. Parsing with readable errors, the compiled
-rules as polars expressions, TOML/CSV/XLSX round trips, validation, diffs, and the default
-table shipped with makegood. Versions and drafts are stored by `offers.ledger.versions`.
+rules as polars expressions, personas and coverage, TOML/CSV/XLSX round trips, validation,
+diffs, and the default tables shipped with makegood. Versions and drafts are stored by
+`offers.ledger.versions`.
 """
 
+from offers.catalog.coverage import (
+    Coverage,
+    SegmentCoverage,
+    coverage,
+    coverage_drop,
+    personas_of,
+    resolve,
+)
 from offers.catalog.diff import Change, diff_tables
+from offers.catalog.personas import Persona
+from offers.catalog.sheets import check_file, check_frames
 from offers.catalog.tables import (
     DEFAULTS,
     OfferTable,
@@ -34,13 +45,20 @@ __all__ = [
     "DEFAULTS",
     "Change",
     "Checks",
+    "Coverage",
     "Finding",
     "OfferTable",
     "Perk",
     "PerkKind",
+    "Persona",
     "Rule",
+    "SegmentCoverage",
     "TableError",
     "candidates",
+    "check_file",
+    "check_frames",
+    "coverage",
+    "coverage_drop",
     "decode_table",
     "default_columns",
     "diff_tables",
@@ -51,7 +69,9 @@ __all__ = [
     "ordered_rules",
     "parse_table",
     "perk_frame",
+    "personas_of",
     "read_table_file",
+    "resolve",
     "rule_expr",
     "table_frames",
     "table_from_builtins",

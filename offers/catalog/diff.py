@@ -11,12 +11,13 @@ from typing import Any, Literal
 
 import msgspec
 
+from offers.catalog.cases import Case, Expect
 from offers.catalog.fields import Range
 from offers.catalog.tables import OfferTable, Perk, Rule
 
 __all__ = ["Change", "diff_tables"]
 
-What = Literal["table", "rule", "perk"]
+What = Literal["table", "rule", "perk", "case"]
 
 
 class Change(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -48,19 +49,22 @@ def _show(value: Any) -> str | None:
     return msgspec.json.encode(msgspec.to_builtins(value)).decode()
 
 
-def _fields(item: Rule | Perk) -> dict[str, Any]:
-    """Flatten `when` and `title` one level so each condition or title is its own field."""
+def _fields(item: Rule | Perk | Case) -> dict[str, Any]:
+    """Flatten `when` and `title` (a case's facts, profile and expectation) one level so
+    each condition or title is its own field."""
     out: dict[str, Any] = {}
     for name in item.__struct_fields__:
         value = getattr(item, name)
-        if name in ("when", "title") and isinstance(value, dict):
+        if isinstance(value, Expect):
+            value = {k: v for k, v in msgspec.structs.asdict(value).items() if v is not None}
+        if name in ("when", "title", "facts", "profile", "expect") and isinstance(value, dict):
             out.update({f"{name}.{k}": v for k, v in value.items()})
         else:
             out[name] = value
     return out
 
 
-def _compare(what: What, before: Rule | Perk, after: Rule | Perk) -> list[Change]:
+def _compare(what: What, before: Rule | Perk | Case, after: Rule | Perk | Case) -> list[Change]:
     old, new = _fields(before), _fields(after)
     keys = list(old) + [k for k in new if k not in old]
     return [
@@ -127,7 +131,7 @@ def _common_order(a: list[str], b: list[str]) -> set[str]:
 
 
 def diff_tables(before: OfferTable, after: OfferTable) -> list[Change]:
-    """Every change from `before` to `after`: table settings, then rules, then perks."""
+    """Every change from `before` to `after`: table settings, rules, perks, example cases."""
     out = [
         Change(
             change="changed",
@@ -141,5 +145,8 @@ def diff_tables(before: OfferTable, after: OfferTable) -> list[Change]:
         if getattr(before, f) != getattr(after, f)
     ]
     return (
-        out + _items("rule", before.rules, after.rules) + _items("perk", before.perks, after.perks)
+        out
+        + _items("rule", before.rules, after.rules)
+        + _items("perk", before.perks, after.perks)
+        + _items("case", before.cases, after.cases)
     )

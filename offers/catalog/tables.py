@@ -18,9 +18,12 @@ from typing import Annotated, Any, Literal
 import msgspec
 import polars as pl
 
+from offers.catalog.cases import Case, dump_cases
 from offers.catalog.error_locations import locate
 from offers.catalog.fields import Airport, Column, Condition, Id, Language, Range, Text, Title
+from offers.catalog.personas import Persona
 from offers.catalog.toml_writing import toml_str, toml_value
+from offers.incidents import FLIGHT_KINDS, IncidentKind
 from offers.situations import per_situation
 from segmentation.profiles import PROTECTED_COLUMNS, UNSEGMENTED
 
@@ -99,10 +102,18 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
 
 
 class OfferTable(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Perks, personas and rules for the incident kinds in `incidents` (each kind is served
+    by the newest published table that lists it)."""
+
     name: Id
     hit_policy: Literal["first", "priority"] = "first"
+    incidents: Annotated[list[IncidentKind], msgspec.Meta(min_length=1)] = msgspec.field(
+        default_factory=lambda: list(FLIGHT_KINDS)  # type: ignore[arg-type]
+    )
+    personas: list[Persona] = []
     perks: list[Perk] = []
     rules: list[Rule] = []
+    cases: list[Case] = []  # examples validate and publish run (offers.cases)
 
     def perk(self, perk_id: str) -> Perk:
         return next(p for p in self.perks if p.id == perk_id)
@@ -120,7 +131,13 @@ def canonical(table: OfferTable) -> OfferTable:
         )
         for r in table.rules
     ]
-    return msgspec.structs.replace(table, rules=rules)
+    personas = [
+        msgspec.structs.replace(
+            p, traits={c: [v] if isinstance(v, str) else v for c, v in p.traits.items()}
+        )
+        for p in table.personas
+    ]
+    return msgspec.structs.replace(table, rules=rules, personas=personas)
 
 
 def _no_weights(raw: Any, source: str) -> None:
@@ -180,6 +197,16 @@ def check_table(table: OfferTable) -> None:
     perk_ids = {p.id for p in table.perks}
     if len(perk_ids) != len(table.perks):
         raise TableError(f"table {table.name}: duplicate perk id")
+    persona_ids = {p.id for p in table.personas}
+    if len(persona_ids) != len(table.personas):
+        raise TableError(f"table {table.name}: duplicate persona id")
+    for persona in table.personas:
+        for column in persona.traits:
+            if column in PROTECTED_COLUMNS:
+                raise TableError(
+                    f"table {table.name}, persona {persona.id}, field traits.{column}: "
+                    "protected attribute"
+                )
     seen: set[str] = set()
     for rule in table.rules:
         where = f"table {table.name}, rule {rule.id}"
@@ -194,11 +221,29 @@ def check_table(table: OfferTable) -> None:
         for column in rule.when:
             if column in PROTECTED_COLUMNS:
                 raise TableError(f"{where}, field when.{column}: protected attribute")
+        for named in _values(rule.when.get("persona")):
+            if named not in persona_ids:
+                raise TableError(f"{where}, field when.persona: unknown persona {named!r}")
+
+
+def _values(cond: Condition | None) -> list[str]:
+    if isinstance(cond, str):
+        return [cond]
+    return list(cond) if isinstance(cond, list) else []
 
 
 def dump_table(table: OfferTable) -> str:
     """The table as TOML: one `[[perks]]`/`[[rules]]` block each, defaults left out."""
-    lines = [f"name = {toml_str(table.name)}", f"hit_policy = {toml_str(table.hit_policy)}"]
+    lines = [
+        f"name = {toml_str(table.name)}",
+        f"hit_policy = {toml_str(table.hit_policy)}",
+        f"incidents = {toml_value(table.incidents)}",
+    ]
+    for persona in table.personas:
+        lines += ["", "[[personas]]", f"id = {toml_str(persona.id)}"]
+        for field in ("description", "traits", "segments"):
+            if value := getattr(persona, field):
+                lines.append(f"{field} = {toml_value(value)}")
     for perk in table.perks:
         lines += ["", "[[perks]]"]
         for field in Perk.__struct_fields__:
@@ -213,6 +258,7 @@ def dump_table(table: OfferTable) -> str:
             value = getattr(rule, field)
             if field in ("id", "perk") or value != getattr(defaults, field):
                 lines.append(f"{field} = {toml_value(value)}")
+    lines += dump_cases(table.cases)
     return "\n".join(lines) + "\n"
 
 

@@ -3,9 +3,9 @@
 Layout, for people who live in spreadsheets:
 
 * **rules** (the `rules` sheet, or `NAME.csv`): one row per rule, in evaluation order.
-  Columns: `table` and `hit_policy` (the table's name and `first`/`priority`; only the first
-  row needs them), `id`, `perk`, `alternatives` (other perks the engine may learn to
-  offer instead, comma-separated), `priority`, `per_customer_limit`, `fallback`,
+  Columns: `table`, `hit_policy` and `incidents` (name, `first`/`priority`, incident kinds;
+  only the first row needs them), `id`, `perk`, `alternatives` (other perks the engine may
+  learn to offer instead, comma-separated), `priority`, `per_customer_limit`, `fallback`,
   `description`, then one column per condition:
   - `when.COLUMN` holds values, comma-separated (`road-warrior, premium-business`),
     or `true`/`false` for yes/no columns;
@@ -15,24 +15,28 @@ Layout, for people who live in spreadsheets:
   perk: `id`, `kind`, `value`, `cost`, `currency`, `validity_days`, `usable_now`, one
   `title.LANG` column per language (`title.en`, `title.zh-Hant`…), and `stock` as
   `AIRPORT:PER_DAY` pairs (`TPE:40, HKG:20`).
-
+* **personas** (sheet, or `NAME.personas.csv`) if the table has any: see persona_sheet.
 Blank rows are ignored; unknown columns are refused, so nothing typed is silently lost.
 Numbers are written as spreadsheet numbers when that is exact, else as text. In CSV a text
 cell that a spreadsheet would run as a formula (`=…`, `+…`, `-…`, `@…`) is written with a
-`'` in front, which reading takes off again.
+`'` in front, which reading takes off again. XLSX keeps example cases on a `cases` sheet.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from offers.catalog.case_sheet import add_case_sheet, with_case_sheet
+from offers.catalog.cells import bool_cell, cell, check_header, parse_number
 from offers.catalog.fields import Range
+from offers.catalog.persona_sheet import persona_frame, personas_from_frame
 from offers.catalog.tables import OfferTable, TableError, decode_table, dump_table
 from offers.catalog.tables import table_from_builtins as _from_builtins
+from offers.catalog.workbook import add_pick_lists, sheet_frame
 from segmentation.cells import guard_frame, unguard_frame
 
 __all__ = [
@@ -52,6 +56,7 @@ FORMATS = (".toml", ".csv", ".xlsx")
 RULE_COLUMNS = (
     "table",
     "hit_policy",
+    "incidents",
     "id",
     "perk",
     "alternatives",
@@ -67,42 +72,15 @@ _LISTS = {"alternatives"}
 _BOOLS = {"fallback", "usable_now"}
 
 
-# --- cells ---------------------------------------------------------------------------
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if x.is_integer() and abs(x) < 2**53 else repr(x)
-
-
-def _cell(v: Any) -> str | None:
-    if v is None:
-        return None
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return _num(v)
-    if isinstance(v, list):
-        return ", ".join(str(x) for x in v) or None
-    return str(v)
-
-
-def _bool(text: str) -> bool | str:
-    low = text.strip().lower()
-    return {"true": True, "false": False}.get(low, text)
-
-
-def _parse_number(text: str, kind: type) -> Any:
-    try:
-        return int(text) if kind is int else float(text)
-    except ValueError:
-        try:
-            whole = float(text)
-        except ValueError:
-            return text  # left as text: msgspec names the rule and field
-        return int(whole) if kind is int and whole.is_integer() else text
-
-
 # --- table -> frames -----------------------------------------------------------------
+
+
+_SETTINGS = ("table", "hit_policy", "incidents")
+
+
+def _settings(table: OfferTable) -> dict[str, str | None]:
+    """The table-wide cells (name, hit policy, incident kinds) every rules row repeats."""
+    return {"table": table.name, "hit_policy": table.hit_policy, "incidents": cell(table.incidents)}
 
 
 def table_frames(table: OfferTable) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -116,25 +94,30 @@ def table_frames(table: OfferTable) -> tuple[pl.DataFrame, pl.DataFrame]:
                 else [f"when.{column}"]
             )
             when_columns += [n for n in names if n not in when_columns]
-    first = {"when.segment": 0, "when.step": 1, "when.step.min": 1, "when.step.max": 1}
+    first = {
+        "when.persona": 0,
+        "when.segment": 0,
+        "when.step": 1,
+        "when.step.min": 1,
+        "when.step.max": 1,
+    }
     when_columns.sort(key=lambda c: first.get(c, 2))
     rows: list[dict[str, str | None]] = []
     for rule in table.rules:
         row: dict[str, str | None] = {
-            "table": table.name,
-            "hit_policy": table.hit_policy,
-            **{f: _cell(getattr(rule, f)) for f in RULE_COLUMNS[2:]},
+            **_settings(table),
+            **{f: cell(getattr(rule, f)) for f in RULE_COLUMNS[3:]},
         }
         row["description"] = rule.description or None
         for column, cond in rule.when.items():
             if isinstance(cond, Range):
-                row[f"when.{column}.min"] = _cell(cond.min)
-                row[f"when.{column}.max"] = _cell(cond.max)
+                row[f"when.{column}.min"] = cell(cond.min)
+                row[f"when.{column}.max"] = cell(cond.max)
             else:
-                row[f"when.{column}"] = _cell(cond)
+                row[f"when.{column}"] = cell(cond)
         rows.append(row)
     if not rows:  # a table without rules still keeps its name and policy
-        rows.append({"table": table.name, "hit_policy": table.hit_policy})
+        rows.append(_settings(table))
     header = [*RULE_COLUMNS, *when_columns]
     rules = pl.DataFrame(
         {c: [r.get(c) for r in rows] for c in header}, schema=dict.fromkeys(header, pl.String)
@@ -145,7 +128,7 @@ def table_frames(table: OfferTable) -> tuple[pl.DataFrame, pl.DataFrame]:
     perk_header = [*PERK_COLUMNS, *(f"title.{lang}" for lang in languages), "stock"]
     perk_rows = [
         {
-            **{f: _cell(getattr(p, f)) for f in PERK_COLUMNS},
+            **{f: cell(getattr(p, f)) for f in PERK_COLUMNS},
             **{f"title.{lang}": p.title.get(lang) for lang in languages},
             "stock": ", ".join(f"{s.airport}:{s.per_day}" for s in p.stock) or None,
         }
@@ -161,45 +144,33 @@ def table_frames(table: OfferTable) -> tuple[pl.DataFrame, pl.DataFrame]:
 # --- frames -> table -----------------------------------------------------------------
 
 
-def _check_header(
-    columns: Iterable[str],
-    fixed: tuple[str, ...],
-    prefixes: tuple[str, ...],
-    sheet: str,
-    source: str,
-) -> None:
-    for c in columns:
-        if c not in fixed and not c.startswith(prefixes):
-            raise TableError(f"{source}: {sheet}: unknown column {c!r}")
-
-
 def _rule_builtins(row: dict[str, str | None]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     when: dict[str, Any] = {}
     for key, text in row.items():
-        if text is None or key in ("table", "hit_policy"):
+        if text is None or key in _SETTINGS:
             continue
         if key.startswith("when."):
             column = key[5:]
             if column.endswith((".min", ".max")):
                 bound = when.setdefault(column[:-4], {})
                 if isinstance(bound, dict):
-                    bound[column[-3:]] = _parse_number(text, float)
+                    bound[column[-3:]] = parse_number(text, float)
                 else:
                     raise TableError(f"field when.{column[:-4]}: both values and a range")
             elif column in when:
                 raise TableError(f"field when.{column}: both values and a range")
             else:
-                value = _bool(text)
+                value = bool_cell(text)
                 when[column] = (
                     value if isinstance(value, bool) else [v.strip() for v in text.split(",")]
                 )
         elif key in _INTS:
-            out[key] = _parse_number(text, int)
+            out[key] = parse_number(text, int)
         elif key in _FLOATS:
-            out[key] = _parse_number(text, float)
+            out[key] = parse_number(text, float)
         elif key in _BOOLS:
-            out[key] = _bool(text)
+            out[key] = bool_cell(text)
         elif key in _LISTS:
             out[key] = [v.strip() for v in text.split(",")]
         else:
@@ -220,36 +191,40 @@ def _perk_builtins(row: dict[str, str | None]) -> dict[str, Any]:
             stock = []
             for pair in text.split(","):
                 airport, _, per_day = pair.strip().partition(":")
-                stock.append({"airport": airport.strip(), "per_day": _parse_number(per_day, int)})
+                stock.append({"airport": airport.strip(), "per_day": parse_number(per_day, int)})
             out["stock"] = stock
         elif key in _INTS:
-            out[key] = _parse_number(text, int)
+            out[key] = parse_number(text, int)
         elif key in _FLOATS:
-            out[key] = _parse_number(text, float)
+            out[key] = parse_number(text, float)
         elif key in _BOOLS:
-            out[key] = _bool(text)
+            out[key] = bool_cell(text)
         else:
             out[key] = text
     return out
 
 
 def table_from_frames(
-    rules: pl.DataFrame, perks: pl.DataFrame, source: str = "spreadsheet"
+    rules: pl.DataFrame,
+    perks: pl.DataFrame,
+    source: str = "spreadsheet",
+    personas: pl.DataFrame | None = None,
 ) -> OfferTable:
-    """Read (rules, perks) frames of text back into a table; errors name the rule and field."""
-    _check_header(rules.columns, RULE_COLUMNS, ("when.",), "rules", source)
-    _check_header(perks.columns, (*PERK_COLUMNS, "stock"), ("title.",), "perks", source)
+    """Read (rules, perks[, personas]) frames of text back into a table; errors name the rule
+    and field."""
+    check_header(rules.columns, RULE_COLUMNS, ("when.",), "rules", source)
+    check_header(perks.columns, (*PERK_COLUMNS, "stock"), ("title.",), "perks", source)
     settings: dict[str, str] = {}
     raw_rules = []
     for number, row in enumerate(rules.iter_rows(named=True), start=2):
-        for key in ("table", "hit_policy"):
+        for key in _SETTINGS:
             text = row.get(key)
             if text is not None and settings.setdefault(key, text) != text:
                 raise TableError(
                     f"{source}: rules row {number}, field {key}: {text!r} differs from "
                     f"{settings[key]!r} above"
                 )
-        if all(v is None for k, v in row.items() if k not in ("table", "hit_policy")):
+        if all(v is None for k, v in row.items() if k not in _SETTINGS):
             continue
         try:
             raw_rules.append(_rule_builtins(row))
@@ -265,7 +240,9 @@ def table_from_frames(
         raise TableError(f"{source}: rules: the first row needs the table's name in `table`")
     raw = {
         **{"name": settings["table"]},
-        **({"hit_policy": settings["hit_policy"]} if "hit_policy" in settings else {}),
+        **{k: settings[k] for k in ("hit_policy",) if k in settings},
+        **{k: [x.strip() for x in settings[k].split(",")] for k in ("incidents",) if k in settings},
+        "personas": personas_from_frame(personas, source) if personas is not None else [],
         "perks": raw_perks,
         "rules": raw_rules,
     }
@@ -273,6 +250,11 @@ def table_from_frames(
 
 
 # --- files ---------------------------------------------------------------------------
+
+
+def personas_path(path: Path) -> Path:
+    """The personas file that goes with a rules CSV, if the table has personas."""
+    return path.with_name(path.name.removesuffix(".csv") + ".personas.csv")
 
 
 def perks_path(path: Path) -> Path:
@@ -286,17 +268,24 @@ def write_csv(table: OfferTable, path: Path) -> list[Path]:
     rules, perks = table_frames(table)
     guard_frame(rules).write_csv(path)
     guard_frame(perks).write_csv(perks_path(path))
-    return [path, perks_path(path)]
+    written = [path, perks_path(path)]
+    if table.personas:
+        guard_frame(persona_frame(table)).write_csv(personas_path(path))
+        written.append(personas_path(path))
+    return written
 
 
 def read_csv(path: Path) -> OfferTable:
-    if path.name.endswith(".perks.csv"):
-        path = path.with_name(path.name.removesuffix(".perks.csv") + ".csv")
+    for suffix in (".perks.csv", ".personas.csv"):
+        if path.name.endswith(suffix):
+            path = path.with_name(path.name.removesuffix(suffix) + ".csv")
     companion = perks_path(path)
     if not companion.exists():
         raise TableError(f"{path.name}: its perks file {companion.name} is missing")
     frames = [unguard_frame(pl.read_csv(p, infer_schema=False)) for p in (path, companion)]
-    return table_from_frames(frames[0], frames[1], path.name)
+    people = personas_path(path)
+    personas = unguard_frame(pl.read_csv(people, infer_schema=False)) if people.exists() else None
+    return table_from_frames(frames[0], frames[1], path.name, personas)
 
 
 def _xlsx_value(column: str, text: str | None) -> Any:
@@ -311,15 +300,24 @@ def _xlsx_value(column: str, text: str | None) -> Any:
     return x if float(f"{x:.16G}") == x and abs(x) < 1e300 else text
 
 
-def write_xlsx(table: OfferTable, path: Path) -> list[Path]:
+def write_xlsx(
+    table: OfferTable, path: Path, choices: Mapping[str, Sequence[str]] | None = None
+) -> list[Path]:
+    """The workbook, with dropdowns (offers.catalog.workbook): perk ids, yes/no, kinds, and
+    the values of each condition in `choices` (`{"segment": [...]}`)."""
     import xlsxwriter
 
     rules, perks = table_frames(table)
     with xlsxwriter.Workbook(str(path)) as book:
         bold = book.add_format({"bold": True})
         text = book.add_format({"num_format": "@"})
-        for name, frame in (("rules", rules), ("perks", perks)):
+        frames = [("rules", rules), ("perks", perks)]
+        if table.personas:
+            frames.append(("personas", persona_frame(table)))
+        sheets = {}
+        for name, frame in frames:
             sheet = book.add_worksheet(name)
+            sheets[name] = (sheet, frame.columns)
             sheet.freeze_panes(1, 0)
             for j, column in enumerate(frame.columns):
                 sheet.write_string(0, j, column, bold)
@@ -331,31 +329,9 @@ def write_xlsx(table: OfferTable, path: Path) -> list[Path]:
                     elif value is not None:
                         sheet.write_string(i, j, value, text)
             sheet.autofilter(0, 0, frame.height, max(0, frame.width - 1))
+        add_pick_lists(book, sheets, [p.id for p in table.perks], choices or {})
+    add_case_sheet(path, table.cases)  # the example cases, when there are any
     return [path]
-
-
-def _xlsx_text(v: Any) -> str | None:
-    if v is None or v == "":
-        return None
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return _num(v)
-    return str(v)
-
-
-def _sheet_frame(book: Any, name: str, source: str) -> pl.DataFrame:
-    if name not in book.sheetnames:
-        raise TableError(f"{source}: no {name!r} sheet")
-    rows = list(book[name].iter_rows(values_only=True))
-    if not rows:
-        return pl.DataFrame()
-    header = [str(h) for h in rows[0] if h is not None]
-    columns = {
-        h: [_xlsx_text(r[j]) if j < len(r) else None for r in rows[1:]]
-        for j, h in enumerate(header)
-    }
-    return pl.DataFrame(columns, schema=dict.fromkeys(header, pl.String))
 
 
 def read_xlsx(path: Path) -> OfferTable:
@@ -363,11 +339,13 @@ def read_xlsx(path: Path) -> OfferTable:
 
     book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     try:
-        rules = _sheet_frame(book, "rules", path.name)
-        perks = _sheet_frame(book, "perks", path.name)
+        rules = sheet_frame(book, "rules", path.name)
+        perks = sheet_frame(book, "perks", path.name)
+        has_personas = "personas" in book.sheetnames
+        personas = sheet_frame(book, "personas", path.name) if has_personas else None
     finally:
         book.close()
-    return table_from_frames(rules, perks, path.name)
+    return with_case_sheet(table_from_frames(rules, perks, path.name, personas), path)
 
 
 def read_table_file(path: Path) -> tuple[OfferTable, str]:
@@ -385,8 +363,14 @@ def read_table_file(path: Path) -> tuple[OfferTable, str]:
     return table, dump_table(table)
 
 
-def write_table_file(table: OfferTable, path: Path, body: str | None = None) -> list[Path]:
-    """Write `table` as TOML (its `body` text when given), CSV (two files) or XLSX."""
+def write_table_file(
+    table: OfferTable,
+    path: Path,
+    body: str | None = None,
+    choices: Mapping[str, Sequence[str]] | None = None,
+) -> list[Path]:
+    """Write `table` as TOML (its `body` text when given), CSV (two files) or XLSX (with
+    dropdowns, `choices` giving the values of conditions such as `segment`)."""
     suffix = path.suffix.lower()
     if suffix == ".toml":
         path.write_text(body if body is not None else dump_table(table), encoding="utf-8")
@@ -394,5 +378,5 @@ def write_table_file(table: OfferTable, path: Path, body: str | None = None) -> 
     if suffix == ".csv":
         return write_csv(table, path)
     if suffix == ".xlsx":
-        return write_xlsx(table, path)
+        return write_xlsx(table, path, choices)
     raise TableError(f"{path.name}: unknown format (use {', '.join(FORMATS)})")

@@ -9,15 +9,18 @@ symbolically over value sets and ranges, never by sampling customers.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Set
-from typing import Literal
+from collections.abc import Callable, Iterable, Mapping, Set
+from typing import Any
 
 import msgspec
 
+from offers.catalog.columns import INCIDENT_COLUMNS, default_columns
+from offers.catalog.coverage import personas_of, resolve
 from offers.catalog.fields import Condition, Range
+from offers.catalog.findings import Finding, Severity, did_you_mean
+from offers.catalog.persona_checks import persona_findings
 from offers.catalog.tables import OfferTable, Perk, Rule, ordered_rules
-from offers.incidents import FlightFacts
-from segmentation.profiles import LANGUAGES, PROFILE_SCHEMA, PROTECTED_COLUMNS
+from segmentation.profiles import LANGUAGES, PROTECTED_COLUMNS
 
 __all__ = [
     "DEFAULT_MAX_STEP",
@@ -26,55 +29,12 @@ __all__ = [
     "Finding",
     "contains",
     "default_columns",
+    "did_you_mean",
     "errors",
     "validate",
 ]
 
-#: Columns the engine adds to each customer's row: segment, step, channel and incident facts.
-INCIDENT_COLUMNS: frozenset[str] = frozenset(
-    {
-        "segment",
-        "step",
-        "delay_minutes",
-        "kind",
-        "channel",
-        "language",
-        "airport",
-        "distance_km",
-        "cause",
-        *FlightFacts.__struct_fields__,
-    }
-)
 DEFAULT_MAX_STEP = 6
-
-Severity = Literal["error", "warning"]
-
-
-class Finding(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One problem: how bad, what kind (`code`), and where (table, rule or perk, field)."""
-
-    severity: Severity
-    code: str
-    table: str
-    rule: str | None = None
-    perk: str | None = None
-    field: str | None = None
-    message: str
-
-    def __str__(self) -> str:
-        where = [f"table {self.table}"]
-        if self.rule is not None:
-            where.append(f"rule {self.rule}")
-        if self.perk is not None:
-            where.append(f"perk {self.perk}")
-        if self.field is not None:
-            where.append(f"field {self.field}")
-        return f"{self.severity}: {', '.join(where)}: {self.message}"
-
-
-def default_columns() -> frozenset[str]:
-    """Every column a condition may name: non-protected profile columns and incident facts."""
-    return frozenset(PROFILE_SCHEMA) - PROTECTED_COLUMNS | INCIDENT_COLUMNS
 
 
 class Checks(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -83,6 +43,8 @@ class Checks(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     segment_names: frozenset[str] | None = None
     known_columns: frozenset[str] | None = None
     max_step: int = DEFAULT_MAX_STEP
+    #: Segment -> typical values (segmentation.traits): personas and coverage are checked.
+    traits: dict[str, dict[str, Any]] | None = None
 
     def run(self, table: OfferTable) -> list[Finding]:
         return validate(
@@ -90,6 +52,7 @@ class Checks(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             segment_names=self.segment_names,
             known_columns=self.known_columns,
             max_step=self.max_step,
+            traits=self.traits,
         )
 
 
@@ -180,17 +143,19 @@ def validate(
     segment_names: Set[str] | None = None,
     known_columns: Set[str] | None = None,
     max_step: int = DEFAULT_MAX_STEP,
+    traits: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Finding]:
     """Every finding for `table`, errors and warnings, in table order.
 
     `segment_names` are the active segmentation's names (None skips that check);
-    `known_columns` defaults to `default_columns()`; coverage is checked for steps 1..max_step.
+    `known_columns` defaults to `default_columns()`; coverage is checked for steps 1..max_step,
+    and, given the segmentation's `traits`, per segment through personas.
     """
     known = default_columns() if known_columns is None else known_columns
     out: list[Finding] = []
     name = table.name
 
-    def add(severity: Severity, code: str, message: str, **where: str | None) -> None:
+    def add(severity: Severity, code: str, message: str, **where: Any) -> None:
         out.append(Finding(severity=severity, code=code, table=name, message=message, **where))
 
     perk_ids: set[str] = set()
@@ -229,7 +194,10 @@ def validate(
             add("error", "duplicate-rule", "duplicate rule id", rule=rid, field="id")
         rule_ids.add(rid)
         if rule.perk not in perk_ids:
-            add("error", "unknown-perk", f"unknown perk {rule.perk!r}", rule=rid, field="perk")
+            hint = did_you_mean(rule.perk, perk_ids)
+            add(
+                "error", "unknown-perk", f"unknown perk {rule.perk!r}{hint}", rule=rid, field="perk"
+            )
         _check_alternatives(rule, {p.id: p for p in table.perks}, add)
         if rule.fallback and rule.when:
             add(
@@ -258,7 +226,14 @@ def validate(
                     field=field,
                 )
             elif column not in known:
-                add("error", "unknown-column", f"unknown column {column!r}", rule=rid, field=field)
+                hint = did_you_mean(column, known)
+                add(
+                    "error",
+                    "unknown-column",
+                    f"unknown column {column!r}{hint}",
+                    rule=rid,
+                    field=field,
+                )
             if empty(cond):
                 add(
                     "error",
@@ -273,7 +248,7 @@ def validate(
                 add(
                     "error",
                     "unknown-segment",
-                    f"unknown segment {unknown!r}",
+                    f"unknown segment {unknown!r}{did_you_mean(unknown, segment_names)}",
                     rule=rid,
                     field="when.segment",
                 )
@@ -297,7 +272,9 @@ def validate(
                     field="when",
                 )
                 break
-    out += _coverage(table, segment_names, max_step)
+    out += persona_findings(table, known, segment_names, traits)
+    resolved = resolve(table, personas_of(table, traits)) if traits is not None else table
+    out += _coverage(resolved, segment_names, max_step)
     return out
 
 
@@ -317,7 +294,8 @@ def _check_alternatives(rule: Rule, perks: dict[str, Perk], add: Callable[..., N
         elif alternative in seen:
             add("error", "duplicate-alternative", f"{alternative} is listed twice", **where)
         elif alternative not in perks:
-            add("error", "unknown-perk", f"unknown perk {alternative!r}", **where)
+            hint = did_you_mean(alternative, perks)
+            add("error", "unknown-perk", f"unknown perk {alternative!r}{hint}", **where)
         elif rule.perk in perks:
             own, other = perks[rule.perk].value, perks[alternative].value
             if abs(other - own) > VALUE_BAND * own:

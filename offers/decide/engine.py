@@ -183,6 +183,7 @@ def with_texts(
     frame = frame.with_columns(rights=pl.lit(regimes), _owed=pl.lit(bool(owed)))
     rendered = render_texts(frame, book, kind, "message_kind", "_given", "_owed")
     return frame.drop("rights", "_owed").with_columns(
+        message_book=pl.lit(book.label(kind), pl.String),
         text=rendered.text,
         text_language=rendered.text_language,
         text_shell=rendered.text_shell,
@@ -204,4 +205,5 @@ def as_record(frame: pl.DataFrame, ctx: StepContext) -> pl.DataFrame:
         "reason_id",
         "text_shell",
         pl.col("_kept_name").alias("first_name"),
+        "message_book",
     )

@@ -5,6 +5,7 @@ from versioned regime data with citations and the bundled airport list.
 
 from offers.incidents.kinds import (
     FLIGHT_KINDS,
+    SERVICE_KINDS,
     AwareDatetime,
     CancellationFacts,
     EscalationPolicy,
@@ -12,6 +13,7 @@ from offers.incidents.kinds import (
     FlightFacts,
     Incident,
     IncidentId,
+    IncidentKind,
     ServiceFacts,
     entitlements,
     facts_type,
@@ -19,6 +21,7 @@ from offers.incidents.kinds import (
 
 __all__ = [
     "FLIGHT_KINDS",
+    "SERVICE_KINDS",
     "AwareDatetime",
     "CancellationFacts",
     "EscalationPolicy",
@@ -26,6 +29,7 @@ __all__ = [
     "FlightFacts",
     "Incident",
     "IncidentId",
+    "IncidentKind",
     "ServiceFacts",
     "entitlements",
     "facts_type",

@@ -120,6 +120,12 @@ class EscalationPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
             return 0
         return delay_minutes // self.step_minutes + 1
 
+    def first_minute(self, step: int) -> int:
+        """The least delay that reaches `step` (the inverse of `step`): 30, 45, 90, 135…"""
+        if step <= 1:
+            return self.notice_minutes if step == 1 else 0
+        return max((step - 1) * self.step_minutes, self.notice_minutes)
+
 
 class FactsError(ValueError):
     """Facts that are well-formed but unusable (an unknown airport); names the field."""

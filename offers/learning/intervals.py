@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["MIN_EFFECTIVE", "bounded", "effective_size", "wilson"]
+__all__ = ["MIN_EFFECTIVE", "Z95", "bounded", "difference", "effective_size", "wilson"]
+
+Z95 = 1.959964
 
 #: Below this effective sample size a group's estimates are marked "too little data".
 MIN_EFFECTIVE = 30.0
@@ -54,3 +56,20 @@ def bounded(
     lo = min(w_low * top, low if low is not None and not math.isnan(low) else top)
     hi = max(w_high * top, high if high is not None and not math.isnan(high) else 0.0)
     return v, min(max(lo, 0.0), v), max(min(hi, top), v)
+
+
+def difference(
+    x1: float, n1: float, x2: float, n2: float, z: float = Z95
+) -> tuple[float, float, float] | None:
+    """p1 - p2 of two proportions (`x` of `n` each) with Newcombe's hybrid score interval
+    (his method 10: built from each side's Wilson interval, so it stays honest with a
+    handful of customers and never claims more than [-1, 1]); None if either side is empty."""
+    if n1 <= 0 or n2 <= 0:
+        return None
+    p1, p2 = x1 / n1, x2 / n2
+    l1, u1 = wilson(p1, n1, z)
+    l2, u2 = wilson(p2, n2, z)
+    d = p1 - p2
+    low = d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    high = d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    return d, max(low, -1.0), min(high, 1.0)

@@ -1,8 +1,10 @@
 """The offers report: which perks each segment accepts, what they cost, what they change.
 
 One static HTML page with inline SVG (mailable, opens offline). Numbers come from the
-ledger's decisions joined with their feedback (`offers.learning.evidence.load_outcomes`); Python
-works out every chart's geometry, the Jinja template only places it.
+ledger's decisions joined with their feedback (`offers.learning.outcomes.load_outcomes`).
+Every rate shows the counts behind it and a 95% interval (Wilson for a rate, Newcombe's
+for lift, a difference of two rates, in percentage points); charts are Vega-Lite rendered
+to SVG on the server (`segmentation.charts`), with a table where a chart would say little.
 """
 
 from __future__ import annotations
@@ -13,14 +15,19 @@ from typing import Any
 
 import polars as pl
 
+from offers.learning.intervals import Z95, difference, wilson
 from offers.learning.outcomes import load_outcomes
 from offers.ledger import Ledger
+from segmentation.charts import interval_bars, render_svg, small_lines
 from segmentation.html import colour, template_env, write_report
 
-__all__ = ["TEMPLATES", "offers_tables", "render_offers_report", "write_report"]
+__all__ = ["MIN_PERIODS", "TEMPLATES", "offers_tables", "render_offers_report", "write_report"]
 
 TEMPLATES = Path(__file__).parent / "templates"
-_W, _H, _PAD = 360, 170, 34
+#: With fewer periods than this, acceptance over time is a table: a line needs some points.
+MIN_PERIODS = 4
+_POINTS = "format(datum.value * 100, '+.0f') + ' pts'"
+_PERCENT = "format(datum.value * 100, '.0f') + '%'"
 
 
 def offers_tables(outcomes: pl.DataFrame) -> dict[str, pl.DataFrame]:
@@ -53,6 +60,8 @@ def offers_tables(outcomes: pl.DataFrame) -> dict[str, pl.DataFrame]:
         .agg(
             perk_n=(pl.col("arm") == "perk").sum(),
             holdout_n=(pl.col("arm") == "holdout").sum(),
+            perk_returned=pl.col("returned").filter(pl.col("arm") == "perk").sum(),
+            holdout_returned=pl.col("returned").filter(pl.col("arm") == "holdout").sum(),
             perk_return=pl.col("returned").filter(pl.col("arm") == "perk").mean(),
             holdout_return=pl.col("returned").filter(pl.col("arm") == "holdout").mean(),
         )
@@ -81,57 +90,87 @@ def offers_tables(outcomes: pl.DataFrame) -> dict[str, pl.DataFrame]:
     return {"by_perk": by_perk, "lift": lift, "complaints": complaints, "over_time": over_time}
 
 
-def _lines(over_time: pl.DataFrame, colours: dict[str, str]) -> list[dict[str, Any]]:
-    """One small chart per segment: acceptance per period, a line per perk."""
-    periods = over_time["period"].unique().sort().to_list()
-    x_of = {p: i for i, p in enumerate(periods)}
-    step = (_W - 2 * _PAD) / max(len(periods) - 1, 1)
-    charts = []
-    for (segment,), rows in over_time.group_by("segment", maintain_order=True):
-        series = []
-        for (perk,), line in rows.group_by("perk_id", maintain_order=True):
-            points = [
-                (_PAD + x_of[p] * step, _H - _PAD - a * (_H - 2 * _PAD))
-                for p, a in zip(line["period"], line["acceptance"], strict=True)
-            ]
-            series.append(
-                {
-                    "perk": perk,
-                    "colour": colours[str(perk)],
-                    "points": " ".join(f"{x:.1f},{y:.1f}" for x, y in points),
-                    "dots": [{"x": x, "y": y} for x, y in points],
-                }
-            )
-        charts.append({"segment": segment, "series": series})
-    first = periods[0].strftime("%Y-%m-%d") if periods else ""
-    last = periods[-1].strftime("%Y-%m-%d") if periods else ""
-    return [dict(c, first=first, last=last) for c in charts]
+def _with_intervals(
+    tables: dict[str, pl.DataFrame], z: float = Z95
+) -> dict[str, list[dict[str, Any]]]:
+    """The tables as rows, each rate with its 95% interval (`*_low`, `*_high`); one row per
+    segment, perk or incident, so a loop here is over a handful of groups, not customers."""
+    by_perk = []
+    for r in tables["by_perk"].to_dicts():
+        low, high = wilson(r["acceptance"], r["delivered"], z)
+        by_perk.append(r | {"acceptance_low": low, "acceptance_high": high})
+    lift = []
+    for r in tables["lift"].to_dicts():
+        found = difference(
+            r["perk_returned"], r["perk_n"], r["holdout_returned"], r["holdout_n"], z
+        )
+        lift.append(r | {"lift_low": found and found[1], "lift_high": found and found[2]})
+    complaints = []
+    for r in tables["complaints"].to_dicts():
+        low, high = wilson(r["rate"], r["delivered"], z)
+        complaints.append(r | {"rate_low": low, "rate_high": high})
+    return {"by_perk": by_perk, "lift": lift, "complaints": complaints}
 
 
-def _bars(
-    values: list[tuple[str, float | None]], scale: float, fmt: str = "{:.1%}"
-) -> list[dict[str, Any]]:
-    """Horizontal bars (label, value); `scale` is the value drawn at full width."""
-    return [
-        {
-            "label": label,
-            "y": 8 + i * 26,
-            "w": 0.0 if v is None else max(0.0, (_W - 150) * v / scale),
-            "text": "n/a" if v is None else fmt.format(v),
-        }
-        for i, (label, v) in enumerate(values)
+def _charts(
+    rows: dict[str, list[dict[str, Any]]], over_time: pl.DataFrame, colours: dict[str, str]
+) -> dict[str, str | None]:
+    """The SVG charts, or None where there is nothing (or too little) to draw."""
+    lift = [
+        {"label": r["segment"], "value": r["lift"], "low": r["lift_low"], "high": r["lift_high"]}
+        for r in rows["lift"]
+        if r["lift"] is not None
     ]
+    complaints = [
+        {
+            "label": r["incident_id"],
+            "value": r["rate"],
+            "low": r["rate_low"],
+            "high": r["rate_high"],
+        }
+        for r in rows["complaints"][-30:]
+    ]
+    lines = [
+        {
+            "segment": r["segment"],
+            "perk": r["perk_id"],
+            "period": r["period"].strftime("%Y-%m-%d"),
+            "acceptance": r["acceptance"],
+        }
+        for r in over_time.to_dicts()
+    ]
+    enough = over_time["period"].n_unique() >= MIN_PERIODS
+    return {
+        "lift": render_svg(
+            interval_bars(lift, "lift over holdout, percentage points (95% interval)", _POINTS),
+            "lift over holdout per segment, with 95% intervals",
+        )
+        if lift
+        else None,
+        "complaints": render_svg(
+            interval_bars(complaints, "complaints per delivered message (95% interval)", _PERCENT),
+            "complaint rate per incident, with 95% intervals",
+        )
+        if complaints
+        else None,
+        "over_time": render_svg(
+            small_lines(lines, colours), "acceptance over time per segment and perk"
+        )
+        if lines and enough
+        else None,
+    }
 
 
-def render_offers_report(ledger: Ledger, now: datetime, span: timedelta) -> str:
-    """The HTML page for the decisions of the last `span`."""
+def render_offers_report(
+    ledger: Ledger, now: datetime, span: timedelta, back: str | None = None
+) -> str:
+    """The HTML page for the decisions of the last `span`; `back` links to where it was
+    opened from (the admin pages)."""
     outcomes = load_outcomes(ledger, now - span)
     tables = offers_tables(outcomes)
     perk_ids = sorted(set(outcomes["perk_id"].drop_nulls().to_list()))
     colours = {p: colour(i) for i, p in enumerate(perk_ids)}
-    lift = tables["lift"]
-    complaints = tables["complaints"].tail(30)
-    worst = float(complaints["rate"].fill_null(0.0).max() or 0.0) if complaints.height else 0.0  # type: ignore[arg-type]
+    rows = _with_intervals(tables)
     delivered = outcomes.filter("delivered")
     return (
         template_env(TEMPLATES)
@@ -146,17 +185,13 @@ def render_offers_report(ledger: Ledger, now: datetime, span: timedelta) -> str:
                 "redeemed": int(delivered["redeemed"].sum()),
                 "complaints": int(delivered["complaint"].sum()),
             },
-            by_perk=tables["by_perk"].to_dicts(),
-            lines=_lines(tables["over_time"], colours),
+            by_perk=rows["by_perk"],
+            lift=rows["lift"],
+            complaints=rows["complaints"][-30:],
+            over_time=tables["over_time"].to_dicts(),
             colours=colours,
-            lift=lift.to_dicts(),
-            lift_bars=_bars(list(zip(lift["segment"], lift["lift"], strict=True)), 0.25, "{:+.1%}"),
-            complaint_bars=_bars(
-                list(zip(complaints["incident_id"], complaints["rate"], strict=True)),
-                max(worst, 0.05),
-            ),
-            w=_W,
-            h=_H,
-            pad=_PAD,
+            charts=_charts(rows, tables["over_time"], colours),
+            min_periods=MIN_PERIODS,
+            back=back,
         )
     )

@@ -20,25 +20,27 @@ logs never gave that segment, there is no support: the estimate is left empty an
 report says so. A decision where the logs could give no perk whatever the choice (logged
 with probability 1: the contact cap, a limit, every candidate held) gives none under the
 draft either: a table does not change the contact policy.
+Against the live table, the change is the mean of the per-decision difference of the two
+DR terms over the same logged decisions (a paired estimate: where both tables give the same
+perk the difference is exactly 0), with a normal interval.
 Reading is one read-only transaction; nothing is written.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import msgspec
 import polars as pl
-import sqlalchemy as sa
 
-from offers.catalog import OfferTable, TableError, match, perk_frame
+from offers.catalog import OfferTable, TableError, personas_of, resolve
 from offers.learning.intervals import MIN_EFFECTIVE, bounded, effective_size
 from offers.learning.outcomes import load_outcomes
+from offers.learning.replay import incident_facts, replay
 from offers.ledger import Ledger
-from offers.ledger.schema import incidents
 
 __all__ = [
     "METHOD",
@@ -93,6 +95,9 @@ class GroupEstimate(msgspec.Struct, frozen=True, kw_only=True):
     issued_cost: float
     acceptance: dict[Estimator, Estimate]
     cost: dict[Estimator, Estimate]
+    change_acceptance: Estimate = Estimate(value=None, low=None, high=None)
+    change_cost: Estimate = Estimate(value=None, low=None, high=None)
+    unchanged: bool = False
 
 
 class Unsupported(msgspec.Struct, frozen=True, kw_only=True):
@@ -104,7 +109,12 @@ class Unsupported(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Simulation(msgspec.Struct, frozen=True, kw_only=True):
+    """A draft's estimates; `against` names the live table the changes are measured from
+    (null: no live table, no change shown); `currency` is the perks' currency."""
+
     table: str
+    against: str | None = None
+    currency: str = "EUR"
     since: datetime
     decisions: int
     method: str
@@ -139,7 +149,7 @@ def _interval(value: pl.Expr, se: pl.Expr, z: float, name: str) -> list[pl.Expr]
     ]
 
 
-def _aggs(z: float) -> list[pl.Expr]:
+def _aggs(z: float, live: bool) -> list[pl.Expr]:
     """Per group: counts, exact costs, and the three estimators for acceptance and cost."""
     n, w = pl.len(), pl.col("_w")
     out = [
@@ -163,6 +173,12 @@ def _aggs(z: float) -> list[pl.Expr]:
         out += _interval(ips.mean(), ips.std() / n.sqrt(), z, f"{metric}_ips")
         out += _interval(snips, snips_se, z, f"{metric}_snips")
         out += _interval(dr.mean(), dr.std() / n.sqrt(), z, f"{metric}_dr")
+        if live:
+            d = pl.col(f"_d_{metric}")
+            out += _interval(d.mean(), d.std().fill_null(0.0) / n.sqrt(), z, f"{metric}_change")
+    if live:
+        out.append(pl.col("target").eq_missing(pl.col("live_target")).all().alias("unchanged"))
+        out.append(pl.col("_live_ok").all().alias("live_supported"))
     return out
 
 
@@ -174,7 +190,7 @@ def _scored(replayed: pl.DataFrame) -> pl.DataFrame:
         .agg(_q=(pl.col("redeemed").sum() + 1) / (pl.len() + 2))
     )
     target_q = q.rename({"perk_id": "target", "_q": "_q_target"})
-    return (
+    scored = (
         replayed.join(q, on=["segment", "perk_id"], how="left", nulls_equal=True)
         .join(target_q, on=["segment", "target"], how="left", nulls_equal=True)
         .with_columns(
@@ -194,6 +210,35 @@ def _scored(replayed: pl.DataFrame) -> pl.DataFrame:
             + pl.col("_w") * (pl.col("_y") - pl.col("_q") * pl.col("perk_cost").fill_null(0.0)),
         )
     )
+    if "live_target" not in replayed.columns:
+        return scored
+    # the same DR terms for the live table's choice; the change is their difference
+    live_q = q.rename({"perk_id": "live_target", "_q": "_q_live"})
+    w_live = pl.col("perk_id").eq_missing(pl.col("live_target")).cast(pl.Float64) / pl.col(
+        "propensity"
+    )
+    own_cost = pl.col("perk_cost").fill_null(0.0)
+    return (
+        scored.join(live_q, on=["segment", "live_target"], how="left", nulls_equal=True)
+        .with_columns(_live_ok=pl.col("live_target").is_null() | pl.col("_q_live").is_not_null())
+        .with_columns(_q_live=pl.col("_q_live").fill_null(0.0))
+        .with_columns(
+            _d_r=pl.col("_dr_r") - (pl.col("_q_live") + w_live * (pl.col("_r") - pl.col("_q"))),
+            _d_y=pl.col("_dr_y")
+            - (
+                pl.col("_q_live") * pl.col("live_target_cost").fill_null(0.0)
+                + w_live * (pl.col("_y") - pl.col("_q") * own_cost)
+            ),
+        )
+    )
+
+
+def _change(row: dict[str, Any], name: str, ok: bool) -> Estimate:
+    """The paired difference draft - live, or nothing where either lacks support."""
+    value = row.get(f"{name}_value")
+    if not ok or value is None or row.get(f"{name}_low") is None:
+        return Estimate(value=None, low=None, high=None)
+    return Estimate(value=value, low=row[f"{name}_low"], high=row[f"{name}_high"])
 
 
 def _group(row: dict[str, Any], segment: str | None, z: float) -> GroupEstimate:
@@ -210,6 +255,7 @@ def _group(row: dict[str, Any], segment: str | None, z: float) -> GroupEstimate:
         return Estimate(value=found[0], low=found[1], high=found[2])
 
     estimators: tuple[Estimator, ...] = ("ips", "snips", "dr")
+    both = ok and bool(row.get("live_supported")) and effective >= MIN_EFFECTIVE
     return GroupEstimate(
         segment=segment,
         decisions=int(row["decisions"]),
@@ -223,6 +269,9 @@ def _group(row: dict[str, Any], segment: str | None, z: float) -> GroupEstimate:
         issued_cost=float(row["issued_cost"] or 0.0),
         acceptance={e: est(f"r_{e}") for e in estimators},
         cost={e: est(f"y_{e}") for e in estimators},
+        change_acceptance=_change(row, "r_change", both),
+        change_cost=_change(row, "y_change", both),
+        unchanged=bool(row.get("unchanged", False)),
     )
 
 
@@ -233,11 +282,13 @@ def estimate(
 
     `replayed` has per logged decision: `segment`, `perk_id` (logged, null = none),
     `propensity` (of the logged choice), `redeemed`, `perk_cost` (logged perk), and the
-    draft's `target` perk with its `target_cost`.
+    draft's `target` perk with its `target_cost`; with `live_target` and
+    `live_target_cost` (the live table's choice) each group also gets the change.
     """
     scored = _scored(replayed)
-    total = scored.select(_aggs(z)).row(0, named=True)
-    by_segment = scored.group_by("segment").agg(_aggs(z)).sort("segment", nulls_last=True)
+    live = "live_target" in replayed.columns
+    total = scored.select(_aggs(z, live)).row(0, named=True)
+    by_segment = scored.group_by("segment").agg(_aggs(z, live)).sort("segment", nulls_last=True)
     missing = (
         scored.filter(~pl.col("_supported"))
         .group_by("segment", "target")
@@ -254,77 +305,15 @@ def estimate(
     )
 
 
-def _facts(ledger: Ledger, incident_ids: list[str]) -> pl.DataFrame:
-    """Stored incident facts as columns, one row per incident (rules may name them)."""
-    query = sa.select(incidents.c.incident_id, incidents.c.kind, incidents.c.facts).where(
-        incidents.c.incident_id.in_(incident_ids)
-    )
-    with ledger.reading() as tx:
-        rows = [
-            {
-                **{k: v for k, v in (facts or {}).items() if not isinstance(v, (dict, list))},
-                "incident_id": incident_id,
-                "kind": kind,
-            }
-            for incident_id, kind, facts in tx.conn.execute(query)
-        ]
-    frame = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
-    if "origin" in frame.columns:
-        frame = frame.with_columns(airport=pl.col("origin"))
-    return frame
-
-
-def replay(
-    outcomes: pl.DataFrame,
-    draft: OfferTable,
-    facts: pl.DataFrame | None = None,
-    profiles: pl.DataFrame | None = None,
-) -> pl.DataFrame:
-    """Logged decisions with the draft's `target` perk and `target_cost` added."""
-    needed = {c for r in draft.rules for c in r.when}
-    context = outcomes.select("incident_id", "customer_id", "segment", "step")
-    if facts is not None and facts.width:
-        extra = [c for c in facts.columns if c not in context.columns or c == "incident_id"]
-        context = context.join(facts.select(extra), on="incident_id", how="left")
-    wanted = sorted(needed - set(context.columns))
-    if wanted and profiles is not None:
-        have = [c for c in wanted if c in profiles.columns]
-        context = context.join(profiles.select("customer_id", *have), on="customer_id", how="left")
-    missing = needed - set(context.columns)
-    if missing:
-        raise TableError(f"table {draft.name}: cannot replay conditions on {sorted(missing)}")
-    chosen = match(context, draft).select(target="perk_id")
-    perks = perk_frame(draft).select(
-        target="perk_id", target_cost="perk_cost", _kind="perk_kind", _value="perk_value"
-    )
-    replayed = pl.concat([outcomes, chosen], how="horizontal").join(
-        perks, on="target", how="left", maintain_order="left"
-    )
-    # As the engine would: no perk where the draft already gave this customer, earlier in
-    # the incident, a perk of the same kind worth as much (the same perk included).
-    held = (
-        pl.col("_value")
-        .cum_max()
-        .shift(1)
-        .over("incident_id", "customer_id", "_kind", order_by="step")
-    )
-    # the logs could give this customer no perk whatever they chose: nor can the draft
-    withheld = (
-        pl.col("perk_id").is_null()
-        & pl.col("rule_id").is_not_null()
-        & (pl.col("propensity") >= 1.0)
-    )
-    return (
-        replayed.with_columns(_held=held)
-        .with_columns(
-            _drop=(pl.col("_held").is_not_null() & (pl.col("_held") >= pl.col("_value"))) | withheld
+def _resolved(table: OfferTable, traits: Mapping[str, Mapping[str, Any]] | None) -> OfferTable:
+    """`table` with its persona conditions as the segments they match."""
+    if traits is not None:
+        return resolve(table, personas_of(table, traits))
+    if any("persona" in r.when for r in table.rules):
+        raise TableError(
+            f"table {table.name}: persona conditions need the served segmentation to replay"
         )
-        .with_columns(
-            target=pl.when(~pl.col("_drop")).then(pl.col("target")),
-            target_cost=pl.when(~pl.col("_drop")).then(pl.col("target_cost")),
-        )
-        .drop("_kind", "_value", "_held", "_drop")
-    )
+    return table
 
 
 def simulate(
@@ -334,18 +323,38 @@ def simulate(
     span: timedelta,
     profiles: Callable[[Sequence[str]], pl.DataFrame] | None = None,
     z: float = Z95,
+    traits: Mapping[str, Mapping[str, Any]] | None = None,
+    live: OfferTable | None = None,
 ) -> Simulation:
-    """Replay the decisions of the last `span` under `draft`; read-only."""
+    """Replay the decisions of the last `span` under `draft` (and `live`, to measure the
+    change against it); read-only. Persona conditions are resolved with the served
+    segmentation's `traits`."""
+    draft = _resolved(draft, traits)
+    live = None if live is None else _resolved(live, traits)
     since = now - span
     outcomes = load_outcomes(ledger, since)
-    facts = _facts(ledger, outcomes["incident_id"].unique().to_list()) if outcomes.height else None
-    needed = {c for r in draft.rules for c in r.when}
+    facts = (
+        incident_facts(ledger, outcomes["incident_id"].unique().to_list())
+        if outcomes.height
+        else None
+    )
+    tables = [draft] if live is None else [draft, live]
+    needed = {c for t in tables for r in t.rules for c in r.when}
     people = None
     if profiles is not None and needed - {"segment", "step"}:
         people = profiles(outcomes["customer_id"].unique().to_list())
-    total, segments, missing = estimate(replay(outcomes, draft, facts, people), z)
+    replayed = replay(outcomes, draft, facts, people)
+    if live is not None:
+        theirs = replay(outcomes, live, facts, people)
+        replayed = replayed.with_columns(
+            live_target=theirs["target"], live_target_cost=theirs["target_cost"]
+        )
+    total, segments, missing = estimate(replayed, z)
+    currencies = {p.currency for p in draft.perks}
     return Simulation(
         table=draft.name,
+        against=None if live is None else live.name,
+        currency=currencies.pop() if len(currencies) == 1 else "EUR",
         since=since,
         decisions=outcomes.height,
         method=METHOD,

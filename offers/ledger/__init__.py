@@ -1,6 +1,6 @@
 """Everything that lives in the database: schema and migrations, SQLite and PostgreSQL
 engines, the ledger's reads and writes (exactly once per incident, step and customer), bulk
-COPY, background jobs, erasure, and offer-table drafts and versions.
+COPY, background jobs, erasure, and drafts and versions of offer tables and message books.
 """
 
 from offers.ledger.bulk import bulk_insert
@@ -14,7 +14,32 @@ from offers.ledger.followups import (
     with_followup_lists,
 )
 from offers.ledger.frames import DECISION_SCHEMA
-from offers.ledger.recent import recent_incidents
+from offers.ledger.live import (
+    LiveVersion,
+    live_segment_names,
+    live_versions,
+    published_table,
+    published_table_body,
+)
+from offers.ledger.message_versions import (
+    BookPublished,
+    BookRefused,
+    BookSummary,
+    BookVersion,
+    MessageStore,
+    live_books,
+    live_stamp,
+    publish_book,
+    publish_shipped_books,
+    wording_books,
+)
+from offers.ledger.recent import (
+    STATUSES,
+    IncidentFilter,
+    IncidentLine,
+    incident_lines_frame,
+    recent_incidents,
+)
 from offers.ledger.store import Ledger
 from offers.ledger.transaction import Tx
 from offers.ledger.versions import (
@@ -26,17 +51,24 @@ from offers.ledger.versions import (
     Store,
     TableSummary,
     VersionInfo,
-    live_segment_names,
     publish_table,
-    published_table,
 )
 
 __all__ = [
     "DECISION_SCHEMA",
     "FOLLOWUP_LIST",
+    "STATUSES",
+    "BookPublished",
+    "BookRefused",
+    "BookSummary",
+    "BookVersion",
     "Draft",
     "FeedPosition",
+    "IncidentFilter",
+    "IncidentLine",
     "Ledger",
+    "LiveVersion",
+    "MessageStore",
     "NotFound",
     "PublishRefused",
     "Published",
@@ -51,13 +83,21 @@ __all__ = [
     "erase_customer",
     "export_customer",
     "feed_position",
+    "incident_lines_frame",
+    "live_books",
     "live_segment_names",
+    "live_stamp",
+    "live_versions",
     "paired",
     "pseudonymous_path",
+    "publish_book",
+    "publish_shipped_books",
     "publish_table",
     "published_table",
+    "published_table_body",
     "recent_incidents",
     "sqlite_url",
     "upgrade",
     "with_followup_lists",
+    "wording_books",
 ]

@@ -20,10 +20,27 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'makegood.db'}"
 
 
+class DriverMissing(RuntimeError):
+    """The database URL names PostgreSQL but its driver is not installed; says what to install."""
+
+
+def _postgres_driver() -> None:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        raise DriverMissing(
+            "MAKEGOOD_DATABASE_URL names PostgreSQL, but its driver (psycopg) is not "
+            "installed: pip install 'makegood[postgres]' (from a checkout: pip install "
+            "'.[postgres]')"
+        ) from exc
+
+
 def create_engine(url: str) -> sa.Engine:
     """An engine tuned for the ledger: WAL and a busy timeout on SQLite, psycopg 3 on PostgreSQL."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if url.startswith("postgresql+psycopg"):
+        _postgres_driver()
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30})
 

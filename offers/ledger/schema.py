@@ -110,6 +110,9 @@ decision_reasons = sa.Table(
     sa.Column("currency", sa.String(3)),
     sa.Column("valid_until", sa.Date),
     sa.Column("text_shell", sa.Text),  # null: no message
+    # Which published message book the text came from, `<book> v<N>` (migration 0018; null
+    # before, or when the wording came from a book read from a file).
+    sa.Column("message_book", sa.String(80)),
 )
 
 #: Background work (large incidents): status and progress any worker can report.
@@ -164,6 +167,9 @@ idempotency = sa.Table(
 )
 
 #: Offer-table versions as marketing published them (TOML text, the canonical form).
+#: What a table published before tables named their incident kinds serves.
+FLIGHT_INCIDENTS = "flight_delay,cancellation,missed_connection"
+
 offer_tables = sa.Table(
     "offer_tables",
     metadata,
@@ -176,12 +182,42 @@ offer_tables = sa.Table(
     # Publication order across all names; the live table is the highest. Not published_at:
     # that is the publisher's clock, and a clock running behind would hide a rollback.
     sa.Column("seq", sa.Integer, nullable=False),
+    # The incident kinds the version serves, comma-separated (the body's `incidents`): each
+    # kind is served by the newest published table that lists it.
+    sa.Column("incidents", sa.String(200), nullable=False, server_default=FLIGHT_INCIDENTS),
     sa.UniqueConstraint("seq", name="uq_offer_tables_seq"),
 )
 
 #: Offer-table drafts: marketing's work in progress, one per table name, not yet live.
 offer_table_drafts = sa.Table(
     "offer_table_drafts",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("based_on", sa.Integer),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_by", sa.String(128), nullable=False),
+)
+
+#: Message-book versions as marketing published them (TOML text), one book per incident
+#: kind and `generic` (migration 0018). The live wording is the newest version of each name.
+message_books = sa.Table(
+    "message_books",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("published_by", sa.String(128), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    # Publication order across all names: a reader notices any publish by its highest seq.
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.UniqueConstraint("seq", name="uq_message_books_seq"),
+)
+
+#: Message-book drafts, one per book name, not yet live.
+message_book_drafts = sa.Table(
+    "message_book_drafts",
     metadata,
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("body", sa.Text, nullable=False),

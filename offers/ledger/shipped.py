@@ -10,10 +10,10 @@ from datetime import datetime
 
 import msgspec
 
-from offers.catalog import Checks, Finding, decode_table
+from offers.catalog import Checks, Finding, OfferTable, coverage, decode_table
 from offers.ledger.versions import PublishRefused, Store
 
-__all__ = ["Shipped", "no_live_table", "publish_shipped"]
+__all__ = ["Shipped", "publish_shipped"]
 
 
 class Shipped(msgspec.Struct, frozen=True, kw_only=True):
@@ -26,17 +26,20 @@ class Shipped(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def publish_shipped(store: Store, body: str, checks: Checks, now: datetime) -> Shipped:
-    """Publish a shipped table on a folder with none live, only if it validates here.
+    """Publish a shipped table for incident kinds nothing serves yet, only if it fits here.
 
-    A shipped table names the segments of the synthetic population; an analyst's own
-    segmentation has others. Making such a table live would hand every customer the rules
-    for "everyone else" (or worse), so it waits as a draft for a marketer to fit it, and the
-    engine answers with the law and an apology meanwhile. A draft already waiting under
-    that name (a marketer's work) is left as it is.
+    A shipped table speaks to personas by traits (business travellers, duty-free shoppers,
+    a shop's regulars). Where it has errors against this data, or no segment of it is any of
+    its personas (an airline's table in a shop's folder), making it live would hand every
+    customer the rules for "everyone else", so it waits as a draft for a marketer to fit it,
+    and the engine answers with the law and an apology meanwhile. A draft already waiting
+    under that name (a marketer's work) is left as it is.
     """
     table = decode_table(body, "shipped offer table")
     by, reason = "makegood bootstrap", "default table shipped with makegood"
     try:
+        if checks.traits is not None and not coverage(table, checks.traits).share:
+            raise PublishRefused(table.name, [*checks.run(table), _fits_nobody(table)])
         done = store.publish(table.name, by=by, reason=reason, now=now, checks=checks, body=body)
     except PublishRefused as refused:
         if store.draft(table.name) is None:
@@ -45,12 +48,15 @@ def publish_shipped(store: Store, body: str, checks: Checks, now: datetime) -> S
     return Shipped(name=table.name, version=done.info.version, findings=done.findings)
 
 
-def no_live_table(store: Store) -> str:
-    """Why no perk is offered while nothing is published, naming the drafts that wait."""
-    drafts = [t.name for t in store.tables() if t.draft]
-    waiting = f"draft {', '.join(drafts)} waits to be fixed and published" if drafts else ""
-    return (
-        "no offer table is live: "
-        + (waiting or "none is published")
-        + ("; only what the law owes and an apology")
+def _fits_nobody(table: OfferTable) -> Finding:
+    """A shipped table whose personas fit no segment here was written for other customers
+    (an airline's table in a shop's folder): live, it would only ever give its catch-alls."""
+    personas = ", ".join(p.id for p in table.personas) or "none"
+    return Finding(
+        severity="error",
+        code="fits-no-segment",
+        table=table.name,
+        field="personas",
+        message=f"no segment here is any of its personas ({personas}): written for other "
+        "customers than these",
     )

@@ -9,6 +9,7 @@ version's body, recorded as a new version: history only grows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -25,8 +26,8 @@ from offers.catalog import (
     diff_tables,
     dump_table,
     errors,
-    parse_table,
 )
+from offers.ledger.live import live_names
 from offers.ledger.schema import offer_table_drafts, offer_tables
 from offers.ledger.store import Ledger
 
@@ -39,10 +40,7 @@ __all__ = [
     "TableSummary",
     "Version",
     "VersionInfo",
-    "live_segment_names",
     "publish_table",
-    "published_table",
-    "segment_names_used",
 ]
 
 Ref = int | Literal["draft", "live"]
@@ -90,6 +88,8 @@ class TableSummary(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     latest: VersionInfo | None
     live: bool
+    #: the incident kinds this table serves now (the newest table listing a kind serves it)
+    kinds: list[str] = []
     draft: bool
     draft_updated_at: datetime | None = None
 
@@ -144,12 +144,22 @@ class Store:
             raise NotFound(f"offer table {name} has no version {version}")
         return Version(info=_info(row), body=row.body)
 
-    def live(self) -> Version | None:
-        """The version the engine uses: the newest published, whatever its name."""
-        query = sa.select(*_INFO, offer_tables.c.body).order_by(offer_tables.c.seq.desc()).limit(1)
+    def live(self, kind: str = "flight_delay") -> Version | None:
+        """The version the engine uses for `kind`: the newest published that serves it."""
+        query = (
+            sa.select(*_INFO, offer_tables.c.body)
+            .where(("," + offer_tables.c.incidents + ",").contains(f",{kind},"))
+            .order_by(offer_tables.c.seq.desc())
+            .limit(1)
+        )
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         return Version(info=_info(row), body=row.body) if row else None
+
+    def live_names(self) -> dict[str, list[str]]:
+        """Table name -> the incident kinds it is live for (tables live for none left out)."""
+        with self.engine.connect() as conn:
+            return live_names(conn)
 
     def latest(self, name: str) -> Version | None:
         infos = self.versions(name)
@@ -183,13 +193,14 @@ class Store:
                     sa.select(offer_table_drafts.c.name, offer_table_drafts.c.updated_at)
                 )
             }
-        live = self.live()
+        live = self.live_names()
         latest = {name: self.version(name, v).info for name, v in newest}
         return [
             TableSummary(
                 name=name,
                 latest=latest.get(name),
-                live=live is not None and live.info.name == name,
+                live=name in live,
+                kinds=live.get(name, []),
                 draft=name in drafts,
                 draft_updated_at=drafts.get(name),
             )
@@ -259,10 +270,14 @@ class Store:
         now: datetime,
         checks: Checks,
         body: str | None = None,
+        examples: Callable[[OfferTable], list[Finding]] | None = None,
+        acknowledge: bool = False,
     ) -> Published:
         """Validate and publish `body`, or the draft when no body is given (then clear it).
 
         Raises PublishRefused (with every finding) on any error; nothing is written then.
+        `examples` runs the table's example cases: a failing one refuses the publish too,
+        unless `acknowledge`d, and then the version's reason records which ones failed.
         """
         from_draft = body is None
         text = self.body(name, "draft") if body is None else body
@@ -272,6 +287,13 @@ class Store:
         findings = checks.run(table)
         if errors(findings):
             raise PublishRefused(name, findings)
+        failing = examples(table) if examples is not None else []
+        if failing and not acknowledge:
+            raise PublishRefused(name, findings + failing)
+        if failing:
+            ids = ", ".join(f.field.removeprefix("cases.") for f in failing if f.field)
+            reason = f"{reason} [failing cases acknowledged: {ids}]"
+            findings = findings + failing
         for attempt in range(5):
             try:
                 info = self._insert(name, text, by, reason, now, clear_draft=from_draft)
@@ -320,6 +342,7 @@ def insert_version(
     version = (latest or 0) + 1
     conn.execute(
         offer_tables.insert().values(
+            incidents=",".join(decode_table(body, f"offer table {name}").incidents),
             name=name,
             version=version,
             body=body,
@@ -346,37 +369,3 @@ def publish_table(ledger: Ledger, name: str, body: str, by: str, reason: str, no
     shipped table); `Store.publish` is the checked way."""
     with ledger.writing() as tx:
         return insert_version(tx.conn, name, body, by, reason, now)
-
-
-def published_table(ledger: Ledger) -> tuple[str, int, str] | None:
-    """(name, version, TOML body) of the newest published table, if any: one statement,
-    read through the ledger's reader because a server asks every second."""
-    query = (
-        sa.select(offer_tables.c.name, offer_tables.c.version, offer_tables.c.body)
-        .order_by(offer_tables.c.seq.desc())
-        .limit(1)
-    )
-    with ledger.reading() as tx:
-        row = tx.conn.execute(query).first()
-    return (row.name, row.version, row.body) if row else None
-
-
-def segment_names_used(table: OfferTable) -> dict[str, list[str]]:
-    """Segment name -> ids of the rules whose `when.segment` names it."""
-    used: dict[str, list[str]] = {}
-    for rule in table.rules:
-        condition = rule.when.get("segment")
-        names = [condition] if isinstance(condition, str) else condition
-        if isinstance(names, list):
-            for name in names:
-                used.setdefault(name, []).append(rule.id)
-    return used
-
-
-def live_segment_names(ledger: Ledger) -> dict[str, list[str]]:
-    """Segment names the live table relies on (what a rename or promotion must keep)."""
-    published = published_table(ledger)
-    if published is None:
-        return {}
-    name, version, body = published
-    return segment_names_used(parse_table(body, f"offer table {name} v{version}"))

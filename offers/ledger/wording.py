@@ -36,7 +36,9 @@ def wordings(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     the ones stored). The engine hands the shell as a `pl.Enum`, so telling a million rows'
     wordings apart costs integer work, not a pass over the texts.
     """
-    key = ["reason_id", *SHARED, "text_shell"]
+    key = ["reason_id", *SHARED, "message_book", "text_shell"]
+    if "message_book" not in frame.columns:  # a frame not from `decide` (no book to name)
+        frame = frame.with_columns(message_book=pl.lit(None, pl.String))
     distinct = (
         frame.select("incident_id", *key, "reasons", "entitlements")
         .unique(key, maintain_order=True)

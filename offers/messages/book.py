@@ -83,7 +83,18 @@ class Template(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 
 class MessageBook(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Templates; `versions` names the published version of each book merged into the live
+    wording (book name -> version; empty for a book read from a file)."""
+
     templates: list[Template]
+    versions: dict[str, int] = {}
+
+    def label(self, incident: str) -> str | None:
+        """`<book> v<N>`: the published book whose texts an incident of this kind gets."""
+        own = any(t.incident == incident for t in self.templates)
+        name = incident if own else "generic"
+        version = self.versions.get(name)
+        return None if version is None else f"{name} v{version}"
 
 
 def parse_book(text: str, source: str = "messages") -> MessageBook:
