@@ -102,6 +102,7 @@ def bench_incident(spark: Any, profiles: Path, rows: int, work: Path) -> None:
     from offers.spark_flow import apply_on_spark, read_profiles
     from segmentation.book import ProfileBook
     from segmentation.model import train
+    from segmentation.spark_segments import traits_on_spark
     from segmentation.synth import synth_profiles
 
     model = train(synth_profiles(3_000, 7).drop("latent_kind"), version="seg-0001", k=5)
@@ -113,7 +114,7 @@ def bench_incident(spark: Any, profiles: Path, rows: int, work: Path) -> None:
         facts=FlightFacts(delay_minutes=60, flight="MG1", origin="TPE"),
     )
 
-    def parts(folder: Path, book: ProfileBook) -> Any:
+    def parts(folder: Path, book: ProfileBook, traits: Any = None) -> Any:
         folder.mkdir()
         engine = create_engine(f"sqlite:///{folder / 'makegood.db'}")
         upgrade(engine)
@@ -128,16 +129,19 @@ def bench_incident(spark: Any, profiles: Path, rows: int, work: Path) -> None:
             book=book,
             messages=load_default_book(),
         )
+        if traits is not None:  # personas resolve against the dataset Spark segments
+            rt.use_traits(traits)
         rt.reload_table()
         return replace(rt.parts(), contact=ContactPolicy(holdout_share=0.05))
 
     book_s, book = timed(lambda: ProfileBook(frame, model))
     here = parts(work / "here", book)
     empty = ProfileBook(frame.head(0), model)
-    there = parts(work / "there", empty)
+    dataset = read_profiles(spark, str(profiles), model)
+    traits = traits_on_spark(spark, dataset.frame, dataset.schema, model)
+    there = parts(work / "there", empty, traits)
     ids = frame["customer_id"].to_list()
     budget = rows * 2.0
-    dataset = read_profiles(spark, str(profiles), model)
     local_s, _ = timed(lambda: apply_update(here, incident, ids, NOW, budget=budget, dry_run=True))
     spark_s, _ = timed(
         lambda: apply_on_spark(

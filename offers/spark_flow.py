@@ -245,7 +245,11 @@ def apply_on_spark(
     dry_run: bool = False,
     budget: float | None = None,
 ) -> Outcome:
-    """`apply_update` deciding on Spark; `customer_ids` None: every profile of the dataset."""
+    """`apply_update` deciding on Spark; `customer_ids` None: every profile of the dataset.
+
+    `parts.table` must resolve personas against the dataset's segments (a runtime given
+    `segmentation.spark_segments.traits_on_spark` of it), as a server resolves them against
+    the profiles it serves."""
     everyone = None
     if customer_ids is None:
         ids_table = profiles.frame.select("customer_id").toArrow()
