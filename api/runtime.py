@@ -175,6 +175,11 @@ class Runtime:
     def reload_table(self) -> None:
         self.tables.refresh()
 
+    def use_traits(self, traits: SegmentTraits) -> None:
+        """Resolve personas against `traits` (a dataset segmented elsewhere, on Spark)."""
+        self.traits = traits
+        self.tables.use_traits(traits)
+
     def _use_book(self, book: ProfileBook) -> None:
         self.book = book
         self.traits = segment_traits(book.frame)
@@ -254,22 +259,26 @@ def learning_source(settings: Settings, ledger: Ledger) -> LearningSource:
     return LearningSource(ledger, ttl=settings.learning_refresh, seed=settings.seed)
 
 
-def open_runtime(settings: Settings, step: Step = log.info) -> Runtime:
-    """Bootstrap if needed, then load the active model, newest profiles and live table."""
+def open_runtime(settings: Settings, step: Step = log.info, *, profiles: bool = True) -> Runtime:
+    """Bootstrap if needed, then load the active model, newest profiles and live table.
+
+    `profiles=False` leaves the profile book empty (for engines that read profiles
+    themselves, such as Spark)."""
     ensure_bootstrapped(settings, step)
     engine = create_engine(settings.db_url)
     registry = Registry(settings.data_dir / "models")
     version = registry.active()
     assert version is not None
     model = registry.load(version)
-    profiles = pl.read_parquet(_snapshots(settings.data_dir)[-1])
+    newest = _snapshots(settings.data_dir)[-1]
+    frame = pl.read_parquet(newest) if profiles else pl.scan_parquet(newest).head(0).collect()
     ledger = Ledger(engine)
     runtime = Runtime(
         settings=settings,
         engine=engine,
         ledger=ledger,
         model=model,
-        book=ProfileBook(profiles, model),
+        book=ProfileBook(frame, model),
         messages=load_default_book(),
         learning=learning_source(settings, ledger),
     )

@@ -40,6 +40,14 @@ PLANNED_SCHEMA: dict[str, Any] = {
 }
 
 
+#: Decides one step for the affected ids given what they already hold (`history`), their
+#: other incidents (`recent`), the step, table and messages: the decisions, and per decided
+#: customer `customer_id`, `timezone` and `consent_marketing` (follow-ups are planned on them).
+Decider = Callable[
+    [list[str], pl.DataFrame, pl.DataFrame, StepContext, OfferTable, MessageBook],
+    tuple[pl.DataFrame, pl.DataFrame],
+]
+
 #: Decisions written in one update after which the planner's statistics are renewed.
 REFRESH_STATISTICS_AFTER = 100_000
 
@@ -129,8 +137,12 @@ def apply_update(
     must_exist: bool = False,
     budget: float | None = None,
     progress: Progress = lambda _message, _done: None,
+    decider: Decider | None = None,
 ) -> Outcome:
-    """Decide the incident's current step for everyone affected who lacks a decision."""
+    """Decide the incident's current step for everyone affected who lacks a decision.
+
+    `decider` decides elsewhere (on Spark's executors); reading and recording stay here.
+    """
     progress("checking customers", 0.0)
     ids = list(dict.fromkeys(customer_ids))
     unknown = parts.unknown_profiles(ids)
@@ -181,13 +193,12 @@ def apply_update(
             )
         progress(f"loading {len(affected):,} profiles", 0.1)
         tx.stage(affected)
-        customers = parts.select_profiles(affected)
         table = parts.table(incident.kind)
         ctx = step_context(parts, tx, table, incident, step, now, (owed, note), budget, spent)
         since = now - timedelta(days=parts.contact.window_days)
-        progress(f"deciding step {step} for {customers.height:,} customers", 0.25)
-        fresh = decide(
-            customers,
+        progress(f"deciding step {step} for {len(affected):,} customers", 0.25)
+        fresh, customers = (decider or _decide_here(parts))(
+            affected,
             tx.history(incident.incident_id),
             tx.recent(incident.incident_id, since),
             ctx,
@@ -244,6 +255,23 @@ def apply_update(
         spent=spent,
         created=created,
     )
+
+
+def _decide_here(parts: Parts) -> Decider:
+    """The engine in this process, over the profiles `parts` holds."""
+
+    def run(
+        affected: list[str],
+        history: pl.DataFrame,
+        recent: pl.DataFrame,
+        ctx: StepContext,
+        table: OfferTable,
+        book: MessageBook,
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        customers = parts.select_profiles(affected)
+        return decide(customers, history, recent, ctx, table, book), customers
+
+    return run
 
 
 def step_context(

@@ -46,7 +46,9 @@ __all__ = [
     "Derived",
     "derive",
     "derive_profiles",
+    "finish_rfm",
     "scan_transactions",
+    "to_profiles",
 ]
 
 Source = str | Path | Sequence[str | Path] | pl.LazyFrame | pl.DataFrame
@@ -151,7 +153,7 @@ def derive(
     profiles, report = pl.collect_all(
         [_per_customer(used, end, start), _report(lines, usable, end)], engine=engine
     )
-    frame = _to_profiles(profiles)
+    frame = to_profiles(profiles)
     counts = report.row(0, named=True)
     return Derived(
         profiles=frame,
@@ -240,13 +242,18 @@ def _per_customer(used: pl.LazyFrame, end: datetime, start: datetime) -> pl.Lazy
         basket_median=pl.col("basket").median(),
         basket_items_mean=pl.col("items").mean(),
     )
+    return finish_rfm(net.join(baskets, on="customer_id", how="left"), end)
+
+
+def finish_rfm(rfm: pl.LazyFrame, end: datetime) -> pl.LazyFrame:
+    """Per-customer sums (monetary_12m, first, last, frequency_12m, basket_*) to RFM columns:
+    shared by the polars query and the Spark one, so both round and count days alike."""
     days = pl.lit(end) - pl.col("last")
     return (
-        net.join(baskets, on="customer_id", how="left")
-        .with_columns(
+        rfm.with_columns(
             recency_days=days.dt.total_days().cast(pl.Int32),
             tenure_years=((pl.lit(end) - pl.col("first")).dt.total_days() / 365.25).round(2),
-            frequency_12m=pl.col("frequency_12m").fill_null(0),
+            frequency_12m=pl.col("frequency_12m").fill_null(0).cast(pl.Int32),
         )
         .drop("first", "last")
         .sort("customer_id")
@@ -268,7 +275,8 @@ def _report(lines: pl.LazyFrame, usable: pl.Expr, end: datetime) -> pl.LazyFrame
     )
 
 
-def _to_profiles(rfm: pl.DataFrame) -> pl.DataFrame:
+def to_profiles(rfm: pl.DataFrame) -> pl.DataFrame:
+    """RFM columns to the profile schema: spend, trips, tier by spend percentile, defaults."""
     spend = pl.col("monetary_12m").clip(lower_bound=0.0).round(2)
     share_below = (pl.col("spend_12m").rank("min") - 1) / pl.len()
     tier = pl.lit("basic")

@@ -16,7 +16,7 @@ import polars as pl
 from segmentation.book import PERSONAL_COLUMNS, ProfileBook
 from segmentation.profiles import OBJECTION_COLUMN, PROTECTED_COLUMNS, UNSEGMENTED
 
-__all__ = ["SegmentTraits", "model_traits", "segment_traits"]
+__all__ = ["SegmentTraits", "model_traits", "round_traits", "segment_traits", "trait_columns"]
 
 #: Columns that say who a customer is or how to reach them, never what they are like.
 _NOT_TRAITS = frozenset(
@@ -39,6 +39,25 @@ def _summary(name: str, dtype: pl.DataType) -> pl.Expr | None:
     if isinstance(dtype, pl.Enum | pl.Categorical) or dtype == pl.String:
         return col.cast(pl.String).drop_nulls().mode().sort().first().alias(name)
     return None  # lists, dates: no single typical value
+
+
+def trait_columns(schema: pl.Schema, segment: str = "segment") -> dict[str, str]:
+    """The columns a segment's traits summarize and how: "mean" (numbers, booleans as the
+    share of true) or "mode" (text: the most common value, the lowest of a tie)."""
+    out = {}
+    for name, dtype in schema.items():
+        if name in _NOT_TRAITS or name in PROTECTED_COLUMNS or name == segment:
+            continue
+        if dtype == pl.Boolean or dtype.is_numeric():
+            out[name] = "mean"
+        elif isinstance(dtype, pl.Enum | pl.Categorical) or dtype == pl.String:
+            out[name] = "mode"
+    return out
+
+
+def round_traits(name: str, row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """One segment's traits as `segment_traits` keeps them (floats to 6 decimals)."""
+    return name, {k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}
 
 
 def segment_traits(profiles: pl.DataFrame, segment: str = "segment") -> SegmentTraits:

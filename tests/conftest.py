@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -116,3 +117,22 @@ def admin_headers(runtime: Runtime) -> dict[str, str]:
 
     _info, key = KeyStore(runtime.engine).create("tests-admin", "admin", datetime.now(UTC))
     return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One SparkSession on `local[2]` for the whole run, small shuffles (the `spark` extra).
+
+    Skips with the reason when pyspark or Java 17+ is missing; under CI (`.ci/run` installs
+    both) that is a failure instead, so a green run cannot hide a missing install step.
+    """
+    from segmentation.spark import SparkUnavailable, spark_session
+
+    try:
+        session = spark_session("local[2]", **{"spark.sql.shuffle.partitions": "4"})
+    except SparkUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    yield session
+    session.stop()

@@ -10,6 +10,8 @@ import click
 import msgspec
 from rich.console import Console
 
+from api.cli.engine import Engine, engine_options, open_spark
+from api.cli.segments import newest_snapshot
 from api.settings import Settings
 
 console = Console(stderr=True)
@@ -39,6 +41,18 @@ def group() -> None:
     help="Write decisions here instead of standard output (required for parquet).",
 )
 @click.option("--dry-run", is_flag=True, help="Decide without recording anything.")
+@engine_options
+@click.option(
+    "--profiles",
+    help="With --engine spark: the profile dataset Spark reads (Parquet file, folder or "
+    "glob; default: the newest snapshot).",
+)
+@click.option(
+    "--everyone",
+    is_flag=True,
+    help="With --engine spark: every profile of the dataset is affected (a national outage); "
+    "the file's customers are ignored.",
+)
 @click.pass_obj
 def apply(
     settings: Settings,
@@ -47,11 +61,17 @@ def apply(
     as_json: bool,
     output: Path | None,
     dry_run: bool,
+    engine: Engine,
+    spark_master: str | None,
+    profiles: str | None,
+    everyone: bool,
 ) -> None:
     """Decide INCIDENT_FILE (the JSON body of POST /v1/incidents) and record it; print who
     got what (customer, segment, perk), or every decision with --json.
 
-    Repeating the same file issues nothing twice, exactly as the HTTP API does.
+    Repeating the same file issues nothing twice, exactly as the HTTP API does. With
+    --engine spark the engine runs on Spark's executors over a profile dataset; the
+    decisions are the same and are recorded in the data folder's ledger once.
     """
     fmt = "json" if as_json else fmt or ("json" if output is not None else "summary")
     if fmt == "summary" and output is not None:
@@ -62,22 +82,47 @@ def apply(
 
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet needs -o FILE")
+    if engine == "local" and (profiles is not None or everyone):
+        raise click.UsageError("--profiles and --everyone need --engine spark")
     try:
         request = msgspec.json.decode(incident_file.read_bytes(), type=IncidentCreate)
     except msgspec.DecodeError as exc:
         raise click.ClickException(f"{incident_file}: {exc}") from exc
+    spark = open_spark(spark_master) if engine == "spark" else None
     with console.status("opening the data folder…"):
-        runtime = open_runtime(settings, lambda message: console.log(message))
+        runtime = open_runtime(
+            settings, lambda message: console.log(message), profiles=spark is None
+        )
     try:
-        with console.status(f"deciding {len(request.customers):,} customers…"):
-            outcome = apply_update(
-                runtime.parts(),
-                request.incident(),
-                request.customers,
-                datetime.now(UTC),
-                dry_run=dry_run or request.dry_run,
-                budget=request.budget,
-            )
+        with console.status("deciding…"):
+            if spark is None:
+                outcome = apply_update(
+                    runtime.parts(),
+                    request.incident(),
+                    request.customers,
+                    datetime.now(UTC),
+                    dry_run=dry_run or request.dry_run,
+                    budget=request.budget,
+                )
+            else:
+                from offers.spark_flow import apply_on_spark, read_profiles
+                from segmentation.spark_segments import traits_on_spark
+
+                path = profiles or str(newest_snapshot(settings))
+                dataset = read_profiles(spark, path, runtime.model)
+                runtime.use_traits(
+                    traits_on_spark(spark, dataset.frame, dataset.schema, runtime.model)
+                )
+                outcome = apply_on_spark(
+                    spark,
+                    runtime.parts(),
+                    dataset,
+                    request.incident(),
+                    None if everyone else request.customers,
+                    datetime.now(UTC),
+                    dry_run=dry_run or request.dry_run,
+                    budget=request.budget,
+                )
     finally:
         runtime.close()
     console.print(

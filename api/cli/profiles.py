@@ -12,6 +12,7 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
+from api.cli.engine import Engine, engine_options, open_spark
 from api.settings import Settings
 from segmentation.snapshots import MODES, Change, Mode, TooManyRemoved
 
@@ -191,9 +192,7 @@ def rollback(settings: Settings) -> None:
 
 
 @group.command("derive")
-@click.argument(
-    "transactions", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)
-)
+@click.argument("transactions", nargs=-1, required=True)
 @click.option("--customer", required=True, help="Customer id column.")
 @click.option("--time", "time_", required=True, help="Transaction time column.")
 @click.option("--amount", required=True, help="Amount column, or QUANTITY*PRICE.")
@@ -203,10 +202,17 @@ def rollback(settings: Settings) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--import", "into_snapshot", is_flag=True, help="Load as a new profile snapshot.")
 @_mode_options
+@engine_options
+@click.option(
+    "--scratch",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --engine spark: a folder Spark's executors and this machine both reach, for "
+    "the per-customer sums (default: a temporary folder here, enough for local masters).",
+)
 @click.pass_obj
 def derive(
     settings: Settings,
-    transactions: tuple[Path, ...],
+    transactions: tuple[str, ...],
     customer: str,
     time_: str,
     amount: str,
@@ -217,16 +223,35 @@ def derive(
     into_snapshot: bool,
     mode: Mode,
     force: bool,
+    engine: Engine,
+    spark_master: str | None,
+    scratch: Path | None,
 ) -> None:
-    """Derive profiles (recency, frequency, monetary, tenure, baskets) from transactions."""
+    """Derive profiles (recency, frequency, monetary, tenure, baskets) from transactions.
+
+    TRANSACTIONS are Parquet, CSV or NDJSON files; with --engine spark also Parquet
+    directories, globs and partitioned folders (read by Spark).
+    """
     from segmentation.derive import DERIVED_COLUMNS
     from segmentation.derive import derive as derive_rfm
     from segmentation.synth import write_profiles
 
     if (output is None) == (not into_snapshot):
         raise click.UsageError("give exactly one of -o/--output and --import")
-    with console.status(f"deriving profiles from {', '.join(map(str, transactions))}…"):
-        derived = derive_rfm(list(transactions), customer, time_, amount, as_of, quantity, invoice)
+    if engine == "spark":
+        derived = _derive_on_spark(
+            transactions, customer, time_, amount, as_of, quantity, invoice, spark_master, scratch
+        )
+    else:
+        for name in transactions:
+            if not Path(name).exists():
+                raise click.BadParameter(
+                    f"Path {name!r} does not exist.", param_hint="TRANSACTIONS"
+                )
+        with console.status(f"deriving profiles from {', '.join(map(str, transactions))}…"):
+            derived = derive_rfm(
+                list(transactions), customer, time_, amount, as_of, quantity, invoice
+            )
     r = derived.report
     table = Table("rows", "count", title=f"as of {r.as_of:%Y-%m-%d %H:%M}")
     for label, value in (
@@ -251,6 +276,39 @@ def derive(
     else:
         path, change = _load(settings, derived.profiles, mode, force, DERIVED_COLUMNS)
         _print_change(change, path)
+
+
+def _derive_on_spark(
+    transactions: tuple[str, ...],
+    customer: str,
+    time_: str,
+    amount: str,
+    as_of: datetime | None,
+    quantity: str | None,
+    invoice: str | None,
+    master: str | None,
+    scratch: Path | None,
+) -> Any:
+    import tempfile
+
+    from segmentation.spark_derive import derive_on_spark
+
+    spark = open_spark(master)
+    with console.status("deriving profiles on Spark…"):
+        if scratch is not None:
+            scratch.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=scratch, prefix="derive-") as work:
+            return derive_on_spark(
+                spark,
+                list(transactions),
+                customer,
+                time_,
+                amount,
+                Path(work),
+                as_of,
+                quantity,
+                invoice,
+            )
 
 
 @group.command("show")

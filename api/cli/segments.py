@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.cli.coverage import report_coverage
+from api.cli.engine import Engine, engine_options, open_spark
 from api.cli.folder import folder_traits
 from api.cli.who import current_user
 from api.settings import Settings
@@ -149,8 +150,8 @@ def group() -> None:
 @group.command("train")
 @click.option(
     "--profiles",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Parquet profiles (default: the newest snapshot in the data folder).",
+    help="Parquet profiles (default: the newest snapshot in the data folder); with "
+    "--engine spark also a folder, glob or URL Spark reads (s3a://…).",
 )
 @click.option(
     "--k",
@@ -167,37 +168,59 @@ def group() -> None:
     show_default=True,
 )
 @click.option("--promote", is_flag=True, help="Make the new version active if it is safe.")
+@engine_options
+@click.option(
+    "--assignments",
+    help="With --engine spark: write every customer's segment here (Parquet folder).",
+)
 @click.pass_obj
 def train_cmd(
     settings: Settings,
-    profiles: Path | None,
+    profiles: str | None,
     k: int | None,
     spec: Path | None,
     seed: int,
     algorithm: str,
     promote: bool,
+    engine: Engine,
+    spark_master: str | None,
+    assignments: str | None,
 ) -> None:
-    """Train a new version; names carry over from the active version."""
+    """Train a new version; names carry over from the active version.
+
+    With --engine spark, Spark reads and samples the profiles, scikit-learn fits here, and
+    Spark's executors assign every customer for the segment sizes.
+    """
     from segmentation.model import train
     from segmentation.spec import load_spec
 
-    source = profiles or newest_snapshot(settings)
+    if engine == "local" and assignments is not None:
+        raise click.UsageError("--assignments needs --engine spark")
+    spark = open_spark(spark_master) if engine == "spark" else None
+    if profiles is not None and spark is None and not Path(profiles).is_file():
+        raise click.BadParameter(f"File {profiles!r} does not exist.", param_hint="--profiles")
+    source = Path(profiles) if profiles else newest_snapshot(settings)
     feature_spec = load_spec(spec) if spec is not None else None
     registry = _registry(settings)
     active = registry.active()
     parent = registry.load(active) if active is not None else None
     with _progress() as (say, advance):
-        model = train(
-            source,
-            version=registry.next_version(),
-            k=k,
-            seed=seed,
-            spec=feature_spec,
-            algorithm="gmm" if algorithm == "gmm" else "kmeans",
-            parent=parent,
-            progress=say,
-            advance=advance,
-        )
+        common: dict[str, Any] = {
+            "version": registry.next_version(),
+            "k": k,
+            "seed": seed,
+            "spec": feature_spec,
+            "algorithm": "gmm" if algorithm == "gmm" else "kmeans",
+            "parent": parent,
+            "progress": say,
+        }
+        if spark is not None:
+            from segmentation.spark_segments import train_on_spark
+
+            sources = [profiles or str(source)]
+            model = train_on_spark(spark, sources, assignments=assignments, **common)
+        else:
+            model = train(source, advance=advance, **common)
         registry.save(model)
     console.print(f"saved segmentation {model.card.version}")
     _print_card(model.card, active)

@@ -17,7 +17,7 @@ other rooms in (history, the learned choice, the texts, the record) live here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import polars as pl
@@ -48,7 +48,9 @@ from offers.record import DECISION_COLUMNS
 
 __all__ = [
     "as_record",
+    "candidates",
     "decide",
+    "settle_stock_and_budget",
     "with_choice",
     "with_history",
     "with_recent_incidents",
@@ -63,11 +65,55 @@ def decide(
     ctx: StepContext,
     table: OfferTable,
     book: MessageBook,
+    *,
+    settle: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
 ) -> pl.DataFrame:
-    """Decisions for `ctx.step` for customers not yet decided at this step or a later one."""
+    """Decisions for `ctx.step` for customers not yet decided at this step or a later one.
+
+    Every stage reads one customer's row alone except stock and budget, which weigh the
+    whole incident: `settle` (default `settle_stock_and_budget`) is where they run, so an
+    engine that decides part of the customers at a time can settle them over all of them.
+    """
     perks = perk_frame(table)
     banded = within_band(table, ctx)
     held = None if history.is_empty() else held_perks(history, perks)
+    frame = _candidates(customers, history, recent, ctx, table, perks, banded, held)
+    settled = settle(frame) if settle is not None else settle_stock_and_budget(frame, ctx)
+    return (
+        settled.pipe(with_withheld_odds, banded, perks, held, recent, ctx)
+        .pipe(with_outcome, ctx.policy)
+        .pipe(with_perk_facts, table, ctx.now)
+        .pipe(with_texts, book, ctx.incident.kind, ctx.entitlements)
+        .pipe(with_reasons, ctx)
+        .pipe(as_record, ctx)
+    )
+
+
+def candidates(
+    customers: pl.DataFrame,
+    history: pl.DataFrame,
+    recent: pl.DataFrame,
+    ctx: StepContext,
+    table: OfferTable,
+) -> pl.DataFrame:
+    """The stages before stock and budget: each customer's candidate perk, `perk_value`,
+    `charged_cost` and `_drop`, computed from that customer's row alone."""
+    perks = perk_frame(table)
+    held = None if history.is_empty() else held_perks(history, perks)
+    banded = within_band(table, ctx)
+    return _candidates(customers, history, recent, ctx, table, perks, banded, held)
+
+
+def _candidates(
+    customers: pl.DataFrame,
+    history: pl.DataFrame,
+    recent: pl.DataFrame,
+    ctx: StepContext,
+    table: OfferTable,
+    perks: pl.DataFrame,
+    banded: OfferTable,
+    held: HeldPerks | None,
+) -> pl.DataFrame:
     return (
         select_profiles(customers, table, ctx.incident)
         .pipe(with_history, history, held, ctx.step)
@@ -77,15 +123,12 @@ def decide(
         .pipe(with_candidate_perks, perks, held)
         .pipe(with_rule_limits, table, recent)
         .pipe(with_drops, ctx)
-        .pipe(drop_out_of_stock, ctx.stock_left)
-        .pipe(drop_over_budget, ctx.budget_left)
-        .pipe(with_withheld_odds, banded, perks, held, recent, ctx)
-        .pipe(with_outcome, ctx.policy)
-        .pipe(with_perk_facts, table, ctx.now)
-        .pipe(with_texts, book, ctx.incident.kind, ctx.entitlements)
-        .pipe(with_reasons, ctx)
-        .pipe(as_record, ctx)
     )
+
+
+def settle_stock_and_budget(frame: pl.DataFrame, ctx: StepContext) -> pl.DataFrame:
+    """Stock per airport and day in customer-id order, then the budget: over all of `frame`."""
+    return frame.pipe(drop_out_of_stock, ctx.stock_left).pipe(drop_over_budget, ctx.budget_left)
 
 
 def with_history(
