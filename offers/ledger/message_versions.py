@@ -12,14 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import msgspec
 import sqlalchemy as sa
 
+from offers.ledger.documents import (
+    Documents,
+    Draft,
+    Ref,
+    Version,
+    VersionInfo,
+    insert_version,
+    label,
+    rollback_reason,
+)
 from offers.ledger.schema import decision_reasons, decisions, message_book_drafts, message_books
 from offers.ledger.store import Ledger
-from offers.ledger.versions import Draft, NotFound, Ref, VersionInfo, _aware, _label
 from offers.messages import MessageBook, TemplateFinding
 from offers.messages.books import (
     BookChange,
@@ -57,9 +65,7 @@ class BookRefused(ValueError):
         super().__init__(f"message book {name} not published: {shown}")
 
 
-class BookVersion(msgspec.Struct, frozen=True, kw_only=True):
-    info: VersionInfo
-    body: str
+BookVersion = Version
 
 
 class BookSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,82 +82,15 @@ class BookPublished(msgspec.Struct, frozen=True, kw_only=True):
     findings: list[TemplateFinding]
 
 
-_INFO = (
-    message_books.c.name,
-    message_books.c.version,
-    message_books.c.published_at,
-    message_books.c.published_by,
-    message_books.c.reason,
-)
-
-
-def _info(row: Any) -> VersionInfo:
-    m = row._mapping
-    return VersionInfo(
-        name=m["name"],
-        version=m["version"],
-        published_at=_aware(m["published_at"]),
-        published_by=m["published_by"],
-        reason=m["reason"],
-    )
-
-
-class MessageStore:
+class MessageStore(Documents):
     """Drafts and published versions of message books over one SQLAlchemy engine."""
 
     def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
-
-    def versions(self, name: str) -> list[VersionInfo]:
-        query = (
-            sa.select(*_INFO).where(message_books.c.name == name).order_by(message_books.c.version)
-        )
-        with self.engine.connect() as conn:
-            return [_info(r) for r in conn.execute(query)]
-
-    def version(self, name: str, version: int) -> BookVersion:
-        query = sa.select(*_INFO, message_books.c.body).where(
-            message_books.c.name == name, message_books.c.version == version
-        )
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        if row is None:
-            raise NotFound(f"message book {name} has no version {version}")
-        return BookVersion(info=_info(row), body=row.body)
-
-    def latest(self, name: str) -> BookVersion | None:
-        infos = self.versions(name)
-        return self.version(name, infos[-1].version) if infos else None
-
-    def draft(self, name: str) -> Draft | None:
-        query = sa.select(message_book_drafts).where(message_book_drafts.c.name == name)
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        if row is None:
-            return None
-        return Draft(
-            name=row.name,
-            body=row.body,
-            based_on=row.based_on,
-            updated_at=_aware(row.updated_at),
-            updated_by=row.updated_by,
-        )
+        super().__init__(engine, message_books, message_book_drafts, "message book")
 
     def books(self) -> list[BookSummary]:
         """Every book that has a published version or a draft, by name."""
-        with self.engine.connect() as conn:
-            newest = conn.execute(
-                sa.select(message_books.c.name, sa.func.max(message_books.c.version)).group_by(
-                    message_books.c.name
-                )
-            ).all()
-            drafts = {
-                name: _aware(at)
-                for name, at in conn.execute(
-                    sa.select(message_book_drafts.c.name, message_book_drafts.c.updated_at)
-                )
-            }
-        latest = {name: self.version(name, v).info for name, v in newest}
+        latest, drafts = self.newest()
         return [
             BookSummary(
                 name=name,
@@ -162,51 +101,15 @@ class MessageStore:
             for name in sorted(set(latest) | set(drafts))
         ]
 
-    def body(self, name: str, ref: Ref) -> str:
-        """TOML text of a version number, the `draft`, or the `live` (newest) version."""
-        if ref == "draft":
-            draft = self.draft(name)
-            if draft is None:
-                raise NotFound(f"message book {name} has no draft")
-            return draft.body
-        if ref == "live":
-            latest = self.latest(name)
-            if latest is None:
-                raise NotFound(f"message book {name} is not published")
-            return latest.body
-        return self.version(name, ref).body
-
     def book(self, name: str, ref: Ref) -> MessageBook:
-        return decode_book(self.body(name, ref), f"message book {name} {_label(ref)}")
+        return decode_book(self.body(name, ref), f"message book {name} {label(ref)}")
 
     def diff(self, name: str, before: Ref, after: Ref) -> list[BookChange]:
         return diff_books(self.book(name, before), self.book(name, after))
 
     def save_draft(self, name: str, body: str, by: str, now: datetime) -> Draft:
         """Store `body` (TOML, kept as written) as the draft of book `name`."""
-        latest = self.versions(name)
-        values = {
-            "body": body,
-            "based_on": latest[-1].version if latest else None,
-            "updated_at": now,
-            "updated_by": by,
-        }
-        with self.engine.begin() as conn:
-            updated = conn.execute(
-                message_book_drafts.update()
-                .where(message_book_drafts.c.name == name)
-                .values(**values)
-            ).rowcount
-            if not updated:
-                conn.execute(message_book_drafts.insert().values(name=name, **values))
-        return Draft(name=name, **values)  # type: ignore[arg-type]
-
-    def delete_draft(self, name: str) -> bool:
-        with self.engine.begin() as conn:
-            gone = conn.execute(
-                message_book_drafts.delete().where(message_book_drafts.c.name == name)
-            ).rowcount
-        return bool(gone)
+        return self.store_draft(name, body, by, now)
 
     def publish(
         self,
@@ -227,24 +130,7 @@ class MessageStore:
         findings = check(name, decode_book(text, f"message book {name}"))
         if any(f.severity == "error" for f in findings):
             raise BookRefused(name, findings)
-        for attempt in range(5):
-            try:
-                with self.engine.begin() as conn:
-                    version = _insert(conn, name, text, by, reason, now)
-                    if from_draft:
-                        conn.execute(
-                            message_book_drafts.delete().where(
-                                message_book_drafts.c.name == name,
-                                message_book_drafts.c.body == text,
-                            )
-                        )
-                break
-            except (sa.exc.IntegrityError, sa.exc.OperationalError):
-                if attempt == 4:
-                    raise  # another publisher kept winning the race for the number
-        info = VersionInfo(
-            name=name, version=version, published_at=now, published_by=by, reason=reason
-        )
+        info = self.write_version(name, text, by, reason, now, clear_draft=from_draft)
         return BookPublished(info=info, findings=findings)
 
     def rollback(
@@ -252,35 +138,15 @@ class MessageStore:
     ) -> BookPublished:
         """Publish version `version` again, as a new version whose reason says so."""
         old = self.version(name, version)
-        why = f"rollback to v{version}" + (f": {reason}" if reason else "")
+        why = rollback_reason(version, reason)
         return self.publish(name, by=by, reason=why, now=now, check=check, body=old.body)
-
-
-def _insert(conn: sa.Connection, name: str, body: str, by: str, reason: str, now: datetime) -> int:
-    latest = conn.execute(
-        sa.select(sa.func.max(message_books.c.version)).where(message_books.c.name == name)
-    ).scalar()
-    last = conn.execute(sa.select(sa.func.max(message_books.c.seq))).scalar()
-    version = (latest or 0) + 1
-    conn.execute(
-        message_books.insert().values(
-            name=name,
-            version=version,
-            body=body,
-            published_at=now,
-            published_by=by,
-            reason=reason,
-            seq=(last or 0) + 1,
-        )
-    )
-    return version
 
 
 def publish_book(ledger: Ledger, name: str, body: str, by: str, reason: str, now: datetime) -> int:
     """Publish `body` as the next version of `name` without checking (a first start's
     shipped books); `MessageStore.publish` is the checked way."""
     with ledger.writing() as tx:
-        return _insert(tx.conn, name, body, by, reason, now)
+        return insert_version(tx.conn, message_books, name, body, by, reason, now)
 
 
 def publish_shipped_books(ledger: Ledger, book: MessageBook, now: datetime) -> list[str]:
@@ -292,7 +158,9 @@ def publish_shipped_books(ledger: Ledger, book: MessageBook, now: datetime) -> l
         with ledger.writing() as tx:
             for name, one in sorted(books.items()):
                 body = dump_book(one)
-                _insert(tx.conn, name, body, "makegood bootstrap", "shipped wording", now)
+                insert_version(
+                    tx.conn, message_books, name, body, "makegood bootstrap", "shipped wording", now
+                )
     except sa.exc.IntegrityError:
         if live_stamp(ledger) == 0:
             raise
