@@ -26,6 +26,7 @@ from api.cli import cli
 from api.keys import KeyStore
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
+from tests.test_training_k import PASSENGER_SPEC as SPEC  # the analyst's feature spec
 
 PASSENGERS = 2_000
 
@@ -54,24 +55,6 @@ Male = "male"
 preferred_channel = "sms"
 allowed_channels = "sms|email"
 consent_marketing = true
-"""
-
-SPEC = """
-[[features]]
-column = "business_share"     # type of travel
-
-[[features]]
-column = "Class"
-transform = "onehot"
-
-[[features]]
-column = "tier"               # loyalty
-transform = "ordinal"
-order = ["basic", "silver", "gold", "platinum"]
-
-[[features]]
-column = "Flight Distance"
-transform = "log1p"
 """
 
 

@@ -30,12 +30,11 @@ from offers.catalog.tabular import (
     RULE_COLUMNS,
     _perk_builtins,
     _rule_builtins,
+    csv_frames,
     perks_path,
-    personas_path,
 )
 from offers.catalog.validate import Checks, default_columns
 from offers.catalog.workbook import sheet_frame
-from segmentation.cells import unguard_frame
 from segmentation.profiles import LANGUAGES
 
 __all__ = ["check_file", "check_frames", "column_letter"]
@@ -234,19 +233,9 @@ def check_file(path: Path, checks: Checks | None = None) -> tuple[OfferTable | N
     """A CSV (with its perks file) or XLSX workbook checked cell by cell; see check_frames."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        for ending in (".perks.csv", ".personas.csv"):
-            if path.name.endswith(ending):
-                path = path.with_name(path.name.removesuffix(ending) + ".csv")
-        companion = perks_path(path)
-        if not companion.exists():
-            raise TableError(f"{path.name}: its perks file {companion.name} is missing")
-        frames = [unguard_frame(pl.read_csv(p, infer_schema=False)) for p in (path, companion)]
-        people = personas_path(path)
-        personas = (
-            unguard_frame(pl.read_csv(people, infer_schema=False)) if people.exists() else None
-        )
-        sheets = (path.name, companion.name)
-        return check_frames(frames[0], frames[1], path.name, checks, sheets, personas)
+        path, rules, perks, personas = csv_frames(path)
+        sheets = (path.name, perks_path(path).name)
+        return check_frames(rules, perks, path.name, checks, sheets, personas)
     if suffix == ".xlsx":
         import openpyxl
 

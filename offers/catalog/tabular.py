@@ -41,6 +41,7 @@ from segmentation.cells import guard_frame, unguard_frame
 
 __all__ = [
     "FORMATS",
+    "csv_frames",
     "perks_path",
     "read_csv",
     "read_table_file",
@@ -275,17 +276,23 @@ def write_csv(table: OfferTable, path: Path) -> list[Path]:
     return written
 
 
-def read_csv(path: Path) -> OfferTable:
+def csv_frames(path: Path) -> tuple[Path, pl.DataFrame, pl.DataFrame, pl.DataFrame | None]:
+    """(rules file, rules, perks, personas or None) of a CSV table named by any of its files."""
     for suffix in (".perks.csv", ".personas.csv"):
         if path.name.endswith(suffix):
             path = path.with_name(path.name.removesuffix(suffix) + ".csv")
     companion = perks_path(path)
     if not companion.exists():
         raise TableError(f"{path.name}: its perks file {companion.name} is missing")
-    frames = [unguard_frame(pl.read_csv(p, infer_schema=False)) for p in (path, companion)]
+    rules, perks = (unguard_frame(pl.read_csv(p, infer_schema=False)) for p in (path, companion))
     people = personas_path(path)
     personas = unguard_frame(pl.read_csv(people, infer_schema=False)) if people.exists() else None
-    return table_from_frames(frames[0], frames[1], path.name, personas)
+    return path, rules, perks, personas
+
+
+def read_csv(path: Path) -> OfferTable:
+    path, rules, perks, personas = csv_frames(path)
+    return table_from_frames(rules, perks, path.name, personas)
 
 
 def _xlsx_value(column: str, text: str | None) -> Any:
