@@ -110,9 +110,14 @@ class ImportForm:
     force: bool = False
 
 
+#: `/v1/profiles/import` and `/v1/profiles/rollback` are routes of their own (POST), so a
+#: customer whose id is one of those words cannot be named in these paths.
+RESERVED_ID = {405: "the customer id is `import` or `rollback`, the names of other routes"}
+
+
 @get(
     "/v1/profiles/{customer_id:str}",
-    opt={"role": "analyst"},
+    opt={"role": "analyst", "errors": RESERVED_ID},
     sync_to_thread=False,
     tags=["profiles"],
     operation_id="getProfile",
@@ -303,7 +308,7 @@ def export_profile(state: State, customer_id: CustomerPath) -> ProfileExport:
 
 @delete(
     "/v1/profiles/{customer_id:str}",
-    opt={"role": "analyst", "audit_pseudonym": "customer_id"},
+    opt={"role": "analyst", "audit_pseudonym": "customer_id", "errors": RESERVED_ID},
     sync_to_thread=True,
     tags=["profiles"],
     status_code=200,
