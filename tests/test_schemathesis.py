@@ -162,7 +162,7 @@ def test_following_the_links_keeps_to_the_contract(
             )
 
     Workflow.run(
-        settings=settings(QUICK, max_examples=40, stateful_step_count=8, phases=[Phase.generate])
+        settings=settings(QUICK, max_examples=60, stateful_step_count=8, phases=[Phase.generate])
     )
     # the links lead somewhere: what one answer names, the next operation finds
     reached = {label for via, label, status in followed if via == "link" and status < 300}
