@@ -288,6 +288,103 @@ def _memory_child(n: int) -> None:
     )
 
 
+# --- the CLI path: `makegood incidents apply` in a fresh process --------------------------
+
+#: Targets of the CLI path, as multiples of the per-customer loop timed in the same run.
+CLI_TARGETS = {"dry run": 2.0, "recorded": 6.0, "replay": 3.0}
+#: Every CLI run's peak resident memory stays below this (GiB).
+CLI_PEAK_GIB = 3.0
+
+
+def cli_folder(root: Path, profiles: pl.DataFrame, model: Segmentation) -> Path:
+    """A data folder holding `profiles` as its snapshot and `model` as the active
+    segmentation (the first CLI run publishes the shipped tables and books)."""
+    from segmentation.registry import Registry
+    from segmentation.synth import write_profiles
+
+    (root / "profiles").mkdir(parents=True)
+    write_profiles(profiles, root / "profiles" / "snapshot-0001.parquet")
+    registry = Registry(root / "models")
+    registry.save(model)
+    registry.promote(model.card.version)
+    return root
+
+
+def run_cli(data: Path, *args: str, env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Seconds, peak resident GiB (the child's VmHWM) and standard output of one
+    `makegood --data DATA ARGS…` in a fresh interpreter, as an operator runs it."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
+        "from api.cli.main import cli\n"
+        "try:\n"
+        "    cli.main(sys.argv[1:], prog_name='makegood', standalone_mode=False)\n"
+        "finally:\n"
+        "    hwm = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]\n"
+        "    sys.stderr.write(f'\\nVMHWM {hwm}\\n')\n"
+    )
+    argv = [sys.executable, "-c", code, "--data", str(data), *args]
+    start = time.perf_counter()
+    out = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    seconds = time.perf_counter() - start
+    if out.returncode != 0:
+        raise RuntimeError(f"makegood {' '.join(args)} failed:\n{out.stderr[-3000:]}")
+    peak_kib = int(out.stderr.rsplit("VMHWM", 1)[1].split()[0])
+    return seconds, peak_kib / 1024 / 1024, out.stdout
+
+
+def loop_seconds(book: ProfileBook, n: int) -> float:
+    """The per-customer Python loop (rule matching alone) over all `n` customers."""
+    rows = (
+        book.frame.head(n)
+        .select("segment", "tier")
+        .with_columns(step=pl.lit(2), kind=pl.lit("flight_delay"), delay_minutes=pl.lit(50))
+        .to_dicts()
+    )
+    table = served_table(book)
+    seconds, _ = timed(lambda: python_loop(rows, table))
+    return seconds
+
+
+def cli_path(profiles: pl.DataFrame, model: Segmentation, book: ProfileBook) -> None:
+    """`makegood incidents apply FILE` on every profile: dry run, recorded into SQLite,
+    and the same file replayed, each in a fresh process, beside the loop timed now."""
+    n = profiles.height
+    with tempfile.TemporaryDirectory() as tmp:
+        data = cli_folder(Path(tmp) / "data", profiles, model)
+        body = {
+            "incident_id": f"CLI-{uuid.uuid4().hex[:8]}",
+            "kind": "flight_delay",
+            "occurred_at": "2026-11-23T07:00:00Z",
+            "facts": {
+                "delay_minutes": 50,
+                "flight": "MG123",
+                "origin": "TPE",
+                "destination": "LHR",
+                "carrier_country": "TW",
+            },
+            "customers": profiles["customer_id"].to_list(),
+        }
+        path = Path(tmp) / "incident.json"
+        path.write_bytes(json.dumps(body).encode())
+        run_cli(data, "incidents", "apply", str(path), "--dry-run")  # bootstraps the folder
+        loop = loop_seconds(book, n)
+        runs = {
+            "dry run": run_cli(data, "incidents", "apply", str(path), "--dry-run"),
+            "recorded": run_cli(data, "incidents", "apply", str(path)),
+            "replay": run_cli(data, "incidents", "apply", str(path)),
+        }
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"CLI path, `makegood incidents apply` on {n:,} customers (load average: {load}):")
+    print(f"  per-customer Python loop          {loop:8.3f} s   (matching only; the gauge)")
+    for label, (seconds, peak, _out) in runs.items():
+        ratio, target = seconds / loop, CLI_TARGETS[label]
+        met = "met" if ratio <= target and peak < CLI_PEAK_GIB else "NOT met"
+        print(
+            f"  {label:<33} {seconds:8.3f} s   {ratio:5.1f}x the loop (target <= {target:g}x), "
+            f"peak {peak:.2f} GiB (target < {CLI_PEAK_GIB:g}) -> {met}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -296,11 +393,17 @@ def main() -> None:
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--no-http", action="store_true", help="skip bench/preview.py")
     parser.add_argument("--postgres", default=POSTGRES)
+    parser.add_argument("--no-cli", action="store_true", help="skip `makegood incidents apply`")
+    parser.add_argument("--cli-only", action="store_true", help="only the CLI path")
     args = parser.parse_args()
     n = args.customers
     profiles = synth_profiles(n, 7).drop("latent_kind")
     model = train(profiles.sample(min(n, 20_000), seed=1), version="bench", k=5, seed=7)
     book = ProfileBook(profiles, model)
+    if not args.no_cli:
+        cli_path(profiles, model, book)
+    if args.cli_only:
+        return
     engine_only(book, model, n, min(args.sample, n))
     if not args.no_sqlite:
         with tempfile.TemporaryDirectory() as tmp:

@@ -8,10 +8,10 @@ decisions. All of it runs in one transaction that holds the incident's lock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 import polars as pl
@@ -28,7 +28,7 @@ from offers.decide import (
 from offers.incidents import EscalationPolicy, Incident, entitlements
 from offers.ledger import DECISION_SCHEMA, FOLLOWUP_LIST, Ledger, Tx, paired, with_followup_lists
 from offers.messages import MessageBook
-from offers.record import LEDGER_ONLY
+from offers.record import HISTORY_SCHEMA, LEDGER_ONLY, RECENT_SCHEMA
 
 #: Reports phases of a long update: (what is happening, share done in [0, 1]).
 Progress = Callable[[str, float], None]
@@ -79,7 +79,9 @@ class NoTable(OfferTable, frozen=True, kw_only=True):
 @dataclass
 class Outcome:
     """What an update did. `decisions` (every decision at this step) is read on first use:
-    a million-customer job reports counts and never needs them in memory twice."""
+    a million-customer job reports counts and never needs them in memory twice. `total`
+    and `charged` (decisions at this step, what they charged) are known without reading
+    them, and `pages` hands them out a page at a time."""
 
     incident_id: str
     step: int
@@ -92,15 +94,42 @@ class Outcome:
     #: This update opened the incident (decided under its lock: concurrent creators of one
     #: incident see it true exactly once). A dry run says whether it would.
     created: bool = False
+    total: int | None = None
+    charged: float | None = None
+    #: A page of the step's decisions after a customer id (None: from the first), in
+    #: customer order; without it, pages are cut from `decisions`.
+    page: Callable[[str | None, int], pl.DataFrame] | None = None
 
     @cached_property
     def decisions(self) -> pl.DataFrame:
         return self.load()
 
     @property
+    def count(self) -> int:
+        """How many decisions this step holds (with a dry run's, as if recorded)."""
+        return self.total if self.total is not None else self.decisions.height
+
+    @property
     def cost(self) -> float:
         """What this step's decisions charged against the incident (upgrades: the difference)."""
+        if self.charged is not None:
+            return self.charged
         return float(self.decisions["charged_cost"].fill_null(0.0).sum())
+
+    def pages(self, size: int = 50_000) -> Iterator[pl.DataFrame]:
+        """The step's decisions in customer order, `size` at a time: a writer of a million
+        of them never holds more than a page read from the ledger."""
+        if self.page is None:
+            yield from self.decisions.iter_slices(size)
+            return
+        after: str | None = None
+        while True:
+            frame = self.page(after, size)
+            if frame.height:
+                yield frame
+            if frame.height < size:
+                return
+            after = frame["customer_id"][-1]
 
 
 @dataclass(frozen=True)
@@ -144,95 +173,102 @@ def apply_update(
     `decider` decides elsewhere (on Spark's executors); reading and recording stay here.
     """
     progress("checking customers", 0.0)
-    ids = list(dict.fromkeys(customer_ids))
+    ids = unique_ids(customer_ids)
     unknown = parts.unknown_profiles(ids)
     if unknown:
         raise UnknownCustomers(unknown)
     step = parts.escalation(incident.kind).step(incident.facts.delay_minutes)
     owed, note = parts.entitlements(incident)  # before any write: bad facts write nothing
     opener = parts.ledger.reading if dry_run else parts.ledger.writing
+    ledger, incident_id = parts.ledger, incident.incident_id
     with opener() as tx:
-        stored = tx.incident(incident.incident_id)
+        stored = tx.incident(incident_id)
         if must_exist and stored is None:
-            raise UnknownIncident(incident.incident_id)
+            raise UnknownIncident(incident_id)
         if dry_run:
-            known = tx.customers(incident.incident_id) if stored else []
-            affected = list(dict.fromkeys([*known, *ids]))
+            known = tx.customers(incident_id) if stored else []
+            affected = unique_ids([*known, *ids]) if known else ids
             budget = budget if budget is not None else (stored or {}).get("budget")
             created = stored is None
         else:
             affected, created = tx.open_incident(incident, step, ids, now, budget)
-            budget = tx.incident(incident.incident_id)["budget"]  # type: ignore[index]
-        spent = tx.spent(incident.incident_id)
+            budget = tx.incident(incident_id)["budget"]  # type: ignore[index]
+        spent = tx.spent(incident_id)
+        outcome = partial(
+            Outcome,
+            incident_id,
+            step,
+            incident.facts.delay_minutes,
+            budget=budget,
+            spent=spent,
+            created=created,
+        )
         if step == 0:
             empty = pl.DataFrame(schema={**DECISION_SCHEMA, "followups": FOLLOWUP_LIST})
-            return Outcome(
-                incident.incident_id,
-                0,
-                incident.facts.delay_minutes,
-                0,
-                lambda: empty,
-                dry_run,
-                budget,
-                spent,
-                created,
-            )
-        if not dry_run and not created and tx.count(incident.incident_id, step) >= len(affected):
+            return outcome(0, lambda: empty, dry_run, total=0, charged=0.0)
+        fresh_incident = created  # (a dry run: whether it would be)
+        before = 0 if fresh_incident else tx.count(incident_id, step)
+        if not created and before >= len(affected):
             # Everyone already has this step's decision (a replay, or a retry of a request
             # that was answered): nothing to decide, the ledger has the answer.
-            ledger, incident_id = parts.ledger, incident.incident_id
-            return Outcome(
-                incident_id,
-                step,
-                incident.facts.delay_minutes,
+            return outcome(
                 0,
                 lambda: ledger.decisions(incident_id, step=step),
-                budget=budget,
-                spent=spent,
-                created=created,
+                dry_run,
+                total=before,
+                charged=tx.spent(incident_id, step),
+                page=_ledger_pages(ledger, incident_id, step),
             )
         progress(f"loading {len(affected):,} profiles", 0.1)
-        tx.stage(affected)
         table = parts.table(incident.kind)
         ctx = step_context(parts, tx, table, incident, step, now, (owed, note), budget, spent)
-        since = now - timedelta(days=parts.contact.window_days)
+        history, recent, busy = _past(tx, incident_id, affected, now, parts.contact, fresh_incident)
         progress(f"deciding step {step} for {len(affected):,} customers", 0.25)
         fresh, customers = (decider or _decide_here(parts))(
-            affected,
-            tx.history(incident.incident_id),
-            tx.recent(incident.incident_id, since),
-            ctx,
-            table,
-            parts.book,
+            affected, history, recent, ctx, table, parts.book
         )
+        del history, recent
         fresh = fresh.cast(DECISION_SCHEMA)  # type: ignore[arg-type]
+        fresh_cost = float(fresh["charged_cost"].fill_null(0.0).sum())
         if dry_run:
-            stored_now = tx.decisions(incident.incident_id, step=step)
+            stored_cost = 0.0 if fresh_incident else tx.spent(incident_id, step)
             unsaved = fresh.drop(LEDGER_ONLY).with_columns(
                 followups=pl.lit([], dtype=FOLLOWUP_LIST)
             )
-            both = pl.concat([stored_now, unsaved]).sort("customer_id")
-            return Outcome(
-                incident.incident_id,
-                step,
-                incident.facts.delay_minutes,
+
+            unsaved = unsaved.sort("customer_id")
+            stored_page = _ledger_pages(ledger, incident_id, step)
+
+            def both() -> pl.DataFrame:
+                if before == 0:
+                    return unsaved
+                stored_now = ledger.decisions(incident_id, step=step)
+                return pl.concat([stored_now, unsaved]).sort("customer_id")
+
+            def page(after: str | None, size: int) -> pl.DataFrame:
+                mine = unsaved if after is None else unsaved.filter(pl.col("customer_id") > after)
+                if before == 0:
+                    return mine.head(size)
+                both = pl.concat([stored_page(after, size), mine.head(size)])
+                return both.sort("customer_id").head(size)
+
+            return outcome(
                 0,
-                lambda: both,
+                both,
                 True,
-                budget,
-                spent,
-                created,
+                total=before + unsaved.height,
+                charged=stored_cost + fresh_cost,
+                page=page,
             )
-        before = tx.count(incident.incident_id, step)
-        busy = _busy(tx, incident.incident_id, now, parts.contact)
         planned = _plan(fresh, customers, busy, now, parts.contact)
+        del customers
         progress(f"recording {fresh.height:,} decisions", 0.6)
         issued = tx.record(fresh, now, planned)
         planned = planned.select(list(PLANNED_SCHEMA))
         fresh = fresh.drop(LEDGER_ONLY)
-        spent += float(fresh["charged_cost"].fill_null(0.0).sum())  # under the lock: exact
+        spent += fresh_cost  # under the lock: exact
+        charged = fresh_cost if before == 0 else tx.spent(incident_id, step)
     progress("done", 1.0)
-    ledger, incident_id = parts.ledger, incident.incident_id
     if issued >= REFRESH_STATISTICS_AFTER:
         ledger.refresh_statistics()  # after the commit, outside the lock
     only_fresh = before == 0 and issued == fresh.height
@@ -246,7 +282,7 @@ def apply_update(
         return ledger.decisions(incident_id, step=step)
 
     return Outcome(
-        incident.incident_id,
+        incident_id,
         step,
         incident.facts.delay_minutes,
         issued,
@@ -254,7 +290,60 @@ def apply_update(
         budget=budget,
         spent=spent,
         created=created,
+        total=before + issued,
+        charged=charged,
+        page=None if only_fresh else _ledger_pages(ledger, incident_id, step),
     )
+
+
+def unique_ids(customer_ids: Sequence[str]) -> list[str]:
+    """The ids once each, in the order first given."""
+    series = pl.Series("customer_id", customer_ids, dtype=pl.String)
+    return series.unique(maintain_order=True).to_list()
+
+
+def _ledger_pages(
+    ledger: Ledger, incident_id: str, step: int
+) -> Callable[[str | None, int], pl.DataFrame]:
+    """A page of the step's stored decisions after a customer id, read on the key's index."""
+
+    def page(after: str | None, size: int) -> pl.DataFrame:
+        with ledger.reading() as tx:
+            return tx.decisions(incident_id, step=step, limit=size, after=after)
+
+    return page
+
+
+def _past(
+    tx: Tx,
+    incident_id: str,
+    affected: list[str],
+    now: datetime,
+    policy: ContactPolicy,
+    fresh_incident: bool,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """What the engine and the follow-up plan read of the ledger: this incident's earlier
+    decisions (none for an incident this update opens), the customers' decisions in other
+    incidents of the contact window, and those with another incident's follow-ups due in
+    it. The last two are read only when another incident was updated recently enough to
+    hold such rows: most huge incidents stage nobody."""
+    history = pl.DataFrame(schema=HISTORY_SCHEMA) if fresh_incident else tx.history(incident_id)
+    since = now - timedelta(days=policy.window_days)
+    # a follow-up is due at most its delay (and a night's quiet hours) after its decision
+    latest = max(policy.checkin_after_days, policy.feedback_after_days) + 2
+    wants_busy = policy.marketing_contacts_per_window > 0 and tx.others_since(
+        incident_id, since - timedelta(days=latest)
+    )
+    wants_recent = tx.others_since(incident_id, since)
+    recent = pl.DataFrame(schema=RECENT_SCHEMA)
+    busy = pl.DataFrame(schema={"customer_id": pl.String})
+    if wants_recent or wants_busy:
+        tx.stage(affected)
+        if wants_recent:
+            recent = tx.recent(incident_id, since)
+        if wants_busy:
+            busy = _busy(tx, incident_id, now, policy)
+    return history, recent, busy
 
 
 def _decide_here(parts: Parts) -> Decider:

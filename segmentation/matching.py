@@ -16,7 +16,6 @@ from typing import Any
 import msgspec
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import linear_sum_assignment
 
 __all__ = ["MAX_DISTANCE", "Match", "match_clusters", "shared_space_distances"]
 
@@ -60,6 +59,8 @@ def shared_space_distances(
 
 def match_clusters(distances: Array, max_distance: float = MAX_DISTANCE) -> list[Match]:
     """Optimal one-to-one pairs (new, parent) no further apart than `max_distance`."""
+    from scipy.optimize import linear_sum_assignment  # 0.5 s to import: only when matching
+
     rows, cols = linear_sum_assignment(distances)
     return [
         Match(new=int(r), parent=int(c), distance=round(float(distances[r, c]), 4))

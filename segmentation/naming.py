@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 __all__ = ["ARCHETYPES", "MIN_SIMILARITY", "PHRASES", "describe", "name_clusters"]
 
@@ -82,6 +81,8 @@ def _archetypes(centroids_z: np.ndarray, columns: list[str], names: list[str]) -
     sig = signatures / np.maximum(np.linalg.norm(signatures, axis=1, keepdims=True), 1e-9)
     cen = centroids_z / np.maximum(np.linalg.norm(centroids_z, axis=1, keepdims=True), 1e-9)
     similarity = cen @ sig.T
+    from scipy.optimize import linear_sum_assignment  # slow import: only here
+
     rows, cols = linear_sum_assignment(-similarity)
     return {
         int(r): names[c]

@@ -76,8 +76,9 @@ def apply(
     fmt = "json" if as_json else fmt or ("json" if output is not None else "summary")
     if fmt == "summary" and output is not None:
         raise click.UsageError("the summary is printed: use --format json/ndjson/parquet with -o")
-    from api.http.wire import IncidentCreate, decision_rows
-    from api.runtime import open_runtime
+    from api.cli.decision_files import write_decisions
+    from api.cli.incident_folder import Folder
+    from api.http.wire import IncidentCreate
     from offers.flow import apply_update
 
     if fmt == "parquet" and output is None:
@@ -90,14 +91,12 @@ def apply(
         raise click.ClickException(f"{incident_file}: {exc}") from exc
     spark = open_spark(spark_master) if engine == "spark" else None
     with console.status("opening the data folder…"):
-        runtime = open_runtime(
-            settings, lambda message: console.log(message), profiles=spark is None
-        )
+        folder = Folder(settings, lambda message: console.log(message), profiles=spark is None)
     try:
         with console.status("deciding…"):
             if spark is None:
                 outcome = apply_update(
-                    runtime.parts(),
+                    folder.parts(),
                     request.incident(),
                     request.customers,
                     datetime.now(UTC),
@@ -108,6 +107,7 @@ def apply(
                 from offers.spark_flow import apply_on_spark, read_profiles
                 from segmentation.spark_segments import traits_on_spark
 
+                runtime = folder.runtime
                 path = profiles or str(newest_snapshot(settings))
                 dataset = read_profiles(spark, path, runtime.model)
                 runtime.use_traits(
@@ -123,44 +123,34 @@ def apply(
                     dry_run=dry_run or request.dry_run,
                     budget=request.budget,
                 )
+        console.print(
+            f"incident {outcome.incident_id}: step {outcome.step}, {outcome.issued:,} new "
+            f"decisions, {outcome.count:,} at this step, cost {outcome.cost:,.2f}"
+            + (" (dry run: nothing recorded)" if outcome.dry_run else "")
+        )
+        if fmt == "summary":
+            _summary(next(outcome.pages(SUMMARY_LINES), None), outcome.count)
+            return
+        write_decisions(outcome, fmt, output)
     finally:
-        runtime.close()
-    console.print(
-        f"incident {outcome.incident_id}: step {outcome.step}, {outcome.issued:,} new "
-        f"decisions, {outcome.decisions.height:,} at this step, cost {outcome.cost:,.2f}"
-        + (" (dry run: nothing recorded)" if outcome.dry_run else "")
-    )
-    if fmt == "parquet":
-        assert output is not None
-        outcome.decisions.drop("followups").write_parquet(output)
-        return
-    if fmt == "summary":
-        _summary(outcome.decisions)
-        return
-    rows = decision_rows(outcome.decisions)
-    if fmt == "ndjson":
-        data = b"".join(msgspec.json.encode(r) + b"\n" for r in rows)
-    else:
-        data = msgspec.json.format(msgspec.json.encode(rows)) + b"\n"
-    if output is None:
-        click.echo(data.decode("utf-8"), nl=False)
-    else:
-        output.write_bytes(data)
+        folder.close()
 
 
 #: Lines the summary prints before it says how many more there are.
 SUMMARY_LINES = 50
 
 
-def _summary(decisions: Any) -> None:
-    """`c000001 duty-free-shopper dutyfree-10`, one line per customer decided at this step."""
-    shown = decisions.sort("customer_id").head(SUMMARY_LINES)
+def _summary(shown: Any, total: int) -> None:
+    """`c000001 duty-free-shopper dutyfree-10`, one line per customer decided at this step
+    (the first `SUMMARY_LINES` by customer id, then how many more)."""
+    if shown is None:
+        return
     width = max([len(s or "-") for s in shown["segment"].to_list()] + [1])
     for customer, segment, perk, holdout in shown.select(
         "customer_id", "segment", "perk_id", "holdout"
     ).iter_rows():
         what = perk or ("no perk (holdout)" if holdout else "no perk")
         click.echo(f"{customer} {(segment or '-'):<{width}} {what}")
-    if decisions.height > shown.height:
-        more = decisions.height - shown.height
+    if total > shown.height:
+        more = total - shown.height
         click.echo(f"… {more:,} more: --json prints every decision, -o FILE writes them")

@@ -62,8 +62,10 @@ class TxReads:
             incident_customers.c.incident_id == incident_id
         )
         decided = sa.select(decisions.c.customer_id).where(decisions.c.incident_id == incident_id)
-        found = self.plain(sa.union(listed, decided), {"customer_id": pl.String})
-        return found["customer_id"].sort().to_list()  # sorted here: cheaper than in SQL
+        ids = {"customer_id": pl.String}
+        found = pl.concat([self.plain(listed, ids), self.plain(decided, ids)])
+        # made unique and sorted here: cheaper than SQL's UNION of a million ids
+        return found["customer_id"].unique().sort().to_list()
 
     def stage(self, customer_ids: Sequence[str]) -> None:
         """Hold the update's customers for `recent` and `followup_customers`.
@@ -123,6 +125,23 @@ class TxReads:
         )
         return self.plain(self._of_staged(query, d.customer_id), RECENT_SCHEMA)
 
+    def others_since(self, incident_id: str, since: datetime) -> bool:
+        """Whether an incident other than this one was updated since `since`.
+
+        Every decision is made by an update of its incident, which stamps `updated_at`, so
+        when none was, no decision of another incident is that recent: the caps'
+        and follow-ups' reads of the customers have nothing to find (one small read
+        instead of staging a million ids)."""
+        query = (
+            sa.select(incidents.c.incident_id)
+            .where(
+                incidents.c.updated_at >= since.astimezone(UTC),
+                incidents.c.incident_id != incident_id,
+            )
+            .limit(1)
+        )
+        return self.conn.execute(query).first() is not None
+
     def stock_used(self, airport: str, perk_ids: Sequence[str], day: datetime) -> dict[str, int]:
         """How many of each stocked perk `airport` gave out on `day` (UTC), under a lock.
 
@@ -151,9 +170,10 @@ class TxReads:
                 {"key": f"makegood-stock:{airport}"},
             )
 
-    def spent(self, incident_id: str) -> float:
+    def spent(self, incident_id: str, step: int | None = None) -> float:
+        """What the incident's decisions charged (at `step` only, if given)."""
         query = sa.select(sa.func.coalesce(sa.func.sum(decisions.c.charged_cost), 0.0)).where(
-            decisions.c.incident_id == incident_id
+            *_which(incident_id, step, None)
         )
         return float(self.conn.execute(query).scalar_one())
 
@@ -174,14 +194,19 @@ class TxReads:
         limit: int | None = None,
         offset: int = 0,
         customer_id: str | None = None,
+        after: str | None = None,
     ) -> pl.DataFrame:
-        """Stored decisions of an incident, by step then customer id, with their follow-ups.
+        """Stored decisions of an incident, by step then customer id, with their follow-ups;
+        with `after` (and a `step`), only those of customers after that id.
 
         A page is chosen on the key alone and only its rows are joined to their wordings:
         otherwise a planner without statistics yet (a million rows just written) may splice
-        every text of the incident before it sorts and cuts the page."""
+        every text of the incident before it sorts and cuts the page. `after` pages through
+        a step on the key's index, where an offset would walk every row before the page."""
         d = decisions.c
         which = _which(incident_id, step, customer_id)
+        if after is not None:
+            which.append(d.customer_id > after)
         query = with_words(sa.select(*(d[c] for c in (*ROW_COLUMNS, *STORED_FOLLOWUPS))))
         query = _paged(query, which, limit, offset).order_by(d.step, d.customer_id)
         frame = self.plain(query, _DECISION_READ)
