@@ -332,17 +332,19 @@ def run_cli(data: Path, *args: str, env: dict[str, str] | None = None) -> tuple[
     return seconds, peak_kib / 1024 / 1024, out.stdout
 
 
-def loop_seconds(book: ProfileBook, n: int) -> float:
-    """The per-customer Python loop (rule matching alone) over all `n` customers."""
+def loop_seconds(book: ProfileBook, n: int, sample: int = 100_000) -> float:
+    """The per-customer Python loop (rule matching alone), timed on `sample` customers and
+    extrapolated to `n`, as `engine_only` times it."""
+    sample = min(sample, n)
     rows = (
-        book.frame.head(n)
+        book.frame.head(sample)
         .select("segment", "tier")
         .with_columns(step=pl.lit(2), kind=pl.lit("flight_delay"), delay_minutes=pl.lit(50))
         .to_dicts()
     )
     table = served_table(book)
     seconds, _ = timed(lambda: python_loop(rows, table))
-    return seconds
+    return seconds * n / sample
 
 
 def cli_path(profiles: pl.DataFrame, model: Segmentation, book: ProfileBook) -> None:
@@ -375,7 +377,10 @@ def cli_path(profiles: pl.DataFrame, model: Segmentation, book: ProfileBook) -> 
         }
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"CLI path, `makegood incidents apply` on {n:,} customers (load average: {load}):")
-    print(f"  per-customer Python loop          {loop:8.3f} s   (matching only; the gauge)")
+    print(
+        f"  per-customer Python loop          {loop:8.3f} s   (matching only, 100,000 timed and "
+        "extrapolated: the gauge)"
+    )
     for label, (seconds, peak, _out) in runs.items():
         ratio, target = seconds / loop, CLI_TARGETS[label]
         met = "met" if ratio <= target and peak < CLI_PEAK_GIB else "NOT met"

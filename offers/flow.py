@@ -16,12 +16,14 @@ from typing import Any
 
 import polars as pl
 
+from offers import settling
 from offers.catalog import OfferTable
 from offers.decide import (
     ContactPolicy,
     Learning,
     StepContext,
     ValuePolicy,
+    candidates,
     decide,
     schedule_followups,
 )
@@ -50,6 +52,9 @@ Decider = Callable[
 
 #: Decisions written in one update after which the planner's statistics are renewed.
 REFRESH_STATISTICS_AFTER = 100_000
+
+#: Customers decided at once; more are decided a chunk at a time (`_record_in_chunks`).
+CHUNK = 1_000_000
 
 
 class UnknownCustomers(ValueError):
@@ -167,10 +172,13 @@ def apply_update(
     budget: float | None = None,
     progress: Progress = lambda _message, _done: None,
     decider: Decider | None = None,
+    chunk_size: int = CHUNK,
 ) -> Outcome:
     """Decide the incident's current step for everyone affected who lacks a decision.
 
     `decider` decides elsewhere (on Spark's executors); reading and recording stay here.
+    More than `chunk_size` customers are decided and recorded a chunk at a time, with
+    stock and budget settled over all of them (`_record_in_chunks`).
     """
     progress("checking customers", 0.0)
     ids = unique_ids(customer_ids)
@@ -223,54 +231,74 @@ def apply_update(
         table = parts.table(incident.kind)
         ctx = step_context(parts, tx, table, incident, step, now, (owed, note), budget, spent)
         history, recent, busy = _past(tx, incident_id, affected, now, parts.contact, fresh_incident)
-        progress(f"deciding step {step} for {len(affected):,} customers", 0.25)
-        fresh, customers = (decider or _decide_here(parts))(
-            affected, history, recent, ctx, table, parts.book
-        )
-        del history, recent
-        fresh = fresh.cast(DECISION_SCHEMA)  # type: ignore[arg-type]
-        fresh_cost = float(fresh["charged_cost"].fill_null(0.0).sum())
-        if dry_run:
-            stored_cost = 0.0 if fresh_incident else tx.spent(incident_id, step)
-            unsaved = fresh.drop(LEDGER_ONLY).with_columns(
-                followups=pl.lit([], dtype=FOLLOWUP_LIST)
+        chunked = False
+        if decider is None and not dry_run and len(affected) > chunk_size:
+            issued, fresh_cost = _record_in_chunks(
+                parts, tx, affected, (history, recent, busy), ctx, table, now, chunk_size, progress
             )
-
-            unsaved = unsaved.sort("customer_id")
-            stored_page = _ledger_pages(ledger, incident_id, step)
-
-            def both() -> pl.DataFrame:
-                if before == 0:
-                    return unsaved
-                stored_now = ledger.decisions(incident_id, step=step)
-                return pl.concat([stored_now, unsaved]).sort("customer_id")
-
-            def page(after: str | None, size: int) -> pl.DataFrame:
-                mine = unsaved if after is None else unsaved.filter(pl.col("customer_id") > after)
-                if before == 0:
-                    return mine.head(size)
-                both = pl.concat([stored_page(after, size), mine.head(size)])
-                return both.sort("customer_id").head(size)
-
-            return outcome(
-                0,
-                both,
-                True,
-                total=before + unsaved.height,
-                charged=stored_cost + fresh_cost,
-                page=page,
+            spent += fresh_cost  # under the lock: exact
+            charged = fresh_cost if before == 0 else tx.spent(incident_id, step)
+            chunked = True
+        else:
+            progress(f"deciding step {step} for {len(affected):,} customers", 0.25)
+            fresh, customers = (decider or _decide_here(parts))(
+                affected, history, recent, ctx, table, parts.book
             )
-        planned = _plan(fresh, customers, busy, now, parts.contact)
-        del customers
-        progress(f"recording {fresh.height:,} decisions", 0.6)
-        issued = tx.record(fresh, now, planned)
-        planned = planned.select(list(PLANNED_SCHEMA))
-        fresh = fresh.drop(LEDGER_ONLY)
-        spent += fresh_cost  # under the lock: exact
-        charged = fresh_cost if before == 0 else tx.spent(incident_id, step)
+            del history, recent
+            fresh = fresh.cast(DECISION_SCHEMA)  # type: ignore[arg-type]
+            fresh_cost = float(fresh["charged_cost"].fill_null(0.0).sum())
+            if dry_run:
+                stored_cost = 0.0 if fresh_incident else tx.spent(incident_id, step)
+                unsaved = fresh.drop(LEDGER_ONLY).with_columns(
+                    followups=pl.lit([], dtype=FOLLOWUP_LIST)
+                )
+
+                unsaved = unsaved.sort("customer_id")
+                stored_page = _ledger_pages(ledger, incident_id, step)
+
+                def both() -> pl.DataFrame:
+                    if before == 0:
+                        return unsaved
+                    stored_now = ledger.decisions(incident_id, step=step)
+                    return pl.concat([stored_now, unsaved]).sort("customer_id")
+
+                def page(after: str | None, size: int) -> pl.DataFrame:
+                    mine = (
+                        unsaved if after is None else unsaved.filter(pl.col("customer_id") > after)
+                    )
+                    if before == 0:
+                        return mine.head(size)
+                    both = pl.concat([stored_page(after, size), mine.head(size)])
+                    return both.sort("customer_id").head(size)
+
+                return outcome(
+                    0,
+                    both,
+                    True,
+                    total=before + unsaved.height,
+                    charged=stored_cost + fresh_cost,
+                    page=page,
+                )
+            planned = _plan(fresh, customers, busy, now, parts.contact)
+            del customers
+            progress(f"recording {fresh.height:,} decisions", 0.6)
+            issued = tx.record(fresh, now, planned)
+            planned = planned.select(list(PLANNED_SCHEMA))
+            fresh = fresh.drop(LEDGER_ONLY)
+            spent += fresh_cost  # under the lock: exact
+            charged = fresh_cost if before == 0 else tx.spent(incident_id, step)
     progress("done", 1.0)
     if issued >= REFRESH_STATISTICS_AFTER:
         ledger.refresh_statistics()  # after the commit, outside the lock
+    if chunked:
+        return outcome(
+            issued,
+            lambda: ledger.decisions(incident_id, step=step),
+            total=before + issued,
+            charged=charged,
+            spent=spent,
+            page=_ledger_pages(ledger, incident_id, step),
+        )
     only_fresh = before == 0 and issued == fresh.height
 
     def load() -> pl.DataFrame:
@@ -294,6 +322,46 @@ def apply_update(
         charged=charged,
         page=None if only_fresh else _ledger_pages(ledger, incident_id, step),
     )
+
+
+def _record_in_chunks(
+    parts: Parts,
+    tx: Tx,
+    affected: list[str],
+    past: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame],
+    ctx: StepContext,
+    table: OfferTable,
+    now: datetime,
+    size: int,
+    progress: Progress,
+) -> tuple[int, float]:
+    """Decide and record `affected` `size` at a time; how many were issued, at what cost.
+
+    Pass one keeps each chunk's candidate perks (a few narrow columns); stock and budget
+    are settled over all of them at once; pass two decides each chunk again with that
+    settlement and records it before the next, so memory never holds more than one
+    chunk's decisions with their texts.
+    """
+    history, recent, busy = past
+    chunks = [affected[i : i + size] for i in range(0, len(affected), size)]
+    found = []
+    for n, ids in enumerate(chunks):
+        progress(f"candidates: part {n + 1} of {len(chunks)}", 0.1 + 0.2 * n / len(chunks))
+        customers = parts.select_profiles(ids)
+        found.append(settling.offered(candidates(customers, history, recent, ctx, table)))
+    settle = settling.settle_with(settling.fixes(pl.concat(found), ctx))
+    del found
+    issued, cost = 0, 0.0
+    for n, ids in enumerate(chunks):
+        share = 0.3 + 0.7 * n / len(chunks)
+        progress(f"deciding and recording part {n + 1} of {len(chunks)}", share)
+        customers = parts.select_profiles(ids)
+        fresh = decide(customers, history, recent, ctx, table, parts.book, settle=settle)
+        fresh = fresh.cast(DECISION_SCHEMA)  # type: ignore[arg-type]
+        planned = _plan(fresh, customers, busy, now, parts.contact)
+        issued += tx.record(fresh, now, planned)
+        cost += float(fresh["charged_cost"].fill_null(0.0).sum())
+    return issued, cost
 
 
 def unique_ids(customer_ids: Sequence[str]) -> list[str]:

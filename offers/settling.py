@@ -1,0 +1,60 @@
+"""Stock and budget settled over every customer of a step decided a part at a time.
+
+Every stage of the engine reads one customer's row alone except stock and budget, which
+weigh the whole step (`offers.decide.settle_stock_and_budget`). A step decided in parts
+first keeps, from each part, the rows with a candidate perk (`offered`); `fixes` settles
+those over all of them and keeps the few rows settling changed; `settle_with(fixes)` is
+the `settle` hook that gives each part, decided again, exactly that settlement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import polars as pl
+
+from offers.decide import StepContext, settle_stock_and_budget
+
+__all__ = ["OFFERED", "fixes", "offered", "settle_with"]
+
+#: What settling reads of a candidate row.
+OFFERED = ("customer_id", "candidate", "perk_value", "charged_cost", "_drop")
+_SETTLED = ("customer_id", "_drop", "charged_cost")
+
+
+def offered(candidates: pl.DataFrame) -> pl.DataFrame:
+    """The rows of `offers.decide.candidates` with a candidate perk, as settling needs them."""
+    return candidates.filter(pl.col("candidate").is_not_null()).select(OFFERED)
+
+
+def fixes(offered: pl.DataFrame, ctx: StepContext) -> pl.DataFrame:
+    """The offered rows whose `_drop` or `charged_cost` settling over all of them changed."""
+    if offered.is_empty():
+        return pl.DataFrame(
+            schema={"customer_id": pl.String, "_drop": pl.String, "charged_cost": pl.Float64}
+        )
+    settled = settle_stock_and_budget(offered, ctx)
+    return (
+        settled.select(_SETTLED)
+        .join(offered.select(_SETTLED), on="customer_id", suffix="_before")
+        .filter(
+            pl.col("_drop").ne_missing(pl.col("_drop_before"))
+            | pl.col("charged_cost").ne_missing(pl.col("charged_cost_before"))
+        )
+        .select(_SETTLED)
+    )
+
+
+def settle_with(changed: pl.DataFrame) -> Callable[[pl.DataFrame], pl.DataFrame]:
+    """The `settle` hook of `offers.decide.decide` that applies `changed` (from `fixes`)."""
+    marked = changed.rename({"_drop": "_d", "charged_cost": "_c"}).with_columns(_fixed=pl.lit(True))
+
+    def settle(frame: pl.DataFrame) -> pl.DataFrame:
+        fixed = frame.join(marked, on="customer_id", how="left", maintain_order="left")
+        hit = pl.col("_fixed").fill_null(False)
+        return fixed.with_columns(
+            _drop=pl.when(hit).then(pl.col("_d")).otherwise(pl.col("_drop")),
+            charged_cost=pl.when(hit).then(pl.col("_c")).otherwise(pl.col("charged_cost")),
+        ).drop("_d", "_c", "_fixed")
+
+    return settle
