@@ -8,39 +8,46 @@ decisions. All of it runs in one transaction that holds the incident's lock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cached_property, partial
+from functools import partial
 from typing import Any
 
 import polars as pl
 
-from offers import settling
+from offers import followup_plan, settling
 from offers.catalog import OfferTable
 from offers.decide import (
     ContactPolicy,
     Learning,
     StepContext,
     ValuePolicy,
-    candidates,
     decide,
-    schedule_followups,
 )
+from offers.followup_plan import PLANNED_SCHEMA, plan, with_followups
 from offers.incidents import EscalationPolicy, Incident, entitlements
-from offers.ledger import DECISION_SCHEMA, FOLLOWUP_LIST, Ledger, Tx, paired, with_followup_lists
+from offers.ledger import DECISION_SCHEMA, FOLLOWUP_LIST, Ledger, Tx
 from offers.messages import MessageBook
+from offers.outcome import Outcome, ledger_pages
 from offers.record import HISTORY_SCHEMA, LEDGER_ONLY, RECENT_SCHEMA
+
+__all__ = [
+    "CHUNK",
+    "Decider",
+    "NoTable",
+    "Outcome",
+    "Parts",
+    "Progress",
+    "UnknownCustomers",
+    "UnknownIncident",
+    "apply_update",
+    "step_context",
+    "unique_ids",
+]
 
 #: Reports phases of a long update: (what is happening, share done in [0, 1]).
 Progress = Callable[[str, float], None]
-
-PLANNED_SCHEMA: dict[str, Any] = {
-    "customer_id": pl.String,
-    "kind": pl.String,
-    "due_at": pl.Datetime("us", "UTC"),
-}
-
 
 #: Decides one step for the affected ids given what they already hold (`history`), their
 #: other incidents (`recent`), the step, table and messages: the decisions, and per decided
@@ -81,62 +88,6 @@ class NoTable(OfferTable, frozen=True, kw_only=True):
     why: str
 
 
-@dataclass
-class Outcome:
-    """What an update did. `decisions` (every decision at this step) is read on first use:
-    a million-customer job reports counts and never needs them in memory twice. `total`
-    and `charged` (decisions at this step, what they charged) are known without reading
-    them, and `pages` hands them out a page at a time."""
-
-    incident_id: str
-    step: int
-    delay_minutes: int
-    issued: int
-    load: Callable[[], pl.DataFrame]
-    dry_run: bool = False
-    budget: float | None = None
-    spent: float = 0.0
-    #: This update opened the incident (decided under its lock: concurrent creators of one
-    #: incident see it true exactly once). A dry run says whether it would.
-    created: bool = False
-    total: int | None = None
-    charged: float | None = None
-    #: A page of the step's decisions after a customer id (None: from the first), in
-    #: customer order; without it, pages are cut from `decisions`.
-    page: Callable[[str | None, int], pl.DataFrame] | None = None
-
-    @cached_property
-    def decisions(self) -> pl.DataFrame:
-        return self.load()
-
-    @property
-    def count(self) -> int:
-        """How many decisions this step holds (with a dry run's, as if recorded)."""
-        return self.total if self.total is not None else self.decisions.height
-
-    @property
-    def cost(self) -> float:
-        """What this step's decisions charged against the incident (upgrades: the difference)."""
-        if self.charged is not None:
-            return self.charged
-        return float(self.decisions["charged_cost"].fill_null(0.0).sum())
-
-    def pages(self, size: int = 50_000) -> Iterator[pl.DataFrame]:
-        """The step's decisions in customer order, `size` at a time: a writer of a million
-        of them never holds more than a page read from the ledger."""
-        if self.page is None:
-            yield from self.decisions.iter_slices(size)
-            return
-        after: str | None = None
-        while True:
-            frame = self.page(after, size)
-            if frame.height:
-                yield frame
-            if frame.height < size:
-                return
-            after = frame["customer_id"][-1]
-
-
 @dataclass(frozen=True)
 class Parts:
     """What a flow needs: profiles by id, the ledger, the live table, messages, policies."""
@@ -164,7 +115,7 @@ class Parts:
 def apply_update(
     parts: Parts,
     incident: Incident,
-    customer_ids: Sequence[str],
+    customer_ids: Sequence[str] | Callable[[], Sequence[str]],
     now: datetime,
     *,
     dry_run: bool = False,
@@ -176,15 +127,15 @@ def apply_update(
 ) -> Outcome:
     """Decide the incident's current step for everyone affected who lacks a decision.
 
-    `decider` decides elsewhere (on Spark's executors); reading and recording stay here.
-    More than `chunk_size` customers are decided and recorded a chunk at a time, with
-    stock and budget settled over all of them (`_record_in_chunks`).
+    `customer_ids` may be a function that names them (a selector: `offers.selectors`),
+    called inside the update's transaction. `decider` decides elsewhere (on Spark's
+    executors); reading and recording stay here. More than `chunk_size` customers are
+    decided and recorded a chunk at a time, with stock and budget settled over all of them
+    (`_record_in_chunks`).
     """
     progress("checking customers", 0.0)
-    ids = unique_ids(customer_ids)
-    unknown = parts.unknown_profiles(ids)
-    if unknown:
-        raise UnknownCustomers(unknown)
+    resolver = customer_ids if callable(customer_ids) else None
+    ids = [] if callable(customer_ids) else _known(parts, customer_ids)
     step = parts.escalation(incident.kind).step(incident.facts.delay_minutes)
     owed, note = parts.entitlements(incident)  # before any write: bad facts write nothing
     opener = parts.ledger.reading if dry_run else parts.ledger.writing
@@ -193,6 +144,13 @@ def apply_update(
         stored = tx.incident(incident_id)
         if must_exist and stored is None:
             raise UnknownIncident(incident_id)
+        if resolver is not None:
+            # A selector is resolved under the incident's lock (SQLite: the write lock),
+            # so concurrent updates of one incident resolve it one after the other.
+            if not dry_run:
+                tx.lock(incident_id)
+            progress("resolving the customers", 0.02)
+            ids = _known(parts, resolver())
         if dry_run:
             known = tx.customers(incident_id) if stored else []
             affected = unique_ids([*known, *ids]) if known else ids
@@ -225,7 +183,7 @@ def apply_update(
                 dry_run,
                 total=before,
                 charged=tx.spent(incident_id, step),
-                page=_ledger_pages(ledger, incident_id, step),
+                page=ledger_pages(ledger, incident_id, step),
             )
         progress(f"loading {len(affected):,} profiles", 0.1)
         table = parts.table(incident.kind)
@@ -233,8 +191,17 @@ def apply_update(
         history, recent, busy = _past(tx, incident_id, affected, now, parts.contact, fresh_incident)
         chunked = False
         if decider is None and not dry_run and len(affected) > chunk_size:
-            issued, fresh_cost = _record_in_chunks(
-                parts, tx, affected, (history, recent, busy), ctx, table, now, chunk_size, progress
+            issued, fresh_cost = settling.record_in_chunks(
+                parts.select_profiles,
+                tx,
+                affected,
+                (history, recent, busy),
+                ctx,
+                table,
+                parts.book,
+                parts.contact,
+                chunk_size,
+                progress,
             )
             spent += fresh_cost  # under the lock: exact
             charged = fresh_cost if before == 0 else tx.spent(incident_id, step)
@@ -254,7 +221,7 @@ def apply_update(
                 )
 
                 unsaved = unsaved.sort("customer_id")
-                stored_page = _ledger_pages(ledger, incident_id, step)
+                stored_page = ledger_pages(ledger, incident_id, step)
 
                 def both() -> pl.DataFrame:
                     if before == 0:
@@ -279,7 +246,7 @@ def apply_update(
                     charged=stored_cost + fresh_cost,
                     page=page,
                 )
-            planned = _plan(fresh, customers, busy, now, parts.contact)
+            planned = plan(fresh, customers, busy, now, parts.contact)
             del customers
             progress(f"recording {fresh.height:,} decisions", 0.6)
             issued = tx.record(fresh, now, planned)
@@ -297,7 +264,7 @@ def apply_update(
             total=before + issued,
             charged=charged,
             spent=spent,
-            page=_ledger_pages(ledger, incident_id, step),
+            page=ledger_pages(ledger, incident_id, step),
         )
     only_fresh = before == 0 and issued == fresh.height
 
@@ -306,7 +273,7 @@ def apply_update(
             # Under the incident's lock nothing else wrote this step: the ledger holds
             # exactly the fresh decisions, so there is nothing to read back (and a job
             # that only reports counts never joins the follow-ups on).
-            return _with_followups(fresh, planned).sort("customer_id")
+            return with_followups(fresh, planned).sort("customer_id")
         return ledger.decisions(incident_id, step=step)
 
     return Outcome(
@@ -320,66 +287,23 @@ def apply_update(
         created=created,
         total=before + issued,
         charged=charged,
-        page=None if only_fresh else _ledger_pages(ledger, incident_id, step),
+        page=None if only_fresh else ledger_pages(ledger, incident_id, step),
     )
 
 
-def _record_in_chunks(
-    parts: Parts,
-    tx: Tx,
-    affected: list[str],
-    past: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame],
-    ctx: StepContext,
-    table: OfferTable,
-    now: datetime,
-    size: int,
-    progress: Progress,
-) -> tuple[int, float]:
-    """Decide and record `affected` `size` at a time; how many were issued, at what cost.
-
-    Pass one keeps each chunk's candidate perks (a few narrow columns); stock and budget
-    are settled over all of them at once; pass two decides each chunk again with that
-    settlement and records it before the next, so memory never holds more than one
-    chunk's decisions with their texts.
-    """
-    history, recent, busy = past
-    chunks = [affected[i : i + size] for i in range(0, len(affected), size)]
-    found = []
-    for n, ids in enumerate(chunks):
-        progress(f"candidates: part {n + 1} of {len(chunks)}", 0.1 + 0.2 * n / len(chunks))
-        customers = parts.select_profiles(ids)
-        found.append(settling.offered(candidates(customers, history, recent, ctx, table)))
-    settle = settling.settle_with(settling.fixes(pl.concat(found), ctx))
-    del found
-    issued, cost = 0, 0.0
-    for n, ids in enumerate(chunks):
-        share = 0.3 + 0.7 * n / len(chunks)
-        progress(f"deciding and recording part {n + 1} of {len(chunks)}", share)
-        customers = parts.select_profiles(ids)
-        fresh = decide(customers, history, recent, ctx, table, parts.book, settle=settle)
-        fresh = fresh.cast(DECISION_SCHEMA)  # type: ignore[arg-type]
-        planned = _plan(fresh, customers, busy, now, parts.contact)
-        issued += tx.record(fresh, now, planned)
-        cost += float(fresh["charged_cost"].fill_null(0.0).sum())
-    return issued, cost
+def _known(parts: Parts, customer_ids: Sequence[str]) -> list[str]:
+    """The ids once each, in the order given; refused if any has no profile."""
+    ids = unique_ids(customer_ids)
+    unknown = parts.unknown_profiles(ids)
+    if unknown:
+        raise UnknownCustomers(unknown)
+    return ids
 
 
 def unique_ids(customer_ids: Sequence[str]) -> list[str]:
     """The ids once each, in the order first given."""
     series = pl.Series("customer_id", customer_ids, dtype=pl.String)
     return series.unique(maintain_order=True).to_list()
-
-
-def _ledger_pages(
-    ledger: Ledger, incident_id: str, step: int
-) -> Callable[[str | None, int], pl.DataFrame]:
-    """A page of the step's stored decisions after a customer id, read on the key's index."""
-
-    def page(after: str | None, size: int) -> pl.DataFrame:
-        with ledger.reading() as tx:
-            return tx.decisions(incident_id, step=step, limit=size, after=after)
-
-    return page
 
 
 def _past(
@@ -410,7 +334,7 @@ def _past(
         if wants_recent:
             recent = tx.recent(incident_id, since)
         if wants_busy:
-            busy = _busy(tx, incident_id, now, policy)
+            busy = followup_plan.busy(tx, incident_id, now, policy)
     return history, recent, busy
 
 
@@ -471,50 +395,3 @@ def _stock_left(
         return {}
     used = tx.stock_used(airport, list(limits), now)
     return {perk: max(limit - used.get(perk, 0), 0) for perk, limit in limits.items()}
-
-
-def _with_followups(fresh: pl.DataFrame, planned: pl.DataFrame) -> pl.DataFrame:
-    """Attach the follow-ups just scheduled, as the ledger's reader would."""
-    stored = fresh.join(paired(planned), on="customer_id", how="left", maintain_order="left")
-    return with_followup_lists(stored)
-
-
-def _busy(tx: Tx, incident_id: str, now: datetime, policy: ContactPolicy) -> pl.DataFrame:
-    """This incident's customers with follow-ups of another incident in the window (what
-    this update writes cannot change it, so it is read before)."""
-    if policy.marketing_contacts_per_window == 0:
-        return pl.DataFrame(schema={"customer_id": pl.String})
-    return tx.followup_customers(incident_id, now - timedelta(days=policy.window_days))
-
-
-def _plan(
-    fresh: pl.DataFrame,
-    customers: pl.DataFrame,
-    busy: pl.DataFrame,
-    now: datetime,
-    policy: ContactPolicy,
-) -> pl.DataFrame:
-    """Follow-ups for customers apologized to now, who consented and have none pending.
-
-    Check-in and feedback about one incident make up the marketing-contact allowance of the
-    window; a customer with follow-ups from another incident in the window (`busy`) gets
-    none. One row per follow-up (`PLANNED_SCHEMA`), as `Tx.record` takes them.
-    """
-    none = pl.DataFrame(schema=PLANNED_SCHEMA)
-    if policy.marketing_contacts_per_window == 0:
-        return none
-    eligible = (
-        fresh.select("customer_id", "channel", "message_kind")
-        .filter((pl.col("message_kind") == "apology") & pl.col("channel").is_not_null())
-        .select("customer_id")
-        .join(customers.select("customer_id", "timezone", "consent_marketing"), on="customer_id")
-        .filter("consent_marketing")
-        .join(busy, on="customer_id", how="anti")
-    )
-    if eligible.is_empty():
-        return none
-    due = schedule_followups(eligible.select("customer_id", "timezone"), now, policy)
-    if policy.marketing_contacts_per_window >= 2:  # the policy plans two: both fit
-        return due
-    same = pl.col("customer_id")  # sorted by customer, then due time: keep each one's first
-    return due.filter(same.shift(1).ne_missing(same))

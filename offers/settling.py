@@ -9,13 +9,23 @@ the `settle` hook that gives each part, decided again, exactly that settlement.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import polars as pl
 
-from offers.decide import StepContext, settle_stock_and_budget
+from offers.catalog import OfferTable
+from offers.decide import (
+    ContactPolicy,
+    StepContext,
+    candidates,
+    decide,
+    settle_stock_and_budget,
+)
+from offers.followup_plan import plan
+from offers.ledger import DECISION_SCHEMA, Tx
+from offers.messages import MessageBook
 
-__all__ = ["OFFERED", "fixes", "offered", "settle_with"]
+__all__ = ["OFFERED", "fixes", "offered", "record_in_chunks", "settle_with"]
 
 #: What settling reads of a candidate row.
 OFFERED = ("customer_id", "candidate", "perk_value", "charged_cost", "_drop")
@@ -58,3 +68,44 @@ def settle_with(changed: pl.DataFrame) -> Callable[[pl.DataFrame], pl.DataFrame]
         ).drop("_d", "_c", "_fixed")
 
     return settle
+
+
+def record_in_chunks(
+    select: Callable[[Sequence[str]], pl.DataFrame],
+    tx: Tx,
+    affected: list[str],
+    past: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame],
+    ctx: StepContext,
+    table: OfferTable,
+    book: MessageBook,
+    contact: ContactPolicy,
+    size: int,
+    progress: Callable[[str, float], None],
+) -> tuple[int, float]:
+    """Decide and record `affected` `size` at a time; how many were issued, at what cost.
+
+    Pass one keeps each chunk's candidate perks (a few narrow columns); stock and budget
+    are settled over all of them at once; pass two decides each chunk again with that
+    settlement and records it before the next, so memory never holds more than one
+    chunk's decisions with their texts.
+    """
+    history, recent, busy = past
+    chunks = [affected[i : i + size] for i in range(0, len(affected), size)]
+    found = []
+    for n, ids in enumerate(chunks):
+        progress(f"candidates: part {n + 1} of {len(chunks)}", 0.1 + 0.2 * n / len(chunks))
+        customers = select(ids)
+        found.append(offered(candidates(customers, history, recent, ctx, table)))
+    settle = settle_with(fixes(pl.concat(found), ctx))
+    del found
+    issued, cost = 0, 0.0
+    for n, ids in enumerate(chunks):
+        share = 0.3 + 0.7 * n / len(chunks)
+        progress(f"deciding and recording part {n + 1} of {len(chunks)}", share)
+        customers = select(ids)
+        fresh = decide(customers, history, recent, ctx, table, book, settle=settle)
+        fresh = fresh.cast(DECISION_SCHEMA)  # type: ignore[arg-type]
+        planned = plan(fresh, customers, busy, ctx.now, contact)
+        issued += tx.record(fresh, ctx.now, planned)
+        cost += float(fresh["charged_cost"].fill_null(0.0).sum())
+    return issued, cost

@@ -55,7 +55,14 @@ def _key(runtime: Runtime, role: str) -> dict[str, str]:
 
 
 #: Routes of the service desk; every other /v1 route refuses a desk key.
-DESK = ("/v1/incidents", "/v1/jobs", "/v1/decisions", "/v1/feedback", "/v1/followups")
+DESK = (
+    "/v1/incidents",
+    "/v1/uploads",
+    "/v1/jobs",
+    "/v1/decisions",
+    "/v1/feedback",
+    "/v1/followups",
+)
 
 
 def _answers(case: Any, headers: dict[str, str], status: int, checks: Any = CHECKS) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,8 @@ from rich.console import Console
 from api.cli.engine import Engine, engine_options, open_spark
 from api.cli.segments import newest_snapshot
 from api.settings import Settings
+from offers import selectors
+from offers.selectors import Selector
 
 console = Console(stderr=True)
 
@@ -50,8 +54,24 @@ def group() -> None:
 @click.option(
     "--everyone",
     is_flag=True,
-    help="With --engine spark: every profile of the dataset is affected (a national outage); "
+    help="Every profile is affected (a national outage; with --engine spark, every profile "
+    "of the dataset); the file's customers are ignored.",
+)
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="COLUMN=VALUE[,VALUE…]",
+    help="Affect the customers whose profile COLUMN holds one of the values (repeat for "
+    "several columns: all must hold), e.g. --where home_airport=TPE --where tier=gold,platinum; "
     "the file's customers are ignored.",
+)
+@click.option(
+    "--ids",
+    "ids_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Affect the customers of this Parquet (customer_id column) or NDJSON file; the "
+    "file's customers are ignored.",
 )
 @click.pass_obj
 def apply(
@@ -65,6 +85,8 @@ def apply(
     spark_master: str | None,
     profiles: str | None,
     everyone: bool,
+    where: tuple[str, ...],
+    ids_file: Path | None,
 ) -> None:
     """Decide INCIDENT_FILE (the JSON body of POST /v1/incidents) and record it; print who
     got what (customer, segment, perk), or every decision with --json.
@@ -83,22 +105,43 @@ def apply(
 
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet needs -o FILE")
-    if engine == "local" and (profiles is not None or everyone):
-        raise click.UsageError("--profiles and --everyone need --engine spark")
+    if engine == "local" and profiles is not None:
+        raise click.UsageError("--profiles needs --engine spark")
+    flagged = _selector(everyone, where, ids_file)
+    if engine == "spark" and (where or ids_file):
+        raise click.UsageError("--where and --ids need --engine local")
     try:
-        request = msgspec.json.decode(incident_file.read_bytes(), type=IncidentCreate)
-    except msgspec.DecodeError as exc:
+        body = incident_file.read_bytes()
+        if flagged is None:
+            request = msgspec.json.decode(body, type=IncidentCreate)
+        else:
+            raw = msgspec.json.decode(body)
+            if isinstance(raw, dict):
+                raw["customers"] = {"everyone": True}  # the flag's selector replaces them
+            request = msgspec.convert(raw, IncidentCreate)
+    except msgspec.MsgspecError as exc:
         raise click.ClickException(f"{incident_file}: {exc}") from exc
+    named = request.customers
+    listed = named if isinstance(named, list) else None
+    selector = flagged
+    if selector is None and not isinstance(named, list):
+        selector = named.selector(settings.data_dir / "uploads")
     spark = open_spark(spark_master) if engine == "spark" else None
     with console.status("opening the data folder…"):
         folder = Folder(settings, lambda message: console.log(message), profiles=spark is None)
     try:
         with console.status("deciding…"):
             if spark is None:
+                customers: list[str] | Callable[[], list[str]]
+                if selector is None:
+                    customers = listed or []
+                else:
+                    selectors.check(selector, folder.runtime.book.frame.schema)
+                    customers = partial(selectors.resolve, selector, folder.runtime.book.frame)
                 outcome = apply_update(
                     folder.parts(),
                     request.incident(),
-                    request.customers,
+                    customers,
                     datetime.now(UTC),
                     dry_run=dry_run or request.dry_run,
                     budget=request.budget,
@@ -118,7 +161,7 @@ def apply(
                     runtime.parts(),
                     dataset,
                     request.incident(),
-                    None if everyone else request.customers,
+                    None if everyone else listed,
                     datetime.now(UTC),
                     dry_run=dry_run or request.dry_run,
                     budget=request.budget,
@@ -134,6 +177,25 @@ def apply(
         write_decisions(outcome, fmt, output)
     finally:
         folder.close()
+
+
+def _selector(everyone: bool, where: tuple[str, ...], ids_file: Path | None) -> Selector | None:
+    """The selector the flags name, if any (one at most)."""
+    if everyone + bool(where) + (ids_file is not None) > 1:
+        raise click.UsageError("give one of --everyone, --where, --ids")
+    if everyone:
+        return Selector(everyone=True)
+    if ids_file is not None:
+        return Selector(ids_file=str(ids_file))
+    if not where:
+        return None
+    columns: dict[str, Any] = {}
+    for item in where:
+        column, sep, values = item.partition("=")
+        if not sep or not column.strip() or not values:
+            raise click.BadParameter(f"{item!r}: write COLUMN=VALUE[,VALUE…]", param_hint="--where")
+        columns[column.strip()] = values.split(",")
+    return Selector(where=columns)
 
 
 #: Lines the summary prints before it says how many more there are.

@@ -16,17 +16,19 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 from sqlalchemy.exc import SQLAlchemyError
 
+from api.http.wire import JobAccepted
 from api.runtime import Runtime
-from offers.flow import apply_update
+from offers.flow import UnknownCustomers, apply_update
 from offers.incidents import Incident, facts_type
 from offers.ledger import jobs
+from offers.selectors import Selector, resolve
 
 log = logging.getLogger("makegood")
 
@@ -49,26 +51,38 @@ class IncidentWork(msgspec.Struct, frozen=True, kw_only=True):
     budget: float | None
     must_exist: bool
     accepted_at: datetime
+    #: Who is affected when named by a selector (then `customers` is empty): resolved by
+    #: the update under the incident's lock, again by a worker that takes the job over.
+    selector: Selector | None = None
 
     @classmethod
     def of(
         cls,
         incident: Incident,
-        customers: Sequence[str],
+        customers: Sequence[str] | Selector,
         budget: float | None,
         must_exist: bool,
         accepted_at: datetime,
     ) -> IncidentWork:
+        selector = customers if isinstance(customers, Selector) else None
         return cls(
             incident_id=incident.incident_id,
             kind=incident.kind,
             occurred_at=incident.occurred_at,
             facts=msgspec.to_builtins(incident.facts),
-            customers=list(customers),
+            customers=[] if isinstance(customers, Selector) else list(customers),
             budget=budget,
             must_exist=must_exist,
             accepted_at=accepted_at,
+            selector=selector,
         )
+
+    def customer_ids(self, runtime: Runtime) -> list[str] | Callable[[], list[str]]:
+        """What `apply_update` takes: the ids, or the selector to resolve over the profiles."""
+        selector = self.selector
+        if selector is None:
+            return self.customers
+        return lambda: resolve(selector, runtime.book.frame)
 
     def incident(self) -> Incident:
         facts = msgspec.convert(self.facts, facts_type(self.kind))
@@ -90,7 +104,7 @@ def _owner() -> str:
 def start_incident_job(
     runtime: Runtime,
     incident: Incident,
-    customer_ids: Sequence[str],
+    customer_ids: Sequence[str] | Selector,
     budget: float | None,
     *,
     must_exist: bool = False,
@@ -103,6 +117,23 @@ def start_incident_job(
     )
     _launch(runtime, job_id, owner, work)
     return job_id
+
+
+def incident_job(
+    runtime: Runtime,
+    incident: Incident,
+    customers: list[str] | Selector,
+    budget: float | None,
+    *,
+    must_exist: bool = False,
+) -> JobAccepted:
+    """Refuse unknown listed customers, then start the job: the 202's body."""
+    unknown = runtime.book.unknown(customers) if isinstance(customers, list) else []
+    if unknown:
+        raise UnknownCustomers(unknown)
+    job_id = start_incident_job(runtime, incident, customers, budget, must_exist=must_exist)
+    url = f"/v1/jobs/{job_id}"
+    return JobAccepted(job_id=job_id, incident_id=incident.incident_id, status_url=url)
 
 
 def _launch(runtime: Runtime, job_id: str, owner: str, work: IncidentWork) -> None:
@@ -146,7 +177,7 @@ def _run(runtime: Runtime, job_id: str, owner: str, work: IncidentWork, report: 
         outcome = apply_update(
             runtime.parts(),
             work.incident(),
-            work.customers,
+            work.customer_ids(runtime),
             work.accepted_at,
             must_exist=work.must_exist,
             budget=work.budget,

@@ -23,7 +23,13 @@ from litestar.status_codes import (
     HTTP_409_CONFLICT,
 )
 
-from api.http.background import live_progress, start_incident_job
+from api.http.background import incident_job, live_progress
+from api.http.customer_selection import (
+    count_customers,
+    customer_ids,
+    named_customers,
+    upload_ids,
+)
 from api.http.metrics import PREVIEWS, record_outcome
 from api.http.wire import (
     DecisionOut,
@@ -43,7 +49,7 @@ from api.http.wire import (
 )
 from api.keys import KeyInfo
 from api.runtime import Runtime
-from offers.flow import Outcome, UnknownCustomers, apply_update
+from offers.flow import Outcome, apply_update
 from offers.incidents import FLIGHT_KINDS, FactsError, Incident
 from offers.ledger import idempotency, jobs
 
@@ -119,12 +125,13 @@ CLAIM_WAIT = timedelta(seconds=30)
 def _create(runtime: Runtime, data: IncidentCreate) -> tuple[int, IncidentResult | JobAccepted]:
     """Decide the incident now (201 if this call opened it, else 200: also a dry run, which
     opens nothing), or start a job (202)."""
-    if not data.dry_run and len(data.customers) > runtime.settings.sync_limit:
-        return HTTP_202_ACCEPTED, _job(runtime, data.incident(), data.customers, data.budget)
+    named = named_customers(runtime, data.customers)
+    if not data.dry_run and count_customers(runtime, named) > runtime.settings.sync_limit:
+        return HTTP_202_ACCEPTED, incident_job(runtime, data.incident(), named, data.budget)
     outcome = apply_update(
         runtime.parts(),
         data.incident(),
-        data.customers,
+        customer_ids(runtime, named),
         datetime.now(UTC),
         dry_run=data.dry_run,
         budget=data.budget,
@@ -193,22 +200,6 @@ def create_incident(
     return _answer(status, msgspec.json.decode(stored, type=IncidentResult))
 
 
-def _job(
-    runtime: Runtime,
-    incident: Incident,
-    customers: list[str],
-    budget: float | None,
-    *,
-    must_exist: bool = False,
-) -> JobAccepted:
-    unknown = runtime.book.unknown(customers)
-    if unknown:
-        raise UnknownCustomers(unknown)
-    job_id = start_incident_job(runtime, incident, customers, budget, must_exist=must_exist)
-    url = f"/v1/jobs/{job_id}"
-    return JobAccepted(job_id=job_id, incident_id=incident.incident_id, status_url=url)
-
-
 @patch(
     "/v1/incidents/{incident_id:str}",
     opt={"role": "desk", "errors": {422: REFUSED}},
@@ -241,14 +232,15 @@ def _update(runtime: Runtime, incident_id: str, data: IncidentPatch) -> Response
         occurred_at=stored["occurred_at"],
         facts=patch_facts(kind, data.facts),
     )
-    affected = runtime.ledger.customer_count(incident_id) + len(data.customers)
+    named = named_customers(runtime, data.customers)
+    affected = runtime.ledger.customer_count(incident_id) + count_customers(runtime, named)
     if not data.dry_run and affected > runtime.settings.sync_limit:
-        job = _job(runtime, incident, data.customers, data.budget, must_exist=True)
+        job = incident_job(runtime, incident, named, data.budget, must_exist=True)
         return _answer(HTTP_202_ACCEPTED, job)
     outcome = apply_update(
         runtime.parts(),
         incident,
-        data.customers,
+        customer_ids(runtime, named),
         datetime.now(UTC),
         dry_run=data.dry_run,
         must_exist=True,
@@ -390,6 +382,7 @@ def get_job(state: State, job_id: FromPath[str]) -> JobStatus:
 
 
 handlers = [
+    upload_ids,
     get_job,
     create_incident,
     update_incident,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -20,12 +21,39 @@ from offers.incidents import (
 )
 from offers.learning import decision_id_expr
 from offers.record import ENTITLEMENT_DTYPE
+from offers.selectors import Selector
 
 CustomerId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 MAX_SYNC_CUSTOMERS = 2_000_000  # per request; above the sync limit they run as a job
 
 
 Money = Annotated[float, msgspec.Meta(ge=0, le=1e12, description="total perk cost allowed")]
+
+FilterValue = str | int | float | bool
+
+
+class CustomerSelector(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Who is affected, named without listing them: exactly one of `everyone` (every
+    profile), `where` (profile column -> a value or a list of values; every column must
+    hold one of its values) or `upload` (the id of a file sent to POST /v1/uploads)."""
+
+    everyone: bool = False
+    where: dict[str, FilterValue | list[FilterValue]] | None = None
+    upload: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")] | None = None
+
+    def selector(self, uploads: Path) -> Selector:
+        """The domain's selector; an upload is the id file kept under `uploads`."""
+        return Selector(
+            everyone=self.everyone,
+            where=dict(self.where) if self.where is not None else None,
+            ids_file=None if self.upload is None else str(uploads / f"{self.upload}.parquet"),
+        )
+
+
+Customers = (
+    Annotated[list[CustomerId], msgspec.Meta(min_length=1, max_length=MAX_SYNC_CUSTOMERS)]
+    | CustomerSelector
+)
 
 
 class _Create(
@@ -35,9 +63,7 @@ class _Create(
 
     incident_id: IncidentId
     occurred_at: AwareDatetime
-    customers: Annotated[
-        list[CustomerId], msgspec.Meta(min_length=1, max_length=MAX_SYNC_CUSTOMERS)
-    ]
+    customers: Customers
     budget: Money | None = None
     dry_run: bool = False
 
@@ -106,7 +132,9 @@ class IncidentPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
     facts: dict[str, Any]
     kind: Literal["flight_delay", "cancellation", "missed_connection"] | None = None
-    customers: Annotated[list[CustomerId], msgspec.Meta(max_length=MAX_SYNC_CUSTOMERS)] = []
+    customers: (
+        Annotated[list[CustomerId], msgspec.Meta(max_length=MAX_SYNC_CUSTOMERS)] | CustomerSelector
+    ) = []
     budget: Money | None = None
     dry_run: bool = False
 
@@ -342,6 +370,13 @@ class FollowupPage(msgspec.Struct, frozen=True, kw_only=True):
         ),
     ]
     more: Annotated[bool, msgspec.Meta(description="more are due now: call again at once")]
+
+
+class Uploaded(msgspec.Struct, frozen=True, kw_only=True):
+    """An id file kept for incidents: name it as `{"customers": {"upload": upload}}`."""
+
+    upload: str
+    customers: int
 
 
 class JobAccepted(msgspec.Struct, frozen=True, kw_only=True):

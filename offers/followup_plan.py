@@ -1,0 +1,67 @@
+"""Follow-ups planned for the customers an update apologized to: the contact allowance of
+the window, read before recording (what the update writes cannot change it)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from offers.decide import ContactPolicy, schedule_followups
+from offers.ledger import Tx, paired, with_followup_lists
+
+__all__ = ["PLANNED_SCHEMA", "busy", "plan", "with_followups"]
+
+PLANNED_SCHEMA: dict[str, Any] = {
+    "customer_id": pl.String,
+    "kind": pl.String,
+    "due_at": pl.Datetime("us", "UTC"),
+}
+
+
+def with_followups(fresh: pl.DataFrame, planned: pl.DataFrame) -> pl.DataFrame:
+    """Attach the follow-ups just scheduled, as the ledger's reader would."""
+    stored = fresh.join(paired(planned), on="customer_id", how="left", maintain_order="left")
+    return with_followup_lists(stored)
+
+
+def busy(tx: Tx, incident_id: str, now: datetime, policy: ContactPolicy) -> pl.DataFrame:
+    """This incident's customers with follow-ups of another incident in the window (what
+    this update writes cannot change it, so it is read before)."""
+    if policy.marketing_contacts_per_window == 0:
+        return pl.DataFrame(schema={"customer_id": pl.String})
+    return tx.followup_customers(incident_id, now - timedelta(days=policy.window_days))
+
+
+def plan(
+    fresh: pl.DataFrame,
+    customers: pl.DataFrame,
+    busy: pl.DataFrame,
+    now: datetime,
+    policy: ContactPolicy,
+) -> pl.DataFrame:
+    """Follow-ups for customers apologized to now, who consented and have none pending.
+
+    Check-in and feedback about one incident make up the marketing-contact allowance of the
+    window; a customer with follow-ups from another incident in the window (`busy`) gets
+    none. One row per follow-up (`PLANNED_SCHEMA`), as `Tx.record` takes them.
+    """
+    none = pl.DataFrame(schema=PLANNED_SCHEMA)
+    if policy.marketing_contacts_per_window == 0:
+        return none
+    eligible = (
+        fresh.select("customer_id", "channel", "message_kind")
+        .filter((pl.col("message_kind") == "apology") & pl.col("channel").is_not_null())
+        .select("customer_id")
+        .join(customers.select("customer_id", "timezone", "consent_marketing"), on="customer_id")
+        .filter("consent_marketing")
+        .join(busy, on="customer_id", how="anti")
+    )
+    if eligible.is_empty():
+        return none
+    due = schedule_followups(eligible.select("customer_id", "timezone"), now, policy)
+    if policy.marketing_contacts_per_window >= 2:  # the policy plans two: both fit
+        return due
+    same = pl.col("customer_id")  # sorted by customer, then due time: keep each one's first
+    return due.filter(same.shift(1).ne_missing(same))
