@@ -95,27 +95,29 @@ def _values(field: str, column: str, raw: Any, schema: pl.Schema) -> list[Any]:
     return typed
 
 
-def read_id_file(path: Path, field: str = "customers.ids") -> pl.Series:
-    """The distinct ids of a Parquet or NDJSON id file, in file order."""
+def read_id_file(path: Path, field: str = "customers.ids", name: str | None = None) -> pl.Series:
+    """The distinct ids of a Parquet or NDJSON id file, in file order (`name`: the file's
+    name in errors, if not its own)."""
+    name = name or path.name
     try:
         if path.suffix.lower() == ".parquet":
             frame = pl.read_parquet(path)
         else:
             frame = _ndjson_ids(path.read_bytes())
     except FileNotFoundError:
-        raise SelectorError(field, f"no file {path.name}") from None
+        raise SelectorError(field, f"no file {name}") from None
     except (pl.exceptions.PolarsError, OSError, msgspec.DecodeError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SelectorError(
-            field, f"{path.name} is not a Parquet or NDJSON id file ({reason})"
+            field, f"{name} is not a Parquet or NDJSON id file ({reason})"
         ) from None
     if "customer_id" not in frame.columns:
-        raise SelectorError(field, f"{path.name} has no customer_id column")
+        raise SelectorError(field, f"{name} has no customer_id column")
     ids = frame["customer_id"]
     if ids.dtype != pl.String:
-        raise SelectorError(field, f"{path.name}: customer_id must be text, not {ids.dtype}")
+        raise SelectorError(field, f"{name}: customer_id must be text, not {ids.dtype}")
     if ids.null_count() or not ids.str.len_chars().is_between(1, 64).all():
-        raise SelectorError(field, f"{path.name}: every customer_id must be 1 to 64 characters")
+        raise SelectorError(field, f"{name}: every customer_id must be 1 to 64 characters")
     return ids.unique(maintain_order=True)
 
 
@@ -163,7 +165,7 @@ def keep_id_file(data: bytes, suffix: str, folder: Path, field: str = "file") ->
     raw = folder / f".{hashlib.sha256(data).hexdigest()}{suffix}.partial"
     try:
         raw.write_bytes(data)
-        ids = read_id_file(raw, field)
+        ids = read_id_file(raw, field, name=f"the {suffix.lstrip('.')} file")
     finally:
         raw.unlink(missing_ok=True)
     digest = hashlib.sha256("\n".join(ids.to_list()).encode()).hexdigest()
