@@ -40,7 +40,7 @@ from offers.catalog.fields import Range  # noqa: E402
 from offers.catalog.tables import OfferTable, load_default_table, ordered_rules  # noqa: E402
 from offers.decide.context import StepContext  # noqa: E402
 from offers.decide.engine import decide  # noqa: E402
-from offers.flow import Parts, apply_update  # noqa: E402
+from offers.flow import CHUNK, Parts, apply_update  # noqa: E402
 from offers.incidents.kinds import EscalationPolicy, FlightFacts, Incident  # noqa: E402
 from offers.ledger.db import create_engine, upgrade  # noqa: E402
 from offers.ledger.store import Ledger  # noqa: E402
@@ -390,6 +390,148 @@ def cli_path(profiles: pl.DataFrame, model: Segmentation, book: ProfileBook) -> 
         )
 
 
+# --- scaling: one incident over 100k, 1M and 10M customers on PostgreSQL -----------------
+
+#: A 10M-customer incident stays below this peak (GiB) and this multiple of the 1M time.
+SCALE_PEAK_GIB = 4.0
+SCALE_TIME_RATIO = 12.0
+
+
+def scale_profiles(path: Path, rows: int, chunk: int = 1_000_000) -> float:
+    """`rows` synthetic profiles in one Parquet file, written `chunk` rows at a time (as
+    bench/segments.py writes its 10M file); seconds taken."""
+    start = time.perf_counter()
+    parts = path.parent / "parts"
+    parts.mkdir()
+    for i, offset in enumerate(range(0, rows, chunk)):
+        frame = synth_profiles(min(chunk, rows - offset), seed=1000 + i).drop("latent_kind")
+        frame = frame.with_columns(customer_id=pl.format("p{}-{}", pl.lit(i), "customer_id"))
+        frame.write_parquet(parts / f"part-{i:04d}.parquet", row_group_size=100_000)
+        del frame
+    pl.scan_parquet(parts / "*.parquet").sink_parquet(path, row_group_size=100_000)
+    for part in parts.iterdir():
+        part.unlink()
+    parts.rmdir()
+    return time.perf_counter() - start
+
+
+class FileProfiles:
+    """Profiles read from a Parquet file a chunk at a time, as a service too large to hold
+    them all would: a chunk of ids is a run of rows (the incident names everyone, in file
+    order), read by slicing the file and segmented then."""
+
+    def __init__(self, path: Path, n: int, model: Segmentation) -> None:
+        self.path, self.n, self.model = path, n, model
+        ids = pl.scan_parquet(path).head(n).select("customer_id").collect()
+        self.ids = ids.with_row_index("_row")
+
+    def select(self, ids: Any) -> pl.DataFrame:
+        from segmentation.ids import id_hash
+
+        asked = pl.DataFrame({"customer_id": ids}, schema={"customer_id": pl.String})
+        rows = asked.join(self.ids, on="customer_id", how="inner")["_row"]
+        first, last = int(rows.min()), int(rows.max())  # type: ignore[arg-type]
+        frame = pl.scan_parquet(self.path).slice(first, last - first + 1).collect()
+        frame = frame.join(asked, on="customer_id", how="semi")
+        return self.model.assign(frame).with_columns(id_hash(frame["customer_id"]))
+
+    def unknown(self, ids: Any) -> list[str]:
+        asked = pl.DataFrame({"customer_id": ids}, schema={"customer_id": pl.String})
+        return asked.join(self.ids, on="customer_id", how="anti")["customer_id"].to_list()
+
+
+def _scale_child(path: str, n: int, url: str, chunk: int) -> None:
+    """Child process: one incident over the first `n` profiles of `path`, recorded into
+    the database at `url`; prints decide and write seconds, total and peak."""
+    from offers.ledger.transaction import Tx
+
+    sample = pl.scan_parquet(path).head(20_000).collect()
+    model = train(sample, version="bench", k=5, seed=7)
+    table = served_table(ProfileBook(sample, model))
+    profiles = FileProfiles(Path(path), n, model)
+    engine = create_engine(url)
+    upgrade(engine)
+    parts = Parts(
+        profiles.select,
+        profiles.unknown,
+        Ledger(engine),
+        lambda _k: table,
+        load_default_book(),
+        EscalationPolicy(),
+    )
+    writing = [0.0]
+    record = Tx.record
+
+    def timed_record(self: Tx, *args: Any, **kwargs: Any) -> int:
+        start = time.perf_counter()
+        try:
+            return record(self, *args, **kwargs)
+        finally:
+            writing[0] += time.perf_counter() - start
+
+    Tx.record = timed_record  # type: ignore[method-assign]
+    ids = profiles.ids["customer_id"].to_list()
+    start = time.perf_counter()
+    out = apply_update(parts, incident(f"SCALE-{n}"), ids, datetime.now(UTC), chunk_size=chunk)
+    total = time.perf_counter() - start
+    assert out.issued == n, out.issued
+    hwm = Path("/proc/self/status").read_text().split("VmHWM:")[1].split()[0]
+    print(json.dumps({"total": total, "write": writing[0], "peak_kib": int(hwm)}))
+    engine.dispose()
+
+
+def scaling(sizes: list[int], postgres: str, chunk: int) -> None:
+    """The same incident over each size, each in a fresh process on a fresh PostgreSQL
+    schema: decide (everything but the writes), write, total, peak memory."""
+    biggest = max(sizes)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "profiles.parquet"
+        print(f"writing {biggest:,} profiles in 1,000,000-row chunks…", flush=True)
+        print(f"  {scale_profiles(path, biggest):.1f} s", flush=True)
+        rows = {}
+        for n in sorted(sizes):
+            schema = f"bench_{uuid.uuid4().hex[:8]}"
+            admin = create_engine(postgres)
+            with admin.begin() as conn:
+                conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+            try:
+                url = f"{postgres}?options=-csearch_path%3D{schema}"
+                code = (
+                    f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
+                    f"from bench.incident import _scale_child\n"
+                    f"_scale_child({str(path)!r}, {n}, {url!r}, {chunk})\n"
+                )
+                done = subprocess.run(
+                    [sys.executable, "-c", code], capture_output=True, text=True, check=False
+                )
+                if done.returncode != 0:
+                    raise RuntimeError(f"{n:,} customers failed:\n{done.stderr[-3000:]}")
+                rows[n] = json.loads(done.stdout.strip().splitlines()[-1])
+            finally:
+                with admin.begin() as conn:
+                    conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+                admin.dispose()
+            r = rows[n]
+            print(
+                f"  {n:>12,} customers: decide {r['total'] - r['write']:7.1f} s, write "
+                f"{r['write']:7.1f} s, total {r['total']:7.1f} s, "
+                f"peak {r['peak_kib'] / 1024 / 1024:.2f} GiB",
+                flush=True,
+            )
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"scaling on PostgreSQL (load average after: {load}):")
+    if 1_000_000 in rows and biggest > 1_000_000:
+        big, one = rows[biggest], rows[1_000_000]
+        ratio, peak = big["total"] / one["total"], big["peak_kib"] / 1024 / 1024
+        factor = biggest / 1_000_000
+        met = "met" if ratio <= SCALE_TIME_RATIO and peak < SCALE_PEAK_GIB else "NOT met"
+        print(
+            f"  {biggest:,} vs 1,000,000: {ratio:.1f}x the time for {factor:g}x the customers "
+            f"(target <= {SCALE_TIME_RATIO:g}x), peak {peak:.2f} GiB "
+            f"(target < {SCALE_PEAK_GIB:g}) -> {met}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -400,7 +542,17 @@ def main() -> None:
     parser.add_argument("--postgres", default=POSTGRES)
     parser.add_argument("--no-cli", action="store_true", help="skip `makegood incidents apply`")
     parser.add_argument("--cli-only", action="store_true", help="only the CLI path")
+    parser.add_argument(
+        "--scale",
+        nargs="?",
+        const="100000,1000000,10000000",
+        help="only the scaling table on PostgreSQL, over these sizes (default 100k, 1M, 10M)",
+    )
+    parser.add_argument("--chunk", type=int, default=CHUNK, help="customers decided at once")
     args = parser.parse_args()
+    if args.scale:
+        scaling([int(x) for x in args.scale.split(",")], args.postgres, args.chunk)
+        return
     n = args.customers
     profiles = synth_profiles(n, 7).drop("latent_kind")
     model = train(profiles.sample(min(n, 20_000), seed=1), version="bench", k=5, seed=7)
