@@ -470,7 +470,7 @@ def _scale_child(path: str, n: int, url: str, chunk: int) -> None:
             writing[0] += time.perf_counter() - start
 
     Tx.record = timed_record  # type: ignore[method-assign]
-    ids = profiles.ids["customer_id"].to_list()
+    ids = profiles.ids["customer_id"]
     start = time.perf_counter()
     out = apply_update(parts, incident(f"SCALE-{n}"), ids, datetime.now(UTC), chunk_size=chunk)
     total = time.perf_counter() - start

@@ -35,6 +35,7 @@ from offers.record import HISTORY_SCHEMA, LEDGER_ONLY, RECENT_SCHEMA
 __all__ = [
     "CHUNK",
     "Decider",
+    "Ids",
     "NoTable",
     "Outcome",
     "Parts",
@@ -45,6 +46,9 @@ __all__ = [
     "step_context",
     "unique_ids",
 ]
+
+#: Customer ids: a list, or a column (ten million Python strings take gigabytes).
+Ids = Sequence[str] | pl.Series
 
 #: Reports phases of a long update: (what is happening, share done in [0, 1]).
 Progress = Callable[[str, float], None]
@@ -115,7 +119,7 @@ class Parts:
 def apply_update(
     parts: Parts,
     incident: Incident,
-    customer_ids: Sequence[str] | Callable[[], Sequence[str]],
+    customer_ids: Ids | Callable[[], Ids],
     now: datetime,
     *,
     dry_run: bool = False,
@@ -135,7 +139,7 @@ def apply_update(
     """
     progress("checking customers", 0.0)
     resolver = customer_ids if callable(customer_ids) else None
-    ids = [] if callable(customer_ids) else _known(parts, customer_ids)
+    ids = unique_ids([]) if callable(customer_ids) else _known(parts, customer_ids)
     step = parts.escalation(incident.kind).step(incident.facts.delay_minutes)
     owed, note = parts.entitlements(incident)  # before any write: bad facts write nothing
     opener = parts.ledger.reading if dry_run else parts.ledger.writing
@@ -152,8 +156,8 @@ def apply_update(
             progress("resolving the customers", 0.02)
             ids = _known(parts, resolver())
         if dry_run:
-            known = tx.customers(incident_id) if stored else []
-            affected = unique_ids([*known, *ids]) if known else ids
+            known = pl.Series("customer_id", tx.customers(incident_id) if stored else [], pl.String)
+            affected = unique_ids(pl.concat([known, ids])) if known.len() else ids
             budget = budget if budget is not None else (stored or {}).get("budget")
             created = stored is None
         else:
@@ -208,8 +212,10 @@ def apply_update(
             chunked = True
         else:
             progress(f"deciding step {step} for {len(affected):,} customers", 0.25)
+            # Spark's decider takes a list; here the column is enough
+            who: Any = affected if decider is None else affected.to_list()
             fresh, customers = (decider or _decide_here(parts))(
-                affected, history, recent, ctx, table, parts.book
+                who, history, recent, ctx, table, parts.book
             )
             del history, recent
             fresh = fresh.cast(DECISION_SCHEMA)  # type: ignore[arg-type]
@@ -291,25 +297,25 @@ def apply_update(
     )
 
 
-def _known(parts: Parts, customer_ids: Sequence[str]) -> list[str]:
+def _known(parts: Parts, customer_ids: Ids) -> pl.Series:
     """The ids once each, in the order given; refused if any has no profile."""
     ids = unique_ids(customer_ids)
-    unknown = parts.unknown_profiles(ids)
+    unknown = parts.unknown_profiles(ids)  # type: ignore[arg-type]
     if unknown:
         raise UnknownCustomers(unknown)
     return ids
 
 
-def unique_ids(customer_ids: Sequence[str]) -> list[str]:
-    """The ids once each, in the order first given."""
+def unique_ids(customer_ids: Ids) -> pl.Series:
+    """The ids once each, in the order first given, as a column (not Python strings)."""
     series = pl.Series("customer_id", customer_ids, dtype=pl.String)
-    return series.unique(maintain_order=True).to_list()
+    return series.unique(maintain_order=True)
 
 
 def _past(
     tx: Tx,
     incident_id: str,
-    affected: list[str],
+    affected: pl.Series,
     now: datetime,
     policy: ContactPolicy,
     fresh_incident: bool,
@@ -342,7 +348,7 @@ def _decide_here(parts: Parts) -> Decider:
     """The engine in this process, over the profiles `parts` holds."""
 
     def run(
-        affected: list[str],
+        affected: Any,
         history: pl.DataFrame,
         recent: pl.DataFrame,
         ctx: StepContext,

@@ -131,20 +131,20 @@ def _ndjson_ids(data: bytes) -> pl.DataFrame:
     return pl.DataFrame({"customer_id": ids}, schema={"customer_id": pl.String})
 
 
-def resolve(selector: Selector, profiles: pl.DataFrame, field: str = "customers") -> list[str]:
+def resolve(selector: Selector, profiles: pl.DataFrame, field: str = "customers") -> pl.Series:
     """The ids `selector` names among `profiles` (segmented, one row per customer), in
     profile order; an id file's ids as given (unknown ones are the caller's to refuse)."""
     check(selector, profiles.schema, field)
     if selector.everyone:
-        return profiles["customer_id"].to_list()
+        return profiles["customer_id"]
     if selector.ids_file is not None:
-        return read_id_file(Path(selector.ids_file), f"{field}.ids").to_list()
+        return read_id_file(Path(selector.ids_file), f"{field}.ids")
     assert selector.where is not None
     keep = [
         pl.col(column).is_in(_values(f"{field}.where.{column}", column, raw, profiles.schema))
         for column, raw in selector.where.items()
     ]
-    return profiles.filter(*keep)["customer_id"].to_list()
+    return profiles.filter(*keep)["customer_id"]
 
 
 def count(selector: Selector, profiles: pl.DataFrame, field: str = "customers") -> int:
@@ -154,7 +154,7 @@ def count(selector: Selector, profiles: pl.DataFrame, field: str = "customers") 
         return profiles.height
     if selector.ids_file is not None:
         return read_id_file(Path(selector.ids_file), f"{field}.ids").len()
-    return len(resolve(selector, profiles, field))
+    return resolve(selector, profiles, field).len()
 
 
 def keep_id_file(data: bytes, suffix: str, folder: Path, field: str = "file") -> tuple[str, int]:

@@ -73,7 +73,7 @@ def settle_with(changed: pl.DataFrame) -> Callable[[pl.DataFrame], pl.DataFrame]
 def record_in_chunks(
     select: Callable[[Sequence[str]], pl.DataFrame],
     tx: Tx,
-    affected: list[str],
+    affected: pl.Series,
     past: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame],
     ctx: StepContext,
     table: OfferTable,
@@ -94,7 +94,7 @@ def record_in_chunks(
     found = []
     for n, ids in enumerate(chunks):
         progress(f"candidates: part {n + 1} of {len(chunks)}", 0.1 + 0.2 * n / len(chunks))
-        customers = select(ids)
+        customers = select(ids)  # type: ignore[arg-type]
         found.append(offered(candidates(customers, history, recent, ctx, table)))
     settle = settle_with(fixes(pl.concat(found), ctx))
     del found
@@ -102,7 +102,7 @@ def record_in_chunks(
     for n, ids in enumerate(chunks):
         share = 0.3 + 0.7 * n / len(chunks)
         progress(f"deciding and recording part {n + 1} of {len(chunks)}", share)
-        customers = select(ids)
+        customers = select(ids)  # type: ignore[arg-type]
         fresh = decide(customers, history, recent, ctx, table, book, settle=settle)
         fresh = fresh.cast(DECISION_SCHEMA)  # type: ignore[arg-type]
         planned = plan(fresh, customers, busy, ctx.now, contact)

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 import msgspec
+import polars as pl
 from rich.console import Console
 
 from api.cli.engine import Engine, engine_options, open_spark
@@ -132,7 +133,7 @@ def apply(
     try:
         with console.status("deciding…"):
             if spark is None:
-                customers: list[str] | Callable[[], list[str]]
+                customers: list[str] | Callable[[], pl.Series]
                 if selector is None:
                     customers = listed or []
                 else:

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import polars as pl
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.http.wire import JobAccepted
@@ -77,7 +78,7 @@ class IncidentWork(msgspec.Struct, frozen=True, kw_only=True):
             selector=selector,
         )
 
-    def customer_ids(self, runtime: Runtime) -> list[str] | Callable[[], list[str]]:
+    def customer_ids(self, runtime: Runtime) -> list[str] | Callable[[], pl.Series]:
         """What `apply_update` takes: the ids, or the selector to resolve over the profiles."""
         selector = self.selector
         if selector is None:

@@ -50,7 +50,7 @@ def count_customers(runtime: Runtime, named: list[str] | Selector) -> int:
 
 def customer_ids(
     runtime: Runtime, named: list[str] | Selector
-) -> list[str] | Callable[[], list[str]]:
+) -> list[str] | Callable[[], pl.Series]:
     """What `apply_update` takes: the list, or the selector resolved under the lock."""
     if isinstance(named, list):
         return named

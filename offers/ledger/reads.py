@@ -67,7 +67,7 @@ class TxReads:
         # made unique and sorted here: cheaper than SQL's UNION of a million ids
         return found["customer_id"].unique().sort().to_list()
 
-    def stage(self, customer_ids: Sequence[str]) -> None:
+    def stage(self, customer_ids: Sequence[str] | pl.Series) -> None:
         """Hold the update's customers for `recent` and `followup_customers`.
 
         Up to `SMALL` of them (most incidents) as a list the queries name; more in the
@@ -79,7 +79,7 @@ class TxReads:
             return
         AFFECTED.create(self.conn)
         self.staged = True
-        frame = pl.DataFrame({"customer_id": list(customer_ids)}, schema={"customer_id": pl.String})
+        frame = pl.DataFrame({"customer_id": customer_ids}, schema={"customer_id": pl.String})
         bulk_insert(self.conn, AFFECTED, frame, skip_existing=False)
         if self.conn.dialect.name == "postgresql":
             self.conn.exec_driver_sql(f"ANALYZE {AFFECTED.name}")  # temp tables get no autovacuum

@@ -46,12 +46,13 @@ class Tx(TxReads):
         self,
         incident: Incident,
         step: int,
-        customer_ids: Sequence[str],
+        customer_ids: Sequence[str] | pl.Series,
         now: datetime,
         budget: float | None,
-    ) -> tuple[list[str], bool]:
-        """Record the incident's latest facts and affected customers; return all of them,
-        and whether this call created the incident.
+    ) -> tuple[pl.Series, bool]:
+        """Record the incident's latest facts and affected customers; return all of them
+        (a column: ten million ids as Python strings would take gigabytes), and whether
+        this call created the incident.
 
         The stored step never goes down: a delay that shrinks claws nothing back. The
         incident row is created first and then locked, so concurrent creators queue up.
@@ -67,14 +68,14 @@ class Tx(TxReads):
         )
         # Under the lock: only ids the incident does not have yet are new (a replay of a
         # million ids writes nothing).
-        incoming = pl.DataFrame({"customer_id": list(customer_ids)}, schema=_IDS)
+        incoming = pl.DataFrame({"customer_id": customer_ids}, schema=_IDS)
         new = incoming.unique("customer_id", maintain_order=True).join(
             known, on="customer_id", how="anti"
         )
         self._update(incident, max(step, stored["step"]), now, budget, new.height)
         if step == 0:
             self._write_down(incident.incident_id, new)
-        return pl.concat([known, new])["customer_id"].to_list(), created
+        return pl.concat([known, new])["customer_id"], created
 
     def _create(self, incident: Incident, step: int, now: datetime, budget: float | None) -> bool:
         """Insert the incident's row unless it exists; whether this call created it."""
