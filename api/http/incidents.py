@@ -37,8 +37,8 @@ from api.http.wire import (
     PreviewRequest,
     StepSummary,
     decision_out,
-    decision_rows,
-    decisions_out,
+    decisions_json,
+    decisions_ndjson,
     patch_facts,
 )
 from api.keys import KeyInfo
@@ -68,7 +68,7 @@ def _result(outcome: Outcome) -> IncidentResult:
         budget=outcome.budget,
         spent=round(outcome.spent, 2),
         dry_run=outcome.dry_run,
-        decisions=decisions_out(outcome.decisions),
+        decisions=decisions_json(outcome.decisions),
     )
 
 
@@ -319,7 +319,7 @@ def list_decisions(
     if next_offset is not None:
         headers["X-Next-Offset"] = str(next_offset)
     if NDJSON in accept:
-        lines = b"".join(msgspec.json.encode(row) + b"\n" for row in decision_rows(frame))
+        lines = decisions_ndjson(frame)
         return Response(lines, media_type=NDJSON, headers=headers)  # type: ignore[arg-type]
     if PARQUET in accept or "application/x-parquet" in accept:
         buffer = io.BytesIO()
@@ -331,7 +331,7 @@ def list_decisions(
         offset=offset,
         limit=limit,
         next_offset=next_offset,
-        decisions=decisions_out(frame),
+        decisions=decisions_json(frame),
     )
     return Response(page, headers=headers)
 

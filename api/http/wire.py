@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -197,9 +198,16 @@ class DecisionPage(msgspec.Struct, frozen=True, kw_only=True):
 
 def decision_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
     """Decision frame -> nested dicts of DESIGN.md's decision shape, built as columns."""
+    return _shaped(frame).to_dicts()
+
+
+def _shaped(frame: pl.DataFrame, times: Callable[[pl.Expr], pl.Expr] = lambda e: e) -> pl.DataFrame:
+    """DESIGN.md's decision shape as nested columns; `times` turns the follow-ups' times
+    into what the answer carries."""
     has_perk = pl.col("perk_id").is_not_null()
     has_message = pl.col("text").is_not_null()
-    shaped = frame.select(
+    followup = pl.element().struct
+    return frame.select(
         decision_id_expr(),
         "customer_id",
         "incident_id",
@@ -224,13 +232,38 @@ def decision_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
         )
         .alias("perk"),
         pl.col("entitlements").str.json_decode(ENTITLEMENT_DTYPE).fill_null([]),
-        "followups",
+        pl.col("followups").list.eval(
+            pl.struct(times(followup.field("due_at")).alias("due_at"), followup.field("kind"))
+        ),
         pl.col("reasons").str.json_decode(pl.List(pl.String)),
         "propensity",
         pl.col("holdout").fill_null(False),
         pl.col("needs_human").fill_null(False),
     )
-    return shaped.to_dicts()
+
+
+def _rfc3339(at: pl.Expr) -> pl.Expr:
+    """A UTC time as msgspec writes it: "2026-11-25T07:05:00Z", microseconds only if any."""
+    whole = at.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
+        pl.when(at.dt.microsecond() == 0)
+        .then(whole)
+        .otherwise(at.dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ"))
+    )
+
+
+def decisions_json(frame: pl.DataFrame) -> Any:
+    """`decisions_out(frame)` already encoded, written by polars: the same JSON msgspec
+    would write, without a Python object per field (a 300-passenger answer, a page).
+
+    A `msgspec.Raw`, which msgspec writes as is: it stands in for `list[DecisionOut]`
+    in `IncidentResult` and `DecisionPage`, whose types still describe the answer."""
+    return msgspec.Raw(_shaped(frame, _rfc3339).write_json().encode())
+
+
+def decisions_ndjson(frame: pl.DataFrame) -> bytes:
+    """`decisions_json`, one decision per line."""
+    return _shaped(frame, _rfc3339).write_ndjson().encode()
 
 
 def decisions_out(frame: pl.DataFrame) -> list[DecisionOut]:
