@@ -26,7 +26,8 @@ from offers.decide import (
     schedule_followups,
 )
 from offers.incidents import EscalationPolicy, Incident, entitlements
-from offers.ledger import DECISION_SCHEMA, FOLLOWUP_LIST, Ledger, Tx, paired, with_followup_lists
+from offers.ledger import DECISION_SCHEMA, FOLLOWUP_LIST, Ledger, Tx
+from offers.ledger.around import read_around
 from offers.messages import MessageBook
 from offers.record import LEDGER_ONLY
 
@@ -161,10 +162,9 @@ def apply_update(
             budget = budget if budget is not None else (stored or {}).get("budget")
             created = stored is None
         else:
-            affected, created = tx.open_incident(incident, step, ids, now, budget)
-            budget = tx.incident(incident.incident_id)["budget"]  # type: ignore[index]
-        spent = tx.spent(incident.incident_id)
+            affected, created, budget = tx.open_incident(incident, step, ids, now, budget)
         if step == 0:
+            spent = tx.spent(incident.incident_id)
             empty = pl.DataFrame(schema={**DECISION_SCHEMA, "followups": FOLLOWUP_LIST})
             return Outcome(
                 incident.incident_id,
@@ -188,22 +188,19 @@ def apply_update(
                 0,
                 lambda: ledger.decisions(incident_id, step=step),
                 budget=budget,
-                spent=spent,
+                spent=tx.spent(incident_id),
                 created=created,
             )
         progress(f"loading {len(affected):,} profiles", 0.1)
         tx.stage(affected)
+        since = now - timedelta(days=parts.contact.window_days)
+        around = read_around(tx, incident.incident_id, since)
+        spent, before = around.spent, around.count(step)
         table = parts.table(incident.kind)
         ctx = step_context(parts, tx, table, incident, step, now, (owed, note), budget, spent)
-        since = now - timedelta(days=parts.contact.window_days)
         progress(f"deciding step {step} for {len(affected):,} customers", 0.25)
         fresh, customers = (decider or _decide_here(parts))(
-            affected,
-            tx.history(incident.incident_id),
-            tx.recent(incident.incident_id, since),
-            ctx,
-            table,
-            parts.book,
+            affected, around.history, around.recent, ctx, table, parts.book
         )
         fresh = fresh.cast(DECISION_SCHEMA)  # type: ignore[arg-type]
         if dry_run:
@@ -223,9 +220,7 @@ def apply_update(
                 spent,
                 created,
             )
-        before = tx.count(incident.incident_id, step)
-        busy = _busy(tx, incident.incident_id, now, parts.contact)
-        planned = _plan(fresh, customers, busy, now, parts.contact)
+        planned = _plan(fresh, customers, around.busy, now, parts.contact)
         progress(f"recording {fresh.height:,} decisions", 0.6)
         issued = tx.record(fresh, now, planned)
         planned = planned.select(list(PLANNED_SCHEMA))
@@ -317,17 +312,14 @@ def _stock_left(
 
 
 def _with_followups(fresh: pl.DataFrame, planned: pl.DataFrame) -> pl.DataFrame:
-    """Attach the follow-ups just scheduled, as the ledger's reader would."""
-    stored = fresh.join(paired(planned), on="customer_id", how="left", maintain_order="left")
-    return with_followup_lists(stored)
-
-
-def _busy(tx: Tx, incident_id: str, now: datetime, policy: ContactPolicy) -> pl.DataFrame:
-    """This incident's customers with follow-ups of another incident in the window (what
-    this update writes cannot change it, so it is read before)."""
-    if policy.marketing_contacts_per_window == 0:
-        return pl.DataFrame(schema={"customer_id": pl.String})
-    return tx.followup_customers(incident_id, now - timedelta(days=policy.window_days))
+    """Attach the follow-ups just scheduled, as the ledger's reader would: a list per
+    decision, earliest first (`planned` is one row per follow-up)."""
+    lists = planned.group_by("customer_id").agg(
+        followups=pl.struct("due_at", "kind").sort_by("due_at")
+    )
+    return fresh.join(lists, on="customer_id", how="left", maintain_order="left").with_columns(
+        pl.col("followups").fill_null(pl.lit([], dtype=FOLLOWUP_LIST))
+    )
 
 
 def _plan(

@@ -49,9 +49,9 @@ class Tx(TxReads):
         customer_ids: Sequence[str],
         now: datetime,
         budget: float | None,
-    ) -> tuple[list[str], bool]:
+    ) -> tuple[list[str], bool, float | None]:
         """Record the incident's latest facts and affected customers; return all of them,
-        and whether this call created the incident.
+        whether this call created the incident, and its budget now.
 
         The stored step never goes down: a delay that shrinks claws nothing back. The
         incident row is created first and then locked, so concurrent creators queue up.
@@ -74,7 +74,8 @@ class Tx(TxReads):
         self._update(incident, max(step, stored["step"]), now, budget, new.height)
         if step == 0:
             self._write_down(incident.incident_id, new)
-        return pl.concat([known, new])["customer_id"].to_list(), created
+        affected = pl.concat([known, new])["customer_id"].to_list()
+        return affected, created, budget if budget is not None else stored["budget"]
 
     def _create(self, incident: Incident, step: int, now: datetime, budget: float | None) -> bool:
         """Insert the incident's row unless it exists; whether this call created it."""
