@@ -79,7 +79,7 @@ def with_candidate_perks(
 ) -> pl.DataFrame:
     """The catalog's facts of the `candidate` perk, and the best perk of the same kind the
     customer already holds from this incident (`held_*`, null where none)."""
-    frame = frame.join(
+    facts = frame.select("candidate").join(  # the key alone: the frame is not copied
         perks.select(
             candidate="perk_id",
             perk_kind="perk_kind",
@@ -90,7 +90,9 @@ def with_candidate_perks(
         ),
         on="candidate",
         how="left",
+        maintain_order="left",
     )
+    frame = frame.with_columns(facts.drop("candidate"))
     if held is None:
         return frame.with_columns(
             held_id=pl.lit(None, pl.String),
