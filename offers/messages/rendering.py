@@ -17,6 +17,7 @@ keep theirs, and they are spliced in code first, name last, so neither is scanne
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import polars as pl
@@ -175,13 +176,8 @@ def _fit_names(
 def _shell_counts(shells: dict[str, int]) -> pl.DataFrame:
     """Per shell id: `sms_counts` of its literal text, and how often it takes the name and
     the code."""
-    rows = []
-    for shell, shell_id in shells.items():
-        literal = shell.replace(NAME_MARK, "").replace(CODE_MARK, "")
-        counts = sms_counts(literal)
-        rows.append((shell_id, *counts, shell.count(NAME_MARK), shell.count(CODE_MARK)))
     return pl.DataFrame(
-        rows,
+        [(shell_id, *_counts(shell)) for shell, shell_id in shells.items()],
         schema={
             "_shell_id": pl.UInt32,
             "_gsm": pl.Boolean,
@@ -193,6 +189,12 @@ def _shell_counts(shells: dict[str, int]) -> pl.DataFrame:
         },
         orient="row",
     )
+
+
+@lru_cache(maxsize=4096)
+def _counts(shell: str) -> tuple[bool, int, int, int, int, int]:
+    literal = shell.replace(NAME_MARK, "").replace(CODE_MARK, "")
+    return (*sms_counts(literal), shell.count(NAME_MARK), shell.count(CODE_MARK))
 
 
 def _over(part: pl.DataFrame, counts: pl.DataFrame, max_segments: int) -> pl.Series:
@@ -276,32 +278,10 @@ def _render(
             *(pl.col(v).cast(pl.String).fill_null("") for v in shared),
         )
     )
-    table = _shells(situations, compiled, found, shared, shells)
-    width = max((len(v) for v in table["_vars"]), default=0) if table.height else 0
+    table = _shells(situations, compiled, found, shared, personal, shells)
+    width = sum(c.startswith("_v") for c in table.columns)
     texts = pl.concat([keyed, frame.select(personal)], how="horizontal") if personal else keyed
-    joined = texts.join(
-        table.select(
-            "_sit",
-            "_text_language",
-            "_has",
-            "_shell_id",
-            pl.col("_vars").list.contains("first_name").alias("_named"),
-            *(
-                pl.col("_segments").list.get(i, null_on_oob=True).alias(f"_s{i}")
-                for i in range(width + 1)
-            ),
-            *(
-                pl.col("_vars")
-                .list.get(i, null_on_oob=True)
-                .replace_strict(personal, range(len(personal)), default=None, return_dtype=pl.Int8)
-                .alias(f"_v{i}")
-                for i in range(width)
-            ),
-        ),
-        on="_sit",
-        how="left",
-        maintain_order="left",
-    )
+    joined = texts.join(table, on="_sit", how="left", maintain_order="left")
     parts: list[pl.Expr] = [pl.col("_s0")]
     for i in range(width):
         parts += [_pick(f"_v{i}", personal), pl.col(f"_s{i + 1}")]
@@ -361,16 +341,18 @@ def _shells(
     compiled: Compiled,
     found: Lookup,
     shared: list[str],
+    personal: list[str],
     shells: dict[str, int],
 ) -> pl.DataFrame:
-    """Per situation: the template's literal segments, the personal variables between
-    them, the language the text is in, whether any template applies, and the shell's id
-    in `shells` (added there if new)."""
+    """Per situation: the language the text is in, whether any template applies, the
+    shell's id in `shells` (added there if new), whether it takes the name (`_named`), its
+    literal segments `_s0`..`_sN` and between them `_v0`..`_vN-1`, the place in `personal`
+    of the variable spliced there (null: none, or a column the frame lacks)."""
     rows: list[tuple[Any, ...]] = []
     for s in situations.iter_rows(named=True):
         main = found.get((s["_kind"], s["_lang"], s["_channel"]))
         if main is None:
-            rows.append((s["_sit"], None, False, [""], [], None))
+            rows.append((s["_sit"], None, False, None, False, [""], []))
             continue
         lines: dict[str, list[Piece] | None] = {}
         for var, wanted in ((PERK_LINE, s["_with_perk"]), (RIGHTS_LINE, s["_with_rights"])):
@@ -378,20 +360,22 @@ def _shells(
             lines[var] = compiled[line[0]][0] if line else None
         text, nameless = compiled[main[0]]
         pieces = _splice(text if s["_has_name"] or nameless is None else nameless, lines)
-        segments, personal = _shell(pieces, {v: s[v] for v in shared})
-        shell = _marked(segments, personal)
-        rows.append(
-            (s["_sit"], main[1], True, segments, personal, shells.setdefault(shell, len(shells)))
-        )
-    return pl.DataFrame(
-        rows,
-        schema={
-            "_sit": pl.UInt64,
-            "_text_language": pl.String,
-            "_has": pl.Boolean,
-            "_segments": pl.List(pl.String),
-            "_vars": pl.List(pl.String),
-            "_shell_id": pl.UInt32,
-        },
-        orient="row",
-    )
+        segments, slots = _shell(pieces, {v: s[v] for v in shared})
+        shell_id = shells.setdefault(_marked(segments, slots), len(shells))
+        rows.append((s["_sit"], main[1], True, shell_id, "first_name" in slots, segments, slots))
+    width = max((len(r[-1]) for r in rows), default=0)
+    place = {v: i for i, v in enumerate(personal)}
+    columns: dict[str, Any] = {
+        "_sit": pl.Series([r[0] for r in rows], dtype=pl.UInt64),
+        "_text_language": pl.Series([r[1] for r in rows], dtype=pl.String),
+        "_has": pl.Series([r[2] for r in rows], dtype=pl.Boolean),
+        "_shell_id": pl.Series([r[3] for r in rows], dtype=pl.UInt32),
+        "_named": pl.Series([r[4] for r in rows], dtype=pl.Boolean),
+    }
+    for i in range(width + 1):
+        segment = [r[5][i] if i < len(r[5]) else None for r in rows]
+        columns[f"_s{i}"] = pl.Series(segment, dtype=pl.String)
+    for i in range(width):
+        slot = [place.get(r[6][i]) if i < len(r[6]) else None for r in rows]
+        columns[f"_v{i}"] = pl.Series(slot, dtype=pl.Int8)
+    return pl.DataFrame(columns)
