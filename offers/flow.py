@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 import polars as pl
@@ -48,6 +48,12 @@ Decider = Callable[
     [list[str], pl.DataFrame, pl.DataFrame, StepContext, OfferTable, MessageBook],
     tuple[pl.DataFrame, pl.DataFrame],
 ]
+
+#: Decides and records elsewhere (Spark's executors writing PostgreSQL), in the transaction
+#: that holds the incident's lock: the Decider's arguments after the transaction and `plan`
+#: (decisions and their customers -> the follow-ups to record with them); returns how many
+#: decisions were recorded and what they charged.
+Recorder = Callable[..., tuple[int, float]]
 
 #: Decisions written in one update after which the planner's statistics are renewed.
 REFRESH_STATISTICS_AFTER = 100_000
@@ -139,10 +145,12 @@ def apply_update(
     budget: float | None = None,
     progress: Progress = lambda _message, _done: None,
     decider: Decider | None = None,
+    recorder: Recorder | None = None,
 ) -> Outcome:
     """Decide the incident's current step for everyone affected who lacks a decision.
 
     `decider` decides elsewhere (on Spark's executors); reading and recording stay here.
+    `recorder` (not in a dry run) decides and records elsewhere; the lock stays here.
     """
     progress("checking customers", 0.0)
     ids = list(dict.fromkeys(customer_ids))
@@ -199,6 +207,25 @@ def apply_update(
         table = parts.table(incident.kind)
         ctx = step_context(parts, tx, table, incident, step, now, (owed, note), budget, spent)
         progress(f"deciding step {step} for {len(affected):,} customers", 0.25)
+        if recorder is not None and not dry_run:
+            busy = _busy(tx, incident.incident_id, now, parts.contact)
+            plan = partial(_plan, busy=busy, now=now, policy=parts.contact)
+            history, recent = (
+                tx.history(incident.incident_id),
+                tx.recent(incident.incident_id, since),
+            )
+            issued, charged = recorder(tx, plan, affected, history, recent, ctx, table, parts.book)
+            ledger, incident_id = parts.ledger, incident.incident_id
+            return Outcome(
+                incident_id,
+                step,
+                incident.facts.delay_minutes,
+                issued,
+                lambda: ledger.decisions(incident_id, step=step),
+                budget=budget,
+                spent=spent + charged,
+                created=created,
+            )
         fresh, customers = (decider or _decide_here(parts))(
             affected, around.history, around.recent, ctx, table, parts.book
         )
