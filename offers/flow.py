@@ -208,13 +208,10 @@ def apply_update(
         ctx = step_context(parts, tx, table, incident, step, now, (owed, note), budget, spent)
         progress(f"deciding step {step} for {len(affected):,} customers", 0.25)
         if recorder is not None and not dry_run:
-            busy = _busy(tx, incident.incident_id, now, parts.contact)
-            plan = partial(_plan, busy=busy, now=now, policy=parts.contact)
-            history, recent = (
-                tx.history(incident.incident_id),
-                tx.recent(incident.incident_id, since),
+            plan = partial(_plan, busy=around.busy, now=now, policy=parts.contact)
+            issued, charged = recorder(
+                tx, plan, affected, around.history, around.recent, ctx, table, parts.book
             )
-            issued, charged = recorder(tx, plan, affected, history, recent, ctx, table, parts.book)
             ledger, incident_id = parts.ledger, incident.incident_id
             return Outcome(
                 incident_id,
