@@ -75,14 +75,11 @@ def _result(outcome: Outcome) -> IncidentResult:
 def _log_outcome(action: str, outcome: Outcome, kind: str) -> None:
     """Log the step and count it for /metrics (dry runs and replays count nothing)."""
     if outcome.issued and not outcome.dry_run:
-        decided = outcome.decisions
-        record_outcome(
-            kind,
-            outcome.issued,
-            decided.filter(pl.col("perk_id").is_not_null()).height,
-            outcome.cost,
-            decided.filter(pl.col("reasons").str.contains('"budget: ')).height,
-        )
+        perks, cut = outcome.decisions.select(
+            pl.col("perk_id").is_not_null().sum(),
+            pl.col("reasons").str.contains('"budget: ').sum(),
+        ).row(0)
+        record_outcome(kind, outcome.issued, perks, outcome.cost, cut)
     log.info(
         "%s incident=%s step=%d issued=%d dry_run=%s",
         action,
@@ -241,7 +238,7 @@ def _update(runtime: Runtime, incident_id: str, data: IncidentPatch) -> Response
         occurred_at=stored["occurred_at"],
         facts=patch_facts(kind, data.facts),
     )
-    affected = runtime.ledger.customer_count(incident_id) + len(data.customers)
+    affected = stored["customers"] + len(data.customers)  # the count the incident keeps
     if not data.dry_run and affected > runtime.settings.sync_limit:
         job = _job(runtime, incident, data.customers, data.budget, must_exist=True)
         return _answer(HTTP_202_ACCEPTED, job)
