@@ -6,13 +6,16 @@
    `train_on_spark` (Spark sample, the same scikit-learn fit, every row assigned with
    mapInArrow); labels compared.
 3. incident: one flight-delay step for every customer (default 1,000,000) with a budget,
-   recorded in an SQLite ledger: `apply_update` vs `apply_on_spark`; decisions compared.
+   recorded in an SQLite ledger (the driver writes it), or with `--postgres URL` in two
+   fresh schemas of that database (Spark's executors write it): `apply_update` vs
+   `apply_on_spark`; decisions compared.
 4. scaling: assigning 1, 2 and 4 copies of the profiles on local[1] and local[2] (a new
    SparkSession each), to show what a second executor core buys.
 
     .venv/bin/pip install '.[spark]'
     .venv/bin/python -m bench.spark [--rows 1000000] [--no-scaling] [--master local[2]]
                                     [--only derive|segments|incident|scaling] [--repeat 2]
+                                    [--postgres postgresql://postgres@127.0.0.1:5432/test]
 """
 
 from __future__ import annotations
@@ -86,7 +89,41 @@ def bench_segments(spark: Any, profiles: Path, rows: int) -> Any:
     return remote
 
 
-def bench_incident(spark: Any, profiles: Path, rows: int, work: Path) -> None:
+_SCHEMAS: list[tuple[str, str]] = []  # made by `_ledger_url`, dropped at the end
+
+
+def _drop_schemas() -> None:
+    import sqlalchemy as sa
+
+    from offers.ledger.db import create_engine
+
+    for url, schema in _SCHEMAS:
+        admin = create_engine(url)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _ledger_url(folder: Path, postgres: str | None) -> str:
+    """An SQLite file in `folder`, or a new schema of the `postgres` database."""
+    if postgres is None:
+        return f"sqlite:///{folder / 'makegood.db'}"
+    import sqlalchemy as sa
+
+    from offers.ledger.db import create_engine
+
+    schema = f"bench_{folder.name}_{int(time.time())}"
+    admin = create_engine(postgres)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
+    _SCHEMAS.append((postgres, schema))
+    return f"{postgres}?options=-csearch_path%3D{schema}"
+
+
+def bench_incident(
+    spark: Any, profiles: Path, rows: int, work: Path, postgres: str | None = None
+) -> None:
     from dataclasses import replace
 
     from api.runtime import Runtime
@@ -116,7 +153,7 @@ def bench_incident(spark: Any, profiles: Path, rows: int, work: Path) -> None:
 
     def parts(folder: Path, book: ProfileBook, traits: Any = None) -> Any:
         folder.mkdir()
-        engine = create_engine(f"sqlite:///{folder / 'makegood.db'}")
+        engine = create_engine(_ledger_url(folder, postgres))
         upgrade(engine)
         ledger = Ledger(engine)
         body = (DEFAULTS / "offers.toml").read_text(encoding="utf-8")
@@ -166,8 +203,9 @@ def bench_incident(spark: Any, profiles: Path, rows: int, work: Path) -> None:
         .equals(comparable(local.decisions).sort("customer_id"))
     )
     assert same and remote.issued == local.issued == rows
+    where = "PostgreSQL, executors write" if postgres else "SQLite, driver writes"
     line(
-        f"incident, {rows:,} customers",
+        f"incident, {rows:,} ({where})",
         local_s + book_s,
         spark_s,
         f"decisions equal (local includes {book_s:.1f} s segmenting the profile book)",
@@ -207,6 +245,7 @@ def main() -> None:
     parser.add_argument("--no-scaling", action="store_true")
     parser.add_argument("--only", choices=["derive", "segments", "incident", "scaling"])
     parser.add_argument("--repeat", type=int, default=2, help="scaling: best of N runs")
+    parser.add_argument("--postgres", help="incident: record in new schemas of this database")
     args = parser.parse_args()
 
     from segmentation.spark import spark_session
@@ -225,7 +264,10 @@ def main() -> None:
         if args.only in (None, "segments"):
             model = bench_segments(spark, profiles, args.rows)
         if args.only in (None, "incident"):
-            bench_incident(spark, profiles, args.rows, work)
+            try:
+                bench_incident(spark, profiles, args.rows, work, args.postgres)
+            finally:
+                _drop_schemas()
         spark.stop()
         if args.only == "scaling":
             from segmentation.model import train

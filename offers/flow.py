@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 import polars as pl
 
-from offers import followup_plan, settling
+from offers import settling
 from offers.catalog import OfferTable
 from offers.decide import (
     ContactPolicy,
@@ -30,7 +30,8 @@ from offers.incidents import EscalationPolicy, Incident, entitlements
 from offers.ledger import DECISION_SCHEMA, FOLLOWUP_LIST, Ledger, Tx
 from offers.messages import MessageBook
 from offers.outcome import Outcome, ledger_pages
-from offers.record import HISTORY_SCHEMA, LEDGER_ONLY, RECENT_SCHEMA
+from offers.past import read_past
+from offers.record import LEDGER_ONLY
 
 __all__ = [
     "CHUNK",
@@ -60,6 +61,12 @@ Decider = Callable[
     [list[str], pl.DataFrame, pl.DataFrame, StepContext, OfferTable, MessageBook],
     tuple[pl.DataFrame, pl.DataFrame],
 ]
+
+#: Decides and records elsewhere (Spark's executors writing PostgreSQL), in the transaction
+#: that holds the incident's lock: the Decider's arguments after the transaction and `plan`
+#: (decisions and their customers -> the follow-ups to record with them); returns how many
+#: decisions were recorded and what they charged.
+Recorder = Callable[..., tuple[int, float]]
 
 #: Decisions written in one update after which the planner's statistics are renewed.
 REFRESH_STATISTICS_AFTER = 100_000
@@ -128,14 +135,16 @@ def apply_update(
     progress: Progress = lambda _message, _done: None,
     decider: Decider | None = None,
     chunk_size: int = CHUNK,
+    recorder: Recorder | None = None,
 ) -> Outcome:
     """Decide the incident's current step for everyone affected who lacks a decision.
 
     `customer_ids` may be a function that names them (a selector: `offers.selectors`),
     called inside the update's transaction. `decider` decides elsewhere (on Spark's
-    executors); reading and recording stay here. More than `chunk_size` customers are
-    decided and recorded a chunk at a time, with stock and budget settled over all of them
-    (`_record_in_chunks`).
+    executors); reading and recording stay here. `recorder` (not in a dry run) decides and
+    records elsewhere; the lock stays here. More than `chunk_size` customers are decided
+    and recorded a chunk at a time, with stock and budget settled over all of them
+    (`offers.settling.record_in_chunks`).
     """
     progress("checking customers", 0.0)
     resolver = customer_ids if callable(customer_ids) else None
@@ -161,21 +170,14 @@ def apply_update(
             budget = budget if budget is not None else (stored or {}).get("budget")
             created = stored is None
         else:
-            affected, created = tx.open_incident(incident, step, ids, now, budget)
-            budget = tx.incident(incident_id)["budget"]  # type: ignore[index]
-        spent = tx.spent(incident_id)
+            affected, created, budget = tx.open_incident(incident, step, ids, now, budget)
         outcome = partial(
-            Outcome,
-            incident_id,
-            step,
-            incident.facts.delay_minutes,
-            budget=budget,
-            spent=spent,
-            created=created,
+            Outcome, incident_id, step, incident.facts.delay_minutes, budget=budget, created=created
         )
         if step == 0:
             empty = pl.DataFrame(schema={**DECISION_SCHEMA, "followups": FOLLOWUP_LIST})
-            return outcome(0, lambda: empty, dry_run, total=0, charged=0.0)
+            spent = tx.spent(incident_id)
+            return outcome(0, lambda: empty, dry_run, spent=spent, total=0, charged=0.0)
         fresh_incident = created  # (a dry run: whether it would be)
         before = 0 if fresh_incident else tx.count(incident_id, step)
         if not created and before >= len(affected):
@@ -187,14 +189,27 @@ def apply_update(
                 dry_run,
                 total=before,
                 charged=tx.spent(incident_id, step),
+                spent=tx.spent(incident_id),
                 page=ledger_pages(ledger, incident_id, step),
             )
         progress(f"loading {len(affected):,} profiles", 0.1)
+        history, recent, busy = read_past(
+            tx, incident_id, affected, now, parts.contact, fresh_incident
+        )
+        spent = float(history["charged_cost"].fill_null(0.0).sum())
         table = parts.table(incident.kind)
         ctx = step_context(parts, tx, table, incident, step, now, (owed, note), budget, spent)
-        history, recent, busy = _past(tx, incident_id, affected, now, parts.contact, fresh_incident)
-        chunked = False
-        if decider is None and not dry_run and len(affected) > chunk_size:
+        chunked = False  # recorded without holding the decisions here
+        if recorder is not None and not dry_run:
+            progress(f"deciding step {step} for {len(affected):,} customers", 0.25)
+            planner = partial(plan, busy=busy, now=now, policy=parts.contact)
+            issued, fresh_cost = recorder(
+                tx, planner, affected.to_list(), history, recent, ctx, table, parts.book
+            )
+            spent += fresh_cost
+            charged = fresh_cost if before == 0 else tx.spent(incident_id, step)
+            chunked = True
+        elif decider is None and not dry_run and len(affected) > chunk_size:
             issued, fresh_cost = settling.record_in_chunks(
                 parts.select_profiles,
                 tx,
@@ -248,6 +263,7 @@ def apply_update(
                     0,
                     both,
                     True,
+                    spent=spent,
                     total=before + unsaved.height,
                     charged=stored_cost + fresh_cost,
                     page=page,
@@ -310,38 +326,6 @@ def unique_ids(customer_ids: Ids) -> pl.Series:
     """The ids once each, in the order first given, as a column (not Python strings)."""
     series = pl.Series("customer_id", customer_ids, dtype=pl.String)
     return series.unique(maintain_order=True)
-
-
-def _past(
-    tx: Tx,
-    incident_id: str,
-    affected: pl.Series,
-    now: datetime,
-    policy: ContactPolicy,
-    fresh_incident: bool,
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """What the engine and the follow-up plan read of the ledger: this incident's earlier
-    decisions (none for an incident this update opens), the customers' decisions in other
-    incidents of the contact window, and those with another incident's follow-ups due in
-    it. The last two are read only when another incident was updated recently enough to
-    hold such rows: most huge incidents stage nobody."""
-    history = pl.DataFrame(schema=HISTORY_SCHEMA) if fresh_incident else tx.history(incident_id)
-    since = now - timedelta(days=policy.window_days)
-    # a follow-up is due at most its delay (and a night's quiet hours) after its decision
-    latest = max(policy.checkin_after_days, policy.feedback_after_days) + 2
-    wants_busy = policy.marketing_contacts_per_window > 0 and tx.others_since(
-        incident_id, since - timedelta(days=latest)
-    )
-    wants_recent = tx.others_since(incident_id, since)
-    recent = pl.DataFrame(schema=RECENT_SCHEMA)
-    busy = pl.DataFrame(schema={"customer_id": pl.String})
-    if wants_recent or wants_busy:
-        tx.stage(affected)
-        if wants_recent:
-            recent = tx.recent(incident_id, since)
-        if wants_busy:
-            busy = followup_plan.busy(tx, incident_id, now, policy)
-    return history, recent, busy
 
 
 def _decide_here(parts: Parts) -> Decider:

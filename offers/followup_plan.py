@@ -1,17 +1,17 @@
-"""Follow-ups planned for the customers an update apologized to: the contact allowance of
-the window, read before recording (what the update writes cannot change it)."""
+"""Follow-ups planned for the customers an update apologized to, within the contact
+allowance of the window, and attached to the decisions as the ledger's reader would."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import polars as pl
 
 from offers.decide import ContactPolicy, schedule_followups
-from offers.ledger import Tx, paired, with_followup_lists
+from offers.ledger import FOLLOWUP_LIST
 
-__all__ = ["PLANNED_SCHEMA", "busy", "plan", "with_followups"]
+__all__ = ["PLANNED_SCHEMA", "plan", "with_followups"]
 
 PLANNED_SCHEMA: dict[str, Any] = {
     "customer_id": pl.String,
@@ -21,17 +21,14 @@ PLANNED_SCHEMA: dict[str, Any] = {
 
 
 def with_followups(fresh: pl.DataFrame, planned: pl.DataFrame) -> pl.DataFrame:
-    """Attach the follow-ups just scheduled, as the ledger's reader would."""
-    stored = fresh.join(paired(planned), on="customer_id", how="left", maintain_order="left")
-    return with_followup_lists(stored)
-
-
-def busy(tx: Tx, incident_id: str, now: datetime, policy: ContactPolicy) -> pl.DataFrame:
-    """This incident's customers with follow-ups of another incident in the window (what
-    this update writes cannot change it, so it is read before)."""
-    if policy.marketing_contacts_per_window == 0:
-        return pl.DataFrame(schema={"customer_id": pl.String})
-    return tx.followup_customers(incident_id, now - timedelta(days=policy.window_days))
+    """Attach the follow-ups just scheduled, as the ledger's reader would: a list per
+    decision, earliest first (`planned` is one row per follow-up)."""
+    lists = planned.group_by("customer_id").agg(
+        followups=pl.struct("due_at", "kind").sort_by("due_at")
+    )
+    return fresh.join(lists, on="customer_id", how="left", maintain_order="left").with_columns(
+        pl.col("followups").fill_null(pl.lit([], dtype=FOLLOWUP_LIST))
+    )
 
 
 def plan(

@@ -28,8 +28,10 @@ import polars as pl
 
 from offers.catalog import OfferTable
 from offers.decide import StepContext, candidates, decide, settle_stock_and_budget
-from offers.flow import Outcome, Parts, apply_update
+from offers.flow import REFRESH_STATISTICS_AFTER, Outcome, Parts, apply_update
 from offers.incidents import Incident
+from offers.ledger import DECISION_SCHEMA, Tx
+from offers.ledger.staging import Staging, ledger_rows
 from offers.messages import MessageBook
 from segmentation.ids import id_hash
 from segmentation.model import Segmentation
@@ -138,42 +140,39 @@ def _offered(shared: Any) -> Any:
     return run
 
 
+def _decided(
+    step: _Step, fixes: pl.DataFrame, batches: Iterator[pa.RecordBatch]
+) -> Iterator[pl.DataFrame]:
+    """A partition's decisions, with stock and budget as the driver settled them, and the
+    columns follow-ups are planned on (`_PLAN_COLUMNS`)."""
+
+    def settle(frame: pl.DataFrame) -> pl.DataFrame:
+        fixed = frame.join(
+            fixes.rename({"_drop": "_d", "charged_cost": "_c"}),
+            on="customer_id",
+            how="left",
+            maintain_order="left",
+        )
+        hit = pl.col("_fixed").fill_null(False)
+        return fixed.with_columns(
+            _drop=pl.when(hit).then(pl.col("_d")).otherwise(pl.col("_drop")),
+            charged_cost=pl.when(hit).then(pl.col("_c")).otherwise(pl.col("charged_cost")),
+        ).drop("_d", "_c", "_fixed")
+
+    for batch in batches:
+        customers = _customers(batch, step)
+        decided = decide(
+            customers, step.history, step.recent, step.ctx, step.table, step.book, settle=settle
+        )
+        plan = customers.select(_PLAN_COLUMNS)
+        yield decided.join(plan, on="customer_id", how="left", maintain_order="left")
+
+
 def _decisions(shared: Any, changed: Any) -> Any:
-    """Per partition: the decisions, with stock and budget as the driver settled them."""
+    """Per partition: the decisions, back to the driver."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        step: _Step = shared.value
-        fixes: pl.DataFrame = changed.value
-
-        def settle(frame: pl.DataFrame) -> pl.DataFrame:
-            fixed = frame.join(
-                fixes.rename({"_drop": "_d", "charged_cost": "_c"}),
-                on="customer_id",
-                how="left",
-                maintain_order="left",
-            )
-            hit = pl.col("_fixed").fill_null(False)
-            return fixed.with_columns(
-                _drop=pl.when(hit).then(pl.col("_d")).otherwise(pl.col("_drop")),
-                charged_cost=pl.when(hit).then(pl.col("_c")).otherwise(pl.col("charged_cost")),
-            ).drop("_d", "_c", "_fixed")
-
-        def frames() -> Iterator[pl.DataFrame]:
-            for batch in batches:
-                customers = _customers(batch, step)
-                decided = decide(
-                    customers,
-                    step.history,
-                    step.recent,
-                    step.ctx,
-                    step.table,
-                    step.book,
-                    settle=settle,
-                )
-                plan = customers.select(_PLAN_COLUMNS)
-                yield decided.join(plan, on="customer_id", how="left", maintain_order="left")
-
-        yield from _blobs(frames())
+        yield from _blobs(_decided(shared.value, changed.value, batches))
 
     return run
 
@@ -182,12 +181,44 @@ def _collect(frame: DataFrame) -> pl.DataFrame | None:
     return _read_ipc([row[0] for row in frame.collect()])
 
 
-def _decider(spark: SparkSession, profiles: SparkProfiles, everyone: int | None) -> Any:
-    """`everyone`: the dataset's row count when every profile is affected (no join then)."""
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
+_BLOB = "ipc binary"
 
-    blob = T.StructType([T.StructField("ipc", T.BinaryType())])
+
+def _affected_rows(
+    spark: SparkSession, profiles: SparkProfiles, everyone: int | None, affected: list[str]
+) -> DataFrame:
+    """The affected customers' profiles, spread over every core (`everyone`: the dataset's
+    row count when every profile is affected, so no join)."""
+    from pyspark.sql import functions as F
+
+    if everyone is not None and len(affected) == everyone:
+        return spread(profiles.frame)  # the ledger adds nobody the dataset lacks
+    ids = spark.createDataFrame(pl.DataFrame({"customer_id": affected}).to_arrow())
+    small = len(affected) < 1_000_000
+    return spread(profiles.frame.join(F.broadcast(ids) if small else ids, "customer_id"))
+
+
+def _settled(spark: SparkSession, rows: DataFrame, shared: Any, ctx: StepContext) -> Any:
+    """The rows stock and budget changed, settled on the driver over every candidate, and
+    broadcast back."""
+    offered = _collect(rows.mapInArrow(_offered(shared), _BLOB))
+    fixes = pl.DataFrame(schema=_FIXES)
+    if offered is not None and offered.height:
+        settled = settle_stock_and_budget(offered, ctx)
+        fixes = (
+            settled.select(_SETTLED)
+            .join(offered.select(_SETTLED), on="customer_id", suffix="_before")
+            .filter(
+                pl.col("_drop").ne_missing(pl.col("_drop_before"))
+                | pl.col("charged_cost").ne_missing(pl.col("charged_cost_before"))
+            )
+            .select(*_SETTLED, _fixed=pl.lit(True))
+        )
+    return spark.sparkContext.broadcast(fixes)
+
+
+def _decider(spark: SparkSession, profiles: SparkProfiles, everyone: int | None) -> Any:
+    """Decide on the executors and bring every decision to the driver."""
 
     def run(
         affected: list[str],
@@ -197,32 +228,12 @@ def _decider(spark: SparkSession, profiles: SparkProfiles, everyone: int | None)
         table: OfferTable,
         book: MessageBook,
     ) -> tuple[pl.DataFrame, pl.DataFrame]:
-        context = spark.sparkContext
-        if everyone is not None and len(affected) == everyone:
-            rows = profiles.frame  # the ledger adds nobody the dataset lacks
-        else:
-            ids = spark.createDataFrame(pl.DataFrame({"customer_id": affected}).to_arrow())
-            small = len(affected) < 1_000_000
-            rows = profiles.frame.join(F.broadcast(ids) if small else ids, "customer_id")
-        rows = spread(rows).persist()
+        rows = _affected_rows(spark, profiles, everyone, affected).persist()
         step = _Step(profiles.schema, profiles.model, history, recent, ctx, table, book)
-        shared = context.broadcast(step)
+        shared = spark.sparkContext.broadcast(step)
         try:
-            offered = _collect(rows.mapInArrow(_offered(shared), blob))
-            fixes = pl.DataFrame(schema=_FIXES)
-            if offered is not None and offered.height:
-                settled = settle_stock_and_budget(offered, ctx)
-                fixes = (
-                    settled.select(_SETTLED)
-                    .join(offered.select(_SETTLED), on="customer_id", suffix="_before")
-                    .filter(
-                        pl.col("_drop").ne_missing(pl.col("_drop_before"))
-                        | pl.col("charged_cost").ne_missing(pl.col("charged_cost_before"))
-                    )
-                    .select(*_SETTLED, _fixed=pl.lit(True))
-                )
-            changed = context.broadcast(fixes)
-            decided = _collect(rows.mapInArrow(_decisions(shared, changed), blob))
+            changed = _settled(spark, rows, shared, ctx)
+            decided = _collect(rows.mapInArrow(_decisions(shared, changed), _BLOB))
         finally:
             rows.unpersist()
         if decided is None:  # nobody left to decide at this step
@@ -230,6 +241,60 @@ def _decider(spark: SparkSession, profiles: SparkProfiles, everyone: int | None)
             none = decide(nobody, history, recent, ctx, table, book)
             return none, pl.DataFrame(schema={c: profiles.schema[c] for c in _PLAN_COLUMNS})
         return decided.drop(_PLAN_COLUMNS[1:]), decided.select(_PLAN_COLUMNS)
+
+    return run
+
+
+def _written(shared: Any, changed: Any, plan: Any, staging: Staging) -> Any:
+    """Per partition: the decisions, with stock and budget as the driver settled them,
+    and their follow-ups, copied into the update's staging tables; yields how many."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+
+        step: _Step = shared.value
+        parts = []
+        for decided in _decided(step, changed.value, batches):
+            fresh = decided.drop(_PLAN_COLUMNS[1:]).cast(DECISION_SCHEMA)  # type: ignore[arg-type]
+            planned = plan.value(fresh, decided.select(_PLAN_COLUMNS))
+            parts.append(ledger_rows(fresh, step.ctx.now, planned))
+        if parts:
+            staging.write(pl.concat([r for r, _ in parts]), pl.concat([w for _, w in parts]))
+        written = sum(r.height for r, _ in parts)
+        yield pa.RecordBatch.from_arrays([pa.array([written], pa.int64())], names=["written"])
+
+    return run
+
+
+def _recorder(
+    spark: SparkSession, profiles: SparkProfiles, everyone: int | None, made: list[Staging]
+) -> Any:
+    """Decide on the executors, each partition writing its decisions into staging tables
+    made for this update (listed in `made`); then record them all under the incident's
+    lock with one insert-select."""
+
+    def run(
+        tx: Tx,
+        plan: Any,
+        affected: list[str],
+        history: pl.DataFrame,
+        recent: pl.DataFrame,
+        ctx: StepContext,
+        table: OfferTable,
+        book: MessageBook,
+    ) -> tuple[int, float]:
+        rows = _affected_rows(spark, profiles, everyone, affected).persist()
+        step = _Step(profiles.schema, profiles.model, history, recent, ctx, table, book)
+        shared = spark.sparkContext.broadcast(step)
+        try:
+            changed = _settled(spark, rows, shared, ctx)
+            staging = Staging.create(tx.conn.engine)
+            made.append(staging)
+            planner = spark.sparkContext.broadcast(plan)
+            rows.mapInArrow(_written(shared, changed, planner, staging), "written long").collect()
+        finally:
+            rows.unpersist()
+        return staging.merge(tx.conn)
 
     return run
 
@@ -247,6 +312,8 @@ def apply_on_spark(
 ) -> Outcome:
     """`apply_update` deciding on Spark; `customer_ids` None: every profile of the dataset.
 
+    On a PostgreSQL ledger each partition writes its own decisions (`offers.ledger.staging`)
+    and the driver never holds them all; an SQLite ledger is written from the driver.
     `parts.table` must resolve personas against the dataset's segments (a runtime given
     `segmentation.spark_segments.traits_on_spark` of it), as a server resolves them against
     the profiles it serves."""
@@ -265,12 +332,23 @@ def apply_on_spark(
         return [i for i in ids if i in found]
 
     spark_parts = replace(parts, unknown_profiles=unknown, profile=None)
-    return apply_update(
-        spark_parts,
-        incident,
-        customer_ids,
-        now,
-        dry_run=dry_run,
-        budget=budget,
-        decider=_decider(spark, profiles, everyone),
-    )
+    made: list[Staging] = []
+    engine = parts.ledger.engine
+    recorder = _recorder(spark, profiles, everyone, made)
+    try:
+        outcome = apply_update(
+            spark_parts,
+            incident,
+            customer_ids,
+            now,
+            dry_run=dry_run,
+            budget=budget,
+            decider=_decider(spark, profiles, everyone),
+            recorder=recorder if engine.dialect.name == "postgresql" else None,
+        )
+    finally:
+        for staging in made:  # recorded and dropped with the update, unless it failed
+            staging.drop(engine)
+    if outcome.issued >= REFRESH_STATISTICS_AFTER:
+        parts.ledger.refresh_statistics()  # after the commit, outside the lock
+    return outcome

@@ -5,7 +5,8 @@ Spark draws the training sample (seeded by customer id, the local path's size ru
 the driver; scikit-learn fits there exactly as `segmentation.model.train` does. Every
 customer is then assigned on the executors with `mapInArrow`: the model is broadcast once
 and each Arrow batch goes through `Segmentation.assign` (the same encoder and folded
-centroids as the local path), so labels equal the local ones. Sizes are a Spark count.
+centroids as the local path), so labels equal the local ones. Sizes are a Spark count;
+the drift baseline is Spark's aggregation over every customer (`spark_baseline`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from segmentation.features import DEFAULT_SPEC, FeatureSpec, check_dtypes, resol
 from segmentation.model import Algorithm, Progress, Segmentation, train
 from segmentation.profiles import OBJECTION_COLUMN, UNSEGMENTED
 from segmentation.spark import spread
+from segmentation.spark_baseline import baseline_on_spark, encode_on_spark
 from segmentation.traits import SegmentTraits, round_traits, trait_columns
 
 if TYPE_CHECKING:
@@ -147,9 +149,10 @@ def train_on_spark(
 ) -> Segmentation:
     """`segmentation.model.train` with Spark doing the reading, sampling and assigning.
 
-    The card counts every profile Spark read (`rows`, `objectors`) and sizes segments by the
-    executors' assignment; with `assignments`, every customer's segment is written there as
-    Parquet (customer_id, segment).
+    The card counts every profile Spark read (`rows`, `objectors`), sizes segments by the
+    executors' assignment, and keeps the drift baseline of every customer (a local training
+    keeps its sample's: the same when the sample is everyone); with `assignments`, every
+    customer's segment is written there as Parquet (customer_id, segment).
     """
     from pyspark.sql import functions as F
 
@@ -192,6 +195,12 @@ def train_on_spark(
         assigned.write.mode("overwrite").parquet(str(assignments))
         assigned = spark.read.parquet(str(assignments))
     sizes = segment_sizes(assigned, model)
+    progress(f"measuring the drift baseline of all {rows:,} profiles on Spark")
+    encoded = encode_on_spark(data, model.card.spec).persist()
+    try:
+        drift_baseline = baseline_on_spark(encoded, model.card.spec.outputs(), rows)
+    finally:
+        encoded.unpersist()
     card = model.card
     segments = [msgspec.structs.replace(s, size=int(sizes[s.cluster])) for s in card.segments]
     card = msgspec.structs.replace(
@@ -201,6 +210,7 @@ def train_on_spark(
         data_fingerprint=_fingerprint(everyone),
         source=", ".join(str(p) for p in paths),
         segments=segments,
+        baseline=drift_baseline,
     )
     return model.with_card(card)
 

@@ -233,3 +233,86 @@ def test_recorded_once_on_each_database(
     finally:
         here.ledger.engine.dispose()
         there.ledger.engine.dispose()
+
+
+def _staged_tables(parts: Parts) -> int:
+    with parts.ledger.engine.connect() as conn:
+        return int(
+            conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_tables "
+                "WHERE schemaname = current_schema() AND starts_with(tablename, 'staged')"
+            ).scalar_one()
+        )
+
+
+@pytest.mark.postgres
+def test_executors_write_postgresql_as_the_driver_does(
+    spark: Any, population: pl.DataFrame, model: Segmentation, tmp_path: Path
+) -> None:
+    """Each partition copies its decisions into staging tables and one insert-select under
+    the lock records them: the ledger then holds what the driver writes for the same
+    incident (decisions, wordings, follow-ups), and a replay writes nothing."""
+    from tests.conftest import postgres_schema
+
+    frame = population.drop("latent_kind")
+    path = tmp_path / "profiles.parquet"
+    write_profiles(frame, path)
+    profiles = SparkProfiles(
+        frame=spark.read.parquet(str(path)),
+        schema=pl.scan_parquet(path).collect_schema(),
+        model=model,
+    )
+    ids = frame["customer_id"].to_list()
+    with postgres_schema() as driver_url, postgres_schema() as executors_url:
+        here = _parts(tmp_path, frame, model, driver_url)
+        there = _parts(tmp_path, frame, model, executors_url)
+        try:
+            for delay in (40, 100):
+                incident = _incident("TPE-8", delay)
+                local = apply_update(here, incident, ids, NOW, budget=3e3)
+                remote = apply_on_spark(spark, there, profiles, incident, None, NOW, budget=3e3)
+                assert remote.issued == local.issued == frame.height
+                assert remote.spent == pytest.approx(local.spent)
+                want = here.ledger.decisions("TPE-8", step=local.step)
+                got = there.ledger.decisions("TPE-8", step=remote.step)
+                if delay == 40:  # apologies: check-in and feedback follow-ups
+                    assert got["followups"].list.len().sum() > 1_000
+                assert _comparable(got).equals(_comparable(want))
+                assert _staged_tables(there) == 0
+            again = apply_on_spark(spark, there, profiles, _incident("TPE-8", 100), None, NOW)
+            assert again.issued == 0 and there.ledger.count("TPE-8") == 2 * frame.height
+        finally:
+            here.ledger.engine.dispose()
+            there.ledger.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_failed_executor_write_leaves_nothing_half_written(
+    spark: Any, population: pl.DataFrame, model: Segmentation, tmp_path: Path
+) -> None:
+    """One partition cannot be copied (a customer id longer than the ledger keeps): the
+    partitions that were written are never recorded, and their staging tables go."""
+    from tests.conftest import postgres_schema
+
+    frame = population.drop("latent_kind").with_columns(
+        customer_id=pl.when(pl.int_range(pl.len()) == 2_500)
+        .then(pl.lit("x" * 80))
+        .otherwise(pl.col("customer_id"))
+    )
+    path = tmp_path / "profiles.parquet"
+    write_profiles(frame, path)
+    profiles = SparkProfiles(
+        frame=spark.read.parquet(str(path)).repartition(4),
+        schema=pl.scan_parquet(path).collect_schema(),
+        model=model,
+    )
+    with postgres_schema() as url:
+        there = _parts(tmp_path, frame, model, url)
+        try:
+            with pytest.raises(Exception, match="value too long"):
+                apply_on_spark(spark, there, profiles, _incident("TPE-9", 60), None, NOW)
+            assert there.ledger.count("TPE-9") == 0
+            assert there.ledger.incident("TPE-9") is None
+            assert _staged_tables(there) == 0
+        finally:
+            there.ledger.engine.dispose()

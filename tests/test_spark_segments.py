@@ -135,3 +135,34 @@ def test_segment_traits_on_spark_are_the_profile_books(
     for name, traits in got.items():
         assert traits == {k: v for k, v in want[name].items() if k in traits}, name
         assert traits["size"] > 0 and "business_share" in traits
+
+
+def test_drift_baseline_is_every_customers_as_the_local_path_computes_it(
+    profiles: tuple[pl.DataFrame, Path], spark_model: Segmentation
+) -> None:
+    """Spark's deciles and bin shares over every customer equal `baseline` of the same rows
+    (what a local training keeps when its sample is everyone), though it fitted on 30,000."""
+    from segmentation.baseline import baseline
+    from segmentation.features import feature_matrix
+
+    frame, _ = profiles
+    spec = spark_model.card.spec
+    kept = frame.filter(~pl.col("objects_to_profiling"))
+    want = baseline(feature_matrix(kept, spec), spec.outputs())
+    assert spark_model.card.baseline == want
+    assert any(len(b.edges) == 9 for b in want)  # some features have ten distinct bins
+
+
+def test_exact_deciles_from_coarse_brackets(
+    spark: Any, profiles: tuple[pl.DataFrame, Path], spark_model: Segmentation
+) -> None:
+    """With `percentile_approx` 100 times coarser, the brackets are wider, the answer the same."""
+    from segmentation.features import feature_matrix
+    from segmentation.spark_baseline import QUANTILES, encode_on_spark, quantiles_on_spark
+
+    frame, path = profiles
+    spec = spark_model.card.spec
+    encoded = encode_on_spark(read_profiles(spark, [path]), spec)
+    got = quantiles_on_spark(encoded, len(spec.outputs()), ROWS, accuracy=100)
+    want = np.quantile(feature_matrix(frame, spec), QUANTILES, axis=0)
+    np.testing.assert_array_equal(got, want)

@@ -16,7 +16,7 @@ from litestar.params import Body
 from litestar.status_codes import HTTP_201_CREATED
 
 from api.http.errors import unprocessable
-from api.http.wire import CustomerSelector, Uploaded
+from api.http.wire_customers import CustomerSelector, Uploaded
 from api.limits import Limits
 from api.runtime import Runtime
 from offers import selectors

@@ -43,8 +43,8 @@ from api.http.wire import (
     PreviewRequest,
     StepSummary,
     decision_out,
-    decision_rows,
-    decisions_out,
+    decisions_json,
+    decisions_ndjson,
     patch_facts,
 )
 from api.keys import KeyInfo
@@ -74,21 +74,18 @@ def _result(outcome: Outcome) -> IncidentResult:
         budget=outcome.budget,
         spent=round(outcome.spent, 2),
         dry_run=outcome.dry_run,
-        decisions=decisions_out(outcome.decisions),
+        decisions=decisions_json(outcome.decisions),
     )
 
 
 def _log_outcome(action: str, outcome: Outcome, kind: str) -> None:
     """Log the step and count it for /metrics (dry runs and replays count nothing)."""
     if outcome.issued and not outcome.dry_run:
-        decided = outcome.decisions
-        record_outcome(
-            kind,
-            outcome.issued,
-            decided.filter(pl.col("perk_id").is_not_null()).height,
-            outcome.cost,
-            decided.filter(pl.col("reasons").str.contains('"budget: ')).height,
-        )
+        perks, cut = outcome.decisions.select(
+            pl.col("perk_id").is_not_null().sum(),
+            pl.col("reasons").str.contains('"budget: ').sum(),
+        ).row(0)
+        record_outcome(kind, outcome.issued, perks, outcome.cost, cut)
     log.info(
         "%s incident=%s step=%d issued=%d dry_run=%s",
         action,
@@ -233,7 +230,8 @@ def _update(runtime: Runtime, incident_id: str, data: IncidentPatch) -> Response
         facts=patch_facts(kind, data.facts),
     )
     named = named_customers(runtime, data.customers)
-    affected = runtime.ledger.customer_count(incident_id) + count_customers(runtime, named)
+    # the count the incident keeps
+    affected = stored["customers"] + count_customers(runtime, named)
     if not data.dry_run and affected > runtime.settings.sync_limit:
         job = incident_job(runtime, incident, named, data.budget, must_exist=True)
         return _answer(HTTP_202_ACCEPTED, job)
@@ -311,7 +309,7 @@ def list_decisions(
     if next_offset is not None:
         headers["X-Next-Offset"] = str(next_offset)
     if NDJSON in accept:
-        lines = b"".join(msgspec.json.encode(row) + b"\n" for row in decision_rows(frame))
+        lines = decisions_ndjson(frame)
         return Response(lines, media_type=NDJSON, headers=headers)  # type: ignore[arg-type]
     if PARQUET in accept or "application/x-parquet" in accept:
         buffer = io.BytesIO()
@@ -323,7 +321,7 @@ def list_decisions(
         offset=offset,
         limit=limit,
         next_offset=next_offset,
-        decisions=decisions_out(frame),
+        decisions=decisions_json(frame),
     )
     return Response(page, headers=headers)
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
 import polars as pl
 
+from api.http.wire_customers import MAX_SYNC_CUSTOMERS, CustomerId, Customers, CustomerSelector
 from offers.incidents import (
     AwareDatetime,
     CancellationFacts,
@@ -21,39 +22,8 @@ from offers.incidents import (
 )
 from offers.learning import decision_id_expr
 from offers.record import ENTITLEMENT_DTYPE
-from offers.selectors import Selector
-
-CustomerId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-MAX_SYNC_CUSTOMERS = 2_000_000  # per request; above the sync limit they run as a job
-
 
 Money = Annotated[float, msgspec.Meta(ge=0, le=1e12, description="total perk cost allowed")]
-
-FilterValue = str | int | float | bool
-
-
-class CustomerSelector(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Who is affected, named without listing them: exactly one of `everyone` (every
-    profile), `where` (profile column -> a value or a list of values; every column must
-    hold one of its values) or `upload` (the id of a file sent to POST /v1/uploads)."""
-
-    everyone: bool = False
-    where: dict[str, FilterValue | list[FilterValue]] | None = None
-    upload: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")] | None = None
-
-    def selector(self, uploads: Path) -> Selector:
-        """The domain's selector; an upload is the id file kept under `uploads`."""
-        return Selector(
-            everyone=self.everyone,
-            where=dict(self.where) if self.where is not None else None,
-            ids_file=None if self.upload is None else str(uploads / f"{self.upload}.parquet"),
-        )
-
-
-Customers = (
-    Annotated[list[CustomerId], msgspec.Meta(min_length=1, max_length=MAX_SYNC_CUSTOMERS)]
-    | CustomerSelector
-)
 
 
 class _Create(
@@ -225,9 +195,16 @@ class DecisionPage(msgspec.Struct, frozen=True, kw_only=True):
 
 def decision_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
     """Decision frame -> nested dicts of DESIGN.md's decision shape, built as columns."""
+    return _shaped(frame).to_dicts()
+
+
+def _shaped(frame: pl.DataFrame, times: Callable[[pl.Expr], pl.Expr] = lambda e: e) -> pl.DataFrame:
+    """DESIGN.md's decision shape as nested columns; `times` turns the follow-ups' times
+    into what the answer carries."""
     has_perk = pl.col("perk_id").is_not_null()
     has_message = pl.col("text").is_not_null()
-    shaped = frame.select(
+    followup = pl.element().struct
+    return frame.select(
         decision_id_expr(),
         "customer_id",
         "incident_id",
@@ -252,13 +229,38 @@ def decision_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
         )
         .alias("perk"),
         pl.col("entitlements").str.json_decode(ENTITLEMENT_DTYPE).fill_null([]),
-        "followups",
+        pl.col("followups").list.eval(
+            pl.struct(times(followup.field("due_at")).alias("due_at"), followup.field("kind"))
+        ),
         pl.col("reasons").str.json_decode(pl.List(pl.String)),
         "propensity",
         pl.col("holdout").fill_null(False),
         pl.col("needs_human").fill_null(False),
     )
-    return shaped.to_dicts()
+
+
+def _rfc3339(at: pl.Expr) -> pl.Expr:
+    """A UTC time as msgspec writes it: "2026-11-25T07:05:00Z", microseconds only if any."""
+    whole = at.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
+        pl.when(at.dt.microsecond() == 0)
+        .then(whole)
+        .otherwise(at.dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ"))
+    )
+
+
+def decisions_json(frame: pl.DataFrame) -> Any:
+    """`decisions_out(frame)` already encoded, written by polars: the same JSON msgspec
+    would write, without a Python object per field (a 300-passenger answer, a page).
+
+    A `msgspec.Raw`, which msgspec writes as is: it stands in for `list[DecisionOut]`
+    in `IncidentResult` and `DecisionPage`, whose types still describe the answer."""
+    return msgspec.Raw(_shaped(frame, _rfc3339).write_json().encode())
+
+
+def decisions_ndjson(frame: pl.DataFrame) -> bytes:
+    """`decisions_json`, one decision per line."""
+    return _shaped(frame, _rfc3339).write_ndjson().encode()
 
 
 def decisions_out(frame: pl.DataFrame) -> list[DecisionOut]:
@@ -370,13 +372,6 @@ class FollowupPage(msgspec.Struct, frozen=True, kw_only=True):
         ),
     ]
     more: Annotated[bool, msgspec.Meta(description="more are due now: call again at once")]
-
-
-class Uploaded(msgspec.Struct, frozen=True, kw_only=True):
-    """An id file kept for incidents: name it as `{"customers": {"upload": upload}}`."""
-
-    upload: str
-    customers: int
 
 
 class JobAccepted(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,6 +12,7 @@ how a decoding error names its rule and field, in offers.catalog.error_locations
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,6 +25,7 @@ from offers.catalog.fields import Airport, Column, Condition, Id, Language, Rang
 from offers.catalog.personas import Persona
 from offers.catalog.toml_writing import toml_str, toml_value
 from offers.incidents import FLIGHT_KINDS, IncidentKind
+from offers.memo import per_object
 from offers.situations import per_situation
 from segmentation.profiles import PROTECTED_COLUMNS, UNSEGMENTED
 
@@ -303,18 +305,37 @@ def ordered_rules(table: OfferTable) -> list[Rule]:
 
 def match(frame: pl.DataFrame, table: OfferTable) -> pl.DataFrame:
     """Add `rule_id` and `perk_id`: the first rule that holds for each row, else null."""
-    rules = ordered_rules(table)
-    missing = {c for r in rules for c in r.when} - set(frame.columns)
+    rules, columns, first_hit = _matcher(table)
+    missing = columns - set(frame.columns)
     if missing:
         raise TableError(f"table {table.name}: conditions on unknown columns {sorted(missing)}")
     if not rules:
         return frame.with_columns(rule_id=pl.lit(None, pl.String), perk_id=pl.lit(None, pl.String))
+    # Rule conditions read a few columns with few values: match each combination once.
+    keys = sorted(columns | ({"segment"} & set(frame.columns)))
+    hit = first_hit("segment" in frame.columns)
+    return per_situation(frame, keys, hit).drop("_hit", strict=False)
+
+
+def _compile_matcher(
+    table: OfferTable,
+) -> tuple[list[Rule], set[str], Callable[[bool], Callable[[pl.DataFrame], pl.DataFrame]]]:
+    """The table's rules in order, the columns they read, and the first-hit stage (with or
+    without a `segment` column): built once per table, not once per call."""
+    rules = ordered_rules(table)
+    columns = {c for r in rules for c in r.when}
+    stages = {segmented: _first_hit(rules, segmented) for segmented in (False, True)}
+    return rules, columns, stages.__getitem__
+
+
+_matcher = per_object(_compile_matcher)
+
+
+def _first_hit(rules: list[Rule], segmented: bool) -> Callable[[pl.DataFrame], pl.DataFrame]:
+    if not rules:
+        return lambda situations: situations
     # Customers who objected to profiling get the fallback (base) rule only.
-    profiled = (
-        pl.col("segment").fill_null("") != UNSEGMENTED
-        if "segment" in frame.columns
-        else pl.lit(True)
-    )
+    profiled = pl.col("segment").fill_null("") != UNSEGMENTED if segmented else pl.lit(True)
 
     def holds(rule: Rule) -> pl.Expr:
         return rule_expr(rule) if rule.fallback else rule_expr(rule) & profiled
@@ -327,16 +348,15 @@ def match(frame: pl.DataFrame, table: OfferTable) -> pl.DataFrame:
     hits = list(range(len(rules)))
     rule_ids = pl.Series([r.id for r in rules], dtype=pl.String)
     perk_ids = pl.Series([r.perk for r in rules], dtype=pl.String)
+    named = (
+        pl.col("_hit").replace_strict(hits, rule_ids, default=None).alias("rule_id"),
+        pl.col("_hit").replace_strict(hits, perk_ids, default=None).alias("perk_id"),
+    )
 
     def first_hit(situations: pl.DataFrame) -> pl.DataFrame:
-        return situations.with_columns(_hit=first).with_columns(
-            rule_id=pl.col("_hit").replace_strict(hits, rule_ids, default=None),
-            perk_id=pl.col("_hit").replace_strict(hits, perk_ids, default=None),
-        )
+        return situations.with_columns(_hit=first).with_columns(*named)
 
-    # Rule conditions read a few columns with few values: match each combination once.
-    keys = sorted({c for r in rules for c in r.when} | ({"segment"} & set(frame.columns)))
-    return per_situation(frame, keys, first_hit).drop("_hit", strict=False)
+    return first_hit
 
 
 #: The catalog's columns, typed also when a table has no perks (a draft may have none).

@@ -39,6 +39,7 @@ import numpy as np
 import polars as pl
 
 from offers.catalog import OfferTable, candidates
+from offers.memo import per_object
 from segmentation.ids import unit_interval
 
 __all__ = [
@@ -99,6 +100,7 @@ POSTERIOR_SCHEMA: dict[str, Any] = {
 }
 
 
+@per_object
 def rule_candidates(table: OfferTable) -> pl.DataFrame:
     """(rule_id, _opt, perk): the candidates of every rule that has alternatives, in order."""
     rows = [

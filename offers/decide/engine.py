@@ -43,6 +43,7 @@ from offers.decide.perks import (
 )
 from offers.decide.policy import recent_counts
 from offers.decide.reasons import entitlements_json, with_reasons
+from offers.memo import per_object
 from offers.messages import MessageBook, render_texts
 from offers.record import DECISION_COLUMNS
 
@@ -74,7 +75,7 @@ def decide(
     whole incident: `settle` (default `settle_stock_and_budget`) is where they run, so an
     engine that decides part of the customers at a time can settle them over all of them.
     """
-    perks = perk_frame(table)
+    perks = _perk_frame(table)
     banded = within_band(table, ctx)
     held = None if history.is_empty() else held_perks(history, perks)
     frame = _candidates(customers, history, recent, ctx, table, perks, banded, held)
@@ -98,10 +99,14 @@ def candidates(
 ) -> pl.DataFrame:
     """The stages before stock and budget: each customer's candidate perk, `perk_value`,
     `charged_cost` and `_drop`, computed from that customer's row alone."""
-    perks = perk_frame(table)
+    perks = _perk_frame(table)
     held = None if history.is_empty() else held_perks(history, perks)
     banded = within_band(table, ctx)
     return _candidates(customers, history, recent, ctx, table, perks, banded, held)
+
+
+#: the catalog as a frame, once per published table
+_perk_frame = per_object(perk_frame)
 
 
 def _candidates(

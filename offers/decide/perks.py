@@ -16,6 +16,7 @@ import polars as pl
 
 from offers.catalog import OfferTable
 from offers.decide.context import StepContext
+from offers.memo import per_object
 from offers.messages import LANGUAGE_FALLBACK
 from offers.record import perk_codes
 from offers.situations import per_situation
@@ -57,14 +58,20 @@ def held_perks(history: pl.DataFrame, perks: pl.DataFrame) -> HeldPerks:
 
 def within_band(table: OfferTable, ctx: StepContext) -> OfferTable:
     """The table without rules whose perk is worth more or less than the step's band,
-    and without alternatives outside it."""
+    and without alternatives outside it: the same object for the same table and band, so
+    what is prepared once per table (matching, candidates) is prepared once per band too."""
     band = ctx.value.band(ctx.step)
     if band is None:
         return table
+    return _banded(table, band.min_value, band.max_value)
+
+
+@per_object
+def _banded(table: OfferTable, low: float, high: float) -> OfferTable:
     values = {p.id: p.value for p in table.perks}
 
     def inside(perk: str) -> bool:
-        return band.min_value <= values[perk] <= band.max_value
+        return low <= values[perk] <= high
 
     rules = [
         msgspec.structs.replace(r, alternatives=[a for a in r.alternatives if inside(a)])
@@ -79,7 +86,7 @@ def with_candidate_perks(
 ) -> pl.DataFrame:
     """The catalog's facts of the `candidate` perk, and the best perk of the same kind the
     customer already holds from this incident (`held_*`, null where none)."""
-    frame = frame.join(
+    facts = frame.select("candidate").join(  # the key alone: the frame is not copied
         perks.select(
             candidate="perk_id",
             perk_kind="perk_kind",
@@ -90,7 +97,9 @@ def with_candidate_perks(
         ),
         on="candidate",
         how="left",
+        maintain_order="left",
     )
+    frame = frame.with_columns(facts.drop("candidate"))
     if held is None:
         return frame.with_columns(
             held_id=pl.lit(None, pl.String),
@@ -156,6 +165,7 @@ def in_stock(frame: pl.DataFrame, stock_left: dict[str, int]) -> pl.Series:
     return ranked.select(ok.alias("in_stock")).to_series()
 
 
+@per_object
 def _titles(table: OfferTable) -> pl.DataFrame:
     """(perk_id, _lang, perk_title) for every perk and language, fallbacks applied."""
     rows = []

@@ -135,15 +135,21 @@ def entitlements_json(ctx: StepContext) -> str:
 
 def with_reasons(frame: pl.DataFrame, ctx: StepContext) -> pl.DataFrame:
     """`reasons` as JSON text and its `reason_id`, worded once per distinct situation and
-    joined back (also adds `_no_channel`, `_lang` and `_situation`)."""
+    joined back (also adds `_no_channel`, `_lang` and `_situation`).
+
+    A column null on every row is left out of the key (it is the same for everyone), and
+    only the key is joined back, not the whole frame."""
     keyed = frame.with_columns(
         _no_channel=pl.col("channel").is_null(), _lang=pl.col("language").cast(pl.String)
-    ).with_columns(_situation=situation_key(_REASON_KEYS))
-    situations = keyed.select("_situation", *_REASON_KEYS).unique("_situation")
+    )
+    varying = [c for c in _REASON_KEYS if keyed[c].null_count() < keyed.height]
+    key = keyed.select(_situation=situation_key(varying))
+    situations = pl.concat([key, keyed.select(_REASON_KEYS)], how="horizontal").unique("_situation")
     words = [_reason_text(row, ctx) for row in situations.iter_rows(named=True)]
     owed = entitlements_json(ctx)
     lookup = situations.select("_situation").with_columns(
         reasons=pl.Series(words, dtype=pl.String),
         reason_id=pl.Series([reason_id(w, owed) for w in words], dtype=pl.Int64),
     )
-    return keyed.join(lookup, on="_situation", how="left", maintain_order="left")
+    back = key.join(lookup, on="_situation", how="left", maintain_order="left")
+    return keyed.with_columns(back)

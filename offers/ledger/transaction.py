@@ -49,10 +49,10 @@ class Tx(TxReads):
         customer_ids: Sequence[str] | pl.Series,
         now: datetime,
         budget: float | None,
-    ) -> tuple[pl.Series, bool]:
+    ) -> tuple[pl.Series, bool, float | None]:
         """Record the incident's latest facts and affected customers; return all of them
-        (a column: ten million ids as Python strings would take gigabytes), and whether
-        this call created the incident.
+        (a column: ten million ids as Python strings would take gigabytes), whether this
+        call created the incident, and its budget now.
 
         The stored step never goes down: a delay that shrinks claws nothing back. The
         incident row is created first and then locked, so concurrent creators queue up.
@@ -75,7 +75,8 @@ class Tx(TxReads):
         self._update(incident, max(step, stored["step"]), now, budget, new.height)
         if step == 0:
             self._write_down(incident.incident_id, new)
-        return pl.concat([known, new])["customer_id"], created
+        affected = pl.concat([known, new])["customer_id"]
+        return affected, created, budget if budget is not None else stored["budget"]
 
     def _create(self, incident: Incident, step: int, now: datetime, budget: float | None) -> bool:
         """Insert the incident's row unless it exists; whether this call created it."""

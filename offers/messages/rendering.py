@@ -17,13 +17,14 @@ keep theirs, and they are spliced in code first, name last, so neither is scanne
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import polars as pl
 
 from offers.messages.book import MessageBook, resolve
 from offers.messages.placeholders import BLANK, PERSONAL, Piece, compile_template, has_name
-from offers.messages.sms import SMS_MAX_SEGMENTS, sms_fits
+from offers.messages.sms import GSM_ONLY, SMS_MAX_SEGMENTS, sms_column_counts, sms_counts
 from offers.record import CODE_MARK, NAME_MARK, UNMARKED
 from offers.situations import situation_key
 
@@ -102,66 +103,157 @@ def render_texts(
     """Text, language, shell and kept name for every row (see `_render`), with names that
     would push an SMS past `max_segments` shortened (to what fits, at least `MIN_NAME`
     characters) or else dropped for the nameless text. A name outside GSM-7 (Zoë, 陈) turns
-    the whole SMS into UCS-2, and the count says so. At most two more vectorized passes,
-    and only when some SMS is over."""
+    the whole SMS into UCS-2, and the count says so. At most two more passes, each over
+    the rows that are over only."""
     args = (book, incident, kind_column, with_perk, with_rights)
-    out = _render(frame, *args)
-    fit = pl.Series("name_fit", [None] * frame.height, pl.String)
-    if "first_name" not in frame.columns or "channel" not in frame.columns:
-        return _rendered(out, fit)
-    names = frame["first_name"].cast(pl.String)
+    shells: dict[str, int] = {}
+    out = _render(frame, shells, *args)
+    fit = pl.repeat(None, frame.height, dtype=pl.String, eager=True).alias("name_fit")
+    if "first_name" in frame.columns and "channel" in frame.columns:
+        out, fit = _fit_names(frame, out, fit, shells, args, max_segments)
+    text_shell = pl.Series("text_shell", list(shells), pl.Enum(list(shells)))
+    return Rendered(
+        out["text"],
+        out["text_language"],
+        text_shell.gather(out["_shell_id"]),
+        out["first_name"],
+        fit,
+    )
+
+
+def _fit_names(
+    frame: pl.DataFrame,
+    out: pl.DataFrame,
+    fit: pl.Series,
+    shells: dict[str, int],
+    args: tuple[Any, ...],
+    max_segments: int,
+) -> tuple[pl.DataFrame, pl.Series]:
+    """`out` and `fit` with the names of SMS over budget cut, then dropped: a text's count
+    is its shell's plus its name's and code's, so only names are scanned, and only rows
+    that are over are rendered again."""
+    sms = frame["channel"].cast(pl.String) == "sms"
+    rows = (sms & out["first_name"].is_not_null()).arg_true()
+    codes = (
+        frame["perk_code"].cast(pl.String).fill_null("")
+        if "perk_code" in frame.columns
+        else pl.repeat("", frame.height, dtype=pl.String, eager=True)
+    )
     for last in (False, True):
-        probe = pl.DataFrame(
-            {"_text": out["text"], "_kept": out["first_name"], "_ch": frame["channel"]}
-        ).select(
-            pl.when(pl.col("_ch").cast(pl.String) == "sms", pl.col("_kept").is_not_null())
-            .then(sms_fits(pl.col("_text"), max_segments))
-            .otherwise(0)
-            .alias("_over"),
-            pl.col("_kept").str.len_chars().alias("_len"),
-            pl.col("_kept"),
-        )
-        if probe["_over"].max() in (0, None):
+        if rows.is_empty():
             break
-        keep = pl.col("_len") - pl.col("_over") if not last else pl.lit(0)
-        over, short = pl.col("_over") > 0, keep >= MIN_NAME
-        fixed = probe.select(
-            name=pl.when(~over)
-            .then(names)
-            .when(short)
-            .then(pl.col("_kept").str.slice(0, keep).str.strip_chars_end(BLANK))
-            .otherwise(None),
-            fit=pl.when(~over)
-            .then(fit)
-            .when(short)
+        part = pl.DataFrame(
+            {
+                "_shell_id": out["_shell_id"].gather(rows),
+                "_name": out["first_name"].gather(rows),
+                "_code": codes.gather(rows),
+            }
+        )
+        over = _over(part, _shell_counts(shells), max_segments)
+        hit = over > 0
+        if not hit.any():
+            break
+        rows, over, kept = rows.filter(hit), over.filter(hit), part["_name"].filter(hit)
+        keep = (
+            kept.str.len_chars().cast(pl.Int64) - over
+            if not last
+            else pl.repeat(0, kept.len(), dtype=pl.Int64, eager=True)
+        )
+        fixed = pl.DataFrame({"_kept": kept, "_keep": keep}).select(
+            name=pl.when(pl.col("_keep") >= MIN_NAME).then(
+                pl.col("_kept").str.slice(0, pl.col("_keep")).str.strip_chars_end(BLANK)
+            ),
+            fit=pl.when(pl.col("_keep") >= MIN_NAME)
             .then(pl.lit("shortened"))
             .otherwise(pl.lit("dropped")),
         )
-        fit, names = fixed["fit"].alias("name_fit"), fixed["name"]
-        out = _render(frame.with_columns(first_name=names), *args)
-    return _rendered(out, fit)
+        again = _render(frame[rows].with_columns(first_name=fixed["name"]), shells, *args)
+        out = out.with_columns(out[c].scatter(rows, again[c]) for c in out.columns)
+        fit = fit.scatter(rows, fixed["fit"])
+    return out, fit
 
 
-def _rendered(out: pl.DataFrame, fit: pl.Series) -> Rendered:
-    return Rendered(out["text"], out["text_language"], out["text_shell"], out["first_name"], fit)
+def _shell_counts(shells: dict[str, int]) -> pl.DataFrame:
+    """Per shell id: `sms_counts` of its literal text, and how often it takes the name and
+    the code."""
+    return pl.DataFrame(
+        [(shell_id, *_counts(shell)) for shell, shell_id in shells.items()],
+        schema={
+            "_shell_id": pl.UInt32,
+            "_gsm": pl.Boolean,
+            "_chars": pl.Int64,
+            "_ext": pl.Int64,
+            "_astral": pl.Int64,
+            "_names": pl.Int64,
+            "_codes": pl.Int64,
+        },
+        orient="row",
+    )
+
+
+@lru_cache(maxsize=4096)
+def _counts(shell: str) -> tuple[bool, int, int, int, int, int]:
+    literal = shell.replace(NAME_MARK, "").replace(CODE_MARK, "")
+    return (*sms_counts(literal), shell.count(NAME_MARK), shell.count(CODE_MARK))
+
+
+def _over(part: pl.DataFrame, counts: pl.DataFrame, max_segments: int) -> pl.Series:
+    """How many units each row's SMS is over `max_segments` (0 where it fits), from its
+    shell's counts and those of its name and code: the same as `sms_fits` on the text.
+    A bound from byte lengths clears most rows first; only the rest are scanned exactly."""
+    joined = part.join(counts, on="_shell_id", how="left", maintain_order="left")
+    bound = joined.select(_units_over(max_segments, exact=False).alias("_over"))["_over"]
+    maybe = (bound > 0).arg_true()
+    if maybe.is_empty():
+        return bound.clip(lower_bound=0)
+    exact = joined[maybe].select(_units_over(max_segments, exact=True).alias("_over"))
+    return bound.clip(upper_bound=0).scatter(maybe, exact["_over"]).clip(lower_bound=0)
+
+
+def _units_over(max_segments: int, *, exact: bool) -> pl.Expr:
+    """Units over the budget of each row's text (`_name`, `_code` spliced into the shell
+    whose counts are joined on); with `exact=False` an upper bound that reads no character:
+    extension characters at most every character, characters outside the BMP at most one
+    per four bytes beyond the first."""
+    gsm = pl.col("_gsm")
+    chars, ext, astral = pl.col("_chars"), pl.col("_ext"), pl.col("_astral")
+    for value, times in ((pl.col("_name"), pl.col("_names")), (pl.col("_code"), pl.col("_codes"))):
+        if exact:
+            v_gsm, v_chars, v_ext, v_astral = sms_column_counts(value)
+        else:
+            v_gsm = value.str.contains(GSM_ONLY)
+            v_chars = value.str.len_chars().cast(pl.Int64)
+            v_ext = v_chars
+            v_astral = (value.str.len_bytes().cast(pl.Int64) - v_chars) // 3
+        gsm = gsm & (v_gsm | (times == 0))
+        chars, ext, astral = chars + times * v_chars, ext + times * v_ext, astral + times * v_astral
+    one = max_segments == 1
+    limit = (
+        pl.when(gsm)
+        .then(160 if one else 153 * max_segments)
+        .otherwise(70 if one else 67 * max_segments)
+    )
+    return chars + pl.when(gsm).then(ext).otherwise(astral) - limit
 
 
 def _render(
     frame: pl.DataFrame,
+    shells: dict[str, int],
     book: MessageBook,
     incident: str,
     kind_column: str,
     with_perk: str | None,
     with_rights: str | None,
 ) -> pl.DataFrame:
-    """Text, language, shell and kept name for every row; null where no template applies.
+    """Text, language, shell id and kept name for every row; null where no template applies.
 
     Templates are chosen by (kind, language, channel) with the fallbacks of
     `offers.messages.book.resolve`; `text_language` says which language the text is in. Where
     the boolean column `with_perk` is true, the `perk_line` template of the same language
     and channel fills the message's {perk_line}; likewise `with_rights` and {rights_line}.
     A row whose `first_name` is null or blank gets the template's `nameless` text (chosen
-    per situation: whether a name is there is part of the situation's key).
+    per situation: whether a name is there is part of the situation's key). `_shell_id` is
+    the shell's id in `shells`, which gains the shells not in it yet.
     """
     compiled, found = _prepared(book, incident)
     used = {f for pair in compiled for pieces in pair if pieces for _, f in pieces if f}
@@ -186,27 +278,10 @@ def _render(
             *(pl.col(v).cast(pl.String).fill_null("") for v in shared),
         )
     )
-    shells = _shells(situations, compiled, found, shared)
-    shell_dtype = pl.Enum(shells["_shell"].drop_nulls().unique(maintain_order=True))
-    width = max((len(v) for v in shells["_vars"]), default=0) if shells.height else 0
+    table = _shells(situations, compiled, found, shared, personal, shells)
+    width = sum(c.startswith("_v") for c in table.columns)
     texts = pl.concat([keyed, frame.select(personal)], how="horizontal") if personal else keyed
-    joined = texts.join(
-        shells.select(
-            "_sit",
-            "_text_language",
-            "_has",
-            pl.col("_shell").cast(shell_dtype),
-            pl.col("_vars").list.contains("first_name").alias("_named"),
-            *(
-                pl.col("_segments").list.get(i, null_on_oob=True).alias(f"_s{i}")
-                for i in range(width + 1)
-            ),
-            *(pl.col("_vars").list.get(i, null_on_oob=True).alias(f"_v{i}") for i in range(width)),
-        ),
-        on="_sit",
-        how="left",
-        maintain_order="left",
-    )
+    joined = texts.join(table, on="_sit", how="left", maintain_order="left")
     parts: list[pl.Expr] = [pl.col("_s0")]
     for i in range(width):
         parts += [_pick(f"_v{i}", personal), pl.col(f"_s{i + 1}")]
@@ -216,20 +291,20 @@ def _render(
         if "first_name" in personal
         else pl.lit(None, pl.String)
     )
-    out = joined.select(
+    return joined.select(
         text.alias("text"),
         pl.col("_text_language").alias("text_language"),
-        pl.col("_shell").alias("text_shell"),
+        "_shell_id",
         name.alias("first_name"),
     )
-    return out
 
 
 def _pick(slot: str, personal: list[str]) -> pl.Expr:
-    """The value of whichever personal variable the shell names in `slot`."""
+    """The value of whichever personal variable the shell names in `slot` (its place in
+    `personal`, worked out per situation: per row an integer is compared, not a name)."""
     chain: Any = pl
-    for name in personal:
-        chain = chain.when(pl.col(slot) == name).then(pl.col(name).cast(pl.String).fill_null(""))
+    for i, name in enumerate(personal):
+        chain = chain.when(pl.col(slot) == i).then(pl.col(name).cast(pl.String).fill_null(""))
     return chain.otherwise(pl.lit(None, pl.String)) if personal else pl.lit(None, pl.String)
 
 
@@ -262,15 +337,22 @@ def _prepared(book: MessageBook, incident: str) -> tuple[Compiled, Lookup]:
 
 
 def _shells(
-    situations: pl.DataFrame, compiled: Compiled, found: Lookup, shared: list[str]
+    situations: pl.DataFrame,
+    compiled: Compiled,
+    found: Lookup,
+    shared: list[str],
+    personal: list[str],
+    shells: dict[str, int],
 ) -> pl.DataFrame:
-    """Per situation: the template's literal segments, the personal variables between
-    them, the language the text is in, whether any template applies, and the shell."""
+    """Per situation: the language the text is in, whether any template applies, the
+    shell's id in `shells` (added there if new), whether it takes the name (`_named`), its
+    literal segments `_s0`..`_sN` and between them `_v0`..`_vN-1`, the place in `personal`
+    of the variable spliced there (null: none, or a column the frame lacks)."""
     rows: list[tuple[Any, ...]] = []
     for s in situations.iter_rows(named=True):
         main = found.get((s["_kind"], s["_lang"], s["_channel"]))
         if main is None:
-            rows.append((s["_sit"], None, False, [""], [], None))
+            rows.append((s["_sit"], None, False, None, False, [""], []))
             continue
         lines: dict[str, list[Piece] | None] = {}
         for var, wanted in ((PERK_LINE, s["_with_perk"]), (RIGHTS_LINE, s["_with_rights"])):
@@ -278,17 +360,22 @@ def _shells(
             lines[var] = compiled[line[0]][0] if line else None
         text, nameless = compiled[main[0]]
         pieces = _splice(text if s["_has_name"] or nameless is None else nameless, lines)
-        segments, personal = _shell(pieces, {v: s[v] for v in shared})
-        rows.append((s["_sit"], main[1], True, segments, personal, _marked(segments, personal)))
-    return pl.DataFrame(
-        rows,
-        schema={
-            "_sit": pl.UInt64,
-            "_text_language": pl.String,
-            "_has": pl.Boolean,
-            "_segments": pl.List(pl.String),
-            "_vars": pl.List(pl.String),
-            "_shell": pl.String,
-        },
-        orient="row",
-    )
+        segments, slots = _shell(pieces, {v: s[v] for v in shared})
+        shell_id = shells.setdefault(_marked(segments, slots), len(shells))
+        rows.append((s["_sit"], main[1], True, shell_id, "first_name" in slots, segments, slots))
+    width = max((len(r[-1]) for r in rows), default=0)
+    place = {v: i for i, v in enumerate(personal)}
+    columns: dict[str, Any] = {
+        "_sit": pl.Series([r[0] for r in rows], dtype=pl.UInt64),
+        "_text_language": pl.Series([r[1] for r in rows], dtype=pl.String),
+        "_has": pl.Series([r[2] for r in rows], dtype=pl.Boolean),
+        "_shell_id": pl.Series([r[3] for r in rows], dtype=pl.UInt32),
+        "_named": pl.Series([r[4] for r in rows], dtype=pl.Boolean),
+    }
+    for i in range(width + 1):
+        segment = [r[5][i] if i < len(r[5]) else None for r in rows]
+        columns[f"_s{i}"] = pl.Series(segment, dtype=pl.String)
+    for i in range(width):
+        slot = [place.get(r[6][i]) if i < len(r[6]) else None for r in rows]
+        columns[f"_v{i}"] = pl.Series(slot, dtype=pl.Int8)
+    return pl.DataFrame(columns)

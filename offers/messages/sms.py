@@ -15,9 +15,12 @@ from offers.messages.placeholders import fill_text
 from segmentation.profiles import MAX_FIRST_NAME
 
 __all__ = [
+    "GSM_ONLY",
     "SMS_MAX_SEGMENTS",
     "WORST_CASE",
     "SmsInfo",
+    "sms_column_counts",
+    "sms_counts",
     "sms_fits",
     "sms_info",
     "sms_segments",
@@ -55,14 +58,24 @@ class SmsInfo(msgspec.Struct, frozen=True, kw_only=True):
 def sms_info(text: str) -> SmsInfo:
     """GSM-7: 160 septets a segment (153 joined), extension characters take two; else
     UCS-2: 70 UTF-16 units (67 joined), so an emoji counts twice."""
-    if all(ch in _GSM7 or ch in _GSM7_EXT for ch in text):
-        units = len(text) + sum(ch in _GSM7_EXT for ch in text)
+    gsm, chars, ext, astral = sms_counts(text)
+    if gsm:
+        units = chars + ext
         single, joined, encoding = 160, 153, "GSM-7"
     else:
-        units = len(text.encode("utf-16-le")) // 2
+        units = chars + astral
         single, joined, encoding = 70, 67, "UCS-2"
     segments = 1 if units <= single else -(-units // joined)
     return SmsInfo(encoding=encoding, units=units, segments=segments)  # type: ignore[arg-type]
+
+
+def sms_counts(text: str) -> tuple[bool, int, int, int]:
+    """Whether `text` is all GSM-7, its characters, its extension characters (two septets
+    each) and its characters outside the BMP (two UTF-16 units each): parts that add up,
+    so a text's count is the sum of its pieces'."""
+    gsm = all(ch in _GSM7 or ch in _GSM7_EXT for ch in text)
+    ext = sum(ch in _GSM7_EXT for ch in text)
+    return gsm, len(text), ext, sum(ord(ch) > 0xFFFF for ch in text)
 
 
 def sms_segments(text: str) -> int:
@@ -72,11 +85,16 @@ def sms_segments(text: str) -> int:
 
 def sms_units(text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     """`sms_info` for a column: whether each text is GSM-7, and its length in units."""
-    gsm = text.str.contains(f"^[{_class(_GSM7 | _GSM7_EXT)}]*$")
-    ext = text.str.count_matches(f"[{_class(_GSM7_EXT)}]")
-    astral = text.str.count_matches("[\\x{10000}-\\x{10FFFF}]")
-    units = (text.str.len_chars() + pl.when(gsm).then(ext).otherwise(astral)).cast(pl.Int64)
-    return gsm, units
+    gsm, chars, ext, astral = sms_column_counts(text)
+    return gsm, chars + pl.when(gsm).then(ext).otherwise(astral)
+
+
+def sms_column_counts(text: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
+    """`sms_counts` for a column (Int64 counts)."""
+    gsm = text.str.contains(GSM_ONLY)
+    ext = text.str.count_matches(f"[{_class(_GSM7_EXT)}]").cast(pl.Int64)
+    astral = text.str.count_matches("[\\x{10000}-\\x{10FFFF}]").cast(pl.Int64)
+    return gsm, text.str.len_chars().cast(pl.Int64), ext, astral
 
 
 def sms_fits(text: pl.Expr, max_segments: int = SMS_MAX_SEGMENTS) -> pl.Expr:
@@ -113,3 +131,6 @@ _GSM7 = set(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 _GSM7_EXT = set("^{}\\[~]|€\f")
+
+#: A pattern that holds for a text written in GSM-7 alone (its extension table included).
+GSM_ONLY = f"^[{_class(_GSM7 | _GSM7_EXT)}]*$"
