@@ -443,7 +443,7 @@ def scale_profiles(path: Path, rows: int, chunk: int = 1_000_000) -> float:
 class FileProfiles:
     """Profiles read from a Parquet file a chunk at a time, as a service too large to hold
     them all would: a chunk of ids is a run of rows (the incident names everyone, in file
-    order), read by slicing the file and segmented then."""
+    order), found by its first and last id, read by slicing the file and segmented then."""
 
     def __init__(self, path: Path, n: int, model: Segmentation) -> None:
         self.path, self.n, self.model = path, n, model
@@ -454,8 +454,11 @@ class FileProfiles:
         from segmentation.ids import id_hash
 
         asked = pl.DataFrame({"customer_id": ids}, schema={"customer_id": pl.String})
-        rows = asked.join(self.ids, on="customer_id", how="inner")["_row"]
-        first, last = int(rows.min()), int(rows.max())  # type: ignore[arg-type]
+        ends = self.ids.filter(pl.col("customer_id").is_in([ids[0], ids[-1]]))["_row"]
+        first, last = int(ends.min()), int(ends.max())  # type: ignore[arg-type]
+        if last - first + 1 != asked.height:  # not a run of rows: find each id
+            rows = asked.join(self.ids, on="customer_id", how="inner")["_row"]
+            first, last = int(rows.min()), int(rows.max())  # type: ignore[arg-type]
         frame = pl.scan_parquet(self.path).slice(first, last - first + 1).collect()
         frame = frame.join(asked, on="customer_id", how="semi")
         return self.model.assign(frame).with_columns(id_hash(frame["customer_id"]))

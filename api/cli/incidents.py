@@ -131,7 +131,7 @@ def apply(
     with console.status("opening the data folder…"):
         folder = Folder(settings, lambda message: console.log(message), profiles=spark is None)
     try:
-        with console.status("deciding…"):
+        with console.status("deciding…") as status:
             if spark is None:
                 customers: list[str] | Callable[[], pl.Series]
                 if selector is None:
@@ -146,6 +146,7 @@ def apply(
                     datetime.now(UTC),
                     dry_run=dry_run or request.dry_run,
                     budget=request.budget,
+                    progress=lambda message, done: status.update(f"{message} ({done:.0%})"),
                 )
             else:
                 from offers.spark_flow import apply_on_spark, read_profiles
