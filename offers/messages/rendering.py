@@ -291,7 +291,7 @@ def _render(
     per situation: whether a name is there is part of the situation's key). `_shell_id` is
     the shell's id in `shells`, which gains the shells not in it yet.
     """
-    compiled, found = _prepared(book, incident)
+    compiled, found, memo = _prepared(book, incident)
     used = {f for pair in compiled for pieces in pair if pieces for _, f in pieces if f}
     personal = [v for v in PERSONAL if v in used and v in frame.columns]
     shared = sorted(used - set(PERSONAL) - {PERK_LINE, RIGHTS_LINE} & set(frame.columns))
@@ -314,7 +314,7 @@ def _render(
             *(pl.col(v).cast(pl.String).fill_null("") for v in shared),
         )
     )
-    table = _shells(situations, compiled, found, shared, personal, shells)
+    table = _shells(situations, compiled, found, memo, shared, personal, shells)
     width = sum(c.startswith("_v") for c in table.columns)
     texts = pl.concat([keyed, frame.select(personal)], how="horizontal") if personal else keyed
     joined = texts.join(table, on="_sit", how="left", maintain_order="left")
@@ -347,15 +347,20 @@ def _pick(slot: str, personal: list[str]) -> pl.Expr:
 Lookup = dict[tuple[str, str, str], tuple[int, str]]
 #: per template: its text and its `nameless` text (None: none written), compiled
 Compiled = list[tuple[list[Piece], list[Piece] | None]]
+#: per situation's values: the text's language, its segments and slots (None: no template)
+Shells = dict[tuple[Any, ...], tuple[str, list[str], list[str]] | None]
 
-#: id(book) -> (book, its compiled templates, per incident kind its template lookup)
-_PREPARED: dict[int, tuple[MessageBook, Compiled, dict[str, Lookup]]] = {}
+#: id(book) -> (book, its compiled templates, per incident kind its template lookup and
+#: the shells of the situations seen)
+_PREPARED: dict[int, tuple[MessageBook, Compiled, dict[str, tuple[Lookup, Shells]]]] = {}
+#: Situations' shells remembered per book and incident kind before starting over.
+_SHELLS_SIZE = 4096
 
 
-def _prepared(book: MessageBook, incident: str) -> tuple[Compiled, Lookup]:
+def _prepared(book: MessageBook, incident: str) -> tuple[Compiled, Lookup, Shells]:
     """The book's templates compiled, and which one each (kind, language, channel) uses for
     this incident kind: worked out once per book, where every call used to (a few ms, most
-    of a small incident's rendering)."""
+    of a small incident's rendering); and a memo of the situations' shells."""
     entry = _PREPARED.get(id(book))
     if entry is None or entry[0] is not book:
         if len(_PREPARED) >= 8:
@@ -368,14 +373,35 @@ def _prepared(book: MessageBook, incident: str) -> tuple[Compiled, Lookup]:
     lookups = entry[2]
     if incident not in lookups:
         rows = resolve(book, incident).iter_rows()
-        lookups[incident] = {(k, lang, ch): (int(t), tl) for k, lang, ch, t, tl in rows}
-    return entry[1], lookups[incident]
+        lookups[incident] = ({(k, lang, ch): (int(t), tl) for k, lang, ch, t, tl in rows}, {})
+    found, memo = lookups[incident]
+    if len(memo) >= _SHELLS_SIZE:
+        memo.clear()
+    return entry[1], found, memo
+
+
+def _shell_of(
+    s: dict[str, Any], compiled: Compiled, found: Lookup, shared: list[str]
+) -> tuple[str, list[str], list[str]] | None:
+    """A situation's text language, literal segments and personal slots (None: no
+    template applies)."""
+    main = found.get((s["_kind"], s["_lang"], s["_channel"]))
+    if main is None:
+        return None
+    lines: dict[str, list[Piece] | None] = {}
+    for var, wanted in ((PERK_LINE, s["_with_perk"]), (RIGHTS_LINE, s["_with_rights"])):
+        line = found.get((var, s["_lang"], s["_channel"])) if wanted else None
+        lines[var] = compiled[line[0]][0] if line else None
+    text, nameless = compiled[main[0]]
+    pieces = _splice(text if s["_has_name"] or nameless is None else nameless, lines)
+    return (main[1], *_shell(pieces, {v: s[v] for v in shared}))
 
 
 def _shells(
     situations: pl.DataFrame,
     compiled: Compiled,
     found: Lookup,
+    memo: Shells,
     shared: list[str],
     personal: list[str],
     shells: dict[str, int],
@@ -383,22 +409,21 @@ def _shells(
     """Per situation: the language the text is in, whether any template applies, the
     shell's id in `shells` (added there if new), whether it takes the name (`_named`), its
     literal segments `_s0`..`_sN` and between them `_v0`..`_vN-1`, the place in `personal`
-    of the variable spliced there (null: none, or a column the frame lacks)."""
+    of the variable spliced there (null: none, or a column the frame lacks). A situation
+    seen before (same values, same shared variables) is looked up in `memo`."""
     rows: list[tuple[Any, ...]] = []
-    for s in situations.iter_rows(named=True):
-        main = found.get((s["_kind"], s["_lang"], s["_channel"]))
-        if main is None:
-            rows.append((s["_sit"], None, False, None, False, [""], []))
+    names = situations.columns
+    for values in situations.iter_rows():
+        key = (tuple(shared), *values[1:])  # values[0] is `_sit`, a hash of the rest
+        if key not in memo:
+            memo[key] = _shell_of(dict(zip(names, values, strict=True)), compiled, found, shared)
+        made = memo[key]
+        if made is None:
+            rows.append((values[0], None, False, None, False, [""], []))
             continue
-        lines: dict[str, list[Piece] | None] = {}
-        for var, wanted in ((PERK_LINE, s["_with_perk"]), (RIGHTS_LINE, s["_with_rights"])):
-            line = found.get((var, s["_lang"], s["_channel"])) if wanted else None
-            lines[var] = compiled[line[0]][0] if line else None
-        text, nameless = compiled[main[0]]
-        pieces = _splice(text if s["_has_name"] or nameless is None else nameless, lines)
-        segments, slots = _shell(pieces, {v: s[v] for v in shared})
+        language, segments, slots = made
         shell_id = shells.setdefault(_marked(segments, slots), len(shells))
-        rows.append((s["_sit"], main[1], True, shell_id, "first_name" in slots, segments, slots))
+        rows.append((values[0], language, True, shell_id, "first_name" in slots, segments, slots))
     width = max((len(r[-1]) for r in rows), default=0)
     place = {v: i for i, v in enumerate(personal)}
     columns: dict[str, Any] = {
