@@ -183,11 +183,12 @@ def with_texts(
     line where `_given`, the rights line where the law owes something (`owed`: EU 261 Art.
     14(2) wants passengers told their rights in writing), and `_kept_name`: the name
     spliced into the text, if any, and `_name_fit`: whether it was cut or dropped to keep an
-    SMS within its segments."""
+    SMS within its segments. `rights` and `_owed`, what the rights line was chosen by, stay
+    on for `as_record` to leave out."""
     regimes = ", ".join(sorted({str(e.get("regime", "")) for e in owed} - {""}))
     frame = frame.with_columns(rights=pl.lit(regimes), _owed=pl.lit(bool(owed)))
     rendered = render_texts(frame, book, kind, "message_kind", "_given", "_owed")
-    return frame.drop("rights", "_owed").with_columns(
+    return frame.with_columns(  # `rights` and `_owed` go with `as_record`'s selection
         message_book=pl.lit(book.label(kind), pl.String),
         text=rendered.text,
         text_language=rendered.text_language,
@@ -199,14 +200,14 @@ def with_texts(
 
 def as_record(frame: pl.DataFrame, ctx: StepContext) -> pl.DataFrame:
     """The decision's columns (`DECISION_COLUMNS`), then those for the ledger alone."""
-    return frame.with_columns(
-        entitlements=pl.lit(entitlements_json(ctx)),
-        airport=pl.lit(ctx.incident.facts.origin, dtype=pl.String),
-    ).select(
-        *(
-            pl.col(c).cast(pl.String) if c in ("channel", "language") else pl.col(c)
-            for c in DECISION_COLUMNS
-        ),
+    made = {
+        "entitlements": pl.lit(entitlements_json(ctx)),
+        "airport": pl.lit(ctx.incident.facts.origin, dtype=pl.String),
+        "channel": pl.col("channel").cast(pl.String),
+        "language": pl.col("language").cast(pl.String),
+    }
+    return frame.select(
+        *(made[c].alias(c) if c in made else pl.col(c) for c in DECISION_COLUMNS),
         "reason_id",
         "text_shell",
         pl.col("_kept_name").alias("first_name"),
