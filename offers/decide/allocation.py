@@ -19,8 +19,8 @@ def allocate(frame: pl.DataFrame, budget_left: float | None) -> pl.Series:
     Rows without a perk are kept (there is nothing to cut).
     """
     has_perk = frame["charged_cost"].is_not_null()
-    if budget_left is None or frame.filter(has_perk)["charged_cost"].sum() <= budget_left:
-        return pl.Series("keep", [True] * frame.height, dtype=pl.Boolean)
+    if budget_left is None or frame["charged_cost"].sum() <= budget_left:  # sum skips nulls
+        return pl.repeat(True, frame.height, dtype=pl.Boolean, eager=True).alias("keep")
     ranked = (
         frame.select("customer_id", "perk_value", "charged_cost")
         .with_row_index("_row")
