@@ -39,6 +39,7 @@ import numpy as np
 import polars as pl
 
 from offers.catalog import OfferTable, candidates
+from offers.decide.literal import constant
 from offers.memo import per_object
 from segmentation.ids import unit_interval
 
@@ -127,14 +128,18 @@ def explores(
     return unit_interval(customer_ids, f"{incident_id}#explore", hashes)
 
 
+#: What `choose` adds where learning does not choose.
+_NONE = (
+    ("choice_p", 1.0, pl.Float64()),
+    ("_learn", None, pl.String()),
+    ("_set", None, pl.String()),
+    ("_k", None, pl.UInt32()),
+    ("_best", None, pl.UInt32()),
+)
+
+
 def _none(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.with_columns(
-        choice_p=pl.lit(1.0),
-        _learn=pl.lit(None, pl.String),
-        _set=pl.lit(None, pl.String),
-        _k=pl.lit(None, pl.UInt32),
-        _best=pl.lit(None, pl.UInt32),
-    )
+    return frame.hstack([constant(name, v, dtype, frame.height) for name, v, dtype in _NONE])
 
 
 def choose(

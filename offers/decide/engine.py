@@ -33,6 +33,7 @@ from offers.decide.eligibility import (
     with_outcome,
     with_withheld_odds,
 )
+from offers.decide.literal import constant
 from offers.decide.perks import (
     HeldPerks,
     held_perks,
@@ -143,9 +144,12 @@ def with_history(
     sent yet in this incident) and `held`, the perks held from it. `held` is None exactly
     when `history` is empty."""
     if held is None:
-        return frame.with_columns(
-            last_step=pl.lit(None, pl.Int32),
-            held=pl.lit([], pl.List(pl.String)),
+        n = frame.height
+        return frame.hstack(
+            [
+                constant("last_step", None, pl.Int32(), n),
+                constant("held", [], pl.List(pl.String), n),
+            ]
         )
     prior = history.group_by("customer_id").agg(last_step=pl.col("step").max())
     return (
@@ -159,8 +163,12 @@ def with_history(
 def with_recent_incidents(frame: pl.DataFrame, recent: pl.DataFrame) -> pl.DataFrame:
     """`other_incidents` in the contact window, and `perk_incidents`: those with a perk."""
     if recent.is_empty():
-        return frame.with_columns(
-            other_incidents=pl.lit(0, pl.Int32), perk_incidents=pl.lit(0, pl.UInt32)
+        n = frame.height
+        return frame.hstack(
+            [
+                constant("other_incidents", 0, pl.Int32(), n),
+                constant("perk_incidents", 0, pl.UInt32(), n),
+            ]
         )
     return frame.join(recent_counts(recent), on="customer_id", how="left").with_columns(
         pl.col("other_incidents").fill_null(0), pl.col("perk_incidents").fill_null(0)
