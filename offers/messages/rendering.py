@@ -109,7 +109,7 @@ def render_texts(
     args = (book, incident, kind_column, with_perk, with_rights)
     shells: dict[str, int] = {}
     out = _render(frame, shells, *args)
-    fit = pl.repeat(None, frame.height, dtype=pl.String, eager=True).alias("name_fit")
+    fit = pl.Series("name_fit", [None], pl.String).new_from_index(0, frame.height)
     if "first_name" in frame.columns and "channel" in frame.columns:
         out, fit = _fit_names(frame, out, fit, shells, args, max_segments)
     text_shell = pl.Series("text_shell", list(shells), pl.Enum(list(shells)))
@@ -133,28 +133,27 @@ def _fit_names(
     """`out` and `fit` with the names of SMS over budget cut, then dropped: a text's count
     is its shell's plus its name's and code's, so only names are scanned, and only rows
     that are over are rendered again."""
-    sms = frame["channel"].cast(pl.String) == "sms"
-    rows = (sms & out["first_name"].is_not_null()).arg_true()
-    codes = (
-        frame["perk_code"].cast(pl.String).fill_null("")
-        if "perk_code" in frame.columns
-        else pl.repeat("", frame.height, dtype=pl.String, eager=True)
+    has_code = "perk_code" in frame.columns
+    code = (
+        pl.col("perk_code").cast(pl.String).fill_null("") if has_code else pl.repeat("", pl.len())
     )
+    named_sms = (pl.col("channel").cast(pl.String) == "sms") & pl.col("_name").is_not_null()
+    source = [out["_shell_id"], out["first_name"].alias("_name"), frame["channel"]]
+    picked = pl.DataFrame([*source, frame["perk_code"]] if has_code else source).select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).filter(named_sms).alias("_row"),
+        pl.col("_shell_id", "_name").filter(named_sms),
+        code.filter(named_sms).alias("_code"),
+    )  # one query where a column operation each would be one
+    rows, part = picked["_row"], picked[["_shell_id", "_name", "_code"]]
     for last in (False, True):
         if rows.is_empty():
             break
-        part = pl.DataFrame(
-            {
-                "_shell_id": out["_shell_id"].gather(rows),
-                "_name": out["first_name"].gather(rows),
-                "_code": codes.gather(rows),
-            }
-        )
         over = _over(part, shells, max_segments)
         hit = over > 0
         if not hit.any():
             break
         rows, over, kept = rows.filter(hit), over.filter(hit), part["_name"].filter(hit)
+        codes = part["_code"].filter(hit)
         keep = (
             kept.str.len_chars().cast(pl.Int64) - over
             if not last
@@ -171,6 +170,7 @@ def _fit_names(
         again = _render(frame[rows].with_columns(first_name=fixed["name"]), shells, *args)
         out = out.with_columns(out[c].scatter(rows, again[c]) for c in out.columns)
         fit = fit.scatter(rows, fixed["fit"])
+        part = pl.DataFrame([again["_shell_id"], again["first_name"].alias("_name"), codes])
     return out, fit
 
 
