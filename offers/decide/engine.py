@@ -194,15 +194,23 @@ def with_texts(
     SMS within its segments. `rights` and `_owed`, what the rights line was chosen by, stay
     on for `as_record` to leave out."""
     regimes = ", ".join(sorted({str(e.get("regime", "")) for e in owed} - {""}))
-    frame = frame.with_columns(rights=pl.lit(regimes), _owed=pl.lit(bool(owed)))
+    n = frame.height
+    frame = frame.hstack(
+        [
+            constant("rights", regimes, pl.String(), n),
+            constant("_owed", bool(owed), pl.Boolean(), n),
+        ]
+    )
     rendered = render_texts(frame, book, kind, "message_kind", "_given", "_owed")
-    return frame.with_columns(  # `rights` and `_owed` go with `as_record`'s selection
-        message_book=pl.lit(book.label(kind), pl.String),
-        text=rendered.text,
-        text_language=rendered.text_language,
-        text_shell=rendered.text_shell,
-        _kept_name=rendered.first_name,
-        _name_fit=rendered.name_fit,
+    return frame.hstack(  # `rights` and `_owed` go with `as_record`'s selection
+        [
+            constant("message_book", book.label(kind), pl.String(), n),
+            rendered.text.alias("text"),
+            rendered.text_language.alias("text_language"),
+            rendered.text_shell.alias("text_shell"),
+            rendered.first_name.alias("_kept_name"),
+            rendered.name_fit.alias("_name_fit"),
+        ]
     )
 
 

@@ -307,7 +307,7 @@ def _render(
     )
     keyed = keys.select(_sit=situation_key(keys.columns))
     situations = (  # strings are made here, once per situation, not once per row
-        pl.concat([keyed, keys], how="horizontal")
+        keyed.hstack(keys.get_columns())
         .unique("_sit")
         .with_columns(
             pl.col("_kind", "_lang", "_channel").cast(pl.String),
@@ -316,7 +316,7 @@ def _render(
     )
     table = _shells(situations, compiled, found, memo, shared, personal, shells)
     width = sum(c.startswith("_v") for c in table.columns)
-    texts = pl.concat([keyed, frame.select(personal)], how="horizontal") if personal else keyed
+    texts = keyed.hstack(frame[personal].get_columns())
     joined = texts.join(table, on="_sit", how="left", maintain_order="left")
     parts: list[pl.Expr] = [pl.col("_s0")]
     for i in range(width):
