@@ -51,22 +51,22 @@ def with_drops(frame: pl.DataFrame, ctx: StepContext) -> pl.DataFrame:
     )
     capped = _capped(policy)
     limited = pl.col("_limit").is_not_null() & (pl.col("_uses") >= pl.col("_limit"))
-    frame = frame.with_columns(
-        holdout=holdout & _HAS_CANDIDATE,
+    held_out = pl.lit(holdout) & _HAS_CANDIDATE
+    frame = frame.with_columns(  # one query: each plans anew, most of a small incident's cost
+        holdout=held_out,
         _certain=_HAS_CANDIDATE & (_ALREADY | _NO_GAIN.fill_null(False) | capped | limited),
-    ).with_columns(
         _drop=pl.when(~_HAS_CANDIDATE)
         .then(pl.lit(None, pl.String))
         .when(_ALREADY)
         .then(pl.lit("already"))
         .when(_NO_GAIN)
         .then(pl.lit("no_gain"))
-        .when(pl.col("holdout"))
+        .when(held_out)
         .then(pl.lit("holdout"))
         .when(capped)
         .then(pl.lit("cap"))
         .when(limited)
-        .then(pl.lit("limit"))
+        .then(pl.lit("limit")),
     )
     return frame.with_columns(
         charged_cost=pl.when(_OFFERED).then(
