@@ -175,20 +175,16 @@ def in_stock(frame: pl.DataFrame, stock_left: dict[str, int]) -> pl.Series:
 
 
 @per_object
-def _titles(table: OfferTable) -> pl.DataFrame:
-    """(perk_id, _lang, perk_title) for every perk and language, fallbacks applied."""
-    rows = []
+def _titles(table: OfferTable) -> dict[tuple[str, str], str | None]:
+    """(perk id, language) -> title for every perk and language, fallbacks applied."""
+    titles = {}
     for perk in table.perks:
         for language, chain in LANGUAGE_FALLBACK.items():
             title = next((perk.title[lang] for lang in chain if lang in perk.title), None)
             if title is None and perk.title:
                 title = next(iter(perk.title.values()))
-            rows.append((perk.id, language, title))
-    return pl.DataFrame(
-        rows,
-        schema={"perk_id": pl.String, "_lang": pl.String, "perk_title": pl.String},
-        orient="row",
-    )
+            titles[perk.id, language] = title
+    return titles
 
 
 def with_perk_facts(frame: pl.DataFrame, table: OfferTable, now: datetime) -> pl.DataFrame:
@@ -198,9 +194,9 @@ def with_perk_facts(frame: pl.DataFrame, table: OfferTable, now: datetime) -> pl
     titles = _titles(table)
 
     def title(situations: pl.DataFrame) -> pl.DataFrame:
-        return situations.with_columns(_lang=pl.col("language").cast(pl.String)).join(
-            titles, on=["perk_id", "_lang"], how="left"
-        )
+        # a few situations: looked up in Python, where a join would plan a query
+        found = [titles.get(k) for k in situations[["perk_id", "language"]].iter_rows()]
+        return situations.hstack([pl.Series("perk_title", found, pl.String)])
 
     frame = per_situation(frame, ["perk_id", "language"], title)
     return frame.with_columns(
