@@ -44,8 +44,8 @@ def per_situation(
     keyed = frame.select(situation_key(keys).alias("_situation"), *keys)
     computed = compute(keyed.unique("_situation"))
     added = [c for c in computed.columns if c not in keyed.columns]
-    back = keyed.select("_situation").join(
-        computed.select("_situation", *added), on="_situation", how="left", maintain_order="left"
+    back = keyed[["_situation"]].join(
+        computed[["_situation", *added]], on="_situation", how="left", maintain_order="left"
     )
     # new columns are stacked on as they are, which plans nothing (polars plans each
     # eager operation anew: most of what a small incident costs)

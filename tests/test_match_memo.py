@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import polars as pl
+import pytest
 
+from offers.catalog import tables
 from offers.catalog.tables import _MEMO_SITUATIONS, match, parse_table
 
 TABLE = parse_table(
@@ -15,9 +17,12 @@ TABLE = parse_table(
 )
 
 
-def test_memo_agrees_with_matching_in_polars() -> None:
+@pytest.mark.parametrize("size", [4096, 30])
+def test_memo_agrees_with_matching_in_polars(size: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """More situations than the memo takes go through polars; the same rows a few at a
-    time go through the memo, twice (a miss, then a hit), with -0.0 and 0.0 kept apart."""
+    time go through the memo, twice (a miss, then a hit), with -0.0 and 0.0 kept apart;
+    and with a memo that fills up and starts over partway through a call."""
+    monkeypatch.setattr(tables, "_MEMO_SIZE", size)
     n = _MEMO_SITUATIONS + 40
     rows = pl.DataFrame(
         {

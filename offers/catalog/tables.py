@@ -373,13 +373,16 @@ def _first_hit(rules: list[Rule], segmented: bool) -> Callable[[pl.DataFrame], p
         new = [i for i, v in enumerate(values) if v not in memo]
         if len(memo) + len(new) > _MEMO_SIZE:
             memo.clear()
+            new = list(range(len(values)))
         if new:
             found = situations[new].select(first).to_series().to_list()
             memo.update((values[i], hit) for i, hit in zip(new, found, strict=True))
         rows = [memo[v] for v in values]
-        return situations.with_columns(
-            rule_id=pl.Series([None if h is None else rule_ids[h] for h in rows], dtype=pl.String),
-            perk_id=pl.Series([None if h is None else perk_ids[h] for h in rows], dtype=pl.String),
+        return situations.hstack(  # new columns: stacking plans nothing
+            [
+                pl.Series("rule_id", [None if h is None else rule_ids[h] for h in rows], pl.String),
+                pl.Series("perk_id", [None if h is None else perk_ids[h] for h in rows], pl.String),
+            ]
         )
 
     return first_hit
