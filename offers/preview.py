@@ -73,6 +73,14 @@ class Previews:
         self._open: dict[Hashable, _Batch] = {}  # gathering, by step
         self._deciding: dict[Hashable, _Batch] = {}  # with the engine, by situation
         self._engine = threading.Lock()
+        # what a table and a profile book fix, kept until either is replaced
+        self._sources: tuple[object, ...] = ()
+        self._whos: dict[str, _Who] = {}  # ~0.5 KB each, at most `size` of them
+        self._incidents: dict[bytes, _Known] = {}  # by the incident's facts as JSON
+        self._column_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._ruled: frozenset[str] = frozenset()
+        self._limited: frozenset[str] = frozenset()
+        self._alternatives = False
 
     def __call__(
         self,
@@ -103,13 +111,22 @@ class Previews:
         """`__call__` where the answer is cheap (a remembered situation: one indexed read
         and a lookup); otherwise a function that asks the engine or the ledger, for the
         caller to run where slow work belongs (the HTTP layer: a worker thread)."""
-        profile = _profile(parts, customer_id)
-        if profile is None:
-            raise UnknownCustomers([customer_id])
-        step = parts.escalation(incident.kind).step(incident.facts.delay_minutes)
+        table = parts.table(incident.kind)
+        self._know_for(table, parts)
+        facts = msgspec.json.encode(incident)
+        known = self._incidents.get(facts)
+        who = self._whos.get(customer_id)
+        if who is None or known is None or who.columns is not known.columns:
+            profile = _profile(parts, customer_id)
+            if profile is None:
+                raise UnknownCustomers([customer_id])
+            if known is None:
+                known = self._incident(parts, table, incident, facts, profile)
+            who = self._who(customer_id, profile, known.columns)
+        step = known.step
         if step == 0:
             return None
-        owed = parts.entitlements(incident)
+        owed = known.owed
         since = now - timedelta(days=parts.contact.window_days)
         incident_id, ledger = incident.incident_id, parts.ledger
         (exists, stored_budget), history, recent = ledger.customer_past(
@@ -121,16 +138,15 @@ class Previews:
             return lambda: (
                 ledger.decisions(incident_id, customer_id=customer_id).tail(1).to_dicts()[0]
             )
-        table = parts.table(incident.kind)
         ctx = step_context(parts, ledger, table, incident, step, now, owed, budget, spent)
         self._keep_for(table, parts, ctx)
-        key = _situation(ctx, table, profile, history, recent)
+        key = self._situation(ctx, known, who, customer_id, history, recent)
         with self._lock:
             shell = self._memo.get(key)
             if shell is not None:
                 self._memo.move_to_end(key)
                 self.hits += 1
-        first_name = profile.get("first_name")
+        first_name = who.first_name
         others = _other_incidents(recent)
         if shell is not None:
             return _personal(shell, customer_id, first_name, others)
@@ -211,6 +227,97 @@ class Previews:
             self.engine_calls += 1
             self.misses += misses
 
+    def _know_for(self, table: OfferTable, parts: Parts) -> None:
+        """Forget customers and incidents read with another table, profile book, escalation
+        policy or entitlements (each by identity)."""
+        profiles = parts.profile or parts.select_profiles
+        book = getattr(profiles, "__self__", profiles)
+        sources = (table, book, parts.policy, parts.entitlements)
+        if self._sources == sources:  # the same objects (or equal values): still valid
+            return
+        with self._lock:
+            self._whos.clear()
+            self._incidents.clear()
+            self._column_sets.clear()
+            self._ruled = frozenset(c for r in table.rules for c in r.when)
+            self._limited = frozenset(r.perk for r in table.rules if r.per_customer_limit)
+            self._alternatives = any(r.alternatives for r in table.rules)
+            self._sources = sources
+
+    def _incident(
+        self,
+        parts: Parts,
+        table: OfferTable,
+        incident: Incident,
+        facts: bytes,
+        profile: dict[str, Any],
+    ) -> _Known:
+        """What these facts fix for every customer: the step, what the law owes, the
+        profile columns the engine reads (entitlements raise on facts they cannot use)."""
+        step = parts.escalation(incident.kind).step(incident.facts.delay_minutes)
+        owed = parts.entitlements(incident) if step else ([], None)
+        columns = tuple(profile_columns(table, list(profile), incident))
+        with self._lock:
+            columns = self._column_sets.setdefault(columns, columns)
+            known = self._incidents[facts] = _Known(facts, step, owed, columns)
+            if len(self._incidents) > _INCIDENTS:
+                del self._incidents[next(iter(self._incidents))]
+        return known
+
+    def _who(self, customer_id: str, profile: dict[str, Any], columns: tuple[str, ...]) -> _Who:
+        """The customer as the situation reads them: the columns' values but for id and
+        name (the channel stands in for the two columns that only choose it)."""
+        values: list[Any] = []
+        for column in columns:
+            if column in ("customer_id", "first_name"):
+                continue
+            if column in _CHANNEL_COLUMNS and column not in self._ruled:
+                continue
+            value = profile[column]
+            values.append(tuple(value) if isinstance(value, list) else value)
+        who = _Who(columns, tuple(values), _channel(profile), profile.get("first_name"))
+        with self._lock:
+            self._whos[customer_id] = who
+            if len(self._whos) > self.size:
+                del self._whos[next(iter(self._whos))]
+        return who
+
+    def _situation(
+        self,
+        ctx: StepContext,
+        known: _Known,
+        who: _Who,
+        customer_id: str,
+        history: list[tuple[Any, ...]],
+        recent: list[tuple[Any, ...]],
+    ) -> tuple[Any, ...]:
+        """Everything the decision depends on except who the customer is."""
+        incident_id = ctx.incident.incident_id
+        draws = who.draws
+        if draws[0] != incident_id:  # the holdout's and the explorers' draws, once per incident
+            draws = who.draws = (
+                incident_id,
+                unit_value(customer_id, incident_id),
+                unit_value(customer_id, f"{incident_id}#explore"),
+            )
+        share = ctx.policy.holdout_share
+        learning = ctx.learning
+        exploring = learning is not None and self._alternatives and draws[2] < learning.config.share
+        return (
+            known.facts,
+            ctx.step,
+            ctx.now.date(),
+            ctx.budget_left,
+            tuple(sorted(ctx.stock_left.items())),
+            known.columns,
+            who.values,
+            who.channel,
+            tuple(sorted((r[1:] for r in history), key=repr)),
+            _recent(recent, self._limited, ctx.policy.max_perks),
+            share > 0 and draws[1] < share,
+            customer_id if exploring else None,  # an explorer's draw is their own
+        )
+
     def _keep_for(self, table: OfferTable, parts: Parts, ctx: StepContext) -> None:
         """Forget every situation when a part they were decided with is replaced (the
         table, messages and posteriors by identity, the policies by value)."""
@@ -222,6 +329,32 @@ class Previews:
             if not same or self._owners[3:] != (parts.contact, parts.value):
                 self._memo.clear()
                 self._owners = (*owners, parts.contact, parts.value)
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What an incident's facts fix for every customer (`Previews._incident`)."""
+
+    facts: bytes  # the incident as JSON
+    step: int
+    owed: tuple[list[dict[str, Any]], str | None]
+    columns: tuple[str, ...]
+
+
+@dataclass
+class _Who:
+    """What a situation reads of one customer's profile (`Previews._who`)."""
+
+    columns: tuple[str, ...]
+    values: tuple[Any, ...]
+    channel: str | None
+    first_name: str | None
+    #: (incident id, holdout draw, explore draw) of the last incident asked about
+    draws: tuple[str | None, float, float] = (None, 1.0, 1.0)
+
+
+#: How many incidents' facts `Previews` keeps what they fix of (`_Known`, ~1 KB each).
+_INCIDENTS = 4096
 
 
 @dataclass(frozen=True)
@@ -250,56 +383,13 @@ def _profile(parts: Parts, customer_id: str) -> dict[str, Any] | None:
     return found.to_dicts()[0] if found.height else None
 
 
-def _situation(
-    ctx: StepContext,
-    table: OfferTable,
-    profile: dict[str, Any],
-    history: list[tuple[Any, ...]],
-    recent: list[tuple[Any, ...]],
-) -> tuple[Any, ...]:
-    """Everything the decision depends on except who the customer is."""
-    incident, customer_id = ctx.incident, profile["customer_id"]
-    columns = profile_columns(table, list(profile), incident)
-    ruled = {c for r in table.rules for c in r.when}
-    values: list[Any] = []
-    for column in columns:
-        if column in ("customer_id", "first_name"):
-            continue
-        if column in _CHANNEL_COLUMNS and column not in ruled:
-            continue  # they only choose the channel, which stands in for both
-        value = profile[column]
-        values.append(tuple(value) if isinstance(value, list) else value)
-    share = ctx.policy.holdout_share
-    learning = ctx.learning
-    exploring = (
-        learning is not None
-        and any(r.alternatives for r in table.rules)
-        and unit_value(customer_id, f"{incident.incident_id}#explore") < learning.config.share
-    )
-    return (
-        msgspec.json.encode(incident),
-        ctx.step,
-        ctx.now.date(),
-        ctx.budget_left,
-        tuple(sorted(ctx.stock_left.items())),
-        tuple(columns),
-        tuple(values),
-        _channel(profile),
-        tuple(sorted((r[1:] for r in history), key=repr)),
-        _recent(recent, table, ctx.policy.max_perks),
-        share > 0 and unit_value(customer_id, incident.incident_id) < share,
-        customer_id if exploring else None,  # an explorer's draw is their own
-    )
-
-
-def _recent(recent: list[tuple[Any, ...]], table: OfferTable, max_perks: int) -> Hashable:
+def _recent(recent: list[tuple[Any, ...]], limited: frozenset[str], max_perks: int) -> Hashable:
     """What the engine reads of the customer's other incidents in the window: whether
     there are any (the second-failure flag; the reasons' count is spliced in per customer
     like the name), how many carried a perk once that reaches the cap
     (below it the number changes nothing), and for each perk a rule limits per customer,
     in how many. Never which incidents, nor anything else: every new incident would make
-    its customers situations of their own."""
-    limited = {r.perk for r in table.rules if r.per_customer_limit}
+    its customers situations of their own (`limited`: the perks a rule limits per customer)."""
     per_perk: dict[str, set[str]] = {}
     for _, incident_id, perk_id in recent:
         if perk_id is not None:
