@@ -98,6 +98,8 @@ class Previews:
         update shares it by value per cost.
         """
         found = self.look(parts, incident, customer_id, now, budget)
+        if isinstance(found, Preview):
+            return found.row()
         return found() if callable(found) else found
 
     def look(
@@ -107,10 +109,11 @@ class Previews:
         customer_id: str,
         now: datetime,
         budget: float | None = None,
-    ) -> dict[str, Any] | Callable[[], dict[str, Any]] | None:
+    ) -> Preview | Callable[[], dict[str, Any]] | None:
         """`__call__` where the answer is cheap (a remembered situation: one indexed read
-        and a lookup); otherwise a function that asks the engine or the ledger, for the
-        caller to run where slow work belongs (the HTTP layer: a worker thread)."""
+        and a lookup, the answer as a `Preview`); otherwise a function that asks the engine
+        or the ledger, for the caller to run where slow work belongs (the HTTP layer: a
+        worker thread)."""
         table = parts.table(incident.kind)
         self._know_for(table, parts)
         facts = msgspec.json.encode(incident)
@@ -149,7 +152,8 @@ class Previews:
         first_name = who.first_name
         others = _other_incidents(recent)
         if shell is not None:
-            return _personal(shell, customer_id, first_name, others)
+            code = perk_code() if shell["perk_code"] is not None else None
+            return Preview(shell, customer_id, first_name, others, code)
 
         asked = _Asked(customer_id, history, recent)
 
@@ -163,7 +167,8 @@ class Previews:
                 shell = self._batched(
                     step_key, key, asked, lambda wanted: _shells(parts, ctx, table, wanted)
                 )
-            return _personal(shell, customer_id, first_name, others)
+            code = perk_code() if shell["perk_code"] is not None else None
+            return _personal(shell, customer_id, first_name, others, code)
 
         return decided
 
@@ -332,6 +337,23 @@ class Previews:
 
 
 @dataclass(frozen=True)
+class Preview:
+    """A remembered situation's decision for one customer: the engine's shell (the same
+    object for everyone in the situation) and what is theirs: id, first name, how many
+    other incidents they had, and their new perk code when a perk is given."""
+
+    shell: dict[str, Any]
+    customer_id: str
+    first_name: str | None
+    others: int
+    code: str | None
+
+    def row(self) -> dict[str, Any]:
+        """The decision as a flat row, as `Previews.__call__` gives it."""
+        return _personal(self.shell, self.customer_id, self.first_name, self.others, self.code)
+
+
+@dataclass(frozen=True)
 class _Known:
     """What an incident's facts fix for every customer (`Previews._incident`)."""
 
@@ -454,7 +476,7 @@ def _decide(
     shells = fresh["text_shell"].cast(pl.String)
     fresh = fresh.drop(LEDGER_ONLY).with_columns(text=shells)  # the shell: no one's name
     for row in fresh.cast(DECISION_SCHEMA).to_dicts():  # type: ignore[arg-type]
-        others = _others(counts[row["customer_id"]])
+        others = others_wording(counts[row["customer_id"]])
         row["reasons"] = row["reasons"].replace(others, OTHERS_MARK)
         row["followups"] = []
         rows[row["customer_id"]] = row
@@ -466,20 +488,19 @@ def _other_incidents(recent: list[tuple[Any, ...]]) -> int:
     return len({r[1] for r in recent})
 
 
-def _others(count: int) -> str:
+def others_wording(count: int) -> str:
     """How the engine's reasons word the count of other incidents behind a human flag."""
     return f"({count} other incidents)"
 
 
 def _personal(
-    shell: dict[str, Any], customer_id: str, first_name: str | None, others: int
+    shell: dict[str, Any], customer_id: str, first_name: str | None, others: int, code: str | None
 ) -> dict[str, Any]:
-    """`shell` for this customer: their id, name and count of other incidents, and a new
+    """`shell` for this customer: their id, name and count of other incidents, and their
     perk code if a perk is given."""
     row = dict(shell, customer_id=customer_id, followups=[])
-    row["reasons"] = row["reasons"].replace(OTHERS_MARK, _others(others))
-    if row["perk_code"] is not None:
-        row["perk_code"] = perk_code()
+    row["reasons"] = row["reasons"].replace(OTHERS_MARK, others_wording(others))
+    row["perk_code"] = code
     if row["text"] is not None:  # code first, then the name: a name is never scanned
         text: str = row["text"].replace(CODE_MARK, row["perk_code"] or "")
         row["text"] = text.replace(NAME_MARK, first_name or "")
