@@ -326,14 +326,19 @@ class Previews:
     def _keep_for(self, table: OfferTable, parts: Parts, ctx: StepContext) -> None:
         """Forget every situation when a part they were decided with is replaced (the
         table, messages and posteriors by identity, the policies by value)."""
-        owners = (table, parts.book, ctx.learning)
+        old = self._owners
+        if (
+            old
+            and old[0] is table
+            and old[1] is parts.book
+            and old[2] is ctx.learning
+            and (old[3] is parts.contact or old[3] == parts.contact)
+            and (old[4] is parts.value or old[4] == parts.value)
+        ):
+            return
         with self._lock:
-            same = len(self._owners) == 5 and all(
-                a is b for a, b in zip(owners, self._owners[:3], strict=True)
-            )
-            if not same or self._owners[3:] != (parts.contact, parts.value):
-                self._memo.clear()
-                self._owners = (*owners, parts.contact, parts.value)
+            self._memo.clear()
+            self._owners = (table, parts.book, ctx.learning, parts.contact, parts.value)
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,14 @@ __all__ = ["preview_json"]
 
 #: Where the customer's id goes (a private-use character, as the marks of a message shell).
 ID_MARK = "\ue003"
-_MARKS = {m.encode(): m for m in (ID_MARK, CODE_MARK, NAME_MARK, OTHERS_MARK)}
+#: Each mark's place in what `_fill` splices: id, code, name, count of other incidents.
+_MARKS = {m.encode(): i for i, m in enumerate((ID_MARK, CODE_MARK, NAME_MARK, OTHERS_MARK))}
 _CUT = re.compile(b"(" + b"|".join(re.escape(m) for m in _MARKS) + b")")
 
 #: Templates kept, one per remembered situation (~1.5 KB each): ~6 MB per worker at most.
 SIZE = 4096
 
-_templates: dict[int, tuple[dict[str, Any], list[bytes | str] | None]] = {}
+_templates: dict[int, tuple[dict[str, Any], list[bytes | int] | None]] = {}
 _lock = threading.Lock()
 
 
@@ -54,7 +55,7 @@ def _shaped(row: dict[str, Any]) -> bytes:
     return encode_json(decision_out(row))
 
 
-def _template(preview: Preview) -> list[bytes | str] | None:
+def _template(preview: Preview) -> list[bytes | int] | None:
     """The shell's answer cut at the marks: literal bytes, and the mark of what goes
     between them; None when filling it would not give back the shaped answer."""
     marked = Preview(
@@ -65,21 +66,21 @@ def _template(preview: Preview) -> list[bytes | str] | None:
         CODE_MARK if preview.code is not None else None,
     ).row()
     marked["reasons"] = preview.shell["reasons"]  # the count's mark, not a count
-    pieces: list[bytes | str] = []
+    pieces: list[bytes | int] = []
     for i, piece in enumerate(_CUT.split(_shaped(marked))):
         pieces.append(piece if i % 2 == 0 else _MARKS[piece])
     sample = Preview(preview.shell, 'C-"1"\\', "Zoë\n", 3, "ABCDEFGH" if preview.code else None)
     return pieces if _fill(pieces, sample) == _shaped(sample.row()) else None
 
 
-def _fill(template: list[bytes | str], preview: Preview) -> bytes:
-    parts = {
-        ID_MARK: _in_json(preview.customer_id),
-        CODE_MARK: _in_json(preview.code or ""),
-        NAME_MARK: _in_json(preview.first_name or ""),
-        OTHERS_MARK: _in_json(others_wording(preview.others)),
-    }
-    return b"".join(p if isinstance(p, bytes) else parts[p] for p in template)
+def _fill(template: list[bytes | int], preview: Preview) -> bytes:
+    parts = (
+        _in_json(preview.customer_id),
+        _in_json(preview.code or ""),
+        _in_json(preview.first_name or ""),
+        _in_json(others_wording(preview.others)),
+    )
+    return b"".join([p if isinstance(p, bytes) else parts[p] for p in template])
 
 
 def _in_json(text: str) -> bytes:
