@@ -350,3 +350,22 @@ def test_a_remembered_answer_spliced_as_json_is_the_shaped_answer(runtime: Runti
     odd = replace(spliced[0], first_name='Zoë "Z" \\ \ue000\n', customer_id="C\ue003-1")
     for preview in [*spliced, odd]:
         assert preview_json(preview) == encode_json(decision_out(preview.row()))
+
+
+def test_profiles_read_again_are_never_answered_from_the_old_ones(runtime: Runtime) -> None:
+    """What a preview remembers of a customer lasts as long as the profiles it was read
+    from: after a new import, the same situation speaks to the customer as now named."""
+    parts = replace(runtime.parts(), contact=ContactPolicy(holdout_share=0.0))
+    customer = runtime.book.frame["customer_id"][0]
+    name = runtime.book.one(customer)["first_name"]  # type: ignore[index]
+    previews = Previews()
+    before = previews(parts, incident(100), customer, NOW)
+    assert before is not None and name in before["text"]
+
+    def renamed(customer_id: str) -> dict[str, Any] | None:
+        found = runtime.book.one(customer_id)
+        return None if found is None else found | {"first_name": "Renamed"}
+
+    after = previews(replace(parts, profile=renamed), incident(100), customer, NOW)
+    assert after is not None and "Renamed" in after["text"] and name not in after["text"]
+    assert previews.hits == 1  # the same situation, remembered
