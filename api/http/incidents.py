@@ -24,7 +24,7 @@ from litestar.status_codes import (
 )
 
 from api.http.background import live_progress, start_incident_job
-from api.http.metrics import PREVIEWS, record_outcome
+from api.http.metrics import PREVIEWED, record_outcome
 from api.http.preview_json import preview_json
 from api.http.wire import (
     DecisionOut,
@@ -348,26 +348,17 @@ def list_decisions(
 async def preview_decision(state: State, data: JSONBody[PreviewRequest]) -> DecisionOut:
     """What one customer would get for these facts now; nothing recorded, no cap moved."""
     runtime: Runtime = state.runtime
-    found = runtime.previews.look(  # a remembered situation costs less than a thread switch
-        runtime.parts(), data.incident(), data.customer_id, datetime.now(UTC), data.budget
-    )
-    if isinstance(found, Preview):
-        _REMEMBERED.inc()
-        # the answer's JSON as litestar would encode it; bytes are sent as they are
+    now, incident = datetime.now(UTC), data.incident()
+    found = runtime.previews.look(runtime.parts(), incident, data.customer_id, now, data.budget)
+    PREVIEWED["worked_out" if callable(found) else "memory"].inc()
+    if isinstance(found, Preview):  # remembered: no thread switch, its JSON sent as it is
         return cast(DecisionOut, preview_json(found))
-    (_WORKED_OUT if callable(found) else _REMEMBERED).inc()
     mine = await anyio.to_thread.run_sync(found) if callable(found) else found
     if mine is None:
-        raise ClientException(
-            f"facts.delay_minutes: below the noticeability threshold "
-            f"({runtime.policy.notice_minutes} min): nothing would be sent",
-            status_code=422,
-        )
+        minutes = runtime.policy.notice_minutes
+        detail = f"below the noticeability threshold ({minutes} min): nothing would be sent"
+        raise ClientException(f"facts.delay_minutes: {detail}", status_code=422)
     return decision_out(mine)
-
-
-_REMEMBERED = PREVIEWS.labels("memory")
-_WORKED_OUT = PREVIEWS.labels("worked_out")
 
 
 @get(

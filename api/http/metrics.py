@@ -19,6 +19,7 @@ from litestar.types import Message, Receive, Scope, Send
 from prometheus_client import Counter, Gauge
 
 __all__ = [
+    "PREVIEWED",
     "PREVIEWS",
     "MetricsController",
     "prometheus_config",
@@ -41,6 +42,8 @@ PREVIEWS = Counter(
     "worked_out (the engine for a new situation, or the ledger for a customer already decided).",
     ["source"],
 )
+#: `PREVIEWS` by source, each series looked up once
+PREVIEWED = {source: PREVIEWS.labels(source) for source in ("memory", "worked_out")}
 
 
 LEARNING_READ = Gauge(
