@@ -32,14 +32,14 @@ from dataclasses import replace as with_changes
 from datetime import datetime, timedelta
 from typing import Any
 
-import msgspec
 import polars as pl
 
 from offers.catalog import OfferTable
-from offers.decide import StepContext, decide, profile_columns
-from offers.flow import Parts, UnknownCustomers, step_context
+from offers.decide import StepContext, decide
+from offers.flow import Parts, step_context
 from offers.incidents import Incident
 from offers.ledger import DECISION_SCHEMA
+from offers.preview_situation import SituationKeys
 from offers.record import (
     CODE_MARK,
     HISTORY_SCHEMA,
@@ -48,7 +48,6 @@ from offers.record import (
     RECENT_SCHEMA,
     perk_code,
 )
-from segmentation.ids import unit_value
 
 #: Where the reasons say how many other incidents flagged the customer for a human.
 OTHERS_MARK = "\ue002"
@@ -73,6 +72,7 @@ class Previews:
         self._open: dict[Hashable, _Batch] = {}  # gathering, by step
         self._deciding: dict[Hashable, _Batch] = {}  # with the engine, by situation
         self._engine = threading.Lock()
+        self._situations = SituationKeys(size)
 
     def __call__(
         self,
@@ -90,6 +90,8 @@ class Previews:
         update shares it by value per cost.
         """
         found = self.look(parts, incident, customer_id, now, budget)
+        if isinstance(found, Preview):
+            return found.row()
         return found() if callable(found) else found
 
     def look(
@@ -99,17 +101,17 @@ class Previews:
         customer_id: str,
         now: datetime,
         budget: float | None = None,
-    ) -> dict[str, Any] | Callable[[], dict[str, Any]] | None:
+    ) -> Preview | Callable[[], dict[str, Any]] | None:
         """`__call__` where the answer is cheap (a remembered situation: one indexed read
-        and a lookup); otherwise a function that asks the engine or the ledger, for the
-        caller to run where slow work belongs (the HTTP layer: a worker thread)."""
-        profile = _profile(parts, customer_id)
-        if profile is None:
-            raise UnknownCustomers([customer_id])
-        step = parts.escalation(incident.kind).step(incident.facts.delay_minutes)
+        and a lookup, the answer as a `Preview`); otherwise a function that asks the engine
+        or the ledger, for the caller to run where slow work belongs (the HTTP layer: a
+        worker thread)."""
+        table = parts.table(incident.kind)
+        known, who = self._situations.customer(parts, table, incident, customer_id)
+        step = known.step
         if step == 0:
             return None
-        owed = parts.entitlements(incident)
+        owed = known.owed
         since = now - timedelta(days=parts.contact.window_days)
         incident_id, ledger = incident.incident_id, parts.ledger
         (exists, stored_budget), history, recent = ledger.customer_past(
@@ -121,19 +123,19 @@ class Previews:
             return lambda: (
                 ledger.decisions(incident_id, customer_id=customer_id).tail(1).to_dicts()[0]
             )
-        table = parts.table(incident.kind)
         ctx = step_context(parts, ledger, table, incident, step, now, owed, budget, spent)
         self._keep_for(table, parts, ctx)
-        key = _situation(ctx, table, profile, history, recent)
+        key = self._situations.key(ctx, known, who, customer_id, history, recent)
         with self._lock:
             shell = self._memo.get(key)
             if shell is not None:
                 self._memo.move_to_end(key)
                 self.hits += 1
-        first_name = profile.get("first_name")
+        first_name = who.first_name
         others = _other_incidents(recent)
         if shell is not None:
-            return _personal(shell, customer_id, first_name, others)
+            code = perk_code() if shell["perk_code"] is not None else None
+            return Preview(shell, customer_id, first_name, others, code)
 
         asked = _Asked(customer_id, history, recent)
 
@@ -147,7 +149,8 @@ class Previews:
                 shell = self._batched(
                     step_key, key, asked, lambda wanted: _shells(parts, ctx, table, wanted)
                 )
-            return _personal(shell, customer_id, first_name, others)
+            code = perk_code() if shell["perk_code"] is not None else None
+            return _personal(shell, customer_id, first_name, others, code)
 
         return decided
 
@@ -214,14 +217,36 @@ class Previews:
     def _keep_for(self, table: OfferTable, parts: Parts, ctx: StepContext) -> None:
         """Forget every situation when a part they were decided with is replaced (the
         table, messages and posteriors by identity, the policies by value)."""
-        owners = (table, parts.book, ctx.learning)
+        old = self._owners
+        if (
+            old
+            and old[0] is table
+            and old[1] is parts.book
+            and old[2] is ctx.learning
+            and (old[3] is parts.contact or old[3] == parts.contact)
+            and (old[4] is parts.value or old[4] == parts.value)
+        ):
+            return
         with self._lock:
-            same = len(self._owners) == 5 and all(
-                a is b for a, b in zip(owners, self._owners[:3], strict=True)
-            )
-            if not same or self._owners[3:] != (parts.contact, parts.value):
-                self._memo.clear()
-                self._owners = (*owners, parts.contact, parts.value)
+            self._memo.clear()
+            self._owners = (table, parts.book, ctx.learning, parts.contact, parts.value)
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A remembered situation's decision for one customer: the engine's shell (the same
+    object for everyone in the situation) and what is theirs: id, first name, how many
+    other incidents they had, and their new perk code when a perk is given."""
+
+    shell: dict[str, Any]
+    customer_id: str
+    first_name: str | None
+    others: int
+    code: str | None
+
+    def row(self) -> dict[str, Any]:
+        """The decision as a flat row, as `Previews.__call__` gives it."""
+        return _personal(self.shell, self.customer_id, self.first_name, self.others, self.code)
 
 
 @dataclass(frozen=True)
@@ -241,86 +266,6 @@ class _Batch:
     shells: dict[Hashable, dict[str, Any]] = field(default_factory=dict)
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
-
-
-def _profile(parts: Parts, customer_id: str) -> dict[str, Any] | None:
-    if parts.profile is not None:
-        return parts.profile(customer_id)
-    found = parts.select_profiles([customer_id])
-    return found.to_dicts()[0] if found.height else None
-
-
-def _situation(
-    ctx: StepContext,
-    table: OfferTable,
-    profile: dict[str, Any],
-    history: list[tuple[Any, ...]],
-    recent: list[tuple[Any, ...]],
-) -> tuple[Any, ...]:
-    """Everything the decision depends on except who the customer is."""
-    incident, customer_id = ctx.incident, profile["customer_id"]
-    columns = profile_columns(table, list(profile), incident)
-    ruled = {c for r in table.rules for c in r.when}
-    values: list[Any] = []
-    for column in columns:
-        if column in ("customer_id", "first_name"):
-            continue
-        if column in _CHANNEL_COLUMNS and column not in ruled:
-            continue  # they only choose the channel, which stands in for both
-        value = profile[column]
-        values.append(tuple(value) if isinstance(value, list) else value)
-    share = ctx.policy.holdout_share
-    learning = ctx.learning
-    exploring = (
-        learning is not None
-        and any(r.alternatives for r in table.rules)
-        and unit_value(customer_id, f"{incident.incident_id}#explore") < learning.config.share
-    )
-    return (
-        msgspec.json.encode(incident),
-        ctx.step,
-        ctx.now.date(),
-        ctx.budget_left,
-        tuple(sorted(ctx.stock_left.items())),
-        tuple(columns),
-        tuple(values),
-        _channel(profile),
-        tuple(sorted((r[1:] for r in history), key=repr)),
-        _recent(recent, table, ctx.policy.max_perks),
-        share > 0 and unit_value(customer_id, incident.incident_id) < share,
-        customer_id if exploring else None,  # an explorer's draw is their own
-    )
-
-
-def _recent(recent: list[tuple[Any, ...]], table: OfferTable, max_perks: int) -> Hashable:
-    """What the engine reads of the customer's other incidents in the window: whether
-    there are any (the second-failure flag; the reasons' count is spliced in per customer
-    like the name), how many carried a perk once that reaches the cap
-    (below it the number changes nothing), and for each perk a rule limits per customer,
-    in how many. Never which incidents, nor anything else: every new incident would make
-    its customers situations of their own."""
-    limited = {r.perk for r in table.rules if r.per_customer_limit}
-    per_perk: dict[str, set[str]] = {}
-    for _, incident_id, perk_id in recent:
-        if perk_id is not None:
-            per_perk.setdefault(perk_id, set()).add(incident_id)
-    with_perk = len(set().union(*per_perk.values())) if per_perk else 0
-    return (
-        bool(recent),
-        with_perk if with_perk >= max_perks else None,
-        tuple(sorted((perk, len(ids)) for perk, ids in per_perk.items() if perk in limited)),
-    )
-
-
-#: Profile columns the engine reads only to choose the channel (`offers.decide.columns._channel`).
-_CHANNEL_COLUMNS = ("preferred_channel", "allowed_channels")
-
-
-def _channel(profile: dict[str, Any]) -> str | None:
-    """The channel the engine picks: the preferred one if allowed, else the first allowed."""
-    allowed = profile.get("allowed_channels") or []
-    preferred = profile.get("preferred_channel")
-    return preferred if preferred in allowed else (allowed[0] if allowed else None)
 
 
 def _shells(
@@ -364,7 +309,7 @@ def _decide(
     shells = fresh["text_shell"].cast(pl.String)
     fresh = fresh.drop(LEDGER_ONLY).with_columns(text=shells)  # the shell: no one's name
     for row in fresh.cast(DECISION_SCHEMA).to_dicts():  # type: ignore[arg-type]
-        others = _others(counts[row["customer_id"]])
+        others = others_wording(counts[row["customer_id"]])
         row["reasons"] = row["reasons"].replace(others, OTHERS_MARK)
         row["followups"] = []
         rows[row["customer_id"]] = row
@@ -376,20 +321,19 @@ def _other_incidents(recent: list[tuple[Any, ...]]) -> int:
     return len({r[1] for r in recent})
 
 
-def _others(count: int) -> str:
+def others_wording(count: int) -> str:
     """How the engine's reasons word the count of other incidents behind a human flag."""
     return f"({count} other incidents)"
 
 
 def _personal(
-    shell: dict[str, Any], customer_id: str, first_name: str | None, others: int
+    shell: dict[str, Any], customer_id: str, first_name: str | None, others: int, code: str | None
 ) -> dict[str, Any]:
-    """`shell` for this customer: their id, name and count of other incidents, and a new
+    """`shell` for this customer: their id, name and count of other incidents, and their
     perk code if a perk is given."""
     row = dict(shell, customer_id=customer_id, followups=[])
-    row["reasons"] = row["reasons"].replace(OTHERS_MARK, _others(others))
-    if row["perk_code"] is not None:
-        row["perk_code"] = perk_code()
+    row["reasons"] = row["reasons"].replace(OTHERS_MARK, others_wording(others))
+    row["perk_code"] = code
     if row["text"] is not None:  # code first, then the name: a name is never scanned
         text: str = row["text"].replace(CODE_MARK, row["perk_code"] or "")
         row["text"] = text.replace(NAME_MARK, first_name or "")

@@ -41,11 +41,14 @@ def per_situation(
     `compute` gets one row per situation (the key columns) and returns it with new columns;
     those are joined back onto every row of `frame` in order.
     """
-    key = frame.select(_situation=situation_key(keys))
-    distinct = pl.concat([key, frame.select(keys)], how="horizontal").unique("_situation")
-    computed = compute(distinct)
-    added = [c for c in computed.columns if c not in distinct.columns]
-    back = key.join(
-        computed.select("_situation", *added), on="_situation", how="left", maintain_order="left"
+    keyed = frame.select(situation_key(keys).alias("_situation"), *keys)
+    computed = compute(keyed.unique("_situation"))
+    added = [c for c in computed.columns if c not in keyed.columns]
+    back = keyed[["_situation"]].join(
+        computed[["_situation", *added]], on="_situation", how="left", maintain_order="left"
     )
-    return frame.with_columns(back.drop("_situation"))
+    # new columns are stacked on as they are, which plans nothing (polars plans each
+    # eager operation anew: most of what a small incident costs)
+    if set(added) & set(frame.columns):
+        return frame.with_columns(back.drop("_situation"))
+    return frame.hstack(back.get_columns()[1:])

@@ -255,6 +255,24 @@ def test_preview_records_nothing(client: TestClient[Any], runtime: Runtime) -> N
     assert unknown.status_code == 422 and "ghost" in unknown.json()["detail"]
 
 
+def test_a_remembered_preview_is_answered_as_the_first(
+    client: TestClient[Any], runtime: Runtime
+) -> None:
+    """The second preview of a situation is spliced from the first's JSON: same answer,
+    same headers."""
+    request = {
+        "kind": "flight_delay",
+        "occurred_at": "2026-11-23T07:05:00Z",
+        "facts": {"delay_minutes": 50, "flight": "MG9"},
+        "customer_id": runtime.book.frame["customer_id"][0],
+    }
+    first = client.post("/v1/decisions/preview", json=request)
+    again = client.post("/v1/decisions/preview", json=request)
+    assert runtime.previews.hits == 1 and again.status_code == 200
+    assert again.headers["content-type"] == first.headers["content-type"] == "application/json"
+    assert again.json() == first.json()
+
+
 def test_preview_inside_an_incident_sees_only_that_customers_history(
     client: TestClient[Any], runtime: Runtime
 ) -> None:

@@ -109,6 +109,41 @@ def test_metrics_are_open_and_count_requests_and_outcomes(
     assert "/metrics" not in client.app.openapi_schema.paths  # type: ignore[operator]
 
 
+def requests_counted(text: str, path: str) -> dict[tuple[str, str], float]:
+    """(series, status) -> value of the request metrics of one route."""
+    found = re.findall(
+        r"^makegood_(requests_total|requests_error_total|request_duration_seconds_count)"
+        rf'\{{app_name="makegood",method="\w+",path="{re.escape(path)}",'
+        r'status_code="(\d+)"\} (\S+)$',
+        text,
+        re.M,
+    )
+    return {(series, status): float(n) for series, status, n in found}
+
+
+def test_request_metrics_count_each_answer_by_route_and_status(
+    runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    """Every answer once in the count and the latency histogram of its route and status;
+    nothing is in progress once answered."""
+    with TestClient(app=create_app(runtime)) as client:
+        before = requests_counted(client.get("/metrics").text, "/v1/perks")
+        for _ in range(3):
+            client.get("/v1/perks", headers=admin_headers)
+        client.get("/v1/perks")  # no key: 401
+        text = client.get("/metrics").text
+    after = requests_counted(text, "/v1/perks")
+    gained = {k: n for k, v in after.items() if (n := v - before.get(k, 0.0))}
+    assert gained == {
+        ("requests_total", "200"): 3.0,
+        ("request_duration_seconds_count", "200"): 3.0,
+        ("requests_total", "401"): 1.0,
+        ("request_duration_seconds_count", "401"): 1.0,
+    }
+    busy = re.findall(r'^makegood_requests_in_progress\{.*path="/v1/perks".*\} (\S+)$', text, re.M)
+    assert busy == ["0.0"]
+
+
 def previews_counted(text: str) -> dict[str, float]:
     found = re.findall(r'^makegood_previews_total\{source="(\w+)"\} (\S+)$', text, re.M)
     return {source: float(n) for source, n in found}

@@ -11,7 +11,9 @@ from typing import Any
 import msgspec
 import polars as pl
 import sqlalchemy as sa
+from litestar.serialization import encode_json
 
+from api.http.preview_json import preview_json
 from api.http.wire import decision_out, decisions_out
 from api.runtime import Runtime
 from offers.catalog.fields import Range
@@ -25,7 +27,7 @@ from offers.incidents.kinds import FlightFacts, Incident
 from offers.learning.evidence import LearningSource, posteriors
 from offers.ledger.frames import DECISION_SCHEMA
 from offers.ledger.schema import decisions
-from offers.preview import Previews
+from offers.preview import Preview, Previews
 from offers.record import LEDGER_ONLY, RECENT_SCHEMA
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -332,3 +334,38 @@ def test_a_rule_limit_tells_apart_customers_who_got_its_perk_elsewhere(
     assert answers[got] is not None and answers[got]["perk_id"] is None
     assert "at most 1 times per customer" in answers[got]["reasons"]
     assert answers[not_yet] is not None and answers[not_yet]["perk_id"] is not None
+
+
+def test_a_remembered_answer_spliced_as_json_is_the_shaped_answer(runtime: Runtime) -> None:
+    """The HTTP answer of a remembered situation is cut from its shell's encoded answer;
+    byte for byte it is the customer's row shaped and encoded, whatever their name holds."""
+    parts, ids = with_pasts(runtime)
+    previews = Previews()
+    later = incident(140)
+    for customer in ids:
+        previews(parts, later, customer, NOW)
+    remembered = [previews.look(parts, later, c, NOW) for c in ids]
+    spliced = [p for p in remembered if isinstance(p, Preview)]
+    assert len(spliced) > 150 and any(p.code for p in spliced) and any(p.others for p in spliced)
+    odd = replace(spliced[0], first_name='Zoë "Z" \\ \ue000\n', customer_id="C\ue003-1")
+    for preview in [*spliced, odd]:
+        assert preview_json(preview) == encode_json(decision_out(preview.row()))
+
+
+def test_profiles_read_again_are_never_answered_from_the_old_ones(runtime: Runtime) -> None:
+    """What a preview remembers of a customer lasts as long as the profiles it was read
+    from: after a new import, the same situation speaks to the customer as now named."""
+    parts = replace(runtime.parts(), contact=ContactPolicy(holdout_share=0.0))
+    customer = runtime.book.frame["customer_id"][0]
+    name = runtime.book.one(customer)["first_name"]  # type: ignore[index]
+    previews = Previews()
+    before = previews(parts, incident(100), customer, NOW)
+    assert before is not None and name in before["text"]
+
+    def renamed(customer_id: str) -> dict[str, Any] | None:
+        found = runtime.book.one(customer_id)
+        return None if found is None else found | {"first_name": "Renamed"}
+
+    after = previews(replace(parts, profile=renamed), incident(100), customer, NOW)
+    assert after is not None and "Renamed" in after["text"] and name not in after["text"]
+    assert previews.hits == 1  # the same situation, remembered

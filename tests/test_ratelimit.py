@@ -44,6 +44,21 @@ def test_many_keys_fit_and_each_keeps_its_own_count(tmp_path: Path) -> None:
     assert not any(limiter.allow(k, now=10.0) for k in keys)
 
 
+def test_a_key_whose_slot_another_key_took_starts_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker remembers where its keys' buckets are; when another worker's key has taken
+    that slot since (a full table reuses the stalest), the key starts full, never with the
+    other key's count."""
+    monkeypatch.setattr(ratelimit, "SLOTS", 1)
+    monkeypatch.setattr(ratelimit, "PROBE", 1)
+    table = tmp_path / ".ratelimit"
+    a, b = RateLimiter(1.0, 1, table), RateLimiter(1.0, 1, table)
+    assert a.allow("k1", now=10.0) and not a.allow("k1", now=10.0)
+    assert b.allow("k2", now=10.0) and not b.allow("k2", now=10.0)  # k1's slot, now k2's
+    assert a.allow("k1", now=10.0)
+
+
 @pytest.mark.postgres
 def test_limiters_on_one_postgresql_share_every_keys_bucket(
     monkeypatch: pytest.MonkeyPatch,

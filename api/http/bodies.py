@@ -24,6 +24,11 @@ from litestar.serialization import default_deserializer
 
 __all__ = ["StrictRequest"]
 
+#: One strict decoder per declared body (by the identity of its declaration, kept alive
+#: here so the identity is never reused): looking a decoder up by the annotated type itself
+#: hashes litestar's `Body` metadata field by field on every request.
+_DECODERS: dict[int, tuple[Any, msgspec.json.Decoder[Any]]] = {}
+
 _AT = re.compile(r"^(?P<message>.*?)(?: - at `\$\.?(?P<key>[^`]*)`)?$", re.DOTALL)
 
 
@@ -45,14 +50,16 @@ class StrictRequest(Request[Any, Any, Any]):
             except RecursionError as exc:
                 raise SerializationException("JSON is malformed: nested too deeply") from exc
         body = await self.body()
-        decoders = self.route_handler.resolve_type_decoders()
-        try:
-            return msgspec.json.decode(
-                body or b"null",
-                type=declared.raw,
-                strict=True,
-                dec_hook=partial(default_deserializer, type_decoders=decoders),
+        known = _DECODERS.get(id(declared))
+        if known is None or known[0] is not declared:
+            decoders = self.route_handler.resolve_type_decoders()
+            hook = partial(default_deserializer, type_decoders=decoders)
+            known = _DECODERS[id(declared)] = (
+                declared,
+                msgspec.json.Decoder(declared.raw, strict=True, dec_hook=hook),
             )
+        try:
+            return known[1].decode(body or b"null")
         except msgspec.ValidationError as exc:
             raise ValidationException(
                 detail=f"Validation failed for {self.method} {self.url.path}",

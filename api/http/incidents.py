@@ -6,7 +6,7 @@ import io
 import logging
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import anyio.to_thread
 import msgspec
@@ -30,7 +30,8 @@ from api.http.customer_selection import (
     named_customers,
     upload_ids,
 )
-from api.http.metrics import PREVIEWS, record_outcome
+from api.http.metrics import PREVIEWED, record_outcome
+from api.http.preview_json import preview_json
 from api.http.wire import (
     DecisionOut,
     DecisionPage,
@@ -52,6 +53,7 @@ from api.runtime import Runtime
 from offers.flow import Outcome, apply_update
 from offers.incidents import FLIGHT_KINDS, FactsError, Incident
 from offers.ledger import idempotency, jobs
+from offers.preview import Preview
 
 log = logging.getLogger("makegood")
 
@@ -336,17 +338,16 @@ def list_decisions(
 async def preview_decision(state: State, data: JSONBody[PreviewRequest]) -> DecisionOut:
     """What one customer would get for these facts now; nothing recorded, no cap moved."""
     runtime: Runtime = state.runtime
-    found = runtime.previews.look(  # a remembered situation costs less than a thread switch
-        runtime.parts(), data.incident(), data.customer_id, datetime.now(UTC), data.budget
-    )
-    PREVIEWS.labels("worked_out" if callable(found) else "memory").inc()
+    now, incident = datetime.now(UTC), data.incident()
+    found = runtime.previews.look(runtime.parts(), incident, data.customer_id, now, data.budget)
+    PREVIEWED["worked_out" if callable(found) else "memory"].inc()
+    if isinstance(found, Preview):  # remembered: no thread switch, its JSON sent as it is
+        return cast(DecisionOut, preview_json(found))
     mine = await anyio.to_thread.run_sync(found) if callable(found) else found
     if mine is None:
-        raise ClientException(
-            f"facts.delay_minutes: below the noticeability threshold "
-            f"({runtime.policy.notice_minutes} min): nothing would be sent",
-            status_code=422,
-        )
+        minutes = runtime.policy.notice_minutes
+        detail = f"below the noticeability threshold ({minutes} min): nothing would be sent"
+        raise ClientException(f"facts.delay_minutes: {detail}", status_code=422)
     return decision_out(mine)
 
 

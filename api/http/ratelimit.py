@@ -29,6 +29,7 @@ from offers.ledger import Read
 __all__ = ["RateLimiter"]
 
 _SLOT = struct.Struct("<Qdd")  # key hash (0: empty), tokens, last refill (CLOCK_MONOTONIC)
+_HASH = struct.Struct("<Q")  # a slot's first field
 SLOTS = 4096
 PROBE = 32  # slots searched from a key's home before the stalest one is reused
 
@@ -68,6 +69,8 @@ class _SharedBuckets:
             os.close(fd)
             raise
         self._fd = fd
+        self._hashes: dict[str, int] = {}  # key -> its hash, so a request hashes nothing
+        self._homes: dict[str, int] = {}  # key -> the slot it was last found in
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -77,13 +80,28 @@ class _SharedBuckets:
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
-    @staticmethod
-    def _hash(key: str) -> int:
-        return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest()) or 1
+    def _hash(self, key: str) -> int:
+        found = self._hashes.get(key)
+        if found is None:
+            if len(self._hashes) > SLOTS:  # many keys: start over rather than grow
+                self._hashes.clear()
+                self._homes.clear()
+            found = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest()) or 1
+            self._hashes[key] = found
+        return found
 
     def _slot(self, key: str) -> tuple[int, bool]:
         """The slot holding `key`, else an empty one, else the least recently used nearby."""
         wanted = self._hash(key)
+        last = self._homes.get(key)  # still there unless another key took the slot since
+        if last is not None and _HASH.unpack_from(self._map, last * _SLOT.size)[0] == wanted:
+            return last, True
+        slot, found = self._probe(wanted)
+        if found:
+            self._homes[key] = slot
+        return slot, found
+
+    def _probe(self, wanted: int) -> tuple[int, bool]:
         home = wanted % SLOTS
         stalest, oldest = home, float("inf")
         for i in range(PROBE):
@@ -105,8 +123,10 @@ class _SharedBuckets:
         return tokens, last
 
     def put(self, key: str, tokens: float, last: float) -> None:
-        slot, _found = self._slot(key)
+        slot, found = self._slot(key)
         _SLOT.pack_into(self._map, slot * _SLOT.size, self._hash(key), tokens, last)
+        if not found:
+            self._homes[key] = slot
 
 
 class _DatabaseBuckets:

@@ -331,6 +331,13 @@ def _compile_matcher(
 _matcher = per_object(_compile_matcher)
 
 
+#: A call with at most this many situations looks them up in the table's memo of
+#: situations already matched; more (a rule on a continuous column) are matched in polars.
+_MEMO_SITUATIONS = 256
+#: Situations remembered per table before the memo starts over.
+_MEMO_SIZE = 4096
+
+
 def _first_hit(rules: list[Rule], segmented: bool) -> Callable[[pl.DataFrame], pl.DataFrame]:
     if not rules:
         return lambda situations: situations
@@ -346,15 +353,37 @@ def _first_hit(rules: list[Rule], segmented: bool) -> Callable[[pl.DataFrame], p
         chain = chain.when(holds(rule)).then(pl.lit(i, pl.Int32))
     first: pl.Expr = chain.otherwise(pl.lit(None, pl.Int32))
     hits = list(range(len(rules)))
-    rule_ids = pl.Series([r.id for r in rules], dtype=pl.String)
-    perk_ids = pl.Series([r.perk for r in rules], dtype=pl.String)
+    rule_ids = [r.id for r in rules]
+    perk_ids = [r.perk for r in rules]
     named = (
         pl.col("_hit").replace_strict(hits, rule_ids, default=None).alias("rule_id"),
         pl.col("_hit").replace_strict(hits, perk_ids, default=None).alias("perk_id"),
     )
+    # Polars plans that chain anew on every call (about 0.1 ms a rule, however few the
+    # rows), so the situations of small incidents are remembered once matched.
+    memo: dict[tuple[Any, ...], int | None] = {}
 
     def first_hit(situations: pl.DataFrame) -> pl.DataFrame:
-        return situations.with_columns(_hit=first).with_columns(*named)
+        if situations.height > _MEMO_SITUATIONS:
+            return situations.with_columns(_hit=first).with_columns(*named)
+        keys = situations.drop("_situation")
+        # repr and dtypes keep apart what Python finds equal (1, 1.0, True; 0.0, -0.0)
+        dtypes = tuple(keys.schema.items())
+        values = [(dtypes, *map(repr, row)) for row in keys.iter_rows()]
+        new = [i for i, v in enumerate(values) if v not in memo]
+        if len(memo) + len(new) > _MEMO_SIZE:
+            memo.clear()
+            new = list(range(len(values)))
+        if new:
+            found = situations[new].select(first).to_series().to_list()
+            memo.update((values[i], hit) for i, hit in zip(new, found, strict=True))
+        rows = [memo[v] for v in values]
+        return situations.hstack(  # new columns: stacking plans nothing
+            [
+                pl.Series("rule_id", [None if h is None else rule_ids[h] for h in rows], pl.String),
+                pl.Series("perk_id", [None if h is None else perk_ids[h] for h in rows], pl.String),
+            ]
+        )
 
     return first_hit
 

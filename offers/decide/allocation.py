@@ -18,9 +18,9 @@ def allocate(frame: pl.DataFrame, budget_left: float | None) -> pl.Series:
     `frame` has `customer_id`, `perk_value` and `charged_cost` (null where no perk).
     Rows without a perk are kept (there is nothing to cut).
     """
+    if budget_left is None or frame["charged_cost"].sum() <= budget_left:  # sum skips nulls
+        return pl.Series("keep", [True], pl.Boolean).new_from_index(0, frame.height)
     has_perk = frame["charged_cost"].is_not_null()
-    if budget_left is None or frame.filter(has_perk)["charged_cost"].sum() <= budget_left:
-        return pl.Series("keep", [True] * frame.height, dtype=pl.Boolean)
     ranked = (
         frame.select("customer_id", "perk_value", "charged_cost")
         .with_row_index("_row")

@@ -39,6 +39,7 @@ import numpy as np
 import polars as pl
 
 from offers.catalog import OfferTable, candidates
+from offers.decide.literal import constant
 from offers.memo import per_object
 from segmentation.ids import unit_interval
 
@@ -114,6 +115,27 @@ def rule_candidates(table: OfferTable) -> pl.DataFrame:
     )
 
 
+@per_object
+def _rule_sets(table: OfferTable) -> pl.DataFrame:
+    """(rule_id, _k, _set): how many candidates each rule with alternatives has, and which."""
+    return (
+        rule_candidates(table)
+        .group_by("rule_id", maintain_order=True)
+        .agg(_k=pl.len().cast(pl.UInt32), _set=pl.col("perk").str.join(","))
+    )
+
+
+@per_object
+def _posterior(posteriors: pl.DataFrame, min_events: int) -> pl.DataFrame:
+    """(segment, perk, _known, _mean) once per posteriors frame (frames are not changed)."""
+    return posteriors.select(
+        pl.col("segment").cast(pl.String),
+        perk="perk_id",
+        _known=pl.col("delivered") >= min_events,
+        _mean=pl.col("alpha") / (pl.col("alpha") + pl.col("beta")),
+    )
+
+
 def option_odds(k: pl.Expr, best: pl.Expr, option: pl.Expr, share: float) -> pl.Expr:
     """The probability of option `option` of `k`, when `best` is the exploited one."""
     return share / k + (1.0 - share) * (option == best).cast(pl.Float64)
@@ -127,14 +149,18 @@ def explores(
     return unit_interval(customer_ids, f"{incident_id}#explore", hashes)
 
 
+#: What `choose` adds where learning does not choose.
+_NONE = (
+    ("choice_p", 1.0, pl.Float64()),
+    ("_learn", None, pl.String()),
+    ("_set", None, pl.String()),
+    ("_k", None, pl.UInt32()),
+    ("_best", None, pl.UInt32()),
+)
+
+
 def _none(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.with_columns(
-        choice_p=pl.lit(1.0),
-        _learn=pl.lit(None, pl.String),
-        _set=pl.lit(None, pl.String),
-        _k=pl.lit(None, pl.UInt32),
-        _best=pl.lit(None, pl.UInt32),
-    )
+    return frame.hstack([constant(name, v, dtype, frame.height) for name, v, dtype in _NONE])
 
 
 def choose(
@@ -159,20 +185,12 @@ def choose(
     if learning is None or options.is_empty():
         return _none(frame)
     cfg = learning.config
-    sets = options.group_by("rule_id", maintain_order=True).agg(
-        _k=pl.len().cast(pl.UInt32), _set=pl.col("perk").str.join(",")
-    )
-    frame = frame.join(sets, on="rule_id", how="left", maintain_order="left")
+    frame = frame.join(_rule_sets(table), on="rule_id", how="left", maintain_order="left")
     choosing = pl.col("_k").is_not_null()
     pairs = frame.filter(choosing).select(pl.col("segment").cast(pl.String), "rule_id").unique()
     if pairs.is_empty():
         return _none(frame.drop("_k", "_set"))
-    posterior = learning.posteriors.select(
-        pl.col("segment").cast(pl.String),
-        perk="perk_id",
-        _known=pl.col("delivered") >= cfg.min_events,
-        _mean=pl.col("alpha") / (pl.col("alpha") + pl.col("beta")),
-    )
+    posterior = _posterior(learning.posteriors, cfg.min_events)
     # per (segment, rule): the best-known mean (first in the rule's order on ties), else
     # the rule's own perk (option 0)
     scored = (

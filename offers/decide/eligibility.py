@@ -51,22 +51,22 @@ def with_drops(frame: pl.DataFrame, ctx: StepContext) -> pl.DataFrame:
     )
     capped = _capped(policy)
     limited = pl.col("_limit").is_not_null() & (pl.col("_uses") >= pl.col("_limit"))
-    frame = frame.with_columns(
-        holdout=holdout & _HAS_CANDIDATE,
+    held_out = pl.lit(holdout) & _HAS_CANDIDATE
+    frame = frame.with_columns(  # one query: each plans anew, most of a small incident's cost
+        holdout=held_out,
         _certain=_HAS_CANDIDATE & (_ALREADY | _NO_GAIN.fill_null(False) | capped | limited),
-    ).with_columns(
         _drop=pl.when(~_HAS_CANDIDATE)
         .then(pl.lit(None, pl.String))
         .when(_ALREADY)
         .then(pl.lit("already"))
         .when(_NO_GAIN)
         .then(pl.lit("no_gain"))
-        .when(pl.col("holdout"))
+        .when(held_out)
         .then(pl.lit("holdout"))
         .when(capped)
         .then(pl.lit("cap"))
         .when(limited)
-        .then(pl.lit("limit"))
+        .then(pl.lit("limit")),
     )
     return frame.with_columns(
         charged_cost=pl.when(_OFFERED).then(
@@ -143,6 +143,8 @@ def with_withheld_odds(
 def drop_out_of_stock(frame: pl.DataFrame, stock_left: dict[str, int]) -> pl.DataFrame:
     """`_drop` "stock" where the airport ran out of the offered perk today; only perks
     still offered keep a `charged_cost`."""
+    if not stock_left:  # nothing is stocked: nothing to drop
+        return frame
     stocked = in_stock(frame, stock_left)
     frame = frame.with_columns(
         _drop=pl.when(_OFFERED & ~stocked).then(pl.lit("stock")).otherwise(pl.col("_drop"))
@@ -156,6 +158,8 @@ def drop_over_budget(frame: pl.DataFrame, budget_left: float | None) -> pl.DataF
     """`_drop` "budget" for the offered perks that do not fit in what is left of the
     incident's budget (None: no budget)."""
     keep = allocate(frame, budget_left)
+    if keep.all():  # no budget, or every perk fits
+        return frame
     return frame.with_columns(
         _drop=pl.when(_OFFERED & pl.col("_drop").is_null() & ~keep)
         .then(pl.lit("budget"))

@@ -33,6 +33,7 @@ from offers.decide.eligibility import (
     with_outcome,
     with_withheld_odds,
 )
+from offers.decide.literal import constant
 from offers.decide.perks import (
     HeldPerks,
     held_perks,
@@ -143,9 +144,12 @@ def with_history(
     sent yet in this incident) and `held`, the perks held from it. `held` is None exactly
     when `history` is empty."""
     if held is None:
-        return frame.with_columns(
-            last_step=pl.lit(None, pl.Int32),
-            held=pl.lit([], pl.List(pl.String)),
+        n = frame.height
+        return frame.hstack(
+            [
+                constant("last_step", None, pl.Int32(), n),
+                constant("held", [], pl.List(pl.String), n),
+            ]
         )
     prior = history.group_by("customer_id").agg(last_step=pl.col("step").max())
     return (
@@ -159,8 +163,12 @@ def with_history(
 def with_recent_incidents(frame: pl.DataFrame, recent: pl.DataFrame) -> pl.DataFrame:
     """`other_incidents` in the contact window, and `perk_incidents`: those with a perk."""
     if recent.is_empty():
-        return frame.with_columns(
-            other_incidents=pl.lit(0, pl.Int32), perk_incidents=pl.lit(0, pl.UInt32)
+        n = frame.height
+        return frame.hstack(
+            [
+                constant("other_incidents", 0, pl.Int32(), n),
+                constant("perk_incidents", 0, pl.UInt32(), n),
+            ]
         )
     return frame.join(recent_counts(recent), on="customer_id", how="left").with_columns(
         pl.col("other_incidents").fill_null(0), pl.col("perk_incidents").fill_null(0)
@@ -183,30 +191,39 @@ def with_texts(
     line where `_given`, the rights line where the law owes something (`owed`: EU 261 Art.
     14(2) wants passengers told their rights in writing), and `_kept_name`: the name
     spliced into the text, if any, and `_name_fit`: whether it was cut or dropped to keep an
-    SMS within its segments."""
+    SMS within its segments. `rights` and `_owed`, what the rights line was chosen by, stay
+    on for `as_record` to leave out."""
     regimes = ", ".join(sorted({str(e.get("regime", "")) for e in owed} - {""}))
-    frame = frame.with_columns(rights=pl.lit(regimes), _owed=pl.lit(bool(owed)))
+    n = frame.height
+    frame = frame.hstack(
+        [
+            constant("rights", regimes, pl.String(), n),
+            constant("_owed", bool(owed), pl.Boolean(), n),
+        ]
+    )
     rendered = render_texts(frame, book, kind, "message_kind", "_given", "_owed")
-    return frame.drop("rights", "_owed").with_columns(
-        message_book=pl.lit(book.label(kind), pl.String),
-        text=rendered.text,
-        text_language=rendered.text_language,
-        text_shell=rendered.text_shell,
-        _kept_name=rendered.first_name,
-        _name_fit=rendered.name_fit,
+    return frame.hstack(  # `rights` and `_owed` go with `as_record`'s selection
+        [
+            constant("message_book", book.label(kind), pl.String(), n),
+            rendered.text.alias("text"),
+            rendered.text_language.alias("text_language"),
+            rendered.text_shell.alias("text_shell"),
+            rendered.first_name.alias("_kept_name"),
+            rendered.name_fit.alias("_name_fit"),
+        ]
     )
 
 
 def as_record(frame: pl.DataFrame, ctx: StepContext) -> pl.DataFrame:
     """The decision's columns (`DECISION_COLUMNS`), then those for the ledger alone."""
-    return frame.with_columns(
-        entitlements=pl.lit(entitlements_json(ctx)),
-        airport=pl.lit(ctx.incident.facts.origin, dtype=pl.String),
-    ).select(
-        *(
-            pl.col(c).cast(pl.String) if c in ("channel", "language") else pl.col(c)
-            for c in DECISION_COLUMNS
-        ),
+    made = {
+        "entitlements": pl.lit(entitlements_json(ctx)),
+        "airport": pl.lit(ctx.incident.facts.origin, dtype=pl.String),
+        "channel": pl.col("channel").cast(pl.String),
+        "language": pl.col("language").cast(pl.String),
+    }
+    return frame.select(
+        *(made[c].alias(c) if c in made else pl.col(c) for c in DECISION_COLUMNS),
         "reason_id",
         "text_shell",
         pl.col("_kept_name").alias("first_name"),

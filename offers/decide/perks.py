@@ -16,6 +16,7 @@ import polars as pl
 
 from offers.catalog import OfferTable
 from offers.decide.context import StepContext
+from offers.decide.literal import constant
 from offers.memo import per_object
 from offers.messages import LANGUAGE_FALLBACK
 from offers.record import perk_codes
@@ -81,31 +82,36 @@ def _banded(table: OfferTable, low: float, high: float) -> OfferTable:
     return msgspec.structs.replace(table, rules=rules)
 
 
+#: The best held perk's columns, null where none is held.
+_HELD = (("held_id", pl.String()), ("held_value", pl.Float64()), ("held_cost", pl.Float64()))
+
+
+@per_object
+def _candidate_facts(perks: pl.DataFrame) -> pl.DataFrame:
+    """The catalog's facts keyed by `candidate`, once per catalog frame."""
+    return perks.select(
+        candidate="perk_id",
+        perk_kind="perk_kind",
+        perk_value="perk_value",
+        perk_cost="perk_cost",
+        currency="currency",
+        validity_days="validity_days",
+    )
+
+
 def with_candidate_perks(
     frame: pl.DataFrame, perks: pl.DataFrame, held: HeldPerks | None
 ) -> pl.DataFrame:
     """The catalog's facts of the `candidate` perk, and the best perk of the same kind the
     customer already holds from this incident (`held_*`, null where none)."""
     facts = frame.select("candidate").join(  # the key alone: the frame is not copied
-        perks.select(
-            candidate="perk_id",
-            perk_kind="perk_kind",
-            perk_value="perk_value",
-            perk_cost="perk_cost",
-            currency="currency",
-            validity_days="validity_days",
-        ),
-        on="candidate",
-        how="left",
-        maintain_order="left",
+        _candidate_facts(perks), on="candidate", how="left", maintain_order="left"
     )
-    frame = frame.with_columns(facts.drop("candidate"))
+    stacked = facts.get_columns()[1:]
     if held is None:
-        return frame.with_columns(
-            held_id=pl.lit(None, pl.String),
-            held_value=pl.lit(None, pl.Float64),
-            held_cost=pl.lit(None, pl.Float64),
-        )
+        stacked += [constant(name, None, dtype, frame.height) for name, dtype in _HELD]
+        return frame.hstack(stacked)  # new columns: stacking plans nothing
+    frame = frame.hstack(stacked)
     return frame.join(
         held.best.rename({"perk_kind": "_kind"}),
         left_on=["customer_id", "perk_kind"],
@@ -119,7 +125,10 @@ def with_rule_limits(frame: pl.DataFrame, table: OfferTable, recent: pl.DataFram
     that perk in other incidents inside the contact window (an incident counts once)."""
     limits = {r.id: r.per_customer_limit for r in table.rules if r.per_customer_limit}
     if not limits:
-        return frame.with_columns(_limit=pl.lit(None, pl.Int64), _uses=pl.lit(0, pl.UInt32))
+        n = frame.height
+        return frame.hstack(
+            [constant("_limit", None, pl.Int64(), n), constant("_uses", 0, pl.UInt32(), n)]
+        )
     uses = (
         recent.drop_nulls("perk_id")
         .group_by("customer_id", "perk_id")
@@ -166,20 +175,16 @@ def in_stock(frame: pl.DataFrame, stock_left: dict[str, int]) -> pl.Series:
 
 
 @per_object
-def _titles(table: OfferTable) -> pl.DataFrame:
-    """(perk_id, _lang, perk_title) for every perk and language, fallbacks applied."""
-    rows = []
+def _titles(table: OfferTable) -> dict[tuple[str, str], str | None]:
+    """(perk id, language) -> title for every perk and language, fallbacks applied."""
+    titles = {}
     for perk in table.perks:
         for language, chain in LANGUAGE_FALLBACK.items():
             title = next((perk.title[lang] for lang in chain if lang in perk.title), None)
             if title is None and perk.title:
                 title = next(iter(perk.title.values()))
-            rows.append((perk.id, language, title))
-    return pl.DataFrame(
-        rows,
-        schema={"perk_id": pl.String, "_lang": pl.String, "perk_title": pl.String},
-        orient="row",
-    )
+            titles[perk.id, language] = title
+    return titles
 
 
 def with_perk_facts(frame: pl.DataFrame, table: OfferTable, now: datetime) -> pl.DataFrame:
@@ -189,9 +194,9 @@ def with_perk_facts(frame: pl.DataFrame, table: OfferTable, now: datetime) -> pl
     titles = _titles(table)
 
     def title(situations: pl.DataFrame) -> pl.DataFrame:
-        return situations.with_columns(_lang=pl.col("language").cast(pl.String)).join(
-            titles, on=["perk_id", "_lang"], how="left"
-        )
+        # a few situations: looked up in Python, where a join would plan a query
+        found = [titles.get(k) for k in situations[["perk_id", "language"]].iter_rows()]
+        return situations.hstack([pl.Series("perk_title", found, pl.String)])
 
     frame = per_situation(frame, ["perk_id", "language"], title)
     return frame.with_columns(

@@ -143,13 +143,16 @@ def with_reasons(frame: pl.DataFrame, ctx: StepContext) -> pl.DataFrame:
         _no_channel=pl.col("channel").is_null(), _lang=pl.col("language").cast(pl.String)
     )
     varying = [c for c in _REASON_KEYS if keyed[c].null_count() < keyed.height]
-    key = keyed.select(_situation=situation_key(varying))
-    situations = pl.concat([key, keyed.select(_REASON_KEYS)], how="horizontal").unique("_situation")
+    key = keyed.select(situation_key(varying).alias("_situation"), *_REASON_KEYS)
+    situations = key.unique("_situation")
     words = [_reason_text(row, ctx) for row in situations.iter_rows(named=True)]
     owed = entitlements_json(ctx)
-    lookup = situations.select("_situation").with_columns(
-        reasons=pl.Series(words, dtype=pl.String),
-        reason_id=pl.Series([reason_id(w, owed) for w in words], dtype=pl.Int64),
+    lookup = pl.DataFrame(
+        {
+            "_situation": situations["_situation"],
+            "reasons": pl.Series(words, dtype=pl.String),
+            "reason_id": pl.Series([reason_id(w, owed) for w in words], dtype=pl.Int64),
+        }
     )
-    back = key.join(lookup, on="_situation", how="left", maintain_order="left")
-    return keyed.with_columns(back)
+    back = key[["_situation"]].join(lookup, on="_situation", how="left", maintain_order="left")
+    return keyed.hstack(back.get_columns())  # new columns: stacking plans nothing

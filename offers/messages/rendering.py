@@ -20,6 +20,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+import numpy as np
 import polars as pl
 
 from offers.messages.book import MessageBook, resolve
@@ -108,7 +109,7 @@ def render_texts(
     args = (book, incident, kind_column, with_perk, with_rights)
     shells: dict[str, int] = {}
     out = _render(frame, shells, *args)
-    fit = pl.repeat(None, frame.height, dtype=pl.String, eager=True).alias("name_fit")
+    fit = pl.Series("name_fit", [None], pl.String).new_from_index(0, frame.height)
     if "first_name" in frame.columns and "channel" in frame.columns:
         out, fit = _fit_names(frame, out, fit, shells, args, max_segments)
     text_shell = pl.Series("text_shell", list(shells), pl.Enum(list(shells)))
@@ -132,28 +133,27 @@ def _fit_names(
     """`out` and `fit` with the names of SMS over budget cut, then dropped: a text's count
     is its shell's plus its name's and code's, so only names are scanned, and only rows
     that are over are rendered again."""
-    sms = frame["channel"].cast(pl.String) == "sms"
-    rows = (sms & out["first_name"].is_not_null()).arg_true()
-    codes = (
-        frame["perk_code"].cast(pl.String).fill_null("")
-        if "perk_code" in frame.columns
-        else pl.repeat("", frame.height, dtype=pl.String, eager=True)
+    has_code = "perk_code" in frame.columns
+    code = (
+        pl.col("perk_code").cast(pl.String).fill_null("") if has_code else pl.repeat("", pl.len())
     )
+    named_sms = (pl.col("channel").cast(pl.String) == "sms") & pl.col("_name").is_not_null()
+    source = [out["_shell_id"], out["first_name"].alias("_name"), frame["channel"]]
+    picked = pl.DataFrame([*source, frame["perk_code"]] if has_code else source).select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).filter(named_sms).alias("_row"),
+        pl.col("_shell_id", "_name").filter(named_sms),
+        code.filter(named_sms).alias("_code"),
+    )  # one query where a column operation each would be one
+    rows, part = picked["_row"], picked[["_shell_id", "_name", "_code"]]
     for last in (False, True):
         if rows.is_empty():
             break
-        part = pl.DataFrame(
-            {
-                "_shell_id": out["_shell_id"].gather(rows),
-                "_name": out["first_name"].gather(rows),
-                "_code": codes.gather(rows),
-            }
-        )
-        over = _over(part, _shell_counts(shells), max_segments)
+        over = _over(part, shells, max_segments)
         hit = over > 0
         if not hit.any():
             break
         rows, over, kept = rows.filter(hit), over.filter(hit), part["_name"].filter(hit)
+        codes = part["_code"].filter(hit)
         keep = (
             kept.str.len_chars().cast(pl.Int64) - over
             if not last
@@ -170,6 +170,7 @@ def _fit_names(
         again = _render(frame[rows].with_columns(first_name=fixed["name"]), shells, *args)
         out = out.with_columns(out[c].scatter(rows, again[c]) for c in out.columns)
         fit = fit.scatter(rows, fixed["fit"])
+        part = pl.DataFrame([again["_shell_id"], again["first_name"].alias("_name"), codes])
     return out, fit
 
 
@@ -178,17 +179,20 @@ def _shell_counts(shells: dict[str, int]) -> pl.DataFrame:
     the code."""
     return pl.DataFrame(
         [(shell_id, *_counts(shell)) for shell, shell_id in shells.items()],
-        schema={
-            "_shell_id": pl.UInt32,
-            "_gsm": pl.Boolean,
-            "_chars": pl.Int64,
-            "_ext": pl.Int64,
-            "_astral": pl.Int64,
-            "_names": pl.Int64,
-            "_codes": pl.Int64,
-        },
+        schema=_COUNTS_SCHEMA,
         orient="row",
     )
+
+
+_COUNTS_SCHEMA = {
+    "_shell_id": pl.UInt32,
+    "_gsm": pl.Boolean,
+    "_chars": pl.Int64,
+    "_ext": pl.Int64,
+    "_astral": pl.Int64,
+    "_names": pl.Int64,
+    "_codes": pl.Int64,
+}
 
 
 @lru_cache(maxsize=4096)
@@ -197,34 +201,66 @@ def _counts(shell: str) -> tuple[bool, int, int, int, int, int]:
     return (*sms_counts(literal), shell.count(NAME_MARK), shell.count(CODE_MARK))
 
 
-def _over(part: pl.DataFrame, counts: pl.DataFrame, max_segments: int) -> pl.Series:
+#: Per row of `_over`'s `part`: what the bound reads of its name and code.
+_VALUE_COUNTS = (
+    *(
+        e
+        for column in ("_name", "_code")
+        for e in (
+            pl.col(column).fill_null("").str.contains(GSM_ONLY).alias(f"{column}_gsm"),
+            pl.col(column).fill_null("").str.len_chars().cast(pl.Int64).alias(f"{column}_chars"),
+            pl.col(column).fill_null("").str.len_bytes().cast(pl.Int64).alias(f"{column}_bytes"),
+        )
+    ),
+    pl.any_horizontal(pl.col("_name", "_code").is_null()).alias("_missing"),
+)
+
+
+def _over(part: pl.DataFrame, shells: dict[str, int], max_segments: int) -> pl.Series:
     """How many units each row's SMS is over `max_segments` (0 where it fits), from its
     shell's counts and those of its name and code: the same as `sms_fits` on the text.
     A bound from byte lengths clears most rows first; only the rest are scanned exactly."""
-    joined = part.join(counts, on="_shell_id", how="left", maintain_order="left")
-    bound = joined.select(_units_over(max_segments, exact=False).alias("_over"))["_over"]
+    bound = pl.Series("_over", _bound(part, shells, max_segments))
     maybe = (bound > 0).arg_true()
     if maybe.is_empty():
         return bound.clip(lower_bound=0)
-    exact = joined[maybe].select(_units_over(max_segments, exact=True).alias("_over"))
+    joined = part[maybe].join(
+        _shell_counts(shells), on="_shell_id", how="left", maintain_order="left"
+    )
+    exact = joined.select(_units_over(max_segments).alias("_over"))
     return bound.clip(upper_bound=0).scatter(maybe, exact["_over"]).clip(lower_bound=0)
 
 
-def _units_over(max_segments: int, *, exact: bool) -> pl.Expr:
+def _bound(part: pl.DataFrame, shells: dict[str, int], max_segments: int) -> np.ndarray:
+    """An upper bound of `_units_over` that reads no character: extension characters at
+    most every character, characters outside the BMP at most one per four bytes beyond the
+    first; 0 where the name or code is null. In numpy, the shells' counts looked up by id
+    (their places in `shells`): polars plans a join and a large expression anew per call."""
+    counts = np.array([_counts(shell) for shell in shells], dtype=np.int64).reshape(-1, 6)
+    by_row = counts[part["_shell_id"].to_numpy()]
+    gsm = by_row[:, 0].astype(bool)
+    chars, ext, astral = by_row[:, 1], by_row[:, 2], by_row[:, 3]
+    values = part.select(_VALUE_COUNTS)
+    for i, times in ((0, by_row[:, 4]), (3, by_row[:, 5])):
+        v_gsm = values[:, i].to_numpy()
+        v_chars, v_bytes = values[:, i + 1].to_numpy(), values[:, i + 2].to_numpy()
+        gsm = gsm & (v_gsm | (times == 0))
+        chars, ext = chars + times * v_chars, ext + times * v_chars
+        astral = astral + times * ((v_bytes - v_chars) // 3)
+    one = max_segments == 1
+    limit = np.where(gsm, 160 if one else 153 * max_segments, 70 if one else 67 * max_segments)
+    # a name dropped on the first pass is null: nothing to fit (polars' null, never over)
+    bound = chars + np.where(gsm, ext, astral) - limit
+    return np.where(values["_missing"].to_numpy(), 0, bound).astype(np.int64)
+
+
+def _units_over(max_segments: int) -> pl.Expr:
     """Units over the budget of each row's text (`_name`, `_code` spliced into the shell
-    whose counts are joined on); with `exact=False` an upper bound that reads no character:
-    extension characters at most every character, characters outside the BMP at most one
-    per four bytes beyond the first."""
+    whose counts are joined on)."""
     gsm = pl.col("_gsm")
     chars, ext, astral = pl.col("_chars"), pl.col("_ext"), pl.col("_astral")
     for value, times in ((pl.col("_name"), pl.col("_names")), (pl.col("_code"), pl.col("_codes"))):
-        if exact:
-            v_gsm, v_chars, v_ext, v_astral = sms_column_counts(value)
-        else:
-            v_gsm = value.str.contains(GSM_ONLY)
-            v_chars = value.str.len_chars().cast(pl.Int64)
-            v_ext = v_chars
-            v_astral = (value.str.len_bytes().cast(pl.Int64) - v_chars) // 3
+        v_gsm, v_chars, v_ext, v_astral = sms_column_counts(value)
         gsm = gsm & (v_gsm | (times == 0))
         chars, ext, astral = chars + times * v_chars, ext + times * v_ext, astral + times * v_astral
     one = max_segments == 1
@@ -255,7 +291,7 @@ def _render(
     per situation: whether a name is there is part of the situation's key). `_shell_id` is
     the shell's id in `shells`, which gains the shells not in it yet.
     """
-    compiled, found = _prepared(book, incident)
+    compiled, found, memo = _prepared(book, incident)
     used = {f for pair in compiled for pieces in pair if pieces for _, f in pieces if f}
     personal = [v for v in PERSONAL if v in used and v in frame.columns]
     shared = sorted(used - set(PERSONAL) - {PERK_LINE, RIGHTS_LINE} & set(frame.columns))
@@ -271,16 +307,16 @@ def _render(
     )
     keyed = keys.select(_sit=situation_key(keys.columns))
     situations = (  # strings are made here, once per situation, not once per row
-        pl.concat([keyed, keys], how="horizontal")
+        keyed.hstack(keys.get_columns())
         .unique("_sit")
         .with_columns(
             pl.col("_kind", "_lang", "_channel").cast(pl.String),
             *(pl.col(v).cast(pl.String).fill_null("") for v in shared),
         )
     )
-    table = _shells(situations, compiled, found, shared, personal, shells)
+    table = _shells(situations, compiled, found, memo, shared, personal, shells)
     width = sum(c.startswith("_v") for c in table.columns)
-    texts = pl.concat([keyed, frame.select(personal)], how="horizontal") if personal else keyed
+    texts = keyed.hstack(frame[personal].get_columns())
     joined = texts.join(table, on="_sit", how="left", maintain_order="left")
     parts: list[pl.Expr] = [pl.col("_s0")]
     for i in range(width):
@@ -311,15 +347,20 @@ def _pick(slot: str, personal: list[str]) -> pl.Expr:
 Lookup = dict[tuple[str, str, str], tuple[int, str]]
 #: per template: its text and its `nameless` text (None: none written), compiled
 Compiled = list[tuple[list[Piece], list[Piece] | None]]
+#: per situation's values: the text's language, its segments and slots (None: no template)
+Shells = dict[tuple[Any, ...], tuple[str, list[str], list[str]] | None]
 
-#: id(book) -> (book, its compiled templates, per incident kind its template lookup)
-_PREPARED: dict[int, tuple[MessageBook, Compiled, dict[str, Lookup]]] = {}
+#: id(book) -> (book, its compiled templates, per incident kind its template lookup and
+#: the shells of the situations seen)
+_PREPARED: dict[int, tuple[MessageBook, Compiled, dict[str, tuple[Lookup, Shells]]]] = {}
+#: Situations' shells remembered per book and incident kind before starting over.
+_SHELLS_SIZE = 4096
 
 
-def _prepared(book: MessageBook, incident: str) -> tuple[Compiled, Lookup]:
+def _prepared(book: MessageBook, incident: str) -> tuple[Compiled, Lookup, Shells]:
     """The book's templates compiled, and which one each (kind, language, channel) uses for
     this incident kind: worked out once per book, where every call used to (a few ms, most
-    of a small incident's rendering)."""
+    of a small incident's rendering); and a memo of the situations' shells."""
     entry = _PREPARED.get(id(book))
     if entry is None or entry[0] is not book:
         if len(_PREPARED) >= 8:
@@ -332,14 +373,35 @@ def _prepared(book: MessageBook, incident: str) -> tuple[Compiled, Lookup]:
     lookups = entry[2]
     if incident not in lookups:
         rows = resolve(book, incident).iter_rows()
-        lookups[incident] = {(k, lang, ch): (int(t), tl) for k, lang, ch, t, tl in rows}
-    return entry[1], lookups[incident]
+        lookups[incident] = ({(k, lang, ch): (int(t), tl) for k, lang, ch, t, tl in rows}, {})
+    found, memo = lookups[incident]
+    if len(memo) >= _SHELLS_SIZE:
+        memo.clear()
+    return entry[1], found, memo
+
+
+def _shell_of(
+    s: dict[str, Any], compiled: Compiled, found: Lookup, shared: list[str]
+) -> tuple[str, list[str], list[str]] | None:
+    """A situation's text language, literal segments and personal slots (None: no
+    template applies)."""
+    main = found.get((s["_kind"], s["_lang"], s["_channel"]))
+    if main is None:
+        return None
+    lines: dict[str, list[Piece] | None] = {}
+    for var, wanted in ((PERK_LINE, s["_with_perk"]), (RIGHTS_LINE, s["_with_rights"])):
+        line = found.get((var, s["_lang"], s["_channel"])) if wanted else None
+        lines[var] = compiled[line[0]][0] if line else None
+    text, nameless = compiled[main[0]]
+    pieces = _splice(text if s["_has_name"] or nameless is None else nameless, lines)
+    return (main[1], *_shell(pieces, {v: s[v] for v in shared}))
 
 
 def _shells(
     situations: pl.DataFrame,
     compiled: Compiled,
     found: Lookup,
+    memo: Shells,
     shared: list[str],
     personal: list[str],
     shells: dict[str, int],
@@ -347,22 +409,21 @@ def _shells(
     """Per situation: the language the text is in, whether any template applies, the
     shell's id in `shells` (added there if new), whether it takes the name (`_named`), its
     literal segments `_s0`..`_sN` and between them `_v0`..`_vN-1`, the place in `personal`
-    of the variable spliced there (null: none, or a column the frame lacks)."""
+    of the variable spliced there (null: none, or a column the frame lacks). A situation
+    seen before (same values, same shared variables) is looked up in `memo`."""
     rows: list[tuple[Any, ...]] = []
-    for s in situations.iter_rows(named=True):
-        main = found.get((s["_kind"], s["_lang"], s["_channel"]))
-        if main is None:
-            rows.append((s["_sit"], None, False, None, False, [""], []))
+    names = situations.columns
+    for values in situations.iter_rows():
+        key = (tuple(shared), *values[1:])  # values[0] is `_sit`, a hash of the rest
+        if key not in memo:
+            memo[key] = _shell_of(dict(zip(names, values, strict=True)), compiled, found, shared)
+        made = memo[key]
+        if made is None:
+            rows.append((values[0], None, False, None, False, [""], []))
             continue
-        lines: dict[str, list[Piece] | None] = {}
-        for var, wanted in ((PERK_LINE, s["_with_perk"]), (RIGHTS_LINE, s["_with_rights"])):
-            line = found.get((var, s["_lang"], s["_channel"])) if wanted else None
-            lines[var] = compiled[line[0]][0] if line else None
-        text, nameless = compiled[main[0]]
-        pieces = _splice(text if s["_has_name"] or nameless is None else nameless, lines)
-        segments, slots = _shell(pieces, {v: s[v] for v in shared})
+        language, segments, slots = made
         shell_id = shells.setdefault(_marked(segments, slots), len(shells))
-        rows.append((s["_sit"], main[1], True, shell_id, "first_name" in slots, segments, slots))
+        rows.append((values[0], language, True, shell_id, "first_name" in slots, segments, slots))
     width = max((len(r[-1]) for r in rows), default=0)
     place = {v: i for i, v in enumerate(personal)}
     columns: dict[str, Any] = {
