@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from offers.catalog.coverage import personas_of, resolve  # noqa: E402
 from offers.catalog.fields import Range  # noqa: E402
-from offers.catalog.tables import OfferTable, load_default_table, ordered_rules  # noqa: E402
+from offers.catalog.matching import ordered_rules  # noqa: E402
+from offers.catalog.tables import OfferTable, load_default_table  # noqa: E402
 from offers.decide.context import StepContext  # noqa: E402
 from offers.decide.engine import decide  # noqa: E402
 from offers.flow import CHUNK, Parts, apply_update  # noqa: E402

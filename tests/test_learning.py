@@ -6,7 +6,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from offers.catalog.tables import OfferTable, Perk, Rule, match
+from offers.catalog.matching import match
+from offers.catalog.tables import OfferTable, Perk, Rule
 from offers.decide.choice import ExploreConfig, Learning, choose
 from offers.learning.evidence import posteriors
 from offers.learning.world import make_world, world_table

@@ -5,8 +5,9 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from offers.catalog import tables
-from offers.catalog.tables import _MEMO_SITUATIONS, match, parse_table
+from offers.catalog import matching
+from offers.catalog.matching import _MEMO_SITUATIONS, match
+from offers.catalog.tables import parse_table
 
 TABLE = parse_table(
     'name = "t"\n'
@@ -22,7 +23,7 @@ def test_memo_agrees_with_matching_in_polars(size: int, monkeypatch: pytest.Monk
     """More situations than the memo takes go through polars; the same rows a few at a
     time go through the memo, twice (a miss, then a hit), with -0.0 and 0.0 kept apart;
     and with a memo that fills up and starts over partway through a call."""
-    monkeypatch.setattr(tables, "_MEMO_SIZE", size)
+    monkeypatch.setattr(matching, "_MEMO_SIZE", size)
     n = _MEMO_SITUATIONS + 40
     rows = pl.DataFrame(
         {

@@ -5,7 +5,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from offers.catalog.tables import TableError, dump_table, load_default_table, match, parse_table
+from offers.catalog.matching import match
+from offers.catalog.tables import TableError, dump_table, load_default_table, parse_table
 from offers.messages.book import load_default_book, parse_book, render
 from offers.messages.placeholders import TemplateError, compile_template
 from offers.messages.sms import sms_segments

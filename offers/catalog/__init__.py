@@ -13,6 +13,7 @@ from offers.catalog.coverage import (
     resolve,
 )
 from offers.catalog.diff import Change, diff_tables
+from offers.catalog.matching import candidates, match, ordered_rules, rule_expr
 from offers.catalog.personas import Persona
 from offers.catalog.sheets import check_file, check_frames
 from offers.catalog.tables import (
@@ -22,15 +23,11 @@ from offers.catalog.tables import (
     PerkKind,
     Rule,
     TableError,
-    candidates,
     decode_table,
     dump_table,
     load_default_table,
-    match,
-    ordered_rules,
     parse_table,
     perk_frame,
-    rule_expr,
     table_from_builtins,
 )
 from offers.catalog.tabular import (

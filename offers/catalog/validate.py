@@ -18,8 +18,9 @@ from offers.catalog.columns import INCIDENT_COLUMNS, default_columns
 from offers.catalog.coverage import personas_of, resolve
 from offers.catalog.fields import Condition, Range
 from offers.catalog.findings import Finding, Severity, did_you_mean
+from offers.catalog.matching import ordered_rules
 from offers.catalog.persona_checks import persona_findings
-from offers.catalog.tables import OfferTable, Perk, Rule, ordered_rules
+from offers.catalog.tables import OfferTable, Perk, Rule
 from segmentation.profiles import LANGUAGES, PROTECTED_COLUMNS
 
 __all__ = [
