@@ -27,6 +27,7 @@ AREAS: tuple[tuple[str, str], ...] = (
     ("/v1/jobs", "desk"),
     ("/v1/feedback", "desk"),
     ("/v1/followups", "desk"),
+    ("/v1/uploads", "desk"),
     ("/v1/perks", "marketing"),
     ("/v1/offer-tables", "marketing"),
     ("/v1/messages", "marketing"),

@@ -25,6 +25,7 @@ import segmentation
 from api.app import create_app
 from api.http.keys import Name as KeyName
 from api.http.segments import SegmentName, Snapshot
+from api.http.wire_customers import UploadId
 from api.runtime import Runtime
 from offers.catalog import fields
 from offers.catalog.tables import Perk
@@ -53,6 +54,7 @@ PATTERNED: list[tuple[str, Any, str]] = [
     ("API key name", KeyName, "ops-bot"),
     ("segment name", SegmentName, "road-warrior"),
     ("profile snapshot", Snapshot, "snapshot-0001.parquet"),
+    ("uploaded id file", UploadId, "0" * 64),
 ]
 #: Free text may hold newlines anywhere (a perk title over two lines): not a slip-through.
 TEXT_TYPES: list[Any] = [fields.Title, fields.Text]

@@ -9,12 +9,22 @@ import msgspec
 
 from offers.selectors import Selector
 
-__all__ = ["MAX_SYNC_CUSTOMERS", "CustomerId", "CustomerSelector", "Customers", "Uploaded"]
+__all__ = [
+    "MAX_SYNC_CUSTOMERS",
+    "CustomerId",
+    "CustomerSelector",
+    "Customers",
+    "UploadId",
+    "Uploaded",
+]
 
 CustomerId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 MAX_SYNC_CUSTOMERS = 2_000_000  # per request; above the sync limit they run as a job
 
 FilterValue = str | int | float | bool
+
+#: What POST /v1/uploads answers: the SHA-256 of the ids, in hex (no trailing newline).
+UploadId = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}(?!\n)$")]
 
 
 class CustomerSelector(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -24,7 +34,7 @@ class CustomerSelector(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 
     everyone: bool = False
     where: dict[str, FilterValue | list[FilterValue]] | None = None
-    upload: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")] | None = None
+    upload: UploadId | None = None
 
     def selector(self, uploads: Path) -> Selector:
         """The domain's selector; an upload is the id file kept under `uploads`."""
