@@ -25,16 +25,18 @@ PAGE = 50_000
 
 
 def _json(pages: Iterator[pl.DataFrame], lines: bool) -> Iterator[bytes]:
-    """The bytes `msgspec.json.format` gives the whole list (or one line per decision)."""
-    from api.http.wire import decision_rows
+    """The bytes `msgspec.json.format` gives the whole list (or one line per decision),
+    each page written by polars (`decisions_json`), not a Python object per field."""
+    from api.http.wire import decisions_json, decisions_ndjson
 
     first = True
     for page in pages:
-        rows = decision_rows(page)
         if lines:
-            yield b"".join(msgspec.json.encode(r) + b"\n" for r in rows)
+            yield decisions_ndjson(page)
             continue
-        inner = msgspec.json.format(msgspec.json.encode(rows))[1:-1].strip(b"\n")
+        inner = msgspec.json.format(bytes(decisions_json(page)))[1:-1].strip(b"\n")
+        if not inner:
+            continue
         yield (b"[\n" if first else b",\n") + inner
         first = False
     if not lines:

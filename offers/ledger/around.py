@@ -42,18 +42,9 @@ class Around:
     #: The staged customers with follow-ups of another incident due since then.
     busy: pl.DataFrame
 
-    @property
-    def spent(self) -> float:
-        return float(self.history["charged_cost"].fill_null(0.0).sum())
-
-    def count(self, step: int) -> int:
-        """Decisions this incident holds at `step`."""
-        return int((self.history["step"] == step).sum())
-
 
 def read_around(tx: TxReads, incident_id: str, since: datetime) -> Around:
-    """`history`, `recent` and `busy` of the staged customers (`TxReads.stage`) in one query:
-    the same frames as `tx.history`, `tx.recent` and `tx.followup_customers`."""
+    """`history`, `recent` and `busy` of the staged customers (`TxReads.stage`) in one query."""
     d = decisions.c
     followup_due = sa.or_(d.followup_at >= since, d.then_at >= since)
     own = sa.select(
@@ -74,7 +65,7 @@ def read_around(tx: TxReads, incident_id: str, since: datetime) -> Around:
         (d.created_at >= since).label("recent"),
         sa.func.coalesce(followup_due, sa.false()).label("busy"),
     ).where(d.incident_id != incident_id, sa.or_(d.created_at >= since, followup_due))
-    rows = tx.plain(sa.union_all(own, tx._of_staged(others, d.customer_id)), _READ)
+    rows = tx.plain(sa.union_all(own, tx.of_staged(others, d.customer_id)), _READ)
     mine = pl.col("incident_id") == incident_id
     return Around(
         history=rows.filter(mine).select(list(HISTORY_SCHEMA)),

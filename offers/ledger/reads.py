@@ -17,7 +17,7 @@ from offers.ledger.followups import STORED_FOLLOWUPS, with_followup_lists
 from offers.ledger.frames import DECISION_SCHEMA, read_frame
 from offers.ledger.schema import decisions, incident_customers, incidents
 from offers.ledger.wording import FROM_WORDING, ROW_COLUMNS, with_words
-from offers.record import DECISION_COLUMNS, HISTORY_SCHEMA, RECENT_SCHEMA
+from offers.record import DECISION_COLUMNS, HISTORY_SCHEMA
 
 __all__ = ["AFFECTED", "TxReads"]
 
@@ -68,7 +68,7 @@ class TxReads:
         return found["customer_id"].unique().sort().to_list()
 
     def stage(self, customer_ids: Sequence[str] | pl.Series) -> None:
-        """Hold the update's customers for `recent` and `followup_customers`.
+        """Hold the update's customers for the reads narrowed to them (`of_staged`).
 
         Up to `SMALL` of them (most incidents) as a list the queries name; more in the
         temporary table `AFFECTED`, which PostgreSQL drops at commit and SQLite when the
@@ -90,7 +90,7 @@ class TxReads:
             AFFECTED.drop(self.conn)
         self.staged, self.listed = False, None
 
-    def _of_staged(self, query: sa.Select[Any], customer: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    def of_staged(self, query: sa.Select[Any], customer: sa.ColumnElement[Any]) -> sa.Select[Any]:
         """`query` narrowed to the staged customers, whose id `customer` holds."""
         if self.listed is not None:
             return query.where(customer.in_(self.listed))
@@ -112,18 +112,6 @@ class TxReads:
             decisions.c.charged_cost,
         ).where(decisions.c.incident_id == incident_id)
         return self.plain(query, HISTORY_SCHEMA)
-
-    def recent(self, incident_id: str, since: datetime) -> pl.DataFrame:
-        """The staged customers' decisions in other incidents since `since`.
-
-        What caps and human flags count; joined on the update's customers (`stage`) in the
-        database so the answer is proportional to them, not to the whole ledger.
-        """
-        d = decisions.c
-        query: sa.Select[Any] = sa.select(d.customer_id, d.incident_id, d.perk_id).where(
-            d.created_at >= since, d.incident_id != incident_id
-        )
-        return self.plain(self._of_staged(query, d.customer_id), RECENT_SCHEMA)
 
     def others_since(self, incident_id: str, since: datetime) -> bool:
         """Whether an incident other than this one was updated since `since`.
@@ -176,16 +164,6 @@ class TxReads:
             *_which(incident_id, step, None)
         )
         return float(self.conn.execute(query).scalar_one())
-
-    def followup_customers(self, incident_id: str, since: datetime) -> pl.DataFrame:
-        """The staged customers with follow-ups of another incident due since `since`."""
-        d = decisions.c
-        query = sa.select(d.customer_id).where(
-            sa.or_(d.followup_at >= since, d.then_at >= since),
-            d.incident_id != incident_id,
-        )
-        query = self._of_staged(query, d.customer_id).distinct()
-        return self.plain(query, {"customer_id": pl.String})
 
     def decisions(
         self,
