@@ -136,6 +136,51 @@ def _posterior(posteriors: pl.DataFrame, min_events: int) -> pl.DataFrame:
     )
 
 
+#: `_best` per (posteriors, table, min_events), each entry holding the objects it is for
+_BEST: dict[tuple[int, int, int], tuple[Any, Any, pl.DataFrame]] = {}
+
+
+def _best(posteriors: pl.DataFrame, table: OfferTable, min_events: int) -> pl.DataFrame:
+    """`_best_of`, remembered: both objects are kept with their entry so that their ids
+    are not reused while it is there."""
+    key = (id(posteriors), id(table), min_events)
+    entry = _BEST.get(key)
+    if entry is not None and entry[0] is posteriors and entry[1] is table:
+        return entry[2]
+    if len(_BEST) >= 16:
+        _BEST.clear()
+    best = _best_of(posteriors, table, min_events)
+    _BEST[key] = (posteriors, table, best)
+    return best
+
+
+def _best_of(posteriors: pl.DataFrame, table: OfferTable, min_events: int) -> pl.DataFrame:
+    """(_segment, rule_id, _best, _any) for every segment with evidence on a rule's
+    candidates: the place of the best-known mean (first in the rule's order on ties), else
+    the rule's own perk (0). Once per posteriors and table (neither is changed); a segment
+    missing here has no evidence: option 0, `_any` false."""
+    posterior = _posterior(posteriors, min_events)
+    scored = (
+        posterior.select("segment")
+        .unique()
+        .join(rule_candidates(table), how="cross")
+        .join(posterior, on=["segment", "perk"], how="left")
+        .with_columns(pl.col("_known").fill_null(False))
+    )
+    return (
+        scored.group_by("segment", "rule_id")
+        .agg(
+            _best=pl.col("_opt")
+            .sort_by(
+                pl.when("_known").then("_mean").otherwise(-1.0), "_opt", descending=[True, False]
+            )
+            .first(),
+            _any=pl.col("_known").any(),
+        )
+        .rename({"segment": "_segment"})
+    )
+
+
 def option_odds(k: pl.Expr, best: pl.Expr, option: pl.Expr, share: float) -> pl.Expr:
     """The probability of option `option` of `k`, when `best` is the exploited one."""
     return share / k + (1.0 - share) * (option == best).cast(pl.Float64)
@@ -187,23 +232,9 @@ def choose(
     cfg = learning.config
     frame = frame.join(_rule_sets(table), on="rule_id", how="left", maintain_order="left")
     choosing = pl.col("_k").is_not_null()
-    pairs = frame.filter(choosing).select(pl.col("segment").cast(pl.String), "rule_id").unique()
-    if pairs.is_empty():
+    if frame.select(choosing.any()).item() is not True:
         return _none(frame.drop("_k", "_set"))
-    posterior = _posterior(learning.posteriors, cfg.min_events)
-    # per (segment, rule): the best-known mean (first in the rule's order on ties), else
-    # the rule's own perk (option 0)
-    scored = (
-        pairs.join(options, on="rule_id")
-        .join(posterior, on=["segment", "perk"], how="left")
-        .with_columns(pl.col("_known").fill_null(False))
-    )
-    best = scored.group_by("segment", "rule_id").agg(
-        _best=pl.col("_opt")
-        .sort_by(pl.when("_known").then("_mean").otherwise(-1.0), "_opt", descending=[True, False])
-        .first(),
-        _any=pl.col("_known").any(),
-    )
+    best = _best(learning.posteriors, table, cfg.min_events)
     explore_u = explores(frame["customer_id"], incident_id, hashes)
     draw_u = unit_interval(
         frame["customer_id"], f"{incident_id}#{step}#draw#{learning.salt}", hashes
@@ -214,11 +245,11 @@ def choose(
         frame.with_columns(
             _explore=explore, _drawn=drawn, _segment=pl.col("segment").cast(pl.String)
         )
-        .join(
-            best.rename({"segment": "_segment"}),
-            on=["_segment", "rule_id"],
-            how="left",
-            maintain_order="left",
+        .join(best, on=["_segment", "rule_id"], how="left", maintain_order="left")
+        .with_columns(
+            # a segment with no evidence for the rule's candidates: the rule's own perk
+            _best=pl.col("_best").fill_null(0),
+            _any=pl.col("_any").fill_null(False),
         )
         .with_columns(
             _opt=pl.when("_explore")
