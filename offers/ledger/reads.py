@@ -11,6 +11,7 @@ from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from offers.ledger.bulk import SMALL, bulk_insert
 from offers.ledger.followups import STORED_FOLLOWUPS, with_followup_lists
@@ -93,6 +94,12 @@ class TxReads:
     def of_staged(self, query: sa.Select[Any], customer: sa.ColumnElement[Any]) -> sa.Select[Any]:
         """`query` narrowed to the staged customers, whose id `customer` holds."""
         if self.listed is not None:
+            if self.conn.dialect.name == "postgresql":
+                # One array parameter, not one per id: the statement's text is the same for
+                # every update, so psycopg prepares it once, and the planner probes the
+                # customer index for the array whatever the table's statistics say.
+                ids = sa.bindparam("staged_ids", self.listed, type_=ARRAY(sa.String))
+                return query.where(customer == sa.any_(ids))
             return query.where(customer.in_(self.listed))
         assert self.staged, "stage() the update's customers first"
         return query.join(AFFECTED, AFFECTED.c.customer_id == customer)
