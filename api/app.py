@@ -255,6 +255,7 @@ def app_from_env() -> Litestar:
     """Factory for `makegood serve` workers: settings from the environment; each worker also
     finishes background jobs whose worker died (api/http/background.py)."""
     runtime = open_runtime(Settings.from_env())
+    runtime.book.warm()
     app = create_app(runtime)
     watcher = JobWatcher(runtime)
     app.on_startup.append(watcher.start)

@@ -29,6 +29,7 @@ from offers.ledger.versions import Store
 from offers.live import LiveTables
 from offers.messages import MessageBook, load_default_book
 from offers.preview import Previews
+from segmentation import assigned
 from segmentation.book import ProfileBook
 from segmentation.model import Segmentation
 from segmentation.registry import Registry, RegistryError
@@ -108,8 +109,8 @@ def _publish_defaults(ledger: Ledger, data: Path, registry: Registry, step: Step
         return
     version = registry.active()
     assert version is not None
-    model = registry.load(version)
-    segmented = ProfileBook(pl.read_parquet(_snapshots(data)[-1]), model).frame
+    model = assigned.deferred(registry, version)
+    segmented = assigned.segmented(_snapshots(data)[-1], registry, model)
     checks = table_checks(model, segmented, segment_traits(segmented))
     for path, _table in waiting:
         body = path.read_text(encoding="utf-8")
@@ -181,6 +182,7 @@ class Runtime:
         self.tables.use_traits(traits)
 
     def _use_book(self, book: ProfileBook) -> None:
+        book.warm()  # before it serves: no request waits for its index
         self.book = book
         self.traits = segment_traits(book.frame)
         self.tables.use_traits(self.traits)
@@ -225,8 +227,11 @@ class Runtime:
 
     def reload_profiles(self) -> None:
         """Re-read the newest profile snapshot and segment it, e.g. after an import."""
-        profiles = pl.read_parquet(_snapshots(self.settings.data_dir)[-1])
-        self._use_book(ProfileBook(profiles, self.model))
+        registry = Registry(self.settings.data_dir / "models")
+        newest = _snapshots(self.settings.data_dir)[-1]
+        self._use_book(
+            ProfileBook.of_segmented(assigned.segmented(newest, registry, self.model), self.model)
+        )
 
     def refresh_model(self) -> bool:
         """Load the registry's active segmentation if it changed (promote, rollback, rename).
@@ -269,16 +274,20 @@ def open_runtime(settings: Settings, step: Step = log.info, *, profiles: bool = 
     registry = Registry(settings.data_dir / "models")
     version = registry.active()
     assert version is not None
-    model = registry.load(version)
+    # the model file is read only if the newest snapshot's segments are not remembered
+    model = assigned.deferred(registry, version)
     newest = _snapshots(settings.data_dir)[-1]
-    frame = pl.read_parquet(newest) if profiles else pl.scan_parquet(newest).head(0).collect()
+    if profiles:
+        book = ProfileBook.of_segmented(assigned.segmented(newest, registry, model), model)
+    else:
+        book = ProfileBook(pl.scan_parquet(newest).head(0).collect(), model)
     ledger = Ledger(engine)
     runtime = Runtime(
         settings=settings,
         engine=engine,
         ledger=ledger,
         model=model,
-        book=ProfileBook(frame, model),
+        book=book,
         messages=load_default_book(),
         learning=learning_source(settings, ledger),
     )

@@ -8,6 +8,7 @@ one dictionary lookup away.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
 import polars as pl
@@ -46,8 +47,24 @@ class ProfileBook:
         self.model = model
         # ids are hashed once here; incidents only salt the hash (holdout membership)
         self.frame = model.assign(profiles).with_columns(id_hash(profiles["customer_id"]))
+
+    @classmethod
+    def of_segmented(cls, frame: pl.DataFrame, model: Segmentation) -> ProfileBook:
+        """A book of profiles `model` already segmented and hashed (`segmentation.assigned`)."""
+        book = cls.__new__(cls)
+        book.model, book.frame = model, frame
+        return book
+
+    @cached_property
+    def _index(self) -> dict[str, int]:
+        """Row of each id, built when a few ids are first looked up (a one-off update of
+        a million customers never needs it)."""
         ids = self.frame["customer_id"]
-        self._index: dict[str, int] = dict(zip(ids.to_list(), range(len(ids)), strict=True))
+        return dict(zip(ids.to_list(), range(len(ids)), strict=True))
+
+    def warm(self) -> None:
+        """Build the id index now: a server does, before its first request waits for it."""
+        self._index  # noqa: B018
 
     def __len__(self) -> int:
         return self.frame.height

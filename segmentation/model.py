@@ -14,7 +14,6 @@ import hashlib
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -122,10 +121,26 @@ class ModelCard(msgspec.Struct, frozen=True, kw_only=True):
         raise LookupError(f"segmentation {self.version} has no segment {name!r}")
 
 
-@dataclass(frozen=True)
+class Later:
+    """A pipeline still in its file: `Segmentation` reads it on first use."""
+
+    def __init__(self, load: Callable[[], Any]) -> None:
+        self.load = load
+
+
 class Segmentation:
-    pipeline: Any  # sklearn Pipeline(WeightedScaler, KMeans | GaussianMixture)
-    card: ModelCard
+    """A trained segmentation: its card and its fitted pipeline (scikit-learn's
+    Pipeline(WeightedScaler, KMeans | GaussianMixture)), which may be `Later`: read when
+    a profile first has to go through it (see segmentation.assigned)."""
+
+    def __init__(self, pipeline: Any, card: ModelCard) -> None:
+        self._pipeline, self.card = pipeline, card
+
+    @property
+    def pipeline(self) -> Any:
+        if isinstance(self._pipeline, Later):
+            self._pipeline = self._pipeline.load()
+        return self._pipeline
 
     def predict(self, matrix: Matrix) -> npt.NDArray[np.int32]:
         """Cluster index of each feature-matrix row."""
@@ -168,36 +183,37 @@ class Segmentation:
             clusters[rows] = self.predict(np.concatenate([m for _, m in unsure]))
         return clusters
 
-    def assign(self, profiles: pl.DataFrame) -> pl.DataFrame:
-        """`profiles` plus (or with fresh) `segment` and `segment_description` columns.
+    def clusters(self, profiles: pl.DataFrame) -> pl.Series:
+        """Each profile's cluster; null for customers who objected to profiling
+        (`objects_to_profiling`), who are not run through the model at all."""
+        objects = profiles.select(objection(profiles.schema)).to_series()
+        if not objects.any():
+            return pl.Series("cluster", self.predict_frame(profiles), pl.Int32)
+        clusters = pl.Series("cluster", [None] * profiles.height, pl.Int32)
+        rows = (~objects).arg_true()
+        if len(rows):
+            found = pl.Series(self.predict_frame(profiles.filter(~objects)), dtype=pl.Int32)
+            clusters = clusters.scatter(rows, found)
+        return clusters
 
-        Customers who objected to profiling (`objects_to_profiling`) are not run through the
-        model at all: they get the `unsegmented` segment.
-        """
+    def assign(self, profiles: pl.DataFrame, clusters: pl.Series | None = None) -> pl.DataFrame:
+        """`profiles` plus (or with fresh) `segment` and `segment_description` columns of
+        their `clusters` (by default worked out now); a null cluster is the `unsegmented`
+        segment."""
+        clusters = self.clusters(profiles) if clusters is None else clusters
         by_cluster = sorted(self.card.segments, key=lambda s: s.cluster)
         names = pl.Series("segment", [s.name for s in by_cluster], dtype=pl.String)
         descriptions = pl.Series(
             "segment_description", [s.description for s in by_cluster], dtype=pl.String
         )
-        objects = profiles.select(objection(profiles.schema)).to_series()
-        if not objects.any():
-            clusters = pl.Series(self.predict_frame(profiles))
-            # as expressions, so polars gathers the two columns in parallel
-            return profiles.with_columns(
-                pl.lit(names).gather(clusters), pl.lit(descriptions).gather(clusters)
-            )
-        rows = (~objects).arg_true()
-        n = profiles.height
-        segment = pl.Series("segment", [UNSEGMENTED] * n, dtype=pl.String)
-        description = pl.Series("segment_description", [UNSEGMENTED_DESCRIPTION] * n, pl.String)
-        if len(rows):
-            clusters = pl.Series(self.predict_frame(profiles.filter(~objects)))
-            segment = segment.scatter(rows, names.gather(clusters))
-            description = description.scatter(rows, descriptions.gather(clusters))
-        return profiles.with_columns(segment, description)
+        # as expressions, so polars gathers the two columns in parallel
+        return profiles.with_columns(
+            pl.lit(names).gather(clusters).fill_null(UNSEGMENTED),
+            pl.lit(descriptions).gather(clusters).fill_null(UNSEGMENTED_DESCRIPTION),
+        )
 
     def with_card(self, card: ModelCard) -> Segmentation:
-        return replace(self, card=card)
+        return Segmentation(self._pipeline, card)
 
 
 def fingerprint(profiles: pl.DataFrame | Path) -> str:

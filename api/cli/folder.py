@@ -27,24 +27,29 @@ def snapshots(settings: Settings) -> list[str]:
 
 
 def _active(settings: Settings) -> Segmentation | None:
+    from segmentation import assigned
     from segmentation.registry import Registry
 
     root = settings.data_dir / "models"
     active = Registry(root).active() if root.exists() else None
-    return Registry(root).load(active) if active is not None else None
+    return assigned.deferred(Registry(root), active) if active is not None else None
 
 
 def folder_traits(settings: Settings, model: Segmentation | None = None) -> Served | None:
     """(model, segmented newest profiles, traits) for `model` (default: the active one);
     None when the folder has no segmentation or no profiles yet."""
-    from segmentation.book import ProfileBook
+    from pathlib import Path
+
+    from segmentation import assigned
+    from segmentation.registry import Registry
     from segmentation.traits import segment_traits
 
     model = model or _active(settings)
     paths = snapshots(settings)
     if model is None or not paths:
         return None
-    segmented = ProfileBook(pl.read_parquet(str(paths[-1])), model).frame
+    registry = Registry(settings.data_dir / "models")
+    segmented = assigned.segmented(Path(paths[-1]), registry, model)
     return model, segmented, segment_traits(segmented)
 
 
