@@ -69,7 +69,10 @@ class ProfileBook:
     def __len__(self) -> int:
         return self.frame.height
 
-    def _ids(self, ids: Sequence[str]) -> pl.DataFrame:
+    def _ids(self, ids: Sequence[str] | pl.Series) -> pl.DataFrame:
+        """The ids as a frame to join; a column is taken as it is, not made into a list."""
+        if isinstance(ids, pl.Series):
+            return ids.cast(pl.String).rename("customer_id").to_frame()
         return pl.DataFrame({"customer_id": list(ids)}, schema={"customer_id": pl.String})
 
     def one(self, customer_id: str) -> dict[str, Any] | None:
