@@ -185,10 +185,10 @@ def _profile(parts: Parts, customer_id: str) -> dict[str, Any] | None:
 
 def _recent(recent: list[tuple[Any, ...]], limited: frozenset[str], max_perks: int) -> Hashable:
     """What the engine reads of the customer's other incidents in the window: whether
-    there are any (the second-failure flag; the reasons' count is spliced in per customer
-    like the name), how many carried a perk once that reaches the cap
-    (below it the number changes nothing), and for each perk a rule limits per customer,
-    in how many. Never which incidents, nor anything else: every new incident would make
+    there are any (the second-failure flag), whether as many as the cap carried a perk
+    (the reasons' counts of both are spliced in per customer like the name, so everyone
+    past the cap shares a situation), and for each perk a rule limits per customer, in
+    how many. Never which incidents, nor anything else: every new incident would make
     its customers situations of their own (`limited`: the perks a rule limits per customer)."""
     per_perk: dict[str, set[str]] = {}
     for _, incident_id, perk_id in recent:
@@ -197,7 +197,7 @@ def _recent(recent: list[tuple[Any, ...]], limited: frozenset[str], max_perks: i
     with_perk = len(set().union(*per_perk.values())) if per_perk else 0
     return (
         bool(recent),
-        with_perk if with_perk >= max_perks else None,
+        with_perk >= max_perks,
         tuple(sorted((perk, len(ids)) for perk, ids in per_perk.items() if perk in limited)),
     )
 
