@@ -258,7 +258,7 @@ def app_from_env() -> Litestar:
     processes publish off the request path (api/refresher.py)."""
     runtime = open_runtime(Settings.from_env())
     app = create_app(runtime)
-    watcher, refresher = JobWatcher(runtime), Refresher(runtime)
+    watcher, refresher = JobWatcher(runtime), Refresher(runtime, app.state.key_store)
     app.on_startup.extend([watcher.start, refresher.start])
     # hooks run in reverse: before the runtime closes
     app.on_shutdown.extend([watcher.stop, refresher.stop])

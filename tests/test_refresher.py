@@ -11,6 +11,7 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import create_app
+from api.keys import KeyStore
 from api.refresher import Refresher
 from api.runtime import Runtime, learning_source
 from offers.catalog import DEFAULTS
@@ -24,7 +25,7 @@ def refresher(runtime: Runtime) -> Iterator[Refresher]:
     """Started as a served worker starts it, its rounds left to the test (one an hour)."""
     runtime.learning = learning_source(runtime.settings, runtime.ledger)
     publish_shipped_books(runtime.ledger, load_default_book(), datetime.now(UTC))
-    refresher = Refresher(runtime, every=3600)
+    refresher = Refresher(runtime, KeyStore(runtime.engine), every=3600)
     refresher.start()
     yield refresher
     refresher.stop()
@@ -93,3 +94,21 @@ def _flight(incident_id: str, customers: list[str]) -> dict[str, Any]:
         "facts": {"delay_minutes": 200, "flight": "MG9", "origin": "TPE"},
         "customers": customers,
     }
+
+
+def test_a_revocation_elsewhere_counts_after_the_next_round_and_here_at_once(
+    runtime: Runtime, refresher: Refresher
+) -> None:
+    keys = refresher.keys
+    assert keys is not None
+    elsewhere = KeyStore(runtime.engine)  # another process's store
+    now = datetime.now(UTC)
+    (one, first), (two, second) = keys.create("a", "desk", now), keys.create("b", "desk", now)
+    assert keys.verify(first) == one and keys.verify(second) == two
+    elsewhere.revoke(one.id, now)
+    assert keys.remembered(first) == (one, False)  # verified before, the round not yet come
+    refresher.tick()
+    assert keys.remembered(first) == (None, False) and keys.verify(first) is None
+    keys.revoke(two.id, now)  # through this worker: refused at once
+    assert keys.remembered(second) == (None, False) and keys.verify(second) is None
+    assert keys.verify(keys.create("c", "desk", now)[1]) is not None
