@@ -7,8 +7,8 @@ decision depends on few things besides the customer's name: the step's context (
 step, day, budget and stock left, entitlements, the live table, messages, learned
 posteriors, policies), the profile columns the engine and the rules read, what the
 customer holds from this incident, their other incidents in the contact window, and
-whether they fall in the holdout (and who they are, if they fall in the exploring share,
-whose draws are each their own). Together those are the
+whether they fall in the holdout (and, if they fall in the exploring share, which of a
+rule's perks their draw picks). Together those are the
 customer's *situation*. The engine decides the first customer of each situation and
 hands back the text's shell (marks where the name and the code go, `offers.messages.rendering`);
 the next customer in the same situation gets that decision with their own id and name

@@ -312,36 +312,6 @@ def test_the_cap_tells_apart_customers_in_as_many_other_incidents(runtime: Runti
     assert "contact cap" not in same_as_alone(parts, later, {under: answers[under]})
 
 
-def test_customers_past_the_cap_share_a_situation_but_for_their_count(runtime: Runtime) -> None:
-    """Alike customers with perks in three and in four other incidents: one engine call,
-    answers that differ only in id, name and the count the cap's reason gives."""
-    parts = replace(runtime.parts(), contact=ContactPolicy(holdout_share=0.0))
-    later = incident(140)
-    three, four = twins(runtime, later)
-    uncapped = replace(parts, contact=ContactPolicy(holdout_share=0.0, max_perks=9))
-    for days in (5, 4, 3, 2):  # given under a looser cap then
-        who = [three, four] if days > 2 else [four]
-        apply_update(uncapped, incident(200, f"E-{days}"), who, NOW - timedelta(days=days))
-    previews = Previews()
-    answers = {c: previews(parts, later, c, NOW) for c in (three, four)}
-    assert previews.misses == 1 and previews.hits == 1
-    same_as_alone(parts, later, answers)
-    mine, theirs = answers[three], answers[four]
-    assert mine is not None and theirs is not None
-    assert "perks in 3 other incidents" in mine["reasons"]
-    assert "perks in 4 other incidents" in theirs["reasons"]
-    names = {c: runtime.book.one(c)["first_name"] for c in (three, four)}  # type: ignore[index]
-    as_four = {
-        k: v.replace(three, four).replace(names[three], names[four]) if isinstance(v, str) else v
-        for k, v in mine.items()
-    }
-    as_four["reasons"] = mine["reasons"].replace("3 other incidents", "4 other incidents")
-    assert as_four == theirs
-    hit = previews.look(parts, later, four, NOW)
-    assert isinstance(hit, Preview)
-    assert preview_json(hit) == encode_json(decision_out(hit.row()))
-
-
 def test_a_rule_limit_tells_apart_customers_who_got_its_perk_elsewhere(
     runtime: Runtime,
 ) -> None:
