@@ -35,6 +35,7 @@ from api.http.contract import schema_router
 from api.http.metrics import MetricsController, prometheus_config, record_learning
 from api.http.ratelimit import RateLimiter
 from api.keys import KeyStore
+from api.refresher import Refresher
 from api.runtime import Runtime, open_runtime
 from api.settings import Settings
 from offers.flow import UnknownCustomers, UnknownIncident
@@ -253,13 +254,15 @@ def create_app(runtime: Runtime) -> Litestar:
 
 def app_from_env() -> Litestar:
     """Factory for `makegood serve` workers: settings from the environment; each worker also
-    finishes background jobs whose worker died (api/http/background.py)."""
+    finishes background jobs whose worker died (api/http/background.py) and reads what other
+    processes publish off the request path (api/refresher.py)."""
     runtime = open_runtime(Settings.from_env())
     runtime.book.warm()
     app = create_app(runtime)
-    watcher = JobWatcher(runtime)
-    app.on_startup.append(watcher.start)
-    app.on_shutdown.append(watcher.stop)  # hooks run in reverse: before the runtime closes
+    watcher, refresher = JobWatcher(runtime), Refresher(runtime, app.state.key_store)
+    app.on_startup.extend([watcher.start, refresher.start])
+    # hooks run in reverse: before the runtime closes
+    app.on_shutdown.extend([watcher.stop, refresher.stop])
     return app
 
 

@@ -2,8 +2,10 @@
 
 A key reads `mg_<id>_<secret>`: the id finds the row in O(1), then scrypt checks the secret.
 A verified key is remembered by its whole text, so the slow hash is spent once per key and
-process, but its row (`revoked_at`) is read again on every use: a revocation by any process
-takes effect on the next request.
+process. Whether it was revoked since: in a served worker, its refresher reads the revoked
+key ids every second (`refresh_revoked`), so a revocation by another process counts within
+a second and one made through this worker at once, with no read per request; elsewhere
+(no refresher) the key's row is read again on every use.
 """
 
 from __future__ import annotations
@@ -113,6 +115,15 @@ class KeyStore:
             engine, sa.select(api_keys.c.revoked_at).where(api_keys.c.id == _ID)
         )
         self._lock = threading.Lock()
+        #: ids of revoked keys as a refresher last read them (api/refresher.py); None: no
+        #: refresher, a remembered key's row is read on every use
+        self.revoked: frozenset[str] | None = None
+
+    def refresh_revoked(self) -> None:
+        """Read which keys are revoked now (a refresher's round)."""
+        query = sa.select(api_keys.c.id).where(api_keys.c.revoked_at.is_not(None))
+        with self.engine.connect() as conn:
+            self.revoked = frozenset(conn.execute(query).scalars())
 
     def create(self, name: str, role: Role, now: datetime) -> tuple[KeyInfo, str]:
         """Store a new key; the returned secret is the only copy there will ever be."""
@@ -155,6 +166,8 @@ class KeyStore:
             raise LookupError(f"no key {key_id!r}")
         with self._lock:
             self._cache = {k: v for k, v in self._cache.items() if v.id != key_id}
+            if self.revoked is not None:  # refused here at once, not at the next round
+                self.revoked = self.revoked | {key_id}
         return _info(row)
 
     def active(self, *, include_local: bool = True) -> list[KeyInfo]:
@@ -215,7 +228,13 @@ class KeyStore:
             return None, False
         key_id, secret = parsed
         seen = hashlib.sha256(key.encode()).digest()
-        state = self._revoked_at(id=key_id)  # on every use: a revocation counts at once
+        revoked = self.revoked
+        if revoked is not None and key_id not in revoked:
+            with self._lock:
+                cached = self._cache.get(seen)
+            if cached is not None:  # verified before, not revoked at the last round
+                return cached, False
+        state = self._revoked_at(id=key_id)  # no refresher: a revocation counts at once
         if not state or state[0][0] is not None:
             with self._lock:
                 self._cache.pop(seen, None)

@@ -154,6 +154,8 @@ class Runtime:
     #: publication number of the message books `messages` holds (0: none published)
     messages_stamp: int = 0
     _messages_checked_at: float = 0.0
+    #: a refresher (api/refresher.py) checks the books every second: `wording` never reads
+    messages_watched: bool = False
 
     def __post_init__(self) -> None:
         self.traits = segment_traits(self.book.frame)
@@ -190,12 +192,15 @@ class Runtime:
     def wording(self) -> MessageBook:
         """The live message books, merged (the book given at start while none is
         published); a publish by any process is picked up within a second."""
-        now = time.monotonic()
-        if now - self._messages_checked_at > 1.0:
-            self._messages_checked_at = now
-            if live_stamp(self.ledger) != self.messages_stamp:
-                self.reload_messages()
+        if not self.messages_watched and time.monotonic() - self._messages_checked_at > 1.0:
+            self.refresh_messages()
         return self.messages
+
+    def refresh_messages(self) -> None:
+        """Read the books again if any process published since they were read."""
+        self._messages_checked_at = time.monotonic()
+        if live_stamp(self.ledger) != self.messages_stamp:
+            self.reload_messages()
 
     def reload_messages(self) -> None:
         stamp = live_stamp(self.ledger)

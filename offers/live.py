@@ -3,8 +3,10 @@
 A server asks for the table of an incident's kind on every update. Tables are parsed once
 per published version and resolved once per segmentation (persona conditions become the
 segments that are each persona now, offers.catalog.coverage.resolve); whether another
-process published something is checked at most once a second, with one small statement.
-A kind that no table serves gets a `NoTable` that says why.
+process published something is checked at most once a second, with one small statement,
+by the request that finds the last check older, or (`watched`) by a served worker's
+refresher (api/refresher.py), so that no request waits for it. A kind that no table
+serves gets a `NoTable` that says why.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class LiveTables:
         self._parsed: dict[LiveVersion, OfferTable] = {}
         self._resolved: dict[LiveVersion, OfferTable] = {}
         self._checked_at = float("-inf")
+        #: a refresher calls `refresh` every second: asking never reads the ledger
+        self.watched = False
 
     def use_traits(self, traits: Traits) -> None:
         """A new segmentation or profile snapshot: personas are matched again."""
@@ -53,11 +57,16 @@ class LiveTables:
         return dict(self._versions)
 
     def refresh(self) -> None:
-        """Look now, not within the second (after a publish in this process)."""
-        self._checked_at = float("-inf")
-        self._refresh()
+        """Look now, not within the second (after a publish in this process), and parse
+        and resolve what went live, so that the request that next asks finds it ready."""
+        self._checked_at = time.monotonic()
+        self._versions = live_versions(self.ledger)
+        for kind in self._versions:
+            self.table(kind)
 
     def _refresh(self) -> None:
+        if self.watched and self._checked_at > float("-inf"):
+            return
         now = time.monotonic()
         if now - self._checked_at > 1.0:
             self._checked_at = now
@@ -67,23 +76,27 @@ class LiveTables:
         """The live table of `kind` as published (personas unresolved), or None."""
         self._refresh()
         live = self._versions.get(kind)
-        if live is None:
-            return None
-        if live not in self._parsed:
+        return None if live is None else self._parse(live)
+
+    def _parse(self, live: LiveVersion) -> OfferTable:
+        parsed = self._parsed.get(live)
+        if parsed is None:
             name, version = live
             body = published_table_body(self.ledger, name, version)
-            self._parsed[live] = parse_table(body, f"offer table {name} v{version}")
-        return self._parsed[live]
+            parsed = self._parsed[live] = parse_table(body, f"offer table {name} v{version}")
+        return parsed
 
     def table(self, kind: str = "flight_delay") -> OfferTable:
         """What the engine matches for `kind`: resolved for personas, or a `NoTable`."""
-        raw = self.raw(kind)
-        if raw is None:
+        self._refresh()
+        live = self._versions.get(kind)  # read once: a refresher may swap the dict meanwhile
+        if live is None:
             return NoTable(name="none", why=self.why_none(kind))
-        live = self._versions[kind]
-        if live not in self._resolved:
-            self._resolved[live] = resolve(raw, personas_of(raw, self._traits))
-        return self._resolved[live]
+        resolved = self._resolved.get(live)
+        if resolved is None:
+            raw = self._parse(live)
+            resolved = self._resolved[live] = resolve(raw, personas_of(raw, self._traits))
+        return resolved
 
     def why_none(self, kind: str) -> str:
         """Why `kind` gets no perk: no table lists it, naming drafts that wait."""

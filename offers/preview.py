@@ -7,8 +7,8 @@ decision depends on few things besides the customer's name: the step's context (
 step, day, budget and stock left, entitlements, the live table, messages, learned
 posteriors, policies), the profile columns the engine and the rules read, what the
 customer holds from this incident, their other incidents in the contact window, and
-whether they fall in the holdout (and who they are, if they fall in the exploring share,
-whose draws are each their own). Together those are the
+whether they fall in the holdout (and, if they fall in the exploring share, which of a
+rule's perks their draw picks). Together those are the
 customer's *situation*. The engine decides the first customer of each situation and
 hands back the text's shell (marks where the name and the code go, `offers.messages.rendering`);
 the next customer in the same situation gets that decision with their own id and name
@@ -51,6 +51,8 @@ from offers.record import (
 
 #: Where the reasons say how many other incidents flagged the customer for a human.
 OTHERS_MARK = "\ue002"
+#: Where the reasons say in how many other incidents a capped customer got perks.
+CAPPED_MARK = "\ue004"
 
 
 class Previews:
@@ -132,10 +134,10 @@ class Previews:
                 self._memo.move_to_end(key)
                 self.hits += 1
         first_name = who.first_name
-        others = _other_incidents(recent)
+        others, perks = _other_incidents(recent)
         if shell is not None:
             code = perk_code() if shell["perk_code"] is not None else None
-            return Preview(shell, customer_id, first_name, others, code)
+            return Preview(shell, customer_id, first_name, others, code, perks)
 
         asked = _Asked(customer_id, history, recent)
 
@@ -150,7 +152,7 @@ class Previews:
                     step_key, key, asked, lambda wanted: _shells(parts, ctx, table, wanted)
                 )
             code = perk_code() if shell["perk_code"] is not None else None
-            return _personal(shell, customer_id, first_name, others, code)
+            return _personal(shell, customer_id, first_name, others, code, perks)
 
         return decided
 
@@ -236,17 +238,21 @@ class Previews:
 class Preview:
     """A remembered situation's decision for one customer: the engine's shell (the same
     object for everyone in the situation) and what is theirs: id, first name, how many
-    other incidents they had, and their new perk code when a perk is given."""
+    other incidents they had, their new perk code when a perk is given, and in how many
+    other incidents they got perks (said only when that reached the contact cap)."""
 
     shell: dict[str, Any]
     customer_id: str
     first_name: str | None
     others: int
     code: str | None
+    perks: int
 
     def row(self) -> dict[str, Any]:
         """The decision as a flat row, as `Previews.__call__` gives it."""
-        return _personal(self.shell, self.customer_id, self.first_name, self.others, self.code)
+        return _personal(
+            self.shell, self.customer_id, self.first_name, self.others, self.code, self.perks
+        )
 
 
 @dataclass(frozen=True)
@@ -309,16 +315,20 @@ def _decide(
     shells = fresh["text_shell"].cast(pl.String)
     fresh = fresh.drop(LEDGER_ONLY).with_columns(text=shells)  # the shell: no one's name
     for row in fresh.cast(DECISION_SCHEMA).to_dicts():  # type: ignore[arg-type]
-        others = others_wording(counts[row["customer_id"]])
-        row["reasons"] = row["reasons"].replace(others, OTHERS_MARK)
+        others, perks = counts[row["customer_id"]]
+        reasons = row["reasons"].replace(others_wording(others), OTHERS_MARK)
+        row["reasons"] = reasons.replace(capped_wording(perks), CAPPED_MARK)
         row["followups"] = []
         rows[row["customer_id"]] = row
     return rows
 
 
-def _other_incidents(recent: list[tuple[Any, ...]]) -> int:
-    """How many other incidents the customer had in the window (rows are per decision)."""
-    return len({r[1] for r in recent})
+def _other_incidents(recent: list[tuple[Any, ...]]) -> tuple[int, int]:
+    """How many other incidents the customer had in the window, and in how many of them
+    they got a perk (rows are per decision: incident id, perk id)."""
+    if not recent:
+        return 0, 0
+    return len({r[1] for r in recent}), len({r[1] for r in recent if r[2] is not None})
 
 
 def others_wording(count: int) -> str:
@@ -326,13 +336,24 @@ def others_wording(count: int) -> str:
     return f"({count} other incidents)"
 
 
+def capped_wording(count: int) -> str:
+    """How the engine's reasons word the count of other incidents with a perk at the cap."""
+    return f"contact cap: perks in {count} other incidents"
+
+
 def _personal(
-    shell: dict[str, Any], customer_id: str, first_name: str | None, others: int, code: str | None
+    shell: dict[str, Any],
+    customer_id: str,
+    first_name: str | None,
+    others: int,
+    code: str | None,
+    perks: int,
 ) -> dict[str, Any]:
-    """`shell` for this customer: their id, name and count of other incidents, and their
-    perk code if a perk is given."""
+    """`shell` for this customer: their id, name, counts of other incidents (with a perk),
+    and their perk code if a perk is given."""
     row = dict(shell, customer_id=customer_id, followups=[])
-    row["reasons"] = row["reasons"].replace(OTHERS_MARK, others_wording(others))
+    reasons = row["reasons"].replace(OTHERS_MARK, others_wording(others))
+    row["reasons"] = reasons.replace(CAPPED_MARK, capped_wording(perks))
     row["perk_code"] = code
     if row["text"] is not None:  # code first, then the name: a name is never scanned
         text: str = row["text"].replace(CODE_MARK, row["perk_code"] or "")

@@ -18,7 +18,8 @@ from typing import Any
 import msgspec
 
 from offers.catalog import OfferTable
-from offers.decide import StepContext, profile_columns
+from offers.catalog.matching import candidates
+from offers.decide import Learning, StepContext, profile_columns
 from offers.flow import Parts, UnknownCustomers
 from offers.incidents import Incident
 from segmentation.ids import unit_value
@@ -39,6 +40,7 @@ class SituationKeys:
         self._ruled: frozenset[str] = frozenset()
         self._limited: frozenset[str] = frozenset()
         self._alternatives = False
+        self._most = 1  # the most candidates a rule offers
 
     def customer(
         self, parts: Parts, table: OfferTable, incident: Incident, customer_id: str
@@ -73,6 +75,7 @@ class SituationKeys:
             self._ruled = frozenset(c for r in table.rules for c in r.when)
             self._limited = frozenset(r.perk for r in table.rules if r.per_customer_limit)
             self._alternatives = any(r.alternatives for r in table.rules)
+            self._most = max((len(candidates(r)) for r in table.rules), default=1)
             self._sources = sources
 
     def _incident(
@@ -146,8 +149,18 @@ class SituationKeys:
             tuple(sorted((r[1:] for r in history), key=repr)),
             _recent(recent, self._limited, ctx.policy.max_perks),
             share > 0 and draws[1] < share,
-            customer_id if exploring else None,  # an explorer's draw is their own
+            self._picks(customer_id, incident_id, ctx.step, learning) if exploring else None,
         )
+
+    def _picks(
+        self, customer_id: str, incident_id: str, step: int, learning: Learning | None
+    ) -> tuple[int, ...]:
+        """An explorer's pick among k candidates, for every k a rule offers (at most as many
+        after value bands): explorers who would pick alike share a situation. The draw is
+        the engine's (`offers.decide.choice.choose`)."""
+        assert learning is not None
+        u = unit_value(customer_id, f"{incident_id}#{step}#draw#{learning.salt}")
+        return tuple(int(u * k) for k in range(2, self._most + 1))
 
 
 @dataclass(frozen=True)
@@ -185,10 +198,10 @@ def _profile(parts: Parts, customer_id: str) -> dict[str, Any] | None:
 
 def _recent(recent: list[tuple[Any, ...]], limited: frozenset[str], max_perks: int) -> Hashable:
     """What the engine reads of the customer's other incidents in the window: whether
-    there are any (the second-failure flag; the reasons' count is spliced in per customer
-    like the name), how many carried a perk once that reaches the cap
-    (below it the number changes nothing), and for each perk a rule limits per customer,
-    in how many. Never which incidents, nor anything else: every new incident would make
+    there are any (the second-failure flag), whether as many as the cap carried a perk
+    (the reasons' counts of both are spliced in per customer like the name, so everyone
+    past the cap shares a situation), and for each perk a rule limits per customer, in
+    how many. Never which incidents, nor anything else: every new incident would make
     its customers situations of their own (`limited`: the perks a rule limits per customer)."""
     per_perk: dict[str, set[str]] = {}
     for _, incident_id, perk_id in recent:
@@ -197,7 +210,7 @@ def _recent(recent: list[tuple[Any, ...]], limited: frozenset[str], max_perks: i
     with_perk = len(set().union(*per_perk.values())) if per_perk else 0
     return (
         bool(recent),
-        with_perk if with_perk >= max_perks else None,
+        with_perk >= max_perks,
         tuple(sorted((perk, len(ids)) for perk, ids in per_perk.items() if perk in limited)),
     )
 

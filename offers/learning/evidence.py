@@ -8,6 +8,7 @@ offer table lists as a rule's alternatives; how it chooses is said there.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -89,8 +90,10 @@ class LearningSource:
     once after `forget` (this process recorded feedback).
 
     So feedback reaches the next decision in this process at once, and in every other
-    process sharing the ledger within `ttl`. `on_read` is told the wall-clock time of
-    each read (the server reports it on /metrics).
+    process sharing the ledger within `ttl`. While `watched` (a served worker's refresher,
+    api/refresher.py, calls `refresh` every `ttl`), a decision reads the ledger itself only
+    after `forget`: a read takes milliseconds, which a request should not wait for.
+    `on_read` is told the wall-clock time of each read (the server reports it on /metrics).
     """
 
     ledger: Ledger
@@ -98,24 +101,35 @@ class LearningSource:
     ttl: float = REFRESH_SECONDS
     seed: int | None = None
     on_read: Callable[[float], None] | None = None
+    watched: bool = False
     _cached: Learning | None = None
     _read_at: float = 0.0
     _stale: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def forget(self) -> None:
         """Read the ledger again for the next decision: new feedback was recorded."""
         self._stale = True
 
     def __call__(self, now: datetime) -> Learning:
-        clock = time.monotonic()
-        if self._cached is None or self._stale or clock - self._read_at > self.ttl:
+        cached = self._cached
+        fresh = self.watched or time.monotonic() - self._read_at <= self.ttl
+        if cached is not None and not self._stale and fresh:
+            return cached
+        return self.refresh(now)
+
+    def refresh(self, now: datetime) -> Learning:
+        """Read the posteriors now. One read at a time: a decision after `forget` waits
+        for a read under way and then reads again, so it never gets one begun before."""
+        with self._lock:
             self._stale = False
             fresh = load_learning(self.ledger, now, self.config, self.seed)
             # Unchanged posteriors keep their object, so what previews remember (by it)
             # stays valid until feedback moves them.
             if self._cached is None or not fresh.posteriors.equals(self._cached.posteriors):
                 self._cached = fresh
-            self._read_at = clock
-            if self.on_read is not None:
-                self.on_read(time.time())
-        return self._cached
+            self._read_at = time.monotonic()
+            cached = self._cached
+        if self.on_read is not None:
+            self.on_read(time.time())
+        return cached
