@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from click.testing import CliRunner
 from litestar.testing import TestClient
@@ -231,3 +232,13 @@ def test_cases_travel_in_the_xlsx_as_a_sheet(tmp_path: Path) -> None:
     book.save(path)
     with pytest.raises(ValueError, match="cases: unknown column 'favourite colour'"):
         read_table_file(path)
+
+
+def test_a_case_with_a_null_is_refused_naming_where_it_is(client: TestClient[Any]) -> None:
+    body = msgspec.to_builtins(parse_table(PASSING))
+    body["cases"][0]["profile"] = {"tier": "gold", "lounge_visits": None}
+    refused = client.put("/v1/offer-tables/flight-delay/draft", json=body)
+    assert refused.status_code == 422, refused.text  # TOML, where tables are kept, has no null
+    assert "profile.lounge_visits: null cannot be kept" in refused.json()["detail"]
+    body["cases"][0]["profile"] = {"tier": "gold"}
+    assert client.put("/v1/offer-tables/flight-delay/draft", json=body).status_code == 200

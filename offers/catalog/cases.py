@@ -44,6 +44,30 @@ class Case(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     profile: dict[str, Any] = {}
     expect: Expect
 
+    def __post_init__(self) -> None:
+        for field in ("facts", "profile"):
+            where = _null_at(getattr(self, field), field)
+            if where is not None:  # TOML, where the table is kept, has no null
+                raise ValueError(f"{where}: null cannot be kept in a table (leave it out)")
+
+
+def _null_at(value: Any, path: str) -> str | None:
+    """Where in `value` (a JSON value) a null is, if anywhere."""
+    if value is None:
+        return path
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, inner in items:
+        found = _null_at(inner, f"{path}.{key}" if isinstance(value, dict) else f"{path}[{key}]")
+        if found is not None:
+            return found
+    return None
+
 
 def dump_cases(cases: list[Case]) -> list[str]:
     """TOML lines of the `[[cases]]` blocks, defaults left out, for `dump_table`."""
