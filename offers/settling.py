@@ -47,16 +47,12 @@ def fixes(offered: pl.DataFrame, ctx: StepContext) -> pl.DataFrame:
         return pl.DataFrame(
             schema={"customer_id": pl.String, "_drop": pl.String, "charged_cost": pl.Float64}
         )
+    # settling marks rows and keeps them in place: row for row, no join over everyone
     settled = settle_stock_and_budget(offered, ctx)
-    return (
-        settled.select(_SETTLED)
-        .join(offered.select(_SETTLED), on="customer_id", suffix="_before")
-        .filter(
-            pl.col("_drop").ne_missing(pl.col("_drop_before"))
-            | pl.col("charged_cost").ne_missing(pl.col("charged_cost_before"))
-        )
-        .select(_SETTLED)
+    changed = settled["_drop"].ne_missing(offered["_drop"]) | settled["charged_cost"].ne_missing(
+        offered["charged_cost"]
     )
+    return settled.filter(changed).select(_SETTLED)
 
 
 def settle_with(changed: pl.DataFrame) -> Callable[[pl.DataFrame], pl.DataFrame]:
