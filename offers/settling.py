@@ -57,6 +57,8 @@ def fixes(offered: pl.DataFrame, ctx: StepContext) -> pl.DataFrame:
 
 def settle_with(changed: pl.DataFrame) -> Callable[[pl.DataFrame], pl.DataFrame]:
     """The `settle` hook of `offers.decide.decide` that applies `changed` (from `fixes`)."""
+    if changed.is_empty():  # stock and budget changed nobody's perk: nothing to join
+        return lambda frame: frame
     marked = changed.rename({"_drop": "_d", "charged_cost": "_c"}).with_columns(_fixed=pl.lit(True))
 
     def settle(frame: pl.DataFrame) -> pl.DataFrame:
