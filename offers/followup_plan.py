@@ -11,13 +11,17 @@ import polars as pl
 from offers.decide import ContactPolicy, schedule_followups
 from offers.ledger import FOLLOWUP_LIST
 
-__all__ = ["PLANNED_SCHEMA", "plan", "with_followups"]
+__all__ = ["PLANNED_SCHEMA", "PLAN_COLUMNS", "plan", "with_followups"]
 
 PLANNED_SCHEMA: dict[str, Any] = {
     "customer_id": pl.String,
     "kind": pl.String,
     "due_at": pl.Datetime("us", "UTC"),
 }
+
+
+#: What `plan` reads of the customers.
+PLAN_COLUMNS = ("customer_id", "timezone", "consent_marketing")
 
 
 def with_followups(fresh: pl.DataFrame, planned: pl.DataFrame) -> pl.DataFrame:
@@ -51,7 +55,7 @@ def plan(
         fresh.select("customer_id", "channel", "message_kind")
         .filter((pl.col("message_kind") == "apology") & pl.col("channel").is_not_null())
         .select("customer_id")
-        .join(customers.select("customer_id", "timezone", "consent_marketing"), on="customer_id")
+        .join(customers.select(PLAN_COLUMNS), on="customer_id")
         .filter("consent_marketing")
         .join(busy, on="customer_id", how="anti")
     )

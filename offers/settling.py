@@ -4,12 +4,16 @@ Every stage of the engine reads one customer's row alone except stock and budget
 weigh the whole step (`offers.decide.settle_stock_and_budget`). A step decided in parts
 first keeps, from each part, the rows with a candidate perk (`offered`); `fixes` settles
 those over all of them and keeps the few rows settling changed; `settle_with(fixes)` is
-the `settle` hook that gives each part, decided again, exactly that settlement.
+the `settle` hook that gives each part exactly that settlement. `record_in_chunks` keeps
+each part's candidates in a temporary Arrow file meanwhile, so they are worked out once
+and memory holds one part at a time.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import polars as pl
 
@@ -18,10 +22,10 @@ from offers.decide import (
     ContactPolicy,
     StepContext,
     candidates,
-    decide,
+    finish,
     settle_stock_and_budget,
 )
-from offers.followup_plan import plan
+from offers.followup_plan import PLAN_COLUMNS, plan
 from offers.ledger import DECISION_SCHEMA, Tx
 from offers.messages import MessageBook
 
@@ -43,20 +47,18 @@ def fixes(offered: pl.DataFrame, ctx: StepContext) -> pl.DataFrame:
         return pl.DataFrame(
             schema={"customer_id": pl.String, "_drop": pl.String, "charged_cost": pl.Float64}
         )
+    # settling marks rows and keeps them in place: row for row, no join over everyone
     settled = settle_stock_and_budget(offered, ctx)
-    return (
-        settled.select(_SETTLED)
-        .join(offered.select(_SETTLED), on="customer_id", suffix="_before")
-        .filter(
-            pl.col("_drop").ne_missing(pl.col("_drop_before"))
-            | pl.col("charged_cost").ne_missing(pl.col("charged_cost_before"))
-        )
-        .select(_SETTLED)
+    changed = settled["_drop"].ne_missing(offered["_drop"]) | settled["charged_cost"].ne_missing(
+        offered["charged_cost"]
     )
+    return settled.filter(changed).select(_SETTLED)
 
 
 def settle_with(changed: pl.DataFrame) -> Callable[[pl.DataFrame], pl.DataFrame]:
     """The `settle` hook of `offers.decide.decide` that applies `changed` (from `fixes`)."""
+    if changed.is_empty():  # stock and budget changed nobody's perk: nothing to join
+        return lambda frame: frame
     marked = changed.rename({"_drop": "_d", "charged_cost": "_c"}).with_columns(_fixed=pl.lit(True))
 
     def settle(frame: pl.DataFrame) -> pl.DataFrame:
@@ -84,28 +86,51 @@ def record_in_chunks(
 ) -> tuple[int, float]:
     """Decide and record `affected` `size` at a time; how many were issued, at what cost.
 
-    Pass one keeps each chunk's candidate perks (a few narrow columns); stock and budget
-    are settled over all of them at once; pass two decides each chunk again with that
-    settlement and records it before the next, so memory never holds more than one
-    chunk's decisions with their texts.
+    Pass one works out each chunk's candidates, keeps the rows with a candidate perk (a
+    few narrow columns) and spills the chunk (candidates, and what `plan` reads of the
+    customers) to a temporary Arrow file; stock and budget are settled over all of them at
+    once; pass two reads each chunk back, finishes its decisions with that settlement and
+    records them before the next, so memory never holds more than one chunk's decisions.
+    The files go with the directory that holds them, also when something fails.
     """
     history, recent, busy = past
     chunks = [affected[i : i + size] for i in range(0, len(affected), size)]
     found = []
-    for n, ids in enumerate(chunks):
-        progress(f"candidates: part {n + 1} of {len(chunks)}", 0.1 + 0.2 * n / len(chunks))
-        customers = select(ids)  # type: ignore[arg-type]
-        found.append(offered(candidates(customers, history, recent, ctx, table)))
-    settle = settle_with(fixes(pl.concat(found), ctx))
-    del found
-    issued, cost = 0, 0.0
-    for n, ids in enumerate(chunks):
-        share = 0.3 + 0.7 * n / len(chunks)
-        progress(f"deciding and recording part {n + 1} of {len(chunks)}", share)
-        customers = select(ids)  # type: ignore[arg-type]
-        fresh = decide(customers, history, recent, ctx, table, book, settle=settle)
-        fresh = fresh.cast(DECISION_SCHEMA)  # type: ignore[arg-type]
-        planned = plan(fresh, customers, busy, ctx.now, contact)
-        issued += tx.record(fresh, ctx.now, planned)
-        cost += float(fresh["charged_cost"].fill_null(0.0).sum())
+    with tempfile.TemporaryDirectory(prefix="makegood-chunks-") as tmp:
+        spilled = [
+            (Path(tmp) / f"{n}.candidates", Path(tmp) / f"{n}.plan") for n in range(len(chunks))
+        ]
+        for n, ids in enumerate(chunks):
+            progress(f"candidates: part {n + 1} of {len(chunks)}", 0.1 + 0.2 * n / len(chunks))
+            customers = select(ids)  # type: ignore[arg-type]
+            frame = candidates(customers, history, recent, ctx, table)
+            found.append(offered(frame))
+            _spill(frame, spilled[n][0])
+            _spill(customers.select(PLAN_COLUMNS), spilled[n][1])
+            del customers, frame
+        settle = settle_with(fixes(pl.concat(found), ctx))
+        del found
+        issued, cost = 0, 0.0
+        for n, (frame_file, plan_file) in enumerate(spilled):
+            share = 0.3 + 0.7 * n / len(chunks)
+            progress(f"deciding and recording part {n + 1} of {len(chunks)}", share)
+            frame = settle(_unspill(frame_file))
+            fresh = finish(frame, history, recent, ctx, table, book)
+            fresh = fresh.cast(DECISION_SCHEMA)  # type: ignore[arg-type]
+            planned = plan(fresh, _unspill(plan_file), busy, ctx.now, contact)
+            issued += tx.record(fresh, ctx.now, planned)
+            cost += float(fresh["charged_cost"].fill_null(0.0).sum())
+            del frame, fresh, planned
     return issued, cost
+
+
+def _spill(frame: pl.DataFrame, path: Path) -> None:
+    """Uncompressed: read back once, moments later, from the page cache most likely."""
+    frame.write_ipc(path, compression="uncompressed")
+
+
+def _unspill(path: Path) -> pl.DataFrame:
+    """The chunk back, and its file deleted: the disk holds only chunks still to come."""
+    frame = pl.read_ipc(path)
+    path.unlink()
+    return frame

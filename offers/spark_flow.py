@@ -6,11 +6,12 @@ other incidents for the caps, stock used today), and that, the compiled table, t
 the message book and the segmentation are broadcast once. Each partition of the profile
 dataset then runs the engine's per-customer stages (`offers.decide.candidates`) with
 `mapInArrow`; only the rows with a candidate perk come back (id, perk, value, cost, drop),
-and the driver settles stock per airport and day and the budget over all of them with the
-engine's own `settle_stock_and_budget`. The few rows that settling changed are broadcast
-back and every partition finishes its decisions (`offers.decide.decide` with that
-settlement). The driver records them under the incident's lock like any update, so an
-update replayed writes nothing and decisions are the local engine's.
+and the driver settles stock per airport and day and the budget over all of them as a
+chunked update does (`offers.settling.fixes`). The few rows that settling changed are
+broadcast back and every partition finishes its decisions (`offers.decide.decide` with
+that settlement, `offers.settling.settle_with`). The driver records them under the
+incident's lock like any update, so an update replayed writes nothing and decisions are the
+local engine's.
 
 Between Python and Spark, frames travel as Arrow IPC bytes, so every polars type (Enums,
 lists, zoned times) arrives as the engine made it.
@@ -27,12 +28,14 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from offers.catalog import OfferTable
-from offers.decide import StepContext, candidates, decide, settle_stock_and_budget
+from offers.decide import StepContext, candidates, decide
 from offers.flow import REFRESH_STATISTICS_AFTER, Outcome, Parts, apply_update
+from offers.followup_plan import PLAN_COLUMNS
 from offers.incidents import Incident
 from offers.ledger import DECISION_SCHEMA, Tx
 from offers.ledger.staging import Staging, ledger_rows
 from offers.messages import MessageBook
+from offers.settling import fixes, offered, settle_with
 from segmentation.ids import id_hash
 from segmentation.model import Segmentation
 from segmentation.spark import spread
@@ -42,15 +45,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 __all__ = ["SparkProfiles", "apply_on_spark", "read_profiles"]
-
-_SETTLED = ("customer_id", "_drop", "charged_cost")
-_PLAN_COLUMNS = ("customer_id", "timezone", "consent_marketing")
-_FIXES = {
-    "customer_id": pl.String,
-    "_drop": pl.String,
-    "charged_cost": pl.Float64,
-    "_fixed": pl.Boolean,
-}
 
 
 @dataclass(frozen=True)
@@ -128,11 +122,9 @@ def _offered(shared: Any) -> Any:
 
         def frames() -> Iterator[pl.DataFrame]:
             for batch in batches:
-                found = candidates(
-                    _customers(batch, step), step.history, step.recent, step.ctx, step.table
-                )
-                yield found.filter(pl.col("candidate").is_not_null()).select(
-                    "customer_id", "candidate", "perk_value", "charged_cost", "_drop"
+                customers = _customers(batch, step)
+                yield offered(
+                    candidates(customers, step.history, step.recent, step.ctx, step.table)
                 )
 
         yield from _blobs(frames())
@@ -141,30 +133,17 @@ def _offered(shared: Any) -> Any:
 
 
 def _decided(
-    step: _Step, fixes: pl.DataFrame, batches: Iterator[pa.RecordBatch]
+    step: _Step, changed: pl.DataFrame, batches: Iterator[pa.RecordBatch]
 ) -> Iterator[pl.DataFrame]:
-    """A partition's decisions, with stock and budget as the driver settled them, and the
-    columns follow-ups are planned on (`_PLAN_COLUMNS`)."""
-
-    def settle(frame: pl.DataFrame) -> pl.DataFrame:
-        fixed = frame.join(
-            fixes.rename({"_drop": "_d", "charged_cost": "_c"}),
-            on="customer_id",
-            how="left",
-            maintain_order="left",
-        )
-        hit = pl.col("_fixed").fill_null(False)
-        return fixed.with_columns(
-            _drop=pl.when(hit).then(pl.col("_d")).otherwise(pl.col("_drop")),
-            charged_cost=pl.when(hit).then(pl.col("_c")).otherwise(pl.col("charged_cost")),
-        ).drop("_d", "_c", "_fixed")
-
+    """A partition's decisions, with stock and budget as the driver settled them (`changed`:
+    `offers.settling.fixes`), and the columns follow-ups are planned on (`PLAN_COLUMNS`)."""
+    settle = settle_with(changed)
     for batch in batches:
         customers = _customers(batch, step)
         decided = decide(
             customers, step.history, step.recent, step.ctx, step.table, step.book, settle=settle
         )
-        plan = customers.select(_PLAN_COLUMNS)
+        plan = customers.select(PLAN_COLUMNS)
         yield decided.join(plan, on="customer_id", how="left", maintain_order="left")
 
 
@@ -201,20 +180,9 @@ def _affected_rows(
 def _settled(spark: SparkSession, rows: DataFrame, shared: Any, ctx: StepContext) -> Any:
     """The rows stock and budget changed, settled on the driver over every candidate, and
     broadcast back."""
-    offered = _collect(rows.mapInArrow(_offered(shared), _BLOB))
-    fixes = pl.DataFrame(schema=_FIXES)
-    if offered is not None and offered.height:
-        settled = settle_stock_and_budget(offered, ctx)
-        fixes = (
-            settled.select(_SETTLED)
-            .join(offered.select(_SETTLED), on="customer_id", suffix="_before")
-            .filter(
-                pl.col("_drop").ne_missing(pl.col("_drop_before"))
-                | pl.col("charged_cost").ne_missing(pl.col("charged_cost_before"))
-            )
-            .select(*_SETTLED, _fixed=pl.lit(True))
-        )
-    return spark.sparkContext.broadcast(fixes)
+    found = _collect(rows.mapInArrow(_offered(shared), _BLOB))
+    changed = fixes(pl.DataFrame() if found is None else found, ctx)
+    return spark.sparkContext.broadcast(changed)
 
 
 def _decider(spark: SparkSession, profiles: SparkProfiles, everyone: int | None) -> Any:
@@ -239,8 +207,8 @@ def _decider(spark: SparkSession, profiles: SparkProfiles, everyone: int | None)
         if decided is None:  # nobody left to decide at this step
             nobody = profiles.model.assign(pl.DataFrame(schema=profiles.schema))
             none = decide(nobody, history, recent, ctx, table, book)
-            return none, pl.DataFrame(schema={c: profiles.schema[c] for c in _PLAN_COLUMNS})
-        return decided.drop(_PLAN_COLUMNS[1:]), decided.select(_PLAN_COLUMNS)
+            return none, pl.DataFrame(schema={c: profiles.schema[c] for c in PLAN_COLUMNS})
+        return decided.drop(PLAN_COLUMNS[1:]), decided.select(PLAN_COLUMNS)
 
     return run
 
@@ -255,8 +223,8 @@ def _written(shared: Any, changed: Any, plan: Any, staging: Staging) -> Any:
         step: _Step = shared.value
         parts = []
         for decided in _decided(step, changed.value, batches):
-            fresh = decided.drop(_PLAN_COLUMNS[1:]).cast(DECISION_SCHEMA)  # type: ignore[arg-type]
-            planned = plan.value(fresh, decided.select(_PLAN_COLUMNS))
+            fresh = decided.drop(PLAN_COLUMNS[1:]).cast(DECISION_SCHEMA)  # type: ignore[arg-type]
+            planned = plan.value(fresh, decided.select(PLAN_COLUMNS))
             parts.append(ledger_rows(fresh, step.ctx.now, planned))
         if parts:
             staging.write(pl.concat([r for r, _ in parts]), pl.concat([w for _, w in parts]))

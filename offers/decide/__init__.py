@@ -6,7 +6,7 @@ handed history, counts and posteriors as frames and imports nothing that touches
 from offers.decide.choice import DEFAULT_CONFIG, POSTERIOR_SCHEMA, ExploreConfig, Learning
 from offers.decide.columns import profile_columns
 from offers.decide.context import StepContext
-from offers.decide.engine import candidates, decide, settle_stock_and_budget
+from offers.decide.engine import candidates, decide, finish, settle_stock_and_budget
 from offers.decide.policy import ContactPolicy, ValuePolicy, schedule_followups
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "ValuePolicy",
     "candidates",
     "decide",
+    "finish",
     "profile_columns",
     "schedule_followups",
     "settle_stock_and_budget",

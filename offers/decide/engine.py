@@ -13,6 +13,8 @@ logs the probability of what it issued, perk or none, in `propensity`.
 `decide` is a pipeline of stages, each a frame in and a frame out; the stages live with
 what they are about (`columns`, `perks`, `eligibility`, `reasons`), those that only wire
 other rooms in (history, the learned choice, the texts, the record) live here.
+`candidates` and `finish` are its halves either side of stock and budget, for an engine
+that decides a part of the customers at a time and settles those over all of them.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ __all__ = [
     "as_record",
     "candidates",
     "decide",
+    "finish",
     "settle_stock_and_budget",
     "with_choice",
     "with_history",
@@ -81,14 +84,7 @@ def decide(
     held = None if history.is_empty() else held_perks(history, perks)
     frame = _candidates(customers, history, recent, ctx, table, perks, banded, held)
     settled = settle(frame) if settle is not None else settle_stock_and_budget(frame, ctx)
-    return (
-        settled.pipe(with_withheld_odds, banded, perks, held, recent, ctx)
-        .pipe(with_outcome, ctx.policy)
-        .pipe(with_perk_facts, table, ctx.now)
-        .pipe(with_texts, book, ctx.incident.kind, ctx.entitlements)
-        .pipe(with_reasons, ctx)
-        .pipe(as_record, ctx)
-    )
+    return _finished(settled, recent, ctx, table, book, perks, banded, held)
 
 
 def candidates(
@@ -104,6 +100,22 @@ def candidates(
     held = None if history.is_empty() else held_perks(history, perks)
     banded = within_band(table, ctx)
     return _candidates(customers, history, recent, ctx, table, perks, banded, held)
+
+
+def finish(
+    settled: pl.DataFrame,
+    history: pl.DataFrame,
+    recent: pl.DataFrame,
+    ctx: StepContext,
+    table: OfferTable,
+    book: MessageBook,
+) -> pl.DataFrame:
+    """The stages after stock and budget, over a frame of `candidates` settled: `decide`
+    for an engine that keeps each part's candidates while stock and budget are settled over
+    all of the parts, so none is worked out twice."""
+    perks = _perk_frame(table)
+    held = None if history.is_empty() else held_perks(history, perks)
+    return _finished(settled, recent, ctx, table, book, perks, within_band(table, ctx), held)
 
 
 #: the catalog as a frame, once per published table
@@ -129,6 +141,26 @@ def _candidates(
         .pipe(with_candidate_perks, perks, held)
         .pipe(with_rule_limits, table, recent)
         .pipe(with_drops, ctx)
+    )
+
+
+def _finished(
+    settled: pl.DataFrame,
+    recent: pl.DataFrame,
+    ctx: StepContext,
+    table: OfferTable,
+    book: MessageBook,
+    perks: pl.DataFrame,
+    banded: OfferTable,
+    held: HeldPerks | None,
+) -> pl.DataFrame:
+    return (
+        settled.pipe(with_withheld_odds, banded, perks, held, recent, ctx)
+        .pipe(with_outcome, ctx.policy)
+        .pipe(with_perk_facts, table, ctx.now)
+        .pipe(with_texts, book, ctx.incident.kind, ctx.entitlements)
+        .pipe(with_reasons, ctx)
+        .pipe(as_record, ctx)
     )
 
 
