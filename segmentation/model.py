@@ -189,7 +189,7 @@ class Segmentation:
         objects = profiles.select(objection(profiles.schema)).to_series()
         if not objects.any():
             return pl.Series("cluster", self.predict_frame(profiles), pl.Int32)
-        clusters = pl.Series("cluster", [None] * profiles.height, pl.Int32)
+        clusters = pl.repeat(None, profiles.height, dtype=pl.Int32, eager=True).alias("cluster")
         rows = (~objects).arg_true()
         if len(rows):
             found = pl.Series(self.predict_frame(profiles.filter(~objects)), dtype=pl.Int32)
