@@ -133,9 +133,9 @@ def test_customers_named_before_notice_or_later_are_each_counted_once(runtime: R
     ids = passengers(runtime, 6)
     parts, now, incident_id = runtime.parts(), datetime.now(UTC), "MG123-2026-11-23"
     assert apply_update(parts, incident(20), ids[:3], now).issued == 0  # below notice
-    assert runtime.ledger.customer_count(incident_id) == 3
+    assert runtime.ledger.incident(incident_id)["customers"] == 3
     assert apply_update(parts, incident(50), ids[:5], now).issued == 5
-    assert runtime.ledger.customer_count(incident_id) == 5
+    assert runtime.ledger.incident(incident_id)["customers"] == 5
     out = apply_update(parts, incident(95), ids[4:], now)  # step 3: the six
     assert out.issued == 6 and sorted(out.decisions["customer_id"]) == sorted(ids)
     assert apply_update(parts, incident(95), ids, now).issued == 0
@@ -143,7 +143,7 @@ def test_customers_named_before_notice_or_later_are_each_counted_once(runtime: R
         assert tx.customers(incident_id) == sorted(ids)
         listed = tx.conn.execute(sa.select(incident_customers.c.customer_id)).scalars().all()
     assert sorted(listed) == sorted(ids[:3])  # the decided were not written a second time
-    assert runtime.ledger.customer_count(incident_id) == 6
+    assert runtime.ledger.incident(incident_id)["customers"] == 6
     assert runtime.ledger.summary(incident_id)["decisions"].to_list() == [5, 6]
 
 

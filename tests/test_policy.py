@@ -6,9 +6,11 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import polars as pl
 import pytest
+import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,6 +25,7 @@ from offers.decide.policy import (
 )
 from offers.flow import apply_update
 from offers.incidents.kinds import FlightFacts, Incident
+from offers.ledger.db import db_time
 from offers.ledger.versions import publish_table
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
@@ -284,6 +287,63 @@ def test_stock_per_airport_and_day_is_never_oversold(runtime: Runtime) -> None:
     assert given == 12
     tomorrow = apply_update(parts, _at_tpe(30, "TPE-9"), warriors[:5], NOW + timedelta(days=1))
     assert tomorrow.decisions.filter(pl.col("perk_id") == "lounge-1h").height == 5
+
+
+def test_a_preview_counts_stock_without_waiting_for_an_update_at_the_airport(
+    runtime: Runtime,
+) -> None:
+    """An update handing out stock holds the airport's stock lock until it commits; a
+    preview reads what is given as it stands instead of waiting (and holding up its
+    server meanwhile), and sees the same count."""
+    _publish_with_stock(runtime, per_day=3)
+    parts = replace(runtime.parts(), contact=ContactPolicy(holdout_share=0))
+    warriors = ids_of(runtime, "road-warrior", 6)
+    given = apply_update(parts, _at_tpe(30, "TPE-1"), warriors[:4], NOW)
+    assert given.decisions.filter(pl.col("perk_id") == "lounge-1h").height == 3
+    with ThreadPoolExecutor(max_workers=1) as pool, runtime.ledger.writing() as tx:
+        assert tx.stock_used("TPE", ["lounge-1h"], NOW) == {"lounge-1h": 3}  # the lock, held
+        asked = pool.submit(runtime.previews, parts, _at_tpe(30, "TPE-2"), warriors[5], NOW)
+        preview = asked.result(timeout=60)  # before this transaction ends
+        assert runtime.ledger.stock_used("TPE", ["lounge-1h"], NOW) == {"lounge-1h": 3}
+    assert preview is not None and preview["perk_id"] != "lounge-1h"
+    assert any("stock: no lounge-1h left at TPE" in r for r in json.loads(preview["reasons"]))
+
+
+def test_stock_is_counted_through_its_index(runtime: Runtime) -> None:
+    """Every update and preview at an airport with stocked perks counts them: through
+    `ix_decisions_stock`, not by reading every decision of the ledger."""
+    _publish_with_stock(runtime, per_day=3)
+    parts = replace(runtime.parts(), contact=ContactPolicy(holdout_share=0))
+    apply_update(parts, _at_tpe(30, "TPE-1"), ids_of(runtime, "road-warrior", 4), NOW)
+    engine = runtime.ledger.engine
+    counts: list[tuple[str, Any]] = []
+
+    def keep(_conn: object, _cursor: object, sql: str, params: Any, *_: object) -> None:
+        if "count(" in sql.lower() and "airport" in sql:
+            counts.append((sql, params))
+
+    sa.event.listen(engine, "before_cursor_execute", keep)
+    try:
+        with runtime.ledger.writing() as tx:
+            tx.stock_used("TPE", ["lounge-1h"], NOW)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", keep)
+    assert len(counts) == 1
+    read = runtime.ledger._stock_read  # a preview's count, straight on the driver
+    day = NOW.replace(hour=0)
+    values = read._compiled.construct_params(
+        {"airport": "TPE", "start": db_time(engine, day), "end": db_time(engine, day)}
+    )
+    args = tuple(values[name] for name in read._order) if read._order else values
+    for sql, params in [*counts, (read._compiled.string, args)]:
+        with engine.connect() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.exec_driver_sql("SET enable_seqscan = off")  # an index it can use, it uses
+                plan = [row[0] for row in conn.exec_driver_sql(f"EXPLAIN {sql}", params)]
+            else:
+                explain = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)
+                plan = [str(row[-1]) for row in explain]
+        assert "ix_decisions_stock" in "\n".join(plan), plan
 
 
 def test_channel_opt_outs_fall_back_or_send_nothing(runtime: Runtime) -> None:

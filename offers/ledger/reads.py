@@ -149,6 +149,7 @@ class TxReads:
             sa.select(decisions.c.perk_id, sa.func.count())
             .where(
                 decisions.c.airport == airport,
+                decisions.c.perk_id.is_not(None),  # as `ix_decisions_stock` holds them
                 decisions.c.perk_id.in_(list(perk_ids)),
                 decisions.c.created_at >= start,
                 decisions.c.created_at < start + timedelta(days=1),

@@ -84,6 +84,15 @@ decisions = sa.Table(
     sa.Column("first_name", sa.Text),  # where the text has the name; see `text`
 )
 sa.Index("ix_decisions_customer", decisions.c.customer_id, decisions.c.created_at)
+#: Perks given per airport and day, as stock is counted (migration 0019): without it every
+#: update and preview at an airport with stocked perks read the whole ledger.
+sa.Index(
+    "ix_decisions_stock",
+    decisions.c.airport,
+    decisions.c.created_at,
+    postgresql_where=decisions.c.perk_id.is_not(None),
+    sqlite_where=decisions.c.perk_id.is_not(None),
+)
 #: Follow-ups by due time; only rows that have one are in it.
 sa.Index(
     "ix_decisions_followup_due",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -65,12 +65,28 @@ def _preview_read() -> sa.CompoundSelect[Any]:
     )
 
 
+def _stock_read() -> sa.Select[Any]:
+    """Perks given at an airport in a time range, per perk, through `ix_decisions_stock`."""
+    d = decisions.c
+    return (
+        sa.select(d.perk_id, sa.func.count())
+        .where(
+            d.airport == sa.bindparam("airport", type_=d.airport.type),
+            d.perk_id.is_not(None),
+            d.created_at >= sa.bindparam("start"),  # `db_time`s
+            d.created_at < sa.bindparam("end"),
+        )
+        .group_by(d.perk_id)
+    )
+
+
 class Ledger:
     """The ledger on one database: transactions on it, and the reads outside an update."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._preview_read = Read(engine, _preview_read())
+        self._stock_read = Read(engine, _stock_read())
 
     def customer_past(
         self, incident_id: str, customer_id: str, since: datetime
@@ -87,8 +103,17 @@ class Ledger:
         return budget, history, recent
 
     def stock_used(self, airport: str, perk_ids: Sequence[str], day: datetime) -> dict[str, int]:
-        with self.reading() as tx:
-            return tx.stock_used(airport, perk_ids, day)
+        """`Tx.stock_used` as it stands, for a preview: without the airport's stock lock,
+        which an update handing out stock there holds until it commits (a preview waited
+        for it, and held up every request of its worker meanwhile)."""
+        start = day.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        rows = self._stock_read(
+            airport=airport,
+            start=db_time(self.engine, start),
+            end=db_time(self.engine, start + timedelta(days=1)),
+        )
+        wanted = set(perk_ids)
+        return {perk: int(n) for perk, n in rows if perk in wanted}
 
     def refresh_statistics(self) -> None:
         """Renew PostgreSQL's statistics of the decisions, after a large write: until
@@ -139,11 +164,6 @@ class Ledger:
     def count(self, incident_id: str, step: int | None = None) -> int:
         with self.reading() as tx:
             return tx.count(incident_id, step)
-
-    def customer_count(self, incident_id: str) -> int:
-        query = sa.select(incidents.c.customers).where(incidents.c.incident_id == incident_id)
-        with self.reading() as tx:
-            return int(tx.conn.execute(query).scalar() or 0)
 
     def spent(self, incident_id: str) -> float:
         with self.reading() as tx:
