@@ -96,6 +96,60 @@ def test_limiters_on_one_postgresql_share_every_keys_bucket(
         two.dispose()
 
 
+def _tokens(engine: sa.Engine, subject: str) -> float:
+    with engine.connect() as conn:
+        query = sa.text("SELECT tokens FROM rate_buckets WHERE subject = :s")
+        return float(conn.execute(query, {"s": subject}).scalar_one())
+
+
+@pytest.mark.postgres
+def test_a_busy_key_leases_tokens_and_two_hosts_never_pass_the_limit() -> None:
+    """At hundreds of requests a second a key's tokens are taken a lease at a time, a
+    statement per lease instead of one per request; two hosts leasing from one bucket
+    still accept no more than the burst and what the rate brought meanwhile."""
+    with postgres_schema() as url:
+        one, two = create_engine(url), create_engine(url)
+        upgrade(one)
+        rate, burst = 400.0, 400.0
+        a = RateLimiter(rate, burst, database=one)
+        b = RateLimiter(rate, burst, database=two)
+        assert a._database is not None and a._database.lease == 20
+        takes = 0
+        real = a._database._take
+
+        def counted(**params: object) -> list[tuple[object, ...]]:
+            nonlocal takes
+            takes += 1
+            return real(**params)
+
+        a._database._take = counted  # type: ignore[assignment,method-assign]
+        assert all(a.allow("busy") for _ in range(100))
+        assert takes <= 25  # 5 leases of 20; 100 statements without them
+        start = time.monotonic()
+        accepted = sum(limiter.allow("shared") for _ in range(600) for limiter in (a, b))
+        elapsed = time.monotonic() - start
+        assert burst - 2 * a._database.lease <= accepted <= burst + rate * elapsed + 1
+        one.dispose()
+        two.dispose()
+
+
+@pytest.mark.postgres
+def test_tokens_a_lease_did_not_spend_go_back_to_the_bucket(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with postgres_schema() as url:
+        engine = create_engine(url)
+        upgrade(engine)
+        monkeypatch.setattr(ratelimit._DatabaseBuckets, "LEASE_SECONDS", 100.0)
+        limiter = RateLimiter(1.0, 800, database=engine)  # a lease of 100 tokens
+        monkeypatch.setattr(ratelimit._DatabaseBuckets, "LEASE_SECONDS", 0.0)  # spent at once
+        assert limiter.allow("k")
+        assert _tokens(engine, "k") == pytest.approx(700, abs=0.5)  # one spent, 99 leased
+        assert limiter.allow("k")  # the 99 back, a new lease of 100 out
+        assert _tokens(engine, "k") == pytest.approx(699, abs=0.5)
+        engine.dispose()
+
+
 def answers_by_worker(metrics: Path, path: str) -> dict[str, dict[str, int]]:
     """Per worker, how many requests to `path` it answered with each status, from its
     Prometheus multiprocess file."""
