@@ -32,6 +32,7 @@ from api.http.customer_selection import (
 )
 from api.http.metrics import PREVIEWED, record_outcome
 from api.http.preview_json import preview_json
+from api.http.preview_threads import worked_out
 from api.http.wire import (
     DecisionOut,
     DecisionPage,
@@ -343,7 +344,7 @@ async def preview_decision(state: State, data: JSONBody[PreviewRequest]) -> Deci
     PREVIEWED["worked_out" if callable(found) else "memory"].inc()
     if isinstance(found, Preview):  # remembered: no thread switch, its JSON sent as it is
         return cast(DecisionOut, preview_json(found))
-    mine = await anyio.to_thread.run_sync(found) if callable(found) else found
+    mine = await worked_out(state, found) if callable(found) else found
     if mine is None:
         minutes = runtime.policy.notice_minutes
         detail = f"below the noticeability threshold ({minutes} min): nothing would be sent"
