@@ -41,6 +41,31 @@ _DECISION_READ: dict[str, Any] = {
 }
 
 
+#: Perks given at an airport in a time range, per perk, through `ix_decisions_stock`
+#: (`stock_params` gives its parameters; `stocked` keeps the perks asked about).
+STOCK_USED = (
+    sa.select(decisions.c.perk_id, sa.func.count())
+    .where(
+        decisions.c.airport == sa.bindparam("airport", type_=decisions.c.airport.type),
+        decisions.c.perk_id.is_not(None),
+        decisions.c.created_at >= sa.bindparam("start"),  # `db_time`s
+        decisions.c.created_at < sa.bindparam("end"),
+    )
+    .group_by(decisions.c.perk_id)
+)
+
+
+def stock_params(airport: str, day: datetime) -> dict[str, Any]:
+    """`STOCK_USED`'s parameters for `day` (UTC) at `airport` (through `db_time` for `Read`)."""
+    start = day.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return {"airport": airport, "start": start, "end": start + timedelta(days=1)}
+
+
+def stocked(rows: Sequence[Any], perk_ids: Sequence[str]) -> dict[str, int]:
+    wanted = set(perk_ids)
+    return {perk: int(n) for perk, n in rows if perk in wanted}
+
+
 class TxReads:
     """The reads of one transaction on the ledger, and the update's customers staged for them."""
 
@@ -144,19 +169,8 @@ class TxReads:
         stocked perks there, across incidents and workers; SQLite's write lock already does.
         """
         self._lock_stock(airport)
-        start = day.replace(hour=0, minute=0, second=0, microsecond=0)
-        query = (
-            sa.select(decisions.c.perk_id, sa.func.count())
-            .where(
-                decisions.c.airport == airport,
-                decisions.c.perk_id.is_not(None),  # as `ix_decisions_stock` holds them
-                decisions.c.perk_id.in_(list(perk_ids)),
-                decisions.c.created_at >= start,
-                decisions.c.created_at < start + timedelta(days=1),
-            )
-            .group_by(decisions.c.perk_id)
-        )
-        return {perk: int(n) for perk, n in self.conn.execute(query).all()}
+        rows = self.conn.execute(STOCK_USED, stock_params(airport, day)).all()
+        return stocked(rows, perk_ids)
 
     def _lock_stock(self, airport: str) -> None:
         """Take the transaction's advisory lock on `airport`'s stock (PostgreSQL only)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from offers.ledger.db import WRITE_LOCK, Read, db_time
 from offers.ledger.followups import FOLLOWUP_SCHEMA, FeedPosition
+from offers.ledger.reads import STOCK_USED, stock_params, stocked
 from offers.ledger.schema import decisions, incidents
 from offers.ledger.transaction import Tx
 
@@ -65,28 +66,13 @@ def _preview_read() -> sa.CompoundSelect[Any]:
     )
 
 
-def _stock_read() -> sa.Select[Any]:
-    """Perks given at an airport in a time range, per perk, through `ix_decisions_stock`."""
-    d = decisions.c
-    return (
-        sa.select(d.perk_id, sa.func.count())
-        .where(
-            d.airport == sa.bindparam("airport", type_=d.airport.type),
-            d.perk_id.is_not(None),
-            d.created_at >= sa.bindparam("start"),  # `db_time`s
-            d.created_at < sa.bindparam("end"),
-        )
-        .group_by(d.perk_id)
-    )
-
-
 class Ledger:
     """The ledger on one database: transactions on it, and the reads outside an update."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._preview_read = Read(engine, _preview_read())
-        self._stock_read = Read(engine, _stock_read())
+        self._stock_read = Read(engine, STOCK_USED)
 
     def customer_past(
         self, incident_id: str, customer_id: str, since: datetime
@@ -106,14 +92,13 @@ class Ledger:
         """`Tx.stock_used` as it stands, for a preview: without the airport's stock lock,
         which an update handing out stock there holds until it commits (a preview waited
         for it, and held up every request of its worker meanwhile)."""
-        start = day.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        params = stock_params(airport, day)
         rows = self._stock_read(
             airport=airport,
-            start=db_time(self.engine, start),
-            end=db_time(self.engine, start + timedelta(days=1)),
+            start=db_time(self.engine, params["start"]),
+            end=db_time(self.engine, params["end"]),
         )
-        wanted = set(perk_ids)
-        return {perk: int(n) for perk, n in rows if perk in wanted}
+        return stocked(rows, perk_ids)
 
     def refresh_statistics(self) -> None:
         """Renew PostgreSQL's statistics of the decisions, after a large write: until
