@@ -40,6 +40,19 @@ NEW_SMS = "{first_name}, our apologies: {flight} runs {delay_minutes} min late."
 REWORDED = FLIGHT.replace(OLD_SMS, NEW_SMS)
 
 
+def publish_elsewhere(runtime: Runtime) -> None:
+    """The flight-delay book reworded (`REWORDED`), published by another worker through
+    the database: this process hears of it only by reading."""
+    MessageStore(runtime.engine).publish(
+        "flight_delay",
+        by="other-worker",
+        reason="elsewhere",
+        now=datetime.now(UTC),
+        check=lambda name, book: [],
+        body=REWORDED,
+    )
+
+
 def _without(book: MessageBook, drop: Callable[[Template], bool]) -> MessageBook:
     return msgspec.structs.replace(book, templates=[t for t in book.templates if not drop(t)])
 
@@ -189,14 +202,7 @@ def test_a_publish_by_another_process_is_served_within_a_second(
     client: TestClient[Any], runtime: Runtime
 ) -> None:
     """Another worker publishes through the database; this one checks at most once a second."""
-    MessageStore(runtime.engine).publish(
-        "flight_delay",
-        by="other-worker",
-        reason="elsewhere",
-        now=datetime.now(UTC),
-        check=lambda name, book: [],
-        body=REWORDED,
-    )
+    publish_elsewhere(runtime)
     assert runtime.wording().versions["flight_delay"] == 1  # checked less than a second ago
     runtime._messages_checked_at -= 1.5  # a second and a half later
     assert runtime.wording().versions["flight_delay"] == 2

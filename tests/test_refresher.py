@@ -15,9 +15,9 @@ from api.keys import KeyStore
 from api.refresher import Refresher
 from api.runtime import Runtime, learning_source
 from offers.catalog import DEFAULTS
-from offers.ledger import MessageStore, publish_shipped_books, publish_table
+from offers.ledger import publish_shipped_books, publish_table
 from offers.messages import load_default_book
-from tests.test_message_books import NEW_SMS, REWORDED
+from tests.test_message_books import NEW_SMS, publish_elsewhere
 
 
 @pytest.fixture
@@ -34,14 +34,7 @@ def refresher(runtime: Runtime) -> Iterator[Refresher]:
 def test_a_publish_elsewhere_is_served_after_the_next_round(
     runtime: Runtime, refresher: Refresher
 ) -> None:
-    MessageStore(runtime.engine).publish(
-        "flight_delay",
-        by="other-worker",
-        reason="elsewhere",
-        now=datetime.now(UTC),
-        check=lambda name, book: [],
-        body=REWORDED,
-    )
+    publish_elsewhere(runtime)
     body = (DEFAULTS / "offers.toml").read_text(encoding="utf-8")
     publish_table(runtime.ledger, "flight-delay", body, "other-worker", "again", datetime.now(UTC))
     before = runtime.table_version
