@@ -106,7 +106,9 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     # every worker (and any other server on this folder and host) draws on the same buckets;
     # hosts sharing the folder over the network keep a file each, never one mapping
     os.environ[RATE_FILE_ENV] = str(settings.data_dir / f".ratelimit-{socket.gethostname()}")
-    if workers > 1:  # /metrics on any worker sums over all of them
+    if workers > 1:
+        share_cores(workers)
+        # /metrics on any worker sums over all of them
         metrics = settings.data_dir / ".prometheus"
         shutil.rmtree(metrics, ignore_errors=True)
         metrics.mkdir()
@@ -124,6 +126,18 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
         http="h11",
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
     )
+
+
+def share_cores(workers: int) -> None:
+    """Give each worker's polars pool its share of the cores (at least one thread), unless
+    POLARS_MAX_THREADS says otherwise; spawned workers read it when they import polars.
+
+    Every worker's pool defaults to all cores, so N workers would start N pools as wide as
+    the machine; and a small incident gains nothing from a wide pool while its idle
+    threads cost CPU (bench/worker_threads.py: about 1.3x the CPU with two threads).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    os.environ.setdefault("POLARS_MAX_THREADS", str(max(1, (cores or 1) // workers)))
 
 
 @cli.group()
