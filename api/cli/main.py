@@ -88,7 +88,14 @@ def demo(settings: Settings, learn: bool) -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes; each gets cores / N threads for table work "
+    "(POLARS_MAX_THREADS overrides).",
+)
 @click.pass_obj
 def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     """Serve the HTTP API (OpenAPI at /schema); bootstraps an empty data folder first."""
